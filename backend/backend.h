@@ -1,0 +1,115 @@
+// backend/backend.h — the Backend interface: every op the GPT model calls, forward and backward.
+//
+// Layers never touch raw memory; they call these ops on Tensor views. The CPU
+// backend (backend/cpu) is the numerical reference; backend/cuda implements
+// the same interface. backend/registry.cpp picks one by Device.
+//
+// Conventions (one rule, stated once):
+//   * outputs are written (`=`) unless the op takes an `Accumulate` argument or
+//     its name says so; parameter gradients (dweight, dbias, dwte, ...) are
+//     always accumulated (`+=`) so that microbatches sum without extra copies.
+//   * shapes: B batch, T sequence, C channels, H heads, D = C/H, Vp padded vocab,
+//     N = any row count (usually B*T). "rows" means every dim but the last.
+//   * any float tensor may be f32, bf16 or f16; arithmetic is f32 inside every
+//     op. Statistics saved for backward (layernorm mean/rstd, attention probs,
+//     per-position losses) are always f32. Token ids are int32 (TokenView).
+//   * ops never allocate; scratch memory is passed in by the caller (planned).
+//   * bad shapes or dtypes throw loom::Error naming the op and the shapes.
+#pragma once
+
+#include <cstdint>
+
+#include "core/buffer.h"
+#include "core/tensor.h"
+
+namespace loom {
+
+enum class Accumulate : bool { no = false, yes = true };
+enum class Trans : bool { no = false, yes = true };
+
+struct MatmulOpts {
+  Trans trans_a = Trans::no;       // use a^T
+  Trans trans_b = Trans::no;       // use b^T
+  Accumulate accumulate = Accumulate::no;  // out += ... instead of out = ...
+  float alpha = 1.0f;              // out (+)= alpha * op(a) op(b) + bias
+};
+
+struct AdamWArgs {
+  float lr = 0;
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float weight_decay = 0;   // decoupled: param -= lr * wd * param
+  std::int64_t step = 1;    // 1-based, for bias correction
+  float grad_scale = 1.0f;  // grad is multiplied by this first (clipping, loss-scale undo)
+};
+
+class Backend : public Allocator {
+public:
+  // ---- memory -------------------------------------------------------------
+  // dst and src have equal byte sizes; either may live on the host.
+  virtual void copy(Tensor dst, Tensor src) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- elementwise and reductions -------------------------------------------
+  virtual void fill(Tensor x, float value) = 0;
+  virtual void scale(Tensor x, float alpha) = 0;               // x *= alpha
+  virtual void axpy(Tensor y, float alpha, Tensor x) = 0;      // y += alpha * x
+  virtual void add(Tensor out, Tensor a, Tensor b) = 0;        // out = a + b (out may alias a or b)
+  virtual void cast(Tensor dst, Tensor src) = 0;               // dtype conversion, same shape
+  virtual double sum_squares(Tensor x) = 0;                    // sum x^2, accumulated in double
+
+  // ---- matmul ---------------------------------------------------------------
+  // out (M,N) (+)= alpha * op(a) op(b) + bias,  op(a): (M,K), op(b): (K,N),
+  // bias (N) or empty. Leading dims of a/b/out are taken from their shapes (rows).
+  virtual void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) = 0;
+  // dbias (N) += column sums of dout (rows, N).
+  virtual void bias_backward(Tensor dbias, Tensor dout) = 0;
+
+  // ---- layernorm over the last dim: out = (x - mean) * rstd * weight + bias ------
+  virtual void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight,
+                                 Tensor bias, float eps) = 0;
+  // dx (=|+=) ; dweight += ; dbias +=.
+  virtual void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Tensor x,
+                                  Tensor weight, Tensor mean, Tensor rstd, Accumulate dx_acc) = 0;
+
+  // ---- GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) --------
+  virtual void gelu_forward(Tensor out, Tensor x) = 0;
+  virtual void gelu_backward(Tensor dx, Tensor dout, Tensor x) = 0;  // dx may alias dout
+
+  // ---- softmax over the last dim -------------------------------------------------
+  virtual void softmax_forward(Tensor out, Tensor x) = 0;
+  virtual void softmax_backward(Tensor dx, Tensor dout, Tensor y) = 0;  // y = forward output
+
+  // ---- causal self-attention --------------------------------------------------
+  // qkv (B,T,3*H*D): q, k, v concatenated on the last dim, heads contiguous
+  // inside each; out (B,T,H*D); probs (B,H,T,T) f32 saved for backward, with
+  // scale 1/sqrt(D) and a causal mask (position t sees 0..t).
+  virtual void attention_forward(Tensor out, Tensor probs, Tensor qkv, int heads) = 0;
+  // dqkv (=) (B,T,3*H*D); scratch (B,H,T,T) f32, overwritten.
+  virtual void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
+                                  int heads) = 0;
+
+  // ---- token + position embedding ---------------------------------------------
+  // out (B,T,C) = wte[tok - vocab_start] + wpe[t]; a token outside this shard's
+  // rows [vocab_start, vocab_start + rows(wte)) contributes zeros (vocab-parallel
+  // embedding); an empty wpe adds no position term.
+  virtual void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe,
+                                 std::int64_t vocab_start) = 0;
+  // dwte += , dwpe += (either may be empty to skip it).
+  virtual void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens,
+                                  std::int64_t vocab_start) = 0;
+
+  // ---- cross-entropy over logits (N, Vp); only the first `vocab` columns are real ----
+  // losses (N) f32 = logsumexp(logits[:vocab]) - logits[target].
+  virtual void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets,
+                                     std::int64_t vocab) = 0;
+  // dlogits (=) = dloss * (softmax(logits[:vocab]) - onehot(target)), 0 in padded
+  // columns. dlogits may alias logits (saves the (N, Vp) buffer).
+  virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets,
+                                      std::int64_t vocab, float dloss) = 0;
+
+  // ---- optimizer ----------------------------------------------------------------
+  // AdamW on f32 param/grad/m/v of equal shape (PyTorch semantics).
+  virtual void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args) = 0;
+};
+
+}  // namespace loom

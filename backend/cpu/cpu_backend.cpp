@@ -1,0 +1,124 @@
+// backend/cpu/cpu_backend.cpp — CpuBackend: host memory and the forwarding of each op
+// to its kernel (backend/cpu/*.cpp), after checking every tensor is host memory.
+#include "backend/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+#include "backend/checks.h"
+#include "backend/cpu/kernels.h"
+
+namespace loom {
+
+namespace {
+
+void on_host(const char* op, std::initializer_list<Tensor> ts) {
+  for (const Tensor& t : ts) check::device(op, "a tensor", t, Device::cpu);
+}
+
+class CpuBackend final : public Backend {
+public:
+  Device device() const override { return Device::cpu; }
+
+  void* allocate(std::size_t bytes) override {
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    LOOM_CHECK(p != nullptr, "reduce the batch or model size; the memory plan printed at start says what needs it",
+               "cpu allocate: out of memory allocating {} bytes", bytes);
+    count_alloc(bytes);
+    return p;
+  }
+  void deallocate(void* p, std::size_t bytes) override {
+    std::free(p);
+    count_free(bytes);
+  }
+
+  void copy(Tensor dst, Tensor src) override {
+    on_host("copy", {dst, src});
+    LOOM_CHECK(dst.bytes() == src.bytes(), "", "copy: dst {} and src {} differ in size", dst.str(), src.str());
+    if (dst.ptr != src.ptr && src.bytes()) std::memcpy(dst.ptr, src.ptr, src.bytes());
+  }
+  void synchronize() override {}
+
+  void fill(Tensor x, float v) override { on_host("fill", {x}), cpu::fill(x, v); }
+  void scale(Tensor x, float a) override { on_host("scale", {x}), cpu::scale(x, a); }
+  void axpy(Tensor y, float a, Tensor x) override { on_host("axpy", {y, x}), cpu::axpy(y, a, x); }
+  void add(Tensor o, Tensor a, Tensor b) override { on_host("add", {o, a, b}), cpu::add(o, a, b); }
+  void cast(Tensor d, Tensor s) override { on_host("cast", {d, s}), cpu::cast(d, s); }
+  double sum_squares(Tensor x) override { return on_host("sum_squares", {x}), cpu::sum_squares(x); }
+
+  void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) override {
+    on_host("matmul", {out, a, b, bias});
+    cpu::matmul(out, a, b, bias, opts);
+  }
+  void bias_backward(Tensor dbias, Tensor dout) override {
+    on_host("bias_backward", {dbias, dout});
+    cpu::bias_backward(dbias, dout);
+  }
+
+  void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b,
+                         float eps) override {
+    on_host("layernorm_forward", {out, mean, rstd, x, w, b});
+    cpu::layernorm_forward(out, mean, rstd, x, w, b, eps);
+  }
+  void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean,
+                          Tensor rstd, Accumulate acc) override {
+    on_host("layernorm_backward", {dx, dw, db, dout, x, w, mean, rstd});
+    cpu::layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, acc);
+  }
+
+  void gelu_forward(Tensor out, Tensor x) override { on_host("gelu_forward", {out, x}), cpu::gelu_forward(out, x); }
+  void gelu_backward(Tensor dx, Tensor dout, Tensor x) override {
+    on_host("gelu_backward", {dx, dout, x});
+    cpu::gelu_backward(dx, dout, x);
+  }
+  void softmax_forward(Tensor out, Tensor x) override {
+    on_host("softmax_forward", {out, x});
+    cpu::softmax_forward(out, x);
+  }
+  void softmax_backward(Tensor dx, Tensor dout, Tensor y) override {
+    on_host("softmax_backward", {dx, dout, y});
+    cpu::softmax_backward(dx, dout, y);
+  }
+
+  void attention_forward(Tensor out, Tensor probs, Tensor qkv, int heads) override {
+    on_host("attention_forward", {out, probs, qkv});
+    cpu::attention_forward(out, probs, qkv, heads);
+  }
+  void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, int heads) override {
+    on_host("attention_backward", {dqkv, scratch, dout, qkv, probs});
+    cpu::attention_backward(dqkv, scratch, dout, qkv, probs, heads);
+  }
+
+  void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start) override {
+    on_host("embedding_forward", {out, wte, wpe});
+    cpu::embedding_forward(out, tokens, wte, wpe, vocab_start);
+  }
+  void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens,
+                          std::int64_t vocab_start) override {
+    on_host("embedding_backward", {dwte, dwpe, dout});
+    cpu::embedding_backward(dwte, dwpe, dout, tokens, vocab_start);
+  }
+
+  void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab) override {
+    on_host("cross_entropy_forward", {losses, logits});
+    cpu::cross_entropy_forward(losses, logits, targets, vocab);
+  }
+  void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab,
+                              float dloss) override {
+    on_host("cross_entropy_backward", {dlogits, logits});
+    cpu::cross_entropy_backward(dlogits, logits, targets, vocab, dloss);
+  }
+
+  void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args) override {
+    on_host("adamw", {param, grad, m, v});
+    cpu::adamw(param, grad, m, v, args);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace loom

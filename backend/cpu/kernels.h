@@ -1,0 +1,58 @@
+// backend/cpu/kernels.h — the CPU kernels behind CpuBackend, one file per family.
+//
+// Each function validates its arguments (backend/checks.h) and runs an OpenMP
+// kernel; the CpuBackend class (cpu_backend.cpp) only forwards to these.
+// Semantics are those documented in backend/backend.h.
+#pragma once
+
+#include "backend/backend.h"
+
+namespace loom::cpu {
+
+// ---- gemm.cpp: the one GEMM entry point (OpenBLAS sgemm for f32, a blocked
+// f32-accumulating kernel for bf16/f16). Row-major; ld* are row strides.
+struct ConstMat { DType dtype; const void* ptr; std::int64_t ld; };
+struct Mat { DType dtype; void* ptr; std::int64_t ld; };
+void gemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, ConstMat a,
+          ConstMat b, float beta, Mat c);
+
+void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts);
+void bias_backward(Tensor dbias, Tensor dout);
+
+// ---- elementwise.cpp
+void fill(Tensor x, float value);
+void scale(Tensor x, float alpha);
+void axpy(Tensor y, float alpha, Tensor x);
+void add(Tensor out, Tensor a, Tensor b);
+void cast(Tensor dst, Tensor src);
+double sum_squares(Tensor x);
+void gelu_forward(Tensor out, Tensor x);
+void gelu_backward(Tensor dx, Tensor dout, Tensor x);
+void softmax_forward(Tensor out, Tensor x);
+void softmax_backward(Tensor dx, Tensor dout, Tensor y);
+void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args);
+
+// ---- layernorm.cpp
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps);
+void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Tensor x, Tensor weight,
+                        Tensor mean, Tensor rstd, Accumulate dx_acc);
+
+// ---- attention.cpp
+void attention_forward(Tensor out, Tensor probs, Tensor qkv, int heads);
+void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, int heads);
+
+// ---- embedding.cpp
+void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start);
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens, std::int64_t vocab_start);
+
+// ---- cross_entropy.cpp
+void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab);
+void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab, float dloss);
+
+// Typed element access for the kernels: load as f32, store with rounding.
+template <class T>
+inline float ld(const T* p, std::int64_t i) { return to_float(p[i]); }
+template <class T>
+inline void st(T* p, std::int64_t i, float v) { p[i] = from_float<T>(v); }
+
+}  // namespace loom::cpu

@@ -1,0 +1,163 @@
+// launch/bench_ops.cpp — `loom-bench ops`: the time of every backend op at GPT-2-small
+// shapes (B=4, T=256, C=768, H=12, V=50304 by default), and our matmul path
+// next to a direct cblas_sgemm of the same size in the same run. Prints a
+// markdown table (paste into docs/performance.md) and the goal ratios.
+#include <cblas.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "backend/registry.h"
+#include "core/rng.h"
+#include "launch/bench_util.h"
+
+namespace po = boost::program_options;
+
+namespace loom::bench {
+
+namespace {
+
+struct Row {
+  std::string op, shape;
+  double seconds, flops;
+};
+
+}  // namespace
+
+int run_ops(int argc, char** argv) {
+  std::int64_t B = 4, T = 256, C = 768, H = 12, V = 50304;
+  int repeat = 10, warmup = 2;
+  std::string device = "cpu";
+  po::options_description opts("loom-bench ops options");
+  opts.add_options()("help", "show this help")
+      ("device", po::value(&device)->default_value(device), "cpu or cuda")
+      ("batch", po::value(&B)->default_value(B), "B: sequences")
+      ("seq", po::value(&T)->default_value(T), "T: sequence length")
+      ("channels", po::value(&C)->default_value(C), "C: model width")
+      ("heads", po::value(&H)->default_value(H), "H: attention heads")
+      ("vocab", po::value(&V)->default_value(V), "V: (padded) vocabulary")
+      ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions (median is reported)")
+      ("warmup", po::value(&warmup)->default_value(warmup), "untimed repetitions first");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(fmt::format("loom-bench ops: {}", e.what()), "run 'loom-bench ops --help'");
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  LOOM_CHECK(B > 0 && T > 0 && C > 0 && H > 0 && V > 0 && C % H == 0 && repeat > 0, "",
+             "loom-bench ops: sizes must be positive and heads must divide channels");
+
+  auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
+  const std::int64_t N = B * T, F = 4 * C;
+  std::vector<Buffer> keep;
+  std::uint64_t stream = 0;
+  // Random-normal buffer on the backend's device (generated on the host, copied over).
+  auto randn = [&](Shape s, float std = 0.02f) {
+    std::vector<float> host(std::size_t(s.numel()));
+    fill_normal(host.data(), s.numel(), 1234, stream++, 0, 0.0f, std);
+    keep.emplace_back(*be, s, DType::f32);
+    be->copy(keep.back(), host_tensor(host.data(), s));
+    return keep.back().tensor();
+  };
+  std::vector<std::int32_t> tok_host(static_cast<std::size_t>(N));
+  for (std::int64_t i = 0; i < N; ++i) tok_host[std::size_t(i)] = std::int32_t(rng_u64(7, 0, i) % std::uint64_t(V));
+  const TokenView tokens{tok_host.data(), Shape{B, T}, Device::cpu};
+
+  std::vector<Row> rows;
+  auto time = [&](const std::string& op, const std::string& shape, double flops, const std::function<void()>& fn) {
+    rows.push_back({op, shape, median_seconds(*be, warmup, repeat, fn), flops});
+    return rows.back().seconds;
+  };
+
+  // ---- linear layers: ours (with bias) next to raw sgemm ----------------------
+  struct Lin { const char* name; std::int64_t in, out; bool bias; };
+  const Lin lins[] = {{"qkv", C, 3 * C, true}, {"attn_proj", C, C, true}, {"fc", C, F, true},
+                      {"fc_proj", F, C, true}, {"lm_head", C, V, false}};
+  double peak = 0, t_lin[5] = {}, t_sgemm[5] = {};
+  for (int li = 0; li < 5; ++li) {
+    const Lin& l = lins[li];
+    Tensor x = randn({N, l.in}), w = randn({l.out, l.in}), b = l.bias ? randn({l.out}) : Tensor{};
+    Tensor y = randn({N, l.out}), dy = randn({N, l.out}), dx = randn({N, l.in}), dw = randn({l.out, l.in});
+    const double fl = 2.0 * N * l.in * l.out;
+    const std::string sh = fmt::format("{}x{} -> {}", N, l.in, l.out);
+    t_lin[li] = time(fmt::format("matmul {} fwd (ours)", l.name), sh, fl,
+                     [&] { be->matmul(y, x, w, b, {.trans_b = Trans::yes}); });
+    if (device == "cpu") {
+      t_sgemm[li] = time(fmt::format("cblas_sgemm {} (raw)", l.name), sh, fl, [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(l.out), int(l.in), 1.0f,
+                    x.data<float>(), int(l.in), w.data<float>(), int(l.in), 0.0f, y.data<float>(), int(l.out));
+      });
+      peak = std::max(peak, fl / t_sgemm[li]);
+    }
+    time(fmt::format("matmul {} bwd dx", l.name), sh, fl, [&] { be->matmul(dx, dy, w, {}, {}); });
+    time(fmt::format("matmul {} bwd dW (+=)", l.name), sh, fl,
+         [&] { be->matmul(dw, dy, x, {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes}); });
+  }
+
+  // ---- the other ops --------------------------------------------------------------
+  Tensor x = randn({B, T, C}, 1.0f), y = randn({B, T, C}), w = randn({C}), b = randn({C});
+  Tensor mean = randn({N}), rstd = randn({N}), dx = randn({B, T, C}), dw = randn({C}), db = randn({C});
+  const std::string btc = fmt::format("({},{},{})", B, T, C);
+  const double t_ln = time("layernorm fwd", btc, 0, [&] { be->layernorm_forward(y, mean, rstd, x, w, b, 1e-5f); });
+  time("layernorm bwd", btc, 0,
+       [&] { be->layernorm_backward(dx, dw, db, y, x, w, mean, rstd, Accumulate::yes); });
+  Tensor h = randn({N, F}, 1.0f), g = randn({N, F});
+  const std::string nf = fmt::format("({},{})", N, F);
+  const double t_gelu = time("gelu fwd", nf, 0, [&] { be->gelu_forward(g, h); });
+  time("gelu bwd", nf, 0, [&] { be->gelu_backward(g, g, h); });
+  Tensor s = randn({B, H, T, T}, 1.0f), sp = randn({B, H, T, T});
+  const std::string bhtt = fmt::format("({},{},{},{})", B, H, T, T);
+  const double t_sm = time("softmax fwd", bhtt, 0, [&] { be->softmax_forward(sp, s); });
+  time("softmax bwd", bhtt, 0, [&] { be->softmax_backward(s, s, sp); });
+  Tensor qkv = randn({B, T, 3 * C}, 1.0f), dqkv = randn({B, T, 3 * C}), att = randn({B, T, C});
+  const double att_fl = 4.0 * B * H * T * T * (C / H);  // q k^T and p v, full squares
+  time("attention fwd", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), att_fl,
+       [&] { be->attention_forward(att, sp, qkv, int(H)); });
+  time("attention bwd", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), 2 * att_fl,
+       [&] { be->attention_backward(dqkv, s, att, qkv, sp, int(H)); });
+  Tensor wte = randn({V, C}), wpe = randn({T, C}), dwte = randn({V, C}), dwpe = randn({T, C});
+  time("embedding fwd", btc, 0, [&] { be->embedding_forward(y, tokens, wte, wpe, 0); });
+  time("embedding bwd", btc, 0, [&] { be->embedding_backward(dwte, dwpe, y, tokens, 0); });
+  Tensor logits = randn({N, V}, 1.0f), losses = randn({N});
+  const std::string nv = fmt::format("({},{})", N, V);
+  time("cross_entropy fwd", nv, 0, [&] { be->cross_entropy_forward(losses, logits, tokens, V); });
+  time("cross_entropy bwd (in place)", nv, 0, [&] { be->cross_entropy_backward(logits, logits, tokens, V, 1e-3f); });
+  const std::int64_t P = 12 * C * C;  // one block's weights
+  Tensor p = randn({P}), pg = randn({P}), pm = randn({P}), pv = randn({P}, 0.0f);
+  be->fill(pv, 0.0f);
+  time("adamw (one block's params)", fmt::format("({})", P), 0,
+       [&] { be->adamw(p, pg, pm, pv, {.lr = 1e-4f, .weight_decay = 0.1f}); });
+
+  // ---- report ---------------------------------------------------------------------
+  std::printf("loom-bench ops: device %s, B=%lld T=%lld C=%lld H=%lld V=%lld, median of %d\n\n", device.c_str(),
+              (long long)B, (long long)T, (long long)C, (long long)H, (long long)V, repeat);
+  std::printf("| op | shape | ms | GFLOP/s |\n|---|---|---:|---:|\n");
+  for (const Row& r : rows)
+    std::printf("| %s | %s | %.3f | %s |\n", r.op.c_str(), r.shape.c_str(), r.seconds * 1e3,
+                r.flops > 0 ? fmt::format("{:.1f}", r.flops / r.seconds / 1e9).c_str() : "");
+  std::printf("\n");
+  if (device == "cpu") {
+    std::printf("measured sgemm peak (best raw cblas_sgemm above): %.1f GFLOP/s\n", peak / 1e9);
+    for (int li = 0; li < 5; ++li)
+      std::printf("matmul %-9s ours / raw sgemm time: %.3f  (goal <= 1.05)\n", lins[li].name, t_lin[li] / t_sgemm[li]);
+  }
+  const double block_mm = t_lin[0] + t_lin[1] + t_lin[2] + t_lin[3];
+  std::printf("layernorm fwd / block matmul fwd (qkv+attn_proj+fc+fc_proj): %.3f  (goal < 0.10)\n", t_ln / block_mm);
+  std::printf("gelu fwd / MLP matmul fwd (fc+fc_proj):                       %.3f  (goal < 0.10)\n",
+              t_gelu / (t_lin[2] + t_lin[3]));
+  std::printf("softmax fwd / attention-layer matmul fwd (qkv+attn_proj):     %.3f  (goal < 0.10)\n",
+              t_sm / (t_lin[0] + t_lin[1]));
+  return 0;
+}
+
+}  // namespace loom::bench

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# launch/test.sh — the README's test command: install what is missing, configure,
+# build, and run every CPU test through ctest. Extra arguments go to ctest
+# (e.g. `launch/test.sh -L unit` or `-R layernorm`).
+#   BUILD_DIR (default build)  LOOM_CUDA (default AUTO)  JOBS (default nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash launch/install-deps.sh
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA="${LOOM_CUDA:-AUTO}"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+# Every rank of a multi-rank test gets its share of the cores (set per test in
+# tests/CMakeLists.txt); ctest runs one test at a time so they do not compete.
+ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 600 "$@"
