@@ -2,8 +2,12 @@
 // reject the same bad input with the same message ("<op>: <what> ...").
 #pragma once
 
+#include <cmath>
 #include <string_view>
+#include <utility>
 
+#include "backend/adamw_math.h"
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -31,6 +35,25 @@ inline void device(std::string_view op, std::string_view name, const Tensor& t, 
 
 inline void not_empty(std::string_view op, std::string_view name, const Tensor& t) {
   LOOM_CHECK(!t.empty() || t.numel() == 0, "", "{}: {} {} has no memory", op, name, t.str());
+}
+
+// The AdamW arguments, checked, turned into the per-element scalars (bias
+// corrections computed in double, once) that both backends' kernels use.
+inline AdamWScalars adamw_args(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& a) {
+  for (auto [name, t] : {std::pair{"param", param}, {"grad", grad}, {"m", m}, {"v", v}})
+    dtype("adamw", name, t, DType::f32);
+  same_shape("adamw", "grad", grad, "param", param);
+  same_shape("adamw", "m", m, "param", param);
+  same_shape("adamw", "v", v, "param", param);
+  LOOM_CHECK(a.step >= 1, "", "adamw: step must be >= 1 (1-based for bias correction), got {}", a.step);
+  return AdamWScalars{a.lr,
+                      a.beta1,
+                      a.beta2,
+                      a.eps,
+                      a.weight_decay,
+                      a.grad_scale,
+                      float(1.0 - std::pow(double(a.beta1), double(a.step))),
+                      float(1.0 - std::pow(double(a.beta2), double(a.step)))};
 }
 
 }  // namespace loom::check

@@ -44,6 +44,7 @@ void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std:
   check_ce(op, logits, targets, vocab);
   const std::int64_t N = logits.shape.rows(), Vp = logits.shape.last();
   check::numel(op, "losses", losses, N);
+  check::dtype(op, "losses", losses, DType::f32);
   float* pl = losses.data<float>();
   visit_dtype(logits.dtype, [&](auto t) {
     using T = decltype(t);

@@ -180,20 +180,7 @@ void softmax_backward(Tensor dx, Tensor dout, Tensor y) {
 }
 
 void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& a) {
-  for (auto [name, t] : {std::pair{"param", param}, {"grad", grad}, {"m", m}, {"v", v}})
-    check::dtype("adamw", name, t, DType::f32);
-  check::same_shape("adamw", "grad", grad, "param", param);
-  check::same_shape("adamw", "m", m, "param", param);
-  check::same_shape("adamw", "v", v, "param", param);
-  LOOM_CHECK(a.step >= 1, "", "adamw: step must be >= 1 (1-based for bias correction), got {}", a.step);
-  const AdamWScalars s{a.lr,
-                       a.beta1,
-                       a.beta2,
-                       a.eps,
-                       a.weight_decay,
-                       a.grad_scale,
-                       float(1.0 - std::pow(double(a.beta1), double(a.step))),
-                       float(1.0 - std::pow(double(a.beta2), double(a.step)))};
+  const AdamWScalars s = check::adamw_args(param, grad, m, v, a);
   float* p = param.data<float>();
   const float* g = grad.data<float>();
   float* pm = m.data<float>();

@@ -21,6 +21,8 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor we
   check::numel(op, "bias", bias, C);
   check::numel(op, "mean", mean, N);
   check::numel(op, "rstd", rstd, N);
+  check::dtype(op, "mean", mean, DType::f32);
+  check::dtype(op, "rstd", rstd, DType::f32);
   float* pm = mean.data<float>();
   float* pr = rstd.data<float>();
   visit_dtype(x.dtype, [&](auto t) {
@@ -60,6 +62,8 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
   check::numel(op, "dbias", dbias, C);
   check::numel(op, "mean", mean, N);
   check::numel(op, "rstd", rstd, N);
+  check::dtype(op, "mean", mean, DType::f32);
+  check::dtype(op, "rstd", rstd, DType::f32);
   const float* pm = mean.data<float>();
   const float* pr = rstd.data<float>();
   const bool acc = dx_acc == Accumulate::yes;

@@ -1,0 +1,42 @@
+// backend/cuda/matmul.h — row-major GEMM through cuBLASLt, for CudaBackend::matmul.
+//
+// out (M,N) = alpha * op(a) op(b) + beta * out with a, b, out contiguous and
+// row-major (leading dims = last dims), f32 compute (CUBLAS_COMPUTE_32F: no
+// TF32). cuBLASLt is column-major, so run() computes out^T = op(b)^T op(a)^T.
+// The handle and the workspace are made once here; run() allocates no device
+// memory. Shapes and dtypes are validated by the caller (cuda_backend.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include "backend/backend.h"
+
+namespace loom::cuda {
+
+// cuBLASLt's type for a loom DType.
+cudaDataType_t cuda_data_type(DType t);
+
+class LtMatmul {
+ public:
+  explicit LtMatmul(std::size_t workspace_bytes);
+  ~LtMatmul();
+  LtMatmul(const LtMatmul&) = delete;
+  LtMatmul& operator=(const LtMatmul&) = delete;
+
+  // M, N, K as the caller derived them from the shapes; M, N, K > 0.
+  void run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K,
+           float alpha, float beta, cudaStream_t stream);
+
+  std::size_t workspace_bytes() const { return workspace_bytes_; }
+
+ private:
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  std::size_t workspace_bytes_ = 0;
+};
+
+}  // namespace loom::cuda

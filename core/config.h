@@ -1,0 +1,80 @@
+// core/config.h — the run configuration as plain structs, and the one validate().
+//
+// Only launch/ knows argv and INI files; it fills these structs (option names
+// are `section.field`, e.g. model.layers) and calls validate(), which throws a
+// loom::Error naming the option and how to fix it. Everything else reads the
+// structs. Derived sizes (padded vocab, head size) are functions, not fields.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace loom {
+
+struct ModelConfig {
+  std::int64_t layers = 6;
+  std::int64_t channels = 384;
+  std::int64_t heads = 6;
+  std::int64_t ffn = 0;        // 0: 4 * channels
+  std::int64_t vocab = 0;      // 0: the dataset's vocabulary
+  std::int64_t seq_len = 256;  // maximum sequence length (rows of wpe)
+  std::string init;            // weights file to start from (empty: random init)
+
+  std::int64_t ffn_size() const { return ffn > 0 ? ffn : 4 * channels; }
+  std::int64_t head_size() const { return channels / heads; }
+  // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
+  // efficiency and tensor-parallel splits; padded logits are excluded from the loss.
+  std::int64_t padded_vocab() const { return (vocab + 127) / 128 * 128; }
+};
+
+struct TrainConfig {
+  std::int64_t steps = 100;
+  std::int64_t global_batch = 8;  // sequences per optimizer step
+  std::int64_t micro_batch = 8;   // sequences per forward/backward (gradient accumulation)
+  std::uint64_t seed = 1337;
+  std::string precision = "fp32";
+  std::string device = "cpu";
+  std::int64_t eval_interval = 50;  // 0: never
+  std::int64_t eval_batches = 4;
+  std::int64_t log_interval = 1;
+
+  std::int64_t accumulation_steps() const { return global_batch / micro_batch; }
+};
+
+struct OptimConfig {
+  float lr = 6e-4f;
+  float min_lr = 6e-5f;
+  std::int64_t warmup_steps = 10;
+  std::string decay = "cosine";  // cosine, linear, constant
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float weight_decay = 0.1f;
+  float clip_grad = 1.0f;  // 0: no clipping
+};
+
+struct DataConfig {
+  std::string train;  // HDF5 token dataset (split "train")
+  std::string val;    // default: the same file (split "val")
+};
+
+struct CheckpointConfig {
+  std::string dir = "runs/latest";  // final weights go to dir/weights.h5
+};
+
+struct LogConfig {
+  std::string metrics;  // JSONL path; default dir/metrics.jsonl
+};
+
+struct RunConfig {
+  ModelConfig model;
+  TrainConfig train;
+  OptimConfig optim;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+};
+
+// Throws loom::Error for the first invalid option, naming it ("model.heads ...").
+void validate(const ModelConfig& m);
+void validate(const RunConfig& c);
+
+}  // namespace loom

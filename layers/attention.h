@@ -1,0 +1,38 @@
+// layers/attention.h — causal multi-head self-attention: qkv projection, attention, output projection.
+//
+// x, out (B,T,C) with C = H*D; qkv (B,T,3C) = x W_qkv^T + b, W_qkv (3C, C)
+// rows ordered [q heads | k heads | v heads] (the canonical unfused order);
+// probs (B,H,T,T); att (B,T,C) is the attention output before c_proj.
+// Backward: dx (=); parameter grads +=; `scratch` holds what backward may
+// overwrite (dqkv, datt, dprobs) and is shared by all layers.
+#pragma once
+
+#include "layers/linear.h"
+
+namespace loom {
+
+struct Attention {
+  Linear c_attn, c_proj;
+  int heads = 0;
+
+  struct Saved {
+    Tensor qkv, probs, att;
+  };
+  struct Scratch {
+    Tensor dqkv, datt, dprobs;
+  };
+
+  void forward(Backend& be, Tensor out, Tensor x, const Saved& s) const {
+    c_attn.forward(be, s.qkv, x);
+    be.attention_forward(s.att, s.probs, s.qkv, heads);
+    c_proj.forward(be, out, s.att);
+  }
+
+  void backward(Backend& be, Tensor dx, Tensor dout, Tensor x, const Saved& s, const Scratch& k) const {
+    c_proj.backward(be, k.datt, dout, s.att);
+    be.attention_backward(k.dqkv, k.dprobs, k.datt, s.qkv, s.probs, heads);
+    c_attn.backward(be, dx, k.dqkv, x);
+  }
+};
+
+}  // namespace loom
