@@ -25,6 +25,10 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.micro_batch > 0, "", "train.micro_batch must be > 0, got {}", t.micro_batch);
   LOOM_CHECK(t.global_batch % t.micro_batch == 0, "make global_batch a multiple of micro_batch",
              "train.micro_batch ({}) must divide train.global_batch ({})", t.micro_batch, t.global_batch);
+  LOOM_CHECK(t.seq_len >= 0, "", "train.seq_len must be >= 0 (0: model.seq_len), got {}", t.seq_len);
+  LOOM_CHECK(t.sequence(c.model) <= c.model.seq_len, "lower train.seq_len or raise model.seq_len",
+             "train.seq_len ({}) exceeds the model's maximum sequence length model.seq_len = {}", t.seq_len,
+             c.model.seq_len);
   LOOM_CHECK(t.precision == "fp32", "mixed precision (bf16/fp16) comes with its own issue; use fp32",
              "train.precision '{}' is not supported yet", t.precision);
   LOOM_CHECK(t.device == "cpu" || t.device == "cuda", "", "train.device must be cpu or cuda, got '{}'", t.device);

@@ -31,6 +31,7 @@ struct TrainConfig {
   std::int64_t steps = 100;
   std::int64_t global_batch = 8;  // sequences per optimizer step
   std::int64_t micro_batch = 8;   // sequences per forward/backward (gradient accumulation)
+  std::int64_t seq_len = 0;       // tokens per training sequence; 0: model.seq_len
   std::uint64_t seed = 1337;
   std::string precision = "fp32";
   std::string device = "cpu";
@@ -39,6 +40,7 @@ struct TrainConfig {
   std::int64_t log_interval = 1;
 
   std::int64_t accumulation_steps() const { return global_batch / micro_batch; }
+  std::int64_t sequence(const ModelConfig& m) const { return seq_len > 0 ? seq_len : m.seq_len; }
 };
 
 struct OptimConfig {

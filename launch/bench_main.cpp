@@ -2,7 +2,7 @@
 //
 //   loom-bench ops [options]    per-op times and our matmul vs raw sgemm (GPT-2-small shapes)
 //
-// Later issues add `train` (tokens/s, MFU) and `scaling`.
+//   loom-bench train [options]  tokens/s, model FLOP/s, MFU of a training step (GPT-2 small)
 #include <cstdio>
 #include <string>
 
@@ -10,6 +10,7 @@
 
 namespace loom::bench {
 int run_ops(int argc, char** argv);
+int run_train(int argc, char** argv);
 }
 
 int main(int argc, char** argv) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
       "usage: loom-bench <command> [options]\n"
       "commands:\n"
       "  ops     time every backend op at GPT-2-small shapes; our matmul vs raw cblas_sgemm\n"
+      "  train   training throughput (tokens/s, model FLOP/s, MFU) of GPT-2 small on random tokens\n"
       "run 'loom-bench <command> --help' for the options of a command\n";
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(usage.c_str(), argc < 2 ? stderr : stdout);
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "ops") return loom::bench::run_ops(argc - 1, argv + 1);
+    if (cmd == "train") return loom::bench::run_train(argc - 1, argv + 1);
     std::fprintf(stderr, "loom-bench: unknown command '%s'\n%s", cmd.c_str(), usage.c_str());
     return 2;
   } catch (const loom::Error& e) {

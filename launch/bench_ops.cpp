@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <boost/program_options.hpp>
@@ -90,14 +91,19 @@ int run_ops(int argc, char** argv) {
     Tensor y = randn({N, l.out}), dy = randn({N, l.out}), dx = randn({N, l.in}), dw = randn({l.out, l.in});
     const double fl = 2.0 * N * l.in * l.out;
     const std::string sh = fmt::format("{}x{} -> {}", N, l.in, l.out);
-    t_lin[li] = time(fmt::format("matmul {} fwd (ours)", l.name), sh, fl,
-                     [&] { be->matmul(y, x, w, b, {.trans_b = Trans::yes}); });
+    auto ours = [&] { be->matmul(y, x, w, b, {.trans_b = Trans::yes}); };
     if (device == "cpu") {
-      t_sgemm[li] = time(fmt::format("cblas_sgemm {} (raw)", l.name), sh, fl, [&] {
+      auto raw = [&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(l.out), int(l.in), 1.0f,
                     x.data<float>(), int(l.in), w.data<float>(), int(l.in), 0.0f, y.data<float>(), int(l.out));
-      });
+      };
+      std::tie(t_lin[li], t_sgemm[li]) = median_seconds_paired(*be, warmup, repeat, ours, raw);
+      rows.push_back({fmt::format("matmul {} fwd (ours, {})", l.name, l.bias ? "with bias" : "no bias"), sh,
+                      t_lin[li], fl});
+      rows.push_back({fmt::format("cblas_sgemm {} (raw, no bias)", l.name), sh, t_sgemm[li], fl});
       peak = std::max(peak, fl / t_sgemm[li]);
+    } else {
+      t_lin[li] = time(fmt::format("matmul {} fwd (ours)", l.name), sh, fl, ours);
     }
     time(fmt::format("matmul {} bwd dx", l.name), sh, fl, [&] { be->matmul(dx, dy, w, {}, {}); });
     time(fmt::format("matmul {} bwd dW (+=)", l.name), sh, fl,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -24,6 +25,22 @@ inline double median_seconds(Backend& be, int warmup, int repeat, const std::fun
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// Medians of two functions timed alternately (a, b, a, b, ...), so drift in
+// machine load hits both equally: for "ours vs reference" ratios.
+inline std::pair<double, double> median_seconds_paired(Backend& be, int warmup, int repeat,
+                                                       const std::function<void()>& a,
+                                                       const std::function<void()>& b) {
+  for (int i = 0; i < warmup; ++i) a(), b();
+  std::vector<double> ta, tb;
+  for (int i = 0; i < repeat; ++i) {
+    ta.push_back(median_seconds(be, 0, 1, a));
+    tb.push_back(median_seconds(be, 0, 1, b));
+  }
+  std::sort(ta.begin(), ta.end());
+  std::sort(tb.begin(), tb.end());
+  return {ta[ta.size() / 2], tb[tb.size() / 2]};
 }
 
 }  // namespace loom::bench

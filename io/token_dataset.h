@@ -1,0 +1,98 @@
+// io/token_dataset.h — the HDF5 token dataset: writer and reader. The format
+// (every dataset and attribute, with h5py snippets) is in docs/data-format.md.
+//
+// One file holds the splits /train and /val. Each split has `tokens` (uint16 when
+// vocab <= 65536, else uint32; chunked, shuffle+deflate) and `doc_offsets` (uint64,
+// the index of the first token of every document in that split) and the attribute
+// `tokens_checksum`. The writer writes PATH.tmp and renames it into place. The
+// reader returns tokens as int32 and throws loom::Error naming the file and the
+// problem, with a hint. TokenDataset is move-only and not thread-safe (HDF5 is not).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "io/files.h"
+
+namespace loom {
+
+inline constexpr const char* kTokensMagic = "loom-tokens";
+inline constexpr std::int64_t kTokensFormatVersion = 1;
+
+// File-level attributes. The writer takes them from the caller; the reader fills
+// them from the file (format_version included).
+struct DatasetMeta {
+  std::string tokenizer = "bytes";
+  std::int64_t vocab_size = 257;
+  std::int32_t eod_token = 256;
+  std::string source_files = "[]";  // JSON array of {"path", "bytes", "crc32"}, one per input
+  std::string created_by = "loom";
+  std::int64_t format_version = kTokensFormatVersion;
+};
+
+struct TokenWriteOptions {
+  Overwrite overwrite = Overwrite::no;
+  int deflate_level = 1;                 // 0: no compression (and no shuffle filter)
+  std::int64_t chunk_tokens = 1 << 16;   // HDF5 chunk length of `tokens`
+};
+
+// Writes both splits. doc_offsets must be strictly increasing, start at 0 when the
+// split has tokens (every token belongs to a document) and be empty otherwise;
+// tokens must lie in [0, meta.vocab_size); meta.source_files must be valid JSON.
+void write_token_dataset(const std::string& path, std::span<const std::int32_t> train_tokens,
+                         std::span<const std::uint64_t> train_doc_offsets,
+                         std::span<const std::int32_t> val_tokens, std::span<const std::uint64_t> val_doc_offsets,
+                         const DatasetMeta& meta, const TokenWriteOptions& options = {});
+
+// Where loom-data cuts a token stream: the last val_fraction of it (rounded, at
+// least one token on each side) is val, the rest train. doc_starts are the
+// documents' first tokens in the whole stream (increasing, starting at 0); each
+// split's doc_offsets are relative to the split and start at 0 (a document cut
+// by the boundary counts in both). Needs total_tokens >= 2 and val_fraction in (0, 1).
+struct TrainValSplit {
+  std::int64_t train_tokens = 0, val_tokens = 0;
+  std::vector<std::uint64_t> train_doc_offsets, val_doc_offsets;
+};
+TrainValSplit split_train_val(std::int64_t total_tokens, std::span<const std::uint64_t> doc_starts,
+                              double val_fraction);
+
+struct TokenReadOptions {
+  // A split whose tokens take at most this many bytes on disk (uncompressed) is
+  // read into memory at open and checked there (range and checksum); a larger one
+  // stays on disk and each read() is an HDF5 hyperslab read, range-checked.
+  std::int64_t max_resident_bytes = std::int64_t(2) << 30;
+};
+
+class TokenDataset {
+public:
+  // split: "train" or "val".
+  static TokenDataset open(const std::string& path, const std::string& split, const TokenReadOptions& options = {});
+  TokenDataset(TokenDataset&&) noexcept;
+  TokenDataset& operator=(TokenDataset&&) noexcept;
+  ~TokenDataset();
+
+  std::int64_t size() const;  // tokens in this split
+  std::int64_t vocab_size() const;
+  const DatasetMeta& meta() const;
+  const std::string& path() const;
+  const std::string& split() const;
+  std::span<const std::uint64_t> doc_offsets() const;
+  std::uint32_t tokens_checksum() const;  // as stored in the file
+  bool resident() const;                  // whole split held in memory
+
+  // out[i] = token[offset + i] for i < count; [offset, offset + count) must lie in the split.
+  void read(std::int64_t offset, std::int64_t count, std::int32_t* out) const;
+  // Streams the split from disk checking range and checksum (open() already did
+  // this when resident()).
+  void verify() const;
+
+private:
+  struct Impl;
+  explicit TokenDataset(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace loom

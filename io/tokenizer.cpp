@@ -1,0 +1,44 @@
+// io/tokenizer.cpp — the byte tokenizer (see tokenizer.h).
+#include "io/tokenizer.h"
+
+#include "core/error.h"
+
+namespace loom {
+
+TokenizerInfo tokenizer_by_name(const std::string& name) {
+  LOOM_CHECK(name == "bytes", "the known tokenizers are: bytes", "unknown tokenizer '{}'", name);
+  return TokenizerInfo{};
+}
+
+void encode_bytes_append(std::string_view text, std::vector<std::int32_t>& out) {
+  const std::size_t first = out.size();
+  out.resize(first + text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) out[first + i] = static_cast<unsigned char>(text[i]);
+}
+
+std::vector<std::int32_t> encode_bytes(std::string_view text) {
+  std::vector<std::int32_t> out;
+  encode_bytes_append(text, out);
+  return out;
+}
+
+std::string decode_bytes(std::span<const std::int32_t> tokens, std::string_view eod_text) {
+  const TokenizerInfo info;
+  std::string out;
+  out.reserve(tokens.size());
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const std::int32_t t = tokens[i];
+    if (t >= 0 && t < 256) {
+      out.push_back(static_cast<char>(static_cast<unsigned char>(t)));
+    } else if (t == info.eod) {
+      out.append(eod_text);
+    } else {
+      throw Error(fmt::format("decode_bytes: token {} at position {} is outside the byte vocabulary [0, {})", t, i,
+                              info.vocab_size),
+                  "the tokens come from a different tokenizer or a model with a larger vocabulary");
+    }
+  }
+  return out;
+}
+
+}  // namespace loom

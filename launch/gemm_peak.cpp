@@ -1,0 +1,43 @@
+// launch/gemm_peak.cpp — see gemm_peak.h.
+#include "launch/gemm_peak.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/rng.h"
+
+namespace loom {
+
+double measure_gemm_peak_flops(Backend& be) {
+  const bool cpu = be.device() == Device::cpu;
+  const std::int64_t M = cpu ? 1024 : 8192, N = cpu ? 3072 : 8192, K = cpu ? 768 : 8192;
+  Buffer a(be, Shape{M, K}, DType::f32), b(be, Shape{N, K}, DType::f32), c(be, Shape{M, N}, DType::f32);
+  {
+    std::vector<float> host(static_cast<std::size_t>(std::max(M, N) * K));
+    fill_normal(host.data(), std::int64_t(host.size()), 1, 0, 0, 0.0f, 1.0f);
+    be.copy(a, host_tensor(host.data(), Shape{M, K}));
+    be.copy(b, host_tensor(host.data(), Shape{N, K}));
+  }
+  auto run = [&] {
+    if (cpu)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, a.data<float>(), int(K),
+                  b.data<float>(), int(K), 0.0f, c.data<float>(), int(N));
+    else
+      be.matmul(c, a, b, {}, {.trans_b = Trans::yes});
+  };
+  run();
+  be.synchronize();
+  double best = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    be.synchronize();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return 2.0 * double(M) * double(N) * double(K) / best;
+}
+
+}  // namespace loom

@@ -1,0 +1,112 @@
+// launch/generate_main.cpp — loom-generate: sample text from a weights file.
+//
+//   loom-generate --weights runs/latest/weights.h5 --prompt "In the beginning"
+//                 --tokens 200 --temperature 0.8 --top_k 40 --seed 1
+// The model architecture is read from the file. Each new token re-runs the
+// forward over the (at most seq_len) most recent tokens; sampling draws come
+// from the counter-based RNG (seed, stream 0, index = token number), so a
+// seed always gives the same text.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "backend/registry.h"
+#include "core/rng.h"
+#include "io/tokenizer.h"
+#include "launch/model_io.h"
+
+namespace po = boost::program_options;
+
+namespace loom {
+namespace {
+
+// Samples from softmax(logits / temperature) restricted to the top_k largest
+// (all when top_k <= 0); temperature 0 is greedy.
+std::int32_t sample(std::vector<float>& logits, float temperature, int top_k, float u) {
+  const std::int64_t V = std::int64_t(logits.size());
+  std::vector<std::int32_t> order(static_cast<std::size_t>(V));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return logits[std::size_t(a)] > logits[std::size_t(b)]; });
+  if (temperature <= 0) return order[0];
+  const std::int64_t k = top_k > 0 ? std::min<std::int64_t>(top_k, V) : V;
+  std::vector<double> p(static_cast<std::size_t>(k));
+  const double mx = logits[std::size_t(order[0])];
+  double sum = 0;
+  for (std::int64_t i = 0; i < k; ++i) sum += p[std::size_t(i)] = std::exp((logits[std::size_t(order[std::size_t(i)])] - mx) / temperature);
+  double acc = 0;
+  for (std::int64_t i = 0; i < k; ++i)
+    if ((acc += p[std::size_t(i)] / sum) > u) return order[std::size_t(i)];
+  return order[std::size_t(k - 1)];
+}
+
+int generate(int argc, char** argv) {
+  std::string weights, prompt = "\n", device = "cpu";
+  std::int64_t tokens = 200;
+  float temperature = 0.8f;
+  int top_k = 40;
+  std::uint64_t seed = 1;
+  po::options_description opts("loom-generate options");
+  opts.add_options()("help,h", "show this help")
+      ("weights", po::value(&weights)->required(), "weights file written by loom-train (HDF5)")
+      ("prompt", po::value(&prompt)->default_value(prompt), "text to continue")
+      ("tokens", po::value(&tokens)->default_value(tokens), "tokens to generate")
+      ("temperature", po::value(&temperature)->default_value(temperature), "softmax temperature (0: greedy)")
+      ("top_k", po::value(&top_k)->default_value(top_k), "sample among the k most likely tokens (0: all)")
+      ("seed", po::value(&seed)->default_value(seed), "sampling seed")
+      ("device", po::value(&device)->default_value(device), "cpu or cuda");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    if (vm.count("help")) {
+      std::cout << opts << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(fmt::format("loom-generate: {}", e.what()), "run 'loom-generate --help'");
+  }
+  LOOM_CHECK(tokens >= 0 && temperature >= 0, "", "loom-generate: --tokens and --temperature must be >= 0");
+
+  const ModelConfig mc = read_model_config(weights);
+  auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
+  const std::int64_t T = mc.seq_len;
+  Gpt model(*be, mc, 1, T);
+  load_weights(model, weights);
+
+  std::vector<std::int32_t> ctx = encode_bytes(prompt);
+  LOOM_CHECK(!ctx.empty(), "", "loom-generate: the prompt must not be empty");
+  for (std::int32_t t : ctx)
+    LOOM_CHECK(t < mc.vocab, "", "loom-generate: prompt token {} is outside the model's vocabulary {}", t, mc.vocab);
+  std::fputs(prompt.c_str(), stdout);
+  std::vector<float> logits(static_cast<std::size_t>(mc.vocab));
+  std::vector<std::int32_t> window(static_cast<std::size_t>(T), 0);
+  for (std::int64_t i = 0; i < tokens; ++i) {
+    const std::int64_t n = std::min<std::int64_t>(std::int64_t(ctx.size()), T);
+    std::copy(ctx.end() - n, ctx.end(), window.begin());  // positions after n are ignored (causal)
+    model.logits_at(window.data(), 0, n - 1, logits.data());
+    const std::int32_t next = sample(logits, temperature, top_k, rng_uniform(seed, 0, std::uint64_t(i)));
+    ctx.push_back(next);
+    const std::string text = decode_bytes(std::span<const std::int32_t>(&next, 1));
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+  }
+  std::fputs("\n", stdout);
+  return 0;
+}
+
+}  // namespace
+}  // namespace loom
+
+int main(int argc, char** argv) {
+  try {
+    return loom::generate(argc, argv);
+  } catch (const loom::Error& e) {
+    std::fprintf(stderr, "loom-generate: error: %s\n", e.full_message().c_str());
+    return 2;
+  }
+}

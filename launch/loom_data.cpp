@@ -1,0 +1,215 @@
+// launch/loom_data.cpp — loom-data: text files -> an HDF5 token dataset (docs/data-format.md).
+//
+//   loom-data --input FILE... --output PATH.h5 [--val-fraction 0.05] [--tokenizer bytes]
+//             [--deflate-level 1] [--force] [--quiet]
+//
+// Each input file is one document; each document's tokens are followed by the eod
+// token. The last val_fraction of the whole token stream (cut at a token, at least
+// one token each side) is the val split, the rest train. Progress goes to stderr,
+// the summary to stdout; --quiet silences both. Bad input: message, exit code 2.
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "io/files.h"
+#include "io/token_dataset.h"
+#include "io/tokenizer.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Options {
+  std::vector<std::string> inputs;
+  std::string output, tokenizer = "bytes";
+  double val_fraction = 0.05;
+  int deflate_level = 1;
+  bool force = false, quiet = false;
+};
+
+// "512 B", "3.4 KiB", "17.0 MiB", "2.1 GiB".
+std::string human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", bytes) : fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+// Progress on stderr: rewritten in place on a terminal, a line per 10% otherwise.
+class Progress {
+public:
+  Progress(std::uint64_t total, bool quiet) : total_(total), quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
+  void update(std::uint64_t done, std::size_t tokens, std::size_t file, std::size_t files) {
+    if (quiet_ || total_ == 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    const int pct = static_cast<int>(100.0 * double(done) / double(total_));
+    const bool due = tty_ ? now - last_ >= std::chrono::milliseconds(200) || done == total_ : pct / 10 > last_decile_;
+    if (!due) return;
+    last_ = now;
+    last_decile_ = pct / 10;
+    std::fprintf(stderr, "%sloom-data: read and tokenised %s of %s (%d%%), %zu tokens, file %zu of %zu%s",
+                 tty_ ? "\r" : "", human(double(done)).c_str(), human(double(total_)).c_str(), pct, tokens, file,
+                 files, tty_ ? "\033[K" : "\n");
+  }
+  void finish() {
+    if (!quiet_ && tty_ && total_ > 0) std::fputc('\n', stderr);
+  }
+
+private:
+  std::uint64_t total_;
+  bool quiet_, tty_;
+  std::chrono::steady_clock::time_point last_{};
+  int last_decile_ = -1;
+};
+
+// Returns false (after printing usage) for --help.
+bool parse(int argc, char** argv, Options& o) {
+  po::options_description opts(
+      "usage: loom-data --input FILE... --output PATH.h5 [options]\n"
+      "Tokenises text files (one document each) into an HDF5 token dataset with train and val splits.\n"
+      "options");
+  opts.add_options()("help,h", "show this help")
+      ("input", po::value(&o.inputs)->multitoken(), "input text files, one document each (repeatable)")
+      ("output", po::value(&o.output), "output HDF5 token dataset (PATH.h5)")
+      ("val-fraction", po::value(&o.val_fraction)->default_value(o.val_fraction, "0.05"),
+       "fraction of the token stream (its end) that becomes the val split, in (0, 1)")
+      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer: bytes (vocab 257, eod 256)")
+      ("deflate-level", po::value(&o.deflate_level)->default_value(o.deflate_level),
+       "HDF5 deflate level of the tokens, 0 (none) to 9")
+      ("force", po::bool_switch(&o.force), "overwrite the output when it exists")
+      ("quiet", po::bool_switch(&o.quiet), "no progress and no summary (errors are still printed)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw loom::Error(e.what(), "run 'loom-data --help' for the options");
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return false;
+  }
+  LOOM_CHECK(!o.inputs.empty(), "give one or more text files: --input FILE...", "no --input files given");
+  LOOM_CHECK(!o.output.empty(), "name the dataset to write: --output PATH.h5", "no --output given");
+  LOOM_CHECK(o.val_fraction > 0.0 && o.val_fraction < 1.0, "e.g. --val-fraction 0.05",
+             "--val-fraction {} is outside (0, 1)", o.val_fraction);
+  LOOM_CHECK(o.deflate_level >= 0 && o.deflate_level <= 9, "", "--deflate-level {} is outside [0, 9]",
+             o.deflate_level);
+  return true;
+}
+
+int run(const Options& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const loom::TokenizerInfo tok = loom::tokenizer_by_name(o.tokenizer);
+  std::error_code ec;
+  LOOM_CHECK(o.force || !fs::exists(o.output, ec), "pass --force to overwrite it, or choose another --output",
+             "output '{}' already exists", o.output);
+  std::uint64_t total_bytes = 0;
+  for (const std::string& in : o.inputs) {
+    LOOM_CHECK(fs::is_regular_file(in, ec), "check the --input paths", "input '{}' {}", in,
+               fs::exists(in, ec) ? "is not a regular file" : "does not exist");
+    total_bytes += fs::file_size(in);
+  }
+  LOOM_CHECK(total_bytes > 0, "give at least one non-empty --input file", "the input is empty ({} file(s), 0 bytes)",
+             o.inputs.size());
+
+  // Read and tokenise: document d = the bytes of input d, then eod.
+  std::vector<std::int32_t> tokens;
+  tokens.reserve(total_bytes + o.inputs.size());
+  std::vector<std::uint64_t> doc_starts;
+  nlohmann::json sources = nlohmann::json::array();
+  Progress progress(total_bytes, o.quiet);
+  std::uint64_t done = 0;
+  std::string block(std::size_t(4) << 20, '\0');
+  for (std::size_t f = 0; f < o.inputs.size(); ++f) {
+    const std::string& in = o.inputs[f];
+    std::ifstream file(in, std::ios::binary);
+    LOOM_CHECK(file.good(), "check its permissions", "cannot open input '{}'", in);
+    doc_starts.push_back(tokens.size());
+    std::uint32_t crc = 0;
+    std::uint64_t bytes = 0;
+    while (file) {
+      file.read(block.data(), std::streamsize(block.size()));
+      const auto n = static_cast<std::size_t>(file.gcount());
+      if (n == 0) break;
+      loom::encode_bytes_append(std::string_view(block.data(), n), tokens);
+      crc = loom::crc32_update(crc, block.data(), n);
+      bytes += n;
+      done += n;
+      progress.update(done, tokens.size(), f + 1, o.inputs.size());
+    }
+    LOOM_CHECK(!file.bad(), "", "error while reading input '{}'", in);
+    if (bytes == 0 && !o.quiet) std::fprintf(stderr, "loom-data: warning: input '%s' is empty\n", in.c_str());
+    tokens.push_back(tok.eod);
+    sources.push_back({{"path", in}, {"bytes", bytes}, {"crc32", crc}});
+  }
+  progress.update(total_bytes, tokens.size(), o.inputs.size(), o.inputs.size());
+  progress.finish();
+
+  // Split: the last val_fraction of the stream, at least one token on each side.
+  const auto total = static_cast<std::int64_t>(tokens.size());
+  const loom::TrainValSplit split = loom::split_train_val(total, doc_starts, o.val_fraction);
+  const std::span<const std::int32_t> all(tokens);
+  loom::DatasetMeta meta;
+  meta.tokenizer = tok.name;
+  meta.vocab_size = tok.vocab_size;
+  meta.eod_token = tok.eod;
+  meta.source_files = sources.dump();
+  meta.created_by = "loom-data";
+  loom::TokenWriteOptions wopt;
+  wopt.overwrite = o.force ? loom::Overwrite::yes : loom::Overwrite::no;
+  wopt.deflate_level = o.deflate_level;
+  if (!o.quiet) std::fprintf(stderr, "loom-data: writing %s\n", o.output.c_str());
+  loom::write_token_dataset(o.output, all.first(split.train_tokens), split.train_doc_offsets,
+                           all.subspan(split.train_tokens), split.val_doc_offsets, meta, wopt);
+
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!o.quiet) {
+    std::printf(
+        "loom-data: wrote %s\n"
+        "  documents     %zu (%s of input)\n"
+        "  train tokens  %lld in %zu document(s)\n"
+        "  val tokens    %lld in %zu document(s), %.2f%% of the stream (a document cut by the split counts in both)\n"
+        "  vocabulary    %lld (tokenizer %s, eod %d)\n"
+        "  file size     %s, %.2f s\n",
+        o.output.c_str(), doc_starts.size(), human(double(total_bytes)).c_str(), static_cast<long long>(split.train_tokens),
+        split.train_doc_offsets.size(), static_cast<long long>(split.val_tokens), split.val_doc_offsets.size(),
+        100.0 * double(split.val_tokens) / double(total),
+        static_cast<long long>(tok.vocab_size), tok.name.c_str(), tok.eod, human(double(fs::file_size(o.output))).c_str(),
+        seconds);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Options o;
+    if (!parse(argc, argv, o)) return 0;
+    return run(o);
+  } catch (const loom::Error& e) {
+    std::fprintf(stderr, "loom-data: error: %s\n", e.full_message().c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "loom-data: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,192 @@
+// launch/train_main.cpp — loom-train: pretrain a GPT model on one rank.
+//
+// Reads options (launch/train_options.h), opens the datasets, builds the model
+// and optimizer (everything allocated here, before step 1, and the plan
+// printed), then runs the steps: gradient accumulation over micro-batches,
+// clipping, AdamW, the LR schedule, a log line + JSONL record per step and
+// periodic validation; at the end writes checkpoint.dir/weights.h5.
+// Exit codes: 0 done, 2 bad options or input (a loom::Error), 1 anything else.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/registry.h"
+#include "io/data_loader.h"
+#include "io/token_dataset.h"
+#include "launch/flops.h"
+#include "launch/gemm_peak.h"
+#include "launch/model_io.h"
+#include "launch/train_options.h"
+#include "optimizer/adamw.h"
+#include "schedule/lr_schedule.h"
+
+namespace loom {
+
+namespace {
+
+double peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) * 1024.0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Splits (B, T+1) windows into inputs tokens[:, :T] and targets tokens[:, 1:].
+void split_windows(const std::vector<std::int32_t>& w, std::int64_t B, std::int64_t T, std::vector<std::int32_t>& x,
+                   std::vector<std::int32_t>& y) {
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < T; ++t) {
+      x[std::size_t(b * T + t)] = w[std::size_t(b * (T + 1) + t)];
+      y[std::size_t(b * T + t)] = w[std::size_t(b * (T + 1) + t + 1)];
+    }
+}
+
+int train(RunConfig cfg) {
+  const auto t_start = std::chrono::steady_clock::now();
+  {
+    // Options are checked before any file is touched (the vocabulary may still come
+    // from the dataset or the weights file, so a placeholder stands in for it here).
+    RunConfig early = cfg;
+    if (early.model.vocab == 0) early.model.vocab = 1;
+    if (early.model.init.empty()) validate(early);
+  }
+  LOOM_CHECK(!cfg.data.train.empty(), "make one with loom-data --input FILE --output data.h5",
+             "data.train is required (an HDF5 token dataset)");
+  if (cfg.data.val.empty()) cfg.data.val = cfg.data.train;
+  const TokenDataset train_set = TokenDataset::open(cfg.data.train, "train");
+  const TokenDataset val_set = TokenDataset::open(cfg.data.val, "val");
+  if (!cfg.model.init.empty()) {
+    // The architecture comes from the weights file (transfer learning keeps the model).
+    const std::string init = cfg.model.init;
+    cfg.model = read_model_config(init);
+    cfg.model.init = init;
+  }
+  if (cfg.model.vocab == 0) cfg.model.vocab = train_set.vocab_size();
+  LOOM_CHECK(train_set.vocab_size() <= cfg.model.vocab && val_set.vocab_size() <= cfg.model.vocab,
+             "raise model.vocab or re-tokenise the data",
+             "the dataset's vocabulary ({}) exceeds the model's model.vocab = {}", train_set.vocab_size(),
+             cfg.model.vocab);
+  validate(cfg);
+
+  const ModelConfig& mc = cfg.model;
+  const std::int64_t T = cfg.train.sequence(mc), G = cfg.train.global_batch, MB = cfg.train.micro_batch;
+  const std::int64_t accum = cfg.train.accumulation_steps();
+  std::filesystem::create_directories(cfg.checkpoint.dir);
+  if (auto parent = std::filesystem::path(cfg.log.metrics).parent_path(); !parent.empty())
+    std::filesystem::create_directories(parent);
+
+  fmt::print("loom-train: effective configuration\n{}\n", to_ini(cfg));
+  std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);
+
+  // The loaders check that each split holds at least one sequence: before any allocation.
+  const DataLoader train_loader(train_set, T, cfg.train.seed);
+  const DataLoader val_loader(val_set, T, cfg.train.seed);
+
+  auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
+  const double peak = measure_gemm_peak_flops(*be);
+
+  Gpt model(*be, mc, MB, T);
+  if (mc.init.empty()) {
+    model.params().init(cfg.train.seed);
+  } else {
+    load_weights(model, mc.init);
+    fmt::print("initialised from {}\n", mc.init);
+  }
+  AdamW opt(*be, model.params(), cfg.optim);
+
+  MemoryPlan plan = Gpt::memory_plan(mc, MB, T);
+  plan.items.push_back({"AdamW moments m, v (f32)", AdamW::state_bytes(model.params().numel())});
+  fmt::print("parameters: {} ({:.2f} M)\nmemory plan ({} backend):\n", model.params().numel(),
+             double(model.params().numel()) / 1e6, device_name(be->device()));
+  for (auto& [name, bytes] : plan.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
+  fmt::print("  {:<42} {:>10.1f} MiB   (allocated by the backend: {:.1f} MiB)\n", "total", double(plan.total()) / (1 << 20),
+             double(be->live_bytes()) / (1 << 20));
+  fmt::print("gemm peak measured now: {:.1f} GFLOP/s; model FLOPs per token: {:.3g}\n\n", peak / 1e9,
+             flops_per_token(mc, T));
+
+  std::vector<std::int32_t> window(static_cast<std::size_t>(MB * (T + 1))), x(static_cast<std::size_t>(MB * T)),
+      y(static_cast<std::size_t>(MB * T));
+  std::ofstream metrics(cfg.log.metrics);
+  LOOM_CHECK(metrics.good(), "check log.metrics", "cannot write the metrics file '{}'", cfg.log.metrics);
+
+  auto evaluate = [&](std::int64_t) {
+    double sum = 0;
+    for (std::int64_t e = 0; e < cfg.train.eval_batches; ++e)
+      for (std::int64_t k = 0; k < accum; ++k) {
+        val_loader.eval_batch(e, k * MB, MB, G, window.data());
+        split_windows(window, MB, T, x, y);
+        sum += model.forward(x.data(), y.data());
+      }
+    return sum / double(cfg.train.eval_batches * G * T);
+  };
+
+  const double tokens_per_step = double(G * T);
+  double last_loss = 0, last_val = -1;
+  for (std::int64_t step = 0; step < cfg.train.steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.params().zero_grads();
+    double loss_sum = 0;
+    for (std::int64_t k = 0; k < accum; ++k) {
+      train_loader.train_batch(step, k * MB, MB, window.data());
+      split_windows(window, MB, T, x, y);
+      loss_sum += model.forward(x.data(), y.data());
+      model.backward(float(1.0 / tokens_per_step));  // gradient of the mean over the global batch
+    }
+    const float lr = learning_rate(cfg.optim, cfg.train.steps, step);
+    const double norm = opt.step(lr, step + 1);
+    be->synchronize();
+    const double dt = seconds_since(t0);
+    last_loss = loss_sum / tokens_per_step;
+    const double tok_s = tokens_per_step / dt, flops = tok_s * flops_per_token(mc, T);
+    const bool last = step + 1 == cfg.train.steps;
+    nlohmann::json rec = {{"step", step},         {"loss", last_loss}, {"lr", lr},          {"grad_norm", norm},
+                          {"tokens_per_s", tok_s}, {"tflops", flops / 1e12}, {"mfu", flops / peak}, {"t_step", dt},
+                          {"t_compute", dt},       {"t_tp", 0.0},      {"t_pp", 0.0},       {"t_dp", 0.0}};
+    if ((cfg.train.eval_interval > 0 && (step + 1) % cfg.train.eval_interval == 0) || last) {
+      last_val = evaluate(step);
+      rec["val_loss"] = last_val;
+    }
+    metrics << rec.dump() << "\n" << std::flush;
+    if (step % cfg.train.log_interval == 0 || last || rec.contains("val_loss")) {
+      fmt::print("step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s | MFU {:.1f}% | {:.0f} ms{}\n",
+                 step + 1, cfg.train.steps, last_loss, lr, norm, tok_s, flops / 1e12, 100 * flops / peak, dt * 1e3,
+                 rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
+      std::fflush(stdout);
+    }
+  }
+
+  const std::string weights = cfg.checkpoint.dir + "/weights.h5";
+  save_weights(model, weights);
+  fmt::print("\nwrote {}\nfinal train loss {:.4f}, val loss {:.4f} (nats per token)\n", weights, last_loss, last_val);
+  fmt::print("memory: planned {:.1f} MiB, backend peak {:.1f} MiB, process peak RSS {:.1f} MiB ({:+.1f}% vs plan)\n",
+             double(plan.total()) / (1 << 20), double(be->peak_bytes()) / (1 << 20), peak_rss_bytes() / (1 << 20),
+             100.0 * (peak_rss_bytes() / double(plan.total()) - 1.0));
+  fmt::print("wall time {:.1f} s\n", seconds_since(t_start));
+  return 0;
+}
+
+}  // namespace
+}  // namespace loom
+
+int main(int argc, char** argv) {
+  try {
+    const auto cfg = loom::parse_train_options(argc, argv);
+    if (!cfg) return 0;
+    return loom::train(*cfg);
+  } catch (const loom::Error& e) {
+    std::fprintf(stderr, "loom-train: error: %s\n", e.full_message().c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "loom-train: internal error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,129 @@
+// launch/train_options.cpp — the Boost.Program_options table behind loom-train.
+#include "launch/train_options.h"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace po = boost::program_options;
+
+namespace loom {
+
+namespace {
+
+struct Table {
+  po::options_description general{"General"}, model{"[model]"}, train{"[train]"}, optim{"[optim]"},
+      data{"[data]"}, checkpoint{"[checkpoint]"}, log{"[log]"};
+  std::string config_file;
+
+  explicit Table(RunConfig& c) {
+    general.add_options()("help,h", "show this help and exit")(
+        "config", po::value(&config_file), "INI file with [section] key=value lines; the command line wins");
+    model.add_options()
+        ("model.layers", po::value(&c.model.layers)->default_value(c.model.layers), "transformer blocks")
+        ("model.channels", po::value(&c.model.channels)->default_value(c.model.channels), "width C")
+        ("model.heads", po::value(&c.model.heads)->default_value(c.model.heads), "attention heads (divide channels)")
+        ("model.ffn", po::value(&c.model.ffn)->default_value(c.model.ffn), "MLP hidden size (0: 4 * channels)")
+        ("model.vocab", po::value(&c.model.vocab)->default_value(c.model.vocab),
+         "vocabulary (0: the dataset's); padded to a multiple of 128 internally")
+        ("model.seq_len", po::value(&c.model.seq_len)->default_value(c.model.seq_len), "sequence length T")
+        ("model.init", po::value(&c.model.init), "weights file (HDF5) to start from; fresh optimizer and step");
+    train.add_options()
+        ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps")
+        ("train.global_batch", po::value(&c.train.global_batch)->default_value(c.train.global_batch),
+         "sequences per optimizer step")
+        ("train.micro_batch", po::value(&c.train.micro_batch)->default_value(c.train.micro_batch),
+         "sequences per forward/backward (global_batch / micro_batch accumulation steps)")
+        ("train.seq_len", po::value(&c.train.seq_len)->default_value(c.train.seq_len),
+         "tokens per training sequence (0: model.seq_len; at most model.seq_len)")
+        ("train.seed", po::value(&c.train.seed)->default_value(c.train.seed), "seed of init and data order")
+        ("train.precision", po::value(&c.train.precision)->default_value(c.train.precision), "fp32")
+        ("train.device", po::value(&c.train.device)->default_value(c.train.device), "cpu or cuda")
+        ("train.eval_interval", po::value(&c.train.eval_interval)->default_value(c.train.eval_interval),
+         "validation every N steps and at the end (0: only at the end)")
+        ("train.eval_batches", po::value(&c.train.eval_batches)->default_value(c.train.eval_batches),
+         "validation batches of global_batch sequences")
+        ("train.log_interval", po::value(&c.train.log_interval)->default_value(c.train.log_interval),
+         "print a step line every N steps");
+    optim.add_options()
+        ("optim.lr", po::value(&c.optim.lr)->default_value(c.optim.lr), "peak learning rate")
+        ("optim.min_lr", po::value(&c.optim.min_lr)->default_value(c.optim.min_lr), "learning rate at the last step")
+        ("optim.warmup_steps", po::value(&c.optim.warmup_steps)->default_value(c.optim.warmup_steps),
+         "linear warmup steps")
+        ("optim.decay", po::value(&c.optim.decay)->default_value(c.optim.decay), "cosine, linear or constant")
+        ("optim.beta1", po::value(&c.optim.beta1)->default_value(c.optim.beta1), "AdamW beta1")
+        ("optim.beta2", po::value(&c.optim.beta2)->default_value(c.optim.beta2), "AdamW beta2")
+        ("optim.eps", po::value(&c.optim.eps)->default_value(c.optim.eps), "AdamW epsilon")
+        ("optim.weight_decay", po::value(&c.optim.weight_decay)->default_value(c.optim.weight_decay),
+         "decoupled weight decay (not on biases and layernorms)")
+        ("optim.clip_grad", po::value(&c.optim.clip_grad)->default_value(c.optim.clip_grad),
+         "clip the global gradient norm to this (0: off)");
+    data.add_options()
+        ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
+        ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
+    checkpoint.add_options()
+        ("checkpoint.dir", po::value(&c.checkpoint.dir)->default_value(c.checkpoint.dir),
+         "output folder: weights.h5, config.ini, metrics.jsonl");
+    log.add_options()
+        ("log.metrics", po::value(&c.log.metrics), "JSONL metrics file (default: checkpoint.dir/metrics.jsonl)");
+  }
+
+  po::options_description all() const {
+    po::options_description a;
+    a.add(general).add(model).add(train).add(optim).add(data).add(checkpoint).add(log);
+    return a;
+  }
+};
+
+}  // namespace
+
+std::optional<RunConfig> parse_train_options(int argc, char** argv) {
+  RunConfig c;
+  Table t(c);
+  const po::options_description all = t.all();
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, all), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: loom-train [--config run.ini] [--section.key value ...]\n" << all << "\n";
+      return std::nullopt;
+    }
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      LOOM_CHECK(in.good(), "check the path given to --config", "cannot open config file '{}'", path);
+      // The command line was stored first, so its values win over the file's.
+      po::store(po::parse_config_file(in, all), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(e.what(), "run 'loom-train --help' for the options");
+  }
+  if (c.log.metrics.empty()) c.log.metrics = c.checkpoint.dir + "/metrics.jsonl";
+  return c;
+}
+
+std::string to_ini(const RunConfig& c) {
+  std::ostringstream o;
+  o << "[model]\nlayers = " << c.model.layers << "\nchannels = " << c.model.channels << "\nheads = " << c.model.heads
+    << "\nffn = " << c.model.ffn_size() << "\nvocab = " << c.model.vocab << "\nseq_len = " << c.model.seq_len << "\n";
+  if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
+  o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
+    << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision
+    << "\ndevice = " << c.train.device << "\neval_interval = " << c.train.eval_interval
+    << "\neval_batches = " << c.train.eval_batches << "\nlog_interval = " << c.train.log_interval << "\n";
+  o << "\n[optim]\nlr = " << c.optim.lr << "\nmin_lr = " << c.optim.min_lr << "\nwarmup_steps = " << c.optim.warmup_steps
+    << "\ndecay = " << c.optim.decay << "\nbeta1 = " << c.optim.beta1 << "\nbeta2 = " << c.optim.beta2
+    << "\neps = " << c.optim.eps << "\nweight_decay = " << c.optim.weight_decay << "\nclip_grad = " << c.optim.clip_grad
+    << "\n";
+  o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
+  o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";
+  return o.str();
+}
+
+}  // namespace loom

@@ -1,0 +1,128 @@
+// tests/unit/test_cli_train.cpp — loom-train and loom-generate as a user runs them:
+// bad input gets a clear message and exit code 2 (before any training), a tiny
+// run trains, writes weights and metrics, and --model.init / loom-generate read them.
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "programs.h"
+
+namespace fs = std::filesystem;
+using loom::test::run_program;
+using testing::HasSubstr;
+
+namespace {
+
+// A small dataset made with loom-data, shared by the tests of this file.
+class TrainCli : public testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("loom_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    std::ofstream text(dir_ / "text.txt");
+    for (int i = 0; i < 400; ++i) text << "In the beginning was the word, and the word was " << i << ".\n";
+    text.close();
+    const auto r = run_program("loom-data", "--quiet --input " + (dir_ / "text.txt").string() + " --output " + data());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static std::string data() { return (dir_ / "data.h5").string(); }
+  // A tiny run's options, with `changes` ("--option value" pairs) replacing or adding to them.
+  static std::string tiny(std::map<std::string, std::string> changes = {}) {
+    std::map<std::string, std::string> o = {
+        {"--data.train", data()},           {"--model.layers", "1"},        {"--model.channels", "16"},
+        {"--model.heads", "2"},             {"--model.seq_len", "16"},      {"--train.global_batch", "4"},
+        {"--train.micro_batch", "2"},       {"--train.eval_batches", "1"},  {"--checkpoint.dir", (dir_ / "run").string()}};
+    for (auto& [k, v] : changes) o[k] = v;
+    std::string args;
+    for (auto& [k, v] : o) args += " " + k + "=" + v;
+    return args;
+  }
+  // Exit code 2 and every fragment in the output.
+  static void expect_rejected(std::map<std::string, std::string> changes, std::initializer_list<const char*> fragments) {
+    const std::string args = tiny(changes);
+    const auto r = run_program("loom-train", args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    for (const char* f : fragments) EXPECT_THAT(r.output, HasSubstr(f)) << args;
+    EXPECT_THAT(r.output, testing::Not(HasSubstr("step "))) << "trained despite bad input: " << args;
+  }
+  static inline fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(TrainCli, UnknownOptionIsRejected) { expect_rejected({{"--model.layer", "3"}}, {"model.layer", "--help"}); }
+
+TEST_F(TrainCli, NonPositiveSizesAreRejected) {
+  expect_rejected({{"--model.layers", "0"}}, {"model.layers must be > 0"});
+  expect_rejected({{"--model.channels", "-16"}}, {"model.channels must be > 0"});
+  expect_rejected({{"--train.steps", "0"}}, {"train.steps must be > 0"});
+  expect_rejected({{"--train.global_batch", "0"}}, {"train.global_batch"});
+}
+
+TEST_F(TrainCli, HeadsMustDivideChannels) {
+  expect_rejected({{"--model.heads", "3"}}, {"model.heads (3) must divide model.channels (16)", "HINT"});
+}
+
+TEST_F(TrainCli, SequenceLongerThanTheModelsMaximum) {
+  expect_rejected({{"--train.seq_len", "32"}}, {"train.seq_len (32) exceeds", "model.seq_len = 16"});
+}
+
+TEST_F(TrainCli, MicroBatchMustDivideGlobalBatch) {
+  expect_rejected({{"--train.micro_batch", "3"}}, {"train.micro_batch (3) must divide train.global_batch (4)"});
+}
+
+TEST_F(TrainCli, MissingDatasetFile) {
+  const auto r = run_program("loom-train", "--data.train /nonexistent/data.h5 --train.steps 1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/data.h5"));
+}
+
+TEST_F(TrainCli, TruncatedDatasetFile) {
+  const fs::path cut = dir_ / "cut.h5";
+  fs::copy_file(data(), cut, fs::copy_options::overwrite_existing);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  const auto r = run_program("loom-train", tiny({{"--data.train", cut.string()}}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(cut.string()));
+}
+
+TEST_F(TrainCli, DatasetVocabularyLargerThanTheModels) {
+  expect_rejected({{"--model.vocab", "100"}}, {"vocabulary (257) exceeds", "model.vocab = 100"});
+}
+
+TEST_F(TrainCli, TrainsWritesWeightsAndMetricsAndRestartsFromThem) {
+  const auto r = run_program("loom-train", tiny({{"--train.steps", "4"}, {"--train.eval_interval", "2"}}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("memory plan"));
+  EXPECT_THAT(r.output, HasSubstr("MFU"));
+  const fs::path run = dir_ / "run";
+  ASSERT_TRUE(fs::exists(run / "weights.h5"));
+  std::ifstream metrics(run / "metrics.jsonl");
+  std::string line;
+  int lines = 0, with_val = 0;
+  while (std::getline(metrics, line)) {
+    ++lines;
+    for (const char* key : {"\"step\"", "\"loss\"", "\"lr\"", "\"grad_norm\"", "\"tokens_per_s\"", "\"mfu\"",
+                            "\"t_compute\"", "\"t_tp\"", "\"t_pp\"", "\"t_dp\""})
+      EXPECT_THAT(line, HasSubstr(key));
+    with_val += line.find("\"val_loss\"") != std::string::npos;
+  }
+  EXPECT_EQ(lines, 4);
+  EXPECT_EQ(with_val, 2);
+
+  // Transfer: start from those weights; the architecture comes from the file.
+  const auto again = run_program("loom-train", "--data.train " + data() + " --model.init " + (run / "weights.h5").string() +
+                                                   " --train.steps 1 --train.global_batch 2 --train.micro_batch 2"
+                                                   " --checkpoint.dir " + (dir_ / "run2").string());
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("initialised from"));
+  EXPECT_THAT(again.output, HasSubstr("channels = 16"));
+
+  const auto gen = run_program("loom-generate", "--weights " + (run / "weights.h5").string() + " --prompt In --tokens 20");
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  EXPECT_GE(gen.output.size(), 20u);
+}
