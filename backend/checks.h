@@ -37,6 +37,26 @@ inline void not_empty(std::string_view op, std::string_view name, const Tensor& 
   LOOM_CHECK(!t.empty() || t.numel() == 0, "", "{}: {} {} has no memory", op, name, t.str());
 }
 
+// matmul's sizes from its operands: a is (M,K) or, transposed, (K,M); b is (K,N)
+// or (N,K); leading dims are the last dims. Checks inner dims, out and bias.
+struct MatmulDims {
+  std::int64_t M, N, K;
+};
+inline MatmulDims matmul_dims(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                              const MatmulOpts& opts) {
+  const std::int64_t M = opts.trans_a == Trans::no ? a.shape.rows() : a.shape.last();
+  const std::int64_t Ka = opts.trans_a == Trans::no ? a.shape.last() : a.shape.rows();
+  const std::int64_t Kb = opts.trans_b == Trans::no ? b.shape.rows() : b.shape.last();
+  const std::int64_t N = opts.trans_b == Trans::no ? b.shape.last() : b.shape.rows();
+  LOOM_CHECK(Ka == Kb, "", "matmul: inner dimensions differ: a is {}{} and b is {}{}", a.str(),
+             opts.trans_a == Trans::yes ? " (transposed)" : "", b.str(),
+             opts.trans_b == Trans::yes ? " (transposed)" : "");
+  LOOM_CHECK(out.shape.rows() == M && out.shape.last() == N, "",
+             "matmul: out is {} but op(a) op(b) is ({},{}) for a {} and b {}", out.str(), M, N, a.str(), b.str());
+  if (!bias.empty()) numel("matmul", "bias", bias, N);
+  return {M, N, Ka};
+}
+
 // The AdamW arguments, checked, turned into the per-element scalars (bias
 // corrections computed in double, once) that both backends' kernels use.
 inline AdamWScalars adamw_args(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& a) {

@@ -298,6 +298,10 @@ std::span<const std::uint64_t> TokenDataset::doc_offsets() const { return impl_-
 std::uint32_t TokenDataset::tokens_checksum() const { return impl_->checksum; }
 bool TokenDataset::resident() const { return impl_->resident; }
 
+std::int64_t TokenDataset::resident_bytes() const {
+  return impl_->resident ? std::int64_t(impl_->width) * impl_->size : 0;
+}
+
 void TokenDataset::read(std::int64_t offset, std::int64_t count, std::int32_t* out) const {
   const Impl& d = *impl_;
   LOOM_CHECK(offset >= 0 && count >= 0 && offset + count <= d.size, "",

@@ -82,6 +82,7 @@ public:
   std::span<const std::uint64_t> doc_offsets() const;
   std::uint32_t tokens_checksum() const;  // as stored in the file
   bool resident() const;                  // whole split held in memory
+  std::int64_t resident_bytes() const;    // host memory the split holds (for the memory plan)
 
   // out[i] = token[offset + i] for i < count; [offset, offset + count) must lie in the split.
   void read(std::int64_t offset, std::int64_t count, std::int32_t* out) const;

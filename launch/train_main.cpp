@@ -7,6 +7,7 @@
 // periodic validation; at the end writes checkpoint.dir/weights.h5.
 // Exit codes: 0 done, 2 bad options or input (a loom::Error), 1 anything else.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,15 @@
 namespace loom {
 
 namespace {
+
+// Resident bytes now (/proc/self/statm), before the plan's allocations: code,
+// libraries, thread stacks and OpenBLAS's buffers, which the plan does not count.
+double current_rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  double pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * double(sysconf(_SC_PAGESIZE));
+}
 
 double peak_rss_bytes() {
   rusage u{};
@@ -59,6 +69,12 @@ int train(RunConfig cfg) {
     if (early.model.vocab == 0) early.model.vocab = 1;
     if (early.model.init.empty()) validate(early);
   }
+  // The backend and the GEMM roof first: the resident memory measured after them
+  // (code, libraries, BLAS buffers) is the base the memory plan adds to.
+  auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
+  const double peak = measure_gemm_peak_flops(*be);
+  const double baseline_rss = current_rss_bytes();
+
   LOOM_CHECK(!cfg.data.train.empty(), "make one with loom-data --input FILE --output data.h5",
              "data.train is required (an HDF5 token dataset)");
   if (cfg.data.val.empty()) cfg.data.val = cfg.data.train;
@@ -91,8 +107,6 @@ int train(RunConfig cfg) {
   const DataLoader train_loader(train_set, T, cfg.train.seed);
   const DataLoader val_loader(val_set, T, cfg.train.seed);
 
-  auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
-  const double peak = measure_gemm_peak_flops(*be);
 
   Gpt model(*be, mc, MB, T);
   if (mc.init.empty()) {
@@ -105,6 +119,7 @@ int train(RunConfig cfg) {
 
   MemoryPlan plan = Gpt::memory_plan(mc, MB, T);
   plan.items.push_back({"AdamW moments m, v (f32)", AdamW::state_bytes(model.params().numel())});
+  plan.items.push_back({"token datasets (host)", std::size_t(train_set.resident_bytes() + val_set.resident_bytes())});
   fmt::print("parameters: {} ({:.2f} M)\nmemory plan ({} backend):\n", model.params().numel(),
              double(model.params().numel()) / 1e6, device_name(be->device()));
   for (auto& [name, bytes] : plan.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
@@ -167,9 +182,11 @@ int train(RunConfig cfg) {
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
   save_weights(model, weights);
   fmt::print("\nwrote {}\nfinal train loss {:.4f}, val loss {:.4f} (nats per token)\n", weights, last_loss, last_val);
-  fmt::print("memory: planned {:.1f} MiB, backend peak {:.1f} MiB, process peak RSS {:.1f} MiB ({:+.1f}% vs plan)\n",
-             double(plan.total()) / (1 << 20), double(be->peak_bytes()) / (1 << 20), peak_rss_bytes() / (1 << 20),
-             100.0 * (peak_rss_bytes() / double(plan.total()) - 1.0));
+  const double mib = 1 << 20, planned = double(plan.total()) + baseline_rss;
+  fmt::print("memory: plan {:.1f} MiB + {:.1f} MiB resident before allocating (code, libraries, BLAS buffers)"
+             " = {:.1f} MiB; measured peak RSS {:.1f} MiB ({:+.1f}%); backend peak {:.1f} MiB\n",
+             double(plan.total()) / mib, baseline_rss / mib, planned / mib, peak_rss_bytes() / mib,
+             100.0 * (peak_rss_bytes() / planned - 1.0), double(be->peak_bytes()) / mib);
   fmt::print("wall time {:.1f} s\n", seconds_since(t_start));
   return 0;
 }

@@ -76,18 +76,7 @@ void gemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, fl
 }
 
 void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) {
-  // a is (M,K) or, transposed, (K,M); b is (K,N) or (N,K). Leading dims = last dims.
-  const std::int64_t M = opts.trans_a == Trans::no ? a.shape.rows() : a.shape.last();
-  const std::int64_t Ka = opts.trans_a == Trans::no ? a.shape.last() : a.shape.rows();
-  const std::int64_t Kb = opts.trans_b == Trans::no ? b.shape.rows() : b.shape.last();
-  const std::int64_t N = opts.trans_b == Trans::no ? b.shape.last() : b.shape.rows();
-  LOOM_CHECK(Ka == Kb, "", "matmul: inner dimensions differ: a is {}{} and b is {}{}", a.str(),
-             opts.trans_a == Trans::yes ? " (transposed)" : "", b.str(),
-             opts.trans_b == Trans::yes ? " (transposed)" : "");
-  LOOM_CHECK(out.shape.rows() == M && out.shape.last() == N, "",
-             "matmul: out is {} but op(a) op(b) is ({},{}) for a {} and b {}", out.str(), M, N, a.str(),
-             b.str());
-  if (!bias.empty()) check::numel("matmul", "bias", bias, N);
+  const auto [M, N, K] = check::matmul_dims(out, a, b, bias, opts);
 
   float beta = opts.accumulate == Accumulate::yes ? 1.0f : 0.0f;
   if (!bias.empty()) {
@@ -107,7 +96,7 @@ void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) {
     });
     beta = 1.0f;
   }
-  gemm(opts.trans_a, opts.trans_b, M, N, Ka, opts.alpha, {a.dtype, a.ptr, a.shape.last()},
+  gemm(opts.trans_a, opts.trans_b, M, N, K, opts.alpha, {a.dtype, a.ptr, a.shape.last()},
        {b.dtype, b.ptr, b.shape.last()}, beta, {out.dtype, out.ptr, N});
 }
 

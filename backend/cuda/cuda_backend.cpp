@@ -163,18 +163,7 @@ class CudaBackend final : public Backend {
 
   // ---- matmul -----------------------------------------------------------------
   void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) override {
-    // a is (M,K) or, transposed, (K,M); b is (K,N) or (N,K). Leading dims = last dims.
-    const std::int64_t M = opts.trans_a == Trans::no ? a.shape.rows() : a.shape.last();
-    const std::int64_t Ka = opts.trans_a == Trans::no ? a.shape.last() : a.shape.rows();
-    const std::int64_t Kb = opts.trans_b == Trans::no ? b.shape.rows() : b.shape.last();
-    const std::int64_t N = opts.trans_b == Trans::no ? b.shape.last() : b.shape.rows();
-    LOOM_CHECK(Ka == Kb, "", "matmul: inner dimensions differ: a is {}{} and b is {}{}", a.str(),
-               opts.trans_a == Trans::yes ? " (transposed)" : "", b.str(),
-               opts.trans_b == Trans::yes ? " (transposed)" : "");
-    LOOM_CHECK(out.shape.rows() == M && out.shape.last() == N, "",
-               "matmul: out is {} but op(a) op(b) is ({},{}) for a {} and b {}", out.str(), M, N, a.str(),
-               b.str());
-    if (!bias.empty()) check::numel("matmul", "bias", bias, N);
+    const auto [M, N, K] = check::matmul_dims(out, a, b, bias, opts);
     LOOM_CHECK(a.dtype == b.dtype && (out.dtype == a.dtype || out.dtype == DType::f32),
                "cast the operands to one dtype first",
                "matmul: out {}, a {}, b {}: the CUDA backend needs a and b of one dtype and out of that "
@@ -191,12 +180,12 @@ class CudaBackend final : public Backend {
                  "matmul bias kernel");
       beta = 1.0f;
     }
-    if (Ka == 0) {  // op(a) op(b) is all zeros
+    if (K == 0) {  // op(a) op(b) is all zeros
       if (beta == 0.0f)
         check_cuda(cuda::launch_fill(out.ptr, out.dtype, out.numel(), 0.0f, stream_), "fill kernel");
       return;
     }
-    lt_->run(out, a, b, opts.trans_a, opts.trans_b, M, N, Ka, opts.alpha, beta, stream_);
+    lt_->run(out, a, b, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_);
   }
 
   void bias_backward(Tensor dbias, Tensor dout) override {

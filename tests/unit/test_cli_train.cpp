@@ -126,3 +126,32 @@ TEST_F(TrainCli, TrainsWritesWeightsAndMetricsAndRestartsFromThem) {
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   EXPECT_GE(gen.output.size(), 20u);
 }
+
+TEST_F(TrainCli, ConfigFileSectionsAndCommandLineOverrides) {
+  const fs::path ini = dir_ / "run.ini";
+  std::ofstream(ini) << "[model]\nlayers = 1\nchannels = 16\nheads = 4\nseq_len = 16\n\n"
+                        "[train]\nsteps = 1\nglobal_batch = 2\nmicro_batch = 2\neval_batches = 1\n\n"
+                        "[optim]\nlr = 0.005\n";
+  const auto r = run_program("loom-train", "--config " + ini.string() + " --model.heads 2 --data.train " + data() +
+                                               " --checkpoint.dir " + (dir_ / "run3").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("heads = 2"));       // the command line wins
+  EXPECT_THAT(r.output, HasSubstr("channels = 16"));   // from the file
+  EXPECT_THAT(r.output, HasSubstr("lr = 0.005"));
+  std::ifstream saved(dir_ / "run3" / "config.ini");
+  const std::string text((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("[model]"));
+  EXPECT_THAT(text, HasSubstr("heads = 2"));
+
+  const auto bad = run_program("loom-train", "--config " + (dir_ / "missing.ini").string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("missing.ini"));
+}
+
+TEST_F(TrainCli, HelpListsOptionsBySection) {
+  const auto r = run_program("loom-train", "--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* s : {"[model]", "[train]", "[optim]", "[data]", "[checkpoint]", "[log]", "--model.layers",
+                        "--optim.warmup_steps", "--train.micro_batch"})
+    EXPECT_THAT(r.output, HasSubstr(s));
+}

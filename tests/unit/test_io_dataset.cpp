@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "temp_dir.h"
 #include "io/h5.h"
 #include "io/token_dataset.h"
 #include "io/tokenizer.h"
@@ -27,19 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("loom-test-io-dataset-{}-{}", getpid(), counter++);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 // Two documents, each followed by eod, split by split_train_val; returns the stream.
 std::vector<std::int32_t> write_two_docs(const std::string& path, const std::string& a, const std::string& b,

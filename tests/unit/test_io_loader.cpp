@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "temp_dir.h"
 #include "io/data_loader.h"
 #include "io/token_dataset.h"
 
@@ -25,19 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("loom-test-io-loader-{}-{}", getpid(), counter++);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 // train: tokens 0..n_train-1, val: tokens 0..n_val-1 (token = position).
 std::string write_positions(const TempDir& dir, std::int64_t n_train, std::int64_t n_val) {

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "temp_dir.h"
 #include "io/token_dataset.h"
 #include "io/weights_file.h"
 
@@ -25,19 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("loom-test-io-weights-{}-{}", getpid(), counter++);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 template <class F>
 std::string error_of(F&& fn) {
