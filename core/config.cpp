@@ -23,8 +23,6 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.steps > 0, "", "train.steps must be > 0, got {}", t.steps);
   LOOM_CHECK(t.global_batch > 0, "", "train.global_batch must be > 0, got {}", t.global_batch);
   LOOM_CHECK(t.micro_batch > 0, "", "train.micro_batch must be > 0, got {}", t.micro_batch);
-  LOOM_CHECK(t.global_batch % t.micro_batch == 0, "make global_batch a multiple of micro_batch",
-             "train.micro_batch ({}) must divide train.global_batch ({})", t.micro_batch, t.global_batch);
   LOOM_CHECK(t.seq_len >= 0, "", "train.seq_len must be >= 0 (0: model.seq_len), got {}", t.seq_len);
   LOOM_CHECK(t.sequence(c.model) <= c.model.seq_len, "lower train.seq_len or raise model.seq_len",
              "train.seq_len ({}) exceeds the model's maximum sequence length model.seq_len = {}", t.seq_len,
@@ -43,6 +41,30 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(0 <= o.beta1 && o.beta1 < 1 && 0 <= o.beta2 && o.beta2 < 1 && o.eps > 0, "",
              "optim.beta1 and optim.beta2 must be in [0, 1) and optim.eps > 0");
   LOOM_CHECK(o.weight_decay >= 0 && o.clip_grad >= 0, "", "optim.weight_decay and optim.clip_grad must be >= 0");
+}
+
+void validate_layout(RunConfig& c, int world) {
+  ParallelConfig& p = c.parallel;
+  LOOM_CHECK(p.tp >= 1 && p.pp >= 1 && p.dp >= 0, "", "parallel.tp and parallel.pp must be >= 1 and parallel.dp >= 0");
+  LOOM_CHECK(p.tp == 1 && p.pp == 1, "run with parallel.tp = parallel.pp = 1 (data parallelism) for now",
+             "tensor and pipeline parallelism are not available yet (parallel.tp = {}, parallel.pp = {})", p.tp, p.pp);
+  LOOM_CHECK(p.schedule == "1f1b" || p.schedule == "gpipe", "", "parallel.schedule must be 1f1b or gpipe, got '{}'",
+             p.schedule);
+  if (p.dp == 0) {
+    LOOM_CHECK(world % (p.tp * p.pp) == 0, "launch a multiple of tp * pp ranks",
+               "the job has {} ranks, not a multiple of parallel.tp * parallel.pp = {}", world, p.tp * p.pp);
+    p.dp = world / (p.tp * p.pp);
+  }
+  LOOM_CHECK(p.dp * p.tp * p.pp == world, fmt::format("launch with mpirun -np {} or change the parallel.* options",
+                                                       p.dp * p.tp * p.pp),
+             "the job has {} ranks but parallel.dp * parallel.tp * parallel.pp = {} * {} * {} = {}", world, p.dp, p.tp,
+             p.pp, p.dp * p.tp * p.pp);
+  const TrainConfig& t = c.train;
+  LOOM_CHECK(t.global_batch % p.dp == 0, "make train.global_batch a multiple of the data-parallel size",
+             "train.global_batch ({}) does not split evenly over parallel.dp = {} ranks", t.global_batch, p.dp);
+  LOOM_CHECK((t.global_batch / p.dp) % t.micro_batch == 0, "pick a micro_batch that divides global_batch / dp",
+             "train.micro_batch ({}) must divide the per-rank batch train.global_batch / parallel.dp = {}",
+             t.micro_batch, t.global_batch / p.dp);
 }
 
 }  // namespace loom

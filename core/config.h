@@ -39,7 +39,6 @@ struct TrainConfig {
   std::int64_t eval_batches = 4;
   std::int64_t log_interval = 1;
 
-  std::int64_t accumulation_steps() const { return global_batch / micro_batch; }
   std::int64_t sequence(const ModelConfig& m) const { return seq_len > 0 ? seq_len : m.seq_len; }
 };
 
@@ -51,6 +50,16 @@ struct OptimConfig {
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float weight_decay = 0.1f;
   float clip_grad = 1.0f;  // 0: no clipping
+};
+
+// The process grid (dp x tp x pp ranks; parallel/process_grid.h). Today only data
+// parallelism runs; tensor and pipeline parallelism are being built (issue 4) and
+// tp/pp > 1 are rejected with a message until they are.
+struct ParallelConfig {
+  int tp = 1;
+  int pp = 1;
+  int dp = 0;                      // 0: world size / (tp * pp)
+  std::string schedule = "1f1b";   // pipeline schedule: 1f1b or gpipe
 };
 
 struct DataConfig {
@@ -70,6 +79,7 @@ struct RunConfig {
   ModelConfig model;
   TrainConfig train;
   OptimConfig optim;
+  ParallelConfig parallel;
   DataConfig data;
   CheckpointConfig checkpoint;
   LogConfig log;
@@ -78,5 +88,8 @@ struct RunConfig {
 // Throws loom::Error for the first invalid option, naming it ("model.heads ...").
 void validate(const ModelConfig& m);
 void validate(const RunConfig& c);
+// The layout against the job: world == dp * tp * pp, and the global batch splits
+// into dp slices of whole micro-batches. Fills in parallel.dp when it is 0.
+void validate_layout(RunConfig& c, int world_size);
 
 }  // namespace loom

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -25,6 +26,7 @@
 #include "launch/model_io.h"
 #include "launch/train_options.h"
 #include "optimizer/adamw.h"
+#include "parallel/parallel_context.h"
 #include "schedule/lr_schedule.h"
 
 namespace loom {
@@ -60,8 +62,26 @@ void split_windows(const std::vector<std::int32_t>& w, std::int64_t B, std::int6
     }
 }
 
-int train(RunConfig cfg) {
+// Sums the flat gradient buffer over the data-parallel group, in buckets of
+// `bucket` elements (so no single message is huge), then divides nothing: every
+// micro-batch's loss gradient is already scaled by 1 / (global batch tokens),
+// so the sum over dp ranks is the gradient of the global mean.
+// TODO(issue 4): start each bucket's all-reduce during backward, as soon as the
+// bucket's gradients are final, instead of after the whole backward.
+void all_reduce_gradients(Communicator& dp, Tensor flat, std::int64_t bucket) {
+  for (std::int64_t begin = 0; begin < flat.numel(); begin += bucket)
+    dp.all_reduce(flat.slice_rows(begin, std::min(flat.numel(), begin + bucket)));
+}
+
+double all_reduce_sum(Communicator& c, double value) {
+  float v = float(value);
+  c.all_reduce(host_tensor(&v, Shape{1}));
+  return v;
+}
+
+int train(RunConfig cfg, ParallelContext& ctx) {
   const auto t_start = std::chrono::steady_clock::now();
+  const bool lead = ctx.world_rank == 0;  // prints, logs and writes files
   {
     // Options are checked before any file is touched (the vocabulary may still come
     // from the dataset or the weights file, so a placeholder stands in for it here).
@@ -69,6 +89,8 @@ int train(RunConfig cfg) {
     if (early.model.vocab == 0) early.model.vocab = 1;
     if (early.model.init.empty()) validate(early);
   }
+  LOOM_CHECK(ctx.shape.dp == cfg.parallel.dp && ctx.shape.tp == cfg.parallel.tp && ctx.shape.pp == cfg.parallel.pp, "",
+             "internal: the process grid does not match the parallel.* options");
   // The backend and the GEMM roof first: the resident memory measured after them
   // (code, libraries, BLAS buffers) is the base the memory plan adds to.
   auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
@@ -95,13 +117,16 @@ int train(RunConfig cfg) {
 
   const ModelConfig& mc = cfg.model;
   const std::int64_t T = cfg.train.sequence(mc), G = cfg.train.global_batch, MB = cfg.train.micro_batch;
-  const std::int64_t accum = cfg.train.accumulation_steps();
+  // This data-parallel rank's slice of every global batch: sequences [first, first + local).
+  const std::int64_t local = G / ctx.shape.dp, first = ctx.coord.dp * local, accum = local / MB;
   std::filesystem::create_directories(cfg.checkpoint.dir);
   if (auto parent = std::filesystem::path(cfg.log.metrics).parent_path(); !parent.empty())
     std::filesystem::create_directories(parent);
 
-  fmt::print("loom-train: effective configuration\n{}\n", to_ini(cfg));
-  std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);
+  if (lead) {
+    fmt::print("loom-train: effective configuration\n{}\n", to_ini(cfg));
+    std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);
+  }
 
   // The loaders check that each split holds at least one sequence: before any allocation.
   const DataLoader train_loader(train_set, T, cfg.train.seed);
@@ -113,35 +138,42 @@ int train(RunConfig cfg) {
     model.params().init(cfg.train.seed);
   } else {
     load_weights(model, mc.init);
-    fmt::print("initialised from {}\n", mc.init);
+    if (lead) fmt::print("initialised from {}\n", mc.init);
   }
   AdamW opt(*be, model.params(), cfg.optim);
 
   MemoryPlan plan = Gpt::memory_plan(mc, MB, T);
   plan.items.push_back({"AdamW moments m, v (f32)", AdamW::state_bytes(model.params().numel())});
   plan.items.push_back({"token datasets (host)", std::size_t(train_set.resident_bytes() + val_set.resident_bytes())});
-  fmt::print("parameters: {} ({:.2f} M)\nmemory plan ({} backend):\n", model.params().numel(),
-             double(model.params().numel()) / 1e6, device_name(be->device()));
-  for (auto& [name, bytes] : plan.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
-  fmt::print("  {:<42} {:>10.1f} MiB   (allocated by the backend: {:.1f} MiB)\n", "total", double(plan.total()) / (1 << 20),
-             double(be->live_bytes()) / (1 << 20));
-  fmt::print("gemm peak measured now: {:.1f} GFLOP/s; model FLOPs per token: {:.3g}\n\n", peak / 1e9,
-             flops_per_token(mc, T));
+  if (lead) {
+    fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",
+               ctx.shape.size(), ctx.shape.dp, ctx.shape.tp, ctx.shape.pp, local, accum, MB);
+    fmt::print("parameters: {} ({:.2f} M)\nmemory plan per rank ({} backend):\n", model.params().numel(),
+               double(model.params().numel()) / 1e6, device_name(be->device()));
+    for (auto& [name, bytes] : plan.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
+    fmt::print("  {:<42} {:>10.1f} MiB   (allocated by the backend: {:.1f} MiB)\n", "total",
+               double(plan.total()) / (1 << 20), double(be->live_bytes()) / (1 << 20));
+    fmt::print("gemm peak measured now: {:.1f} GFLOP/s per rank; model FLOPs per token: {:.3g}\n\n", peak / 1e9,
+               flops_per_token(mc, T));
+  }
 
   std::vector<std::int32_t> window(static_cast<std::size_t>(MB * (T + 1))), x(static_cast<std::size_t>(MB * T)),
       y(static_cast<std::size_t>(MB * T));
-  std::ofstream metrics(cfg.log.metrics);
-  LOOM_CHECK(metrics.good(), "check log.metrics", "cannot write the metrics file '{}'", cfg.log.metrics);
+  std::ofstream metrics;
+  if (lead) {
+    metrics.open(cfg.log.metrics);
+    LOOM_CHECK(metrics.good(), "check log.metrics", "cannot write the metrics file '{}'", cfg.log.metrics);
+  }
 
   auto evaluate = [&](std::int64_t) {
     double sum = 0;
     for (std::int64_t e = 0; e < cfg.train.eval_batches; ++e)
       for (std::int64_t k = 0; k < accum; ++k) {
-        val_loader.eval_batch(e, k * MB, MB, G, window.data());
+        val_loader.eval_batch(e, first + k * MB, MB, G, window.data());
         split_windows(window, MB, T, x, y);
         sum += model.forward(x.data(), y.data());
       }
-    return sum / double(cfg.train.eval_batches * G * T);
+    return all_reduce_sum(*ctx.dp, sum / double(cfg.train.eval_batches * G * T));
   };
 
   const double tokens_per_step = double(G * T);
@@ -151,34 +183,40 @@ int train(RunConfig cfg) {
     model.params().zero_grads();
     double loss_sum = 0;
     for (std::int64_t k = 0; k < accum; ++k) {
-      train_loader.train_batch(step, k * MB, MB, window.data());
+      train_loader.train_batch(step, first + k * MB, MB, window.data());
       split_windows(window, MB, T, x, y);
       loss_sum += model.forward(x.data(), y.data());
       model.backward(float(1.0 / tokens_per_step));  // gradient of the mean over the global batch
     }
+    be->synchronize();
+    const auto t_comm = std::chrono::steady_clock::now();
+    all_reduce_gradients(*ctx.dp, model.params().flat_grads(), std::int64_t(1) << 22);
+    const double t_dp = seconds_since(t_comm);
     const float lr = learning_rate(cfg.optim, cfg.train.steps, step);
     const double norm = opt.step(lr, step + 1);
     be->synchronize();
     const double dt = seconds_since(t0);
-    last_loss = loss_sum / tokens_per_step;
-    const double tok_s = tokens_per_step / dt, flops = tok_s * flops_per_token(mc, T);
+    last_loss = all_reduce_sum(*ctx.dp, loss_sum / tokens_per_step);
+    // Throughput of the whole job; MFU per rank against this rank's measured GEMM peak.
+    const double tok_s = tokens_per_step / dt, flops = tok_s * flops_per_token(mc, T) / ctx.shape.size();
     const bool last = step + 1 == cfg.train.steps;
     nlohmann::json rec = {{"step", step},         {"loss", last_loss}, {"lr", lr},          {"grad_norm", norm},
                           {"tokens_per_s", tok_s}, {"tflops", flops / 1e12}, {"mfu", flops / peak}, {"t_step", dt},
-                          {"t_compute", dt},       {"t_tp", 0.0},      {"t_pp", 0.0},       {"t_dp", 0.0}};
+                          {"t_compute", dt - t_dp}, {"t_tp", 0.0},    {"t_pp", 0.0},       {"t_dp", t_dp}};
     if ((cfg.train.eval_interval > 0 && (step + 1) % cfg.train.eval_interval == 0) || last) {
       last_val = evaluate(step);
       rec["val_loss"] = last_val;
     }
-    metrics << rec.dump() << "\n" << std::flush;
-    if (step % cfg.train.log_interval == 0 || last || rec.contains("val_loss")) {
-      fmt::print("step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s | MFU {:.1f}% | {:.0f} ms{}\n",
+    if (lead) metrics << rec.dump() << "\n" << std::flush;
+    if (lead && (step % cfg.train.log_interval == 0 || last || rec.contains("val_loss"))) {
+      fmt::print("step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s/rank | MFU {:.1f}% | {:.0f} ms{}\n",
                  step + 1, cfg.train.steps, last_loss, lr, norm, tok_s, flops / 1e12, 100 * flops / peak, dt * 1e3,
                  rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
       std::fflush(stdout);
     }
   }
 
+  if (!lead) return 0;
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
   save_weights(model, weights);
   fmt::print("\nwrote {}\nfinal train loss {:.4f}, val loss {:.4f} (nats per token)\n", weights, last_loss, last_val);
@@ -195,15 +233,15 @@ int train(RunConfig cfg) {
 }  // namespace loom
 
 int main(int argc, char** argv) {
-  try {
-    const auto cfg = loom::parse_train_options(argc, argv);
+  loom::MpiSession mpi(argc, argv);
+  return loom::run_guarded(mpi.world(), [&]() -> int {
+    int world = 1, rank = 0;
+    MPI_Comm_size(mpi.world(), &world);
+    MPI_Comm_rank(mpi.world(), &rank);
+    auto cfg = loom::parse_train_options(argc, argv, rank == 0);
     if (!cfg) return 0;
-    return loom::train(*cfg);
-  } catch (const loom::Error& e) {
-    std::fprintf(stderr, "loom-train: error: %s\n", e.full_message().c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "loom-train: internal error: %s\n", e.what());
-    return 1;
-  }
+    loom::validate_layout(*cfg, world);  // before any work, on every rank
+    loom::ParallelContext ctx = loom::make_mpi_context(mpi.world(), {cfg->parallel.dp, cfg->parallel.tp, cfg->parallel.pp});
+    return loom::train(*cfg, ctx);
+  });
 }

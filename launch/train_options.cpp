@@ -18,7 +18,7 @@ namespace {
 
 struct Table {
   po::options_description general{"General"}, model{"[model]"}, train{"[train]"}, optim{"[optim]"},
-      data{"[data]"}, checkpoint{"[checkpoint]"}, log{"[log]"};
+      parallel{"[parallel]"}, data{"[data]"}, checkpoint{"[checkpoint]"}, log{"[log]"};
   std::string config_file;
 
   explicit Table(RunConfig& c) {
@@ -63,6 +63,13 @@ struct Table {
          "decoupled weight decay (not on biases and layernorms)")
         ("optim.clip_grad", po::value(&c.optim.clip_grad)->default_value(c.optim.clip_grad),
          "clip the global gradient norm to this (0: off)");
+    parallel.add_options()
+        ("parallel.tp", po::value(&c.parallel.tp)->default_value(c.parallel.tp), "tensor-parallel ranks (not yet: 1)")
+        ("parallel.pp", po::value(&c.parallel.pp)->default_value(c.parallel.pp), "pipeline stages (not yet: 1)")
+        ("parallel.dp", po::value(&c.parallel.dp)->default_value(c.parallel.dp),
+         "data-parallel replicas (0: world size / (tp * pp))")
+        ("parallel.schedule", po::value(&c.parallel.schedule)->default_value(c.parallel.schedule),
+         "pipeline schedule: 1f1b or gpipe");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
@@ -75,14 +82,14 @@ struct Table {
 
   po::options_description all() const {
     po::options_description a;
-    a.add(general).add(model).add(train).add(optim).add(data).add(checkpoint).add(log);
+    a.add(general).add(model).add(train).add(optim).add(parallel).add(data).add(checkpoint).add(log);
     return a;
   }
 };
 
 }  // namespace
 
-std::optional<RunConfig> parse_train_options(int argc, char** argv) {
+std::optional<RunConfig> parse_train_options(int argc, char** argv, bool print) {
   RunConfig c;
   Table t(c);
   const po::options_description all = t.all();
@@ -90,7 +97,7 @@ std::optional<RunConfig> parse_train_options(int argc, char** argv) {
   try {
     po::store(po::parse_command_line(argc, argv, all), vm);
     if (vm.count("help")) {
-      std::cout << "usage: loom-train [--config run.ini] [--section.key value ...]\n" << all << "\n";
+      if (print) std::cout << "usage: loom-train [--config run.ini] [--section.key value ...]\n" << all << "\n";
       return std::nullopt;
     }
     if (vm.count("config")) {
@@ -121,6 +128,8 @@ std::string to_ini(const RunConfig& c) {
     << "\ndecay = " << c.optim.decay << "\nbeta1 = " << c.optim.beta1 << "\nbeta2 = " << c.optim.beta2
     << "\neps = " << c.optim.eps << "\nweight_decay = " << c.optim.weight_decay << "\nclip_grad = " << c.optim.clip_grad
     << "\n";
+  o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
+    << "\nschedule = " << c.parallel.schedule << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";
   return o.str();

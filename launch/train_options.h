@@ -15,7 +15,8 @@ namespace loom {
 // Parses argv (and the --config file it names). Returns nullopt after printing
 // --help. Throws loom::Error (exit code 2 in main) for unknown options, bad
 // values, or a missing config file.
-std::optional<RunConfig> parse_train_options(int argc, char** argv);
+// `print` says whether this rank prints --help (rank 0 of a job).
+std::optional<RunConfig> parse_train_options(int argc, char** argv, bool print = true);
 
 // The effective configuration in INI form (what --config accepts), printed at
 // start and saved next to the outputs so a run can be repeated exactly.

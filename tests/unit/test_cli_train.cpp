@@ -72,7 +72,8 @@ TEST_F(TrainCli, SequenceLongerThanTheModelsMaximum) {
 }
 
 TEST_F(TrainCli, MicroBatchMustDivideGlobalBatch) {
-  expect_rejected({{"--train.micro_batch", "3"}}, {"train.micro_batch (3) must divide train.global_batch (4)"});
+  expect_rejected({{"--train.micro_batch", "3"}},
+                  {"train.micro_batch (3) must divide the per-rank batch train.global_batch / parallel.dp = 4"});
 }
 
 TEST_F(TrainCli, MissingDatasetFile) {

@@ -1,0 +1,38 @@
+// parallel/communicator.h — the collectives loom uses, on one group of ranks.
+//
+// A Communicator is an object passed in (no global communicator anywhere):
+// ParallelContext (parallel/parallel_context.h) bundles the world, tp, dp and pp
+// groups. MpiCommunicator works on host tensors; a NCCL one will work on device
+// tensors. Every call is collective over the group unless it says otherwise.
+// Reductions of bf16/f16 tensors are computed in f32: each combine of two
+// partial results converts to f32, adds (or maxes) and rounds once to the dtype.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace loom {
+
+enum class ReduceOp { sum, max };
+
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;  // rank within this group
+  virtual int size() const = 0;
+
+  // In place: x = op over the group of every rank's x.
+  virtual void all_reduce(Tensor x, ReduceOp op = ReduceOp::sum) = 0;
+  // in holds size() equal chunks of out's numel; rank r gets out = sum over ranks of chunk r.
+  // out may be exactly chunk rank() of in (ZeRO-1 style); in's other chunks are then clobbered.
+  virtual void reduce_scatter(Tensor out, Tensor in) = 0;
+  // out holds size() chunks; chunk r is rank r's in. in may be exactly chunk rank() of out.
+  virtual void all_gather(Tensor out, Tensor in) = 0;
+  virtual void broadcast(Tensor x, int root) = 0;
+  // Paired point-to-point: sends `send` to group rank `dest` and receives `recv` from
+  // `source` at once, so neighbours exchanging in both directions cannot deadlock.
+  // An empty tensor (or a negative rank) skips that half.
+  virtual void send_recv(Tensor send, int dest, Tensor recv, int source) = 0;
+  virtual void barrier() = 0;
+};
+
+}  // namespace loom

@@ -1,0 +1,64 @@
+// parallel/mpi_communicator.h — Communicator over an MPI communicator, for host tensors.
+//
+// Owns one MPI_Comm (a duplicate or split of its parent, freed in the destructor)
+// and the 2-byte datatype + user-defined MPI_Ops that reduce bf16/f16 in f32;
+// move-only, destroyed before MPI_Finalize (MpiSession). Every op checks device ==
+// cpu, dtypes and sizes before any MPI call, so a bad call throws the same
+// loom::Error on every rank; MPI failures become loom::Error (MPI_ERRORS_RETURN).
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+#include <string>
+
+#include "parallel/communicator.h"
+
+namespace loom {
+
+struct MpiHalfOps;  // mpi_communicator.cpp: the bf16/f16 datatype and reduction ops
+
+class MpiCommunicator final : public Communicator {
+public:
+  // Collective over `parent`: a private duplicate of it (same ranks, same order).
+  static MpiCommunicator dup(MPI_Comm parent, std::string name = "world");
+  // Collective over `parent`: ranks passing the same `color` form one group,
+  // ordered by `key` (ties by parent rank), as MPI_Comm_split does. color >= 0.
+  static MpiCommunicator split(MPI_Comm parent, int color, int key, std::string name);
+
+  MpiCommunicator(MpiCommunicator&& o) noexcept;
+  MpiCommunicator& operator=(MpiCommunicator&& o) noexcept;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+  ~MpiCommunicator() override;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const std::string& name() const { return name_; }
+  // The underlying communicator, for libraries that take one (parallel HDF5).
+  // Still owned by this object.
+  MPI_Comm comm() const { return comm_; }
+
+  void all_reduce(Tensor x, ReduceOp op = ReduceOp::sum) override;
+  void reduce_scatter(Tensor out, Tensor in) override;
+  void all_gather(Tensor out, Tensor in) override;
+  void broadcast(Tensor x, int root) override;
+  void send_recv(Tensor send, int dest, Tensor recv, int source) override;
+  void barrier() override;
+
+private:
+  MpiCommunicator(MPI_Comm owned, std::string name);
+  void reset() noexcept;
+  void check_live() const;  // throws on a moved-from communicator
+  MPI_Datatype datatype(DType t) const;
+  MPI_Op reduce_op(DType t, ReduceOp op) const;
+  // Throws loom::Error("<what> on group <name> failed: <MPI's message>") when rc != MPI_SUCCESS.
+  void check_mpi(int rc, const char* what) const;
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 0;
+  std::string name_;
+  std::unique_ptr<MpiHalfOps> half_;
+};
+
+}  // namespace loom

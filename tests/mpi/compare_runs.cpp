@@ -1,0 +1,103 @@
+// tests/mpi/compare_runs.cpp — are two loom-train runs the same training run?
+//
+//   compare_runs REF_DIR RUN_DIR [rel_tol = 1e-5]
+// Compares metrics.jsonl (loss, grad_norm, lr, val_loss of every step) and
+// weights.h5 (every parameter) of RUN_DIR against REF_DIR, the single-rank run.
+// Differences are relative: |a - b| <= tol * max(|a|, |b|, scale), with scale the
+// largest magnitude of that parameter tensor (so near-zero elements of a tensor
+// are judged against the tensor's size, as float reduction error is).
+// One exception, stated here so nobody wonders: the attention key bias (the
+// middle third of h.*.attn.c_attn.bias) has an exact gradient of zero (softmax
+// is unchanged by adding a constant to every score of a query), so what it holds
+// after training is AdamW acting on rounding noise, which depends on summation
+// order by nature; it is held to an absolute 1e-5 instead.
+// Prints the worst difference of each kind; exit 0 when all are within tol.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/weights_file.h"
+
+namespace {
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+double rel(double a, double b, double scale) {
+  return std::abs(a - b) / std::max({std::abs(a), std::abs(b), scale, 1e-30});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: compare_runs REF_DIR RUN_DIR [rel_tol]\n");
+    return 2;
+  }
+  const std::string ref = argv[1], run = argv[2];
+  const double tol = argc > 3 ? std::stod(argv[3]) : 1e-5;
+  try {
+    const auto a = read_jsonl(ref + "/metrics.jsonl"), b = read_jsonl(run + "/metrics.jsonl");
+    if (a.size() != b.size() || a.empty()) {
+      std::printf("FAIL: %zu logged steps in %s, %zu in %s\n", a.size(), ref.c_str(), b.size(), run.c_str());
+      return 1;
+    }
+    double worst_metric = 0;
+    std::string worst_what;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      for (const char* key : {"loss", "grad_norm", "lr", "val_loss"}) {
+        if (a[i].contains(key) != b[i].contains(key)) {
+          std::printf("FAIL: step %zu: '%s' logged in one run only\n", i, key);
+          return 1;
+        }
+        if (!a[i].contains(key)) continue;
+        const double d = rel(a[i][key].get<double>(), b[i][key].get<double>(), 0);
+        if (d > worst_metric) worst_metric = d, worst_what = "step " + std::to_string(i) + " " + key;
+      }
+    std::printf("metrics: %zu steps, worst relative difference %.3g (%s)\n", a.size(), worst_metric,
+                worst_what.c_str());
+
+    const auto wa = loom::WeightsReader::open(ref + "/weights.h5"), wb = loom::WeightsReader::open(run + "/weights.h5");
+    double worst_weight = 0;
+    std::string worst_name;
+    for (const std::string& name : wa.names()) {
+      const auto shape = wa.shape(name);
+      if (!wb.has(name) || wb.shape(name) != shape) {
+        std::printf("FAIL: parameter %s missing or reshaped in %s\n", name.c_str(), run.c_str());
+        return 1;
+      }
+      std::int64_t n = 1;
+      for (auto d : shape) n *= d;
+      std::vector<float> x(static_cast<std::size_t>(n)), y(static_cast<std::size_t>(n));
+      wa.read(name, x.data(), n);
+      wb.read(name, y.data(), n);
+      double scale = 0;
+      for (float v : x) scale = std::max(scale, double(std::abs(v)));
+      const bool qkv_bias = name.size() > 15 && name.ends_with("attn.c_attn.bias");
+      for (std::int64_t i = 0; i < n; ++i) {
+        const bool key_bias = qkv_bias && i >= n / 3 && i < 2 * n / 3;
+        const double d = key_bias ? std::abs(double(x[std::size_t(i)]) - y[std::size_t(i)])
+                                  : rel(x[std::size_t(i)], y[std::size_t(i)], scale);
+        if (d > worst_weight) worst_weight = d, worst_name = name;
+      }
+    }
+    std::printf("weights: %zu parameters, worst relative difference %.3g (%s)\n", wa.names().size(), worst_weight,
+                worst_name.c_str());
+    const bool ok = worst_metric <= tol && worst_weight <= tol;
+    std::printf("%s (tolerance %.1g)\n", ok ? "SAME RUN" : "FAIL: runs differ", tol);
+    return ok ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::printf("FAIL: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,43 @@
+# tests/mpi/layout_equivalence.cmake — one layout against the single-rank run.
+#
+# cmake -DMPIEXEC=... -DNP_FLAG=-n -DNP=<ranks> -DLOOM_DATA=... -DLOOM_TRAIN=... -DCOMPARE=...
+#       -DWORK=<folder> -DLAYOUT="--parallel.dp 2" -P layout_equivalence.cmake
+# Makes a small dataset (once per WORK folder), trains the reference on one
+# process, trains the same model with LAYOUT on NP ranks (same seed, data and
+# global batch), and runs compare_runs on the two: losses, grad norms and final
+# weights must agree to 1e-5 relative (fp32; layouts differ only in summation order).
+foreach(var MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "layout_equivalence.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+
+function(run_checked)
+  execute_process(COMMAND timeout -k 10 300 ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (exit ${rc}): ${ARGN}\n${out}")
+  endif()
+  message("${out}")
+endfunction()
+
+file(MAKE_DIRECTORY ${WORK})
+if(NOT EXISTS ${WORK}/data.h5)
+  set(text "")
+  foreach(i RANGE 300)
+    string(APPEND text "Verse ${i}: In the beginning was the word, and the word was with God; line ${i}.\n")
+  endforeach()
+  file(WRITE ${WORK}/text.txt "${text}")
+  run_checked(${LOOM_DATA} --quiet --input ${WORK}/text.txt --output ${WORK}/data.h5.new --force)
+  file(RENAME ${WORK}/data.h5.new ${WORK}/data.h5)
+endif()
+
+set(common --data.train ${WORK}/data.h5 --model.layers 2 --model.channels 32 --model.heads 4 --model.seq_len 16
+           --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
+           --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100)
+string(MAKE_C_IDENTIFIER "${LAYOUT}" tag)
+set(ref ${WORK}/reference_${tag})
+set(run ${WORK}/layout_${tag})
+run_checked(${LOOM_TRAIN} ${common} --checkpoint.dir ${ref})
+separate_arguments(layout_args UNIX_COMMAND "${LAYOUT}")
+run_checked(${MPIEXEC} --oversubscribe ${NP_FLAG} ${NP} ${LOOM_TRAIN} ${common} ${layout_args} --checkpoint.dir ${run})
+run_checked(${COMPARE} ${ref} ${run})
