@@ -11,8 +11,36 @@ std::uint64_t param_stream(const std::string& name) {
   return h;
 }
 
+Shape global_shape(const ParamSpec& s) {
+  const Shard& h = s.shard;
+  if (h.split == Shard::Split::none || h.parts == 1) return s.shape;
+  const int dim = h.split == Shard::Split::rows ? 0 : s.shape.rank() - 1;
+  LOOM_CHECK(s.shape.rank() >= 1 && s.shape.rank() <= 2, "", "parameter {}: only 1-D and 2-D tensors can be sharded",
+             s.name);
+  if (s.shape.rank() == 1) return Shape{s.shape[0] * h.parts};
+  return dim == 0 ? Shape{s.shape[0] * h.parts, s.shape[1]} : Shape{s.shape[0], s.shape[1] * h.parts};
+}
+
+std::int64_t global_index(const ParamSpec& s, std::int64_t i) {
+  const Shard& h = s.shard;
+  if (h.split == Shard::Split::none || h.parts == 1) return i;
+  const std::int64_t cols = s.shape.rank() == 2 ? s.shape[1] : 1;
+  const std::int64_t r = i / cols, c = i % cols;
+  if (h.split == Shard::Split::cols) return r * cols * h.parts + std::int64_t(h.index) * cols + c;
+  // rows, inside row blocks: local block b holds rows [b*lb, (b+1)*lb) of this rank's
+  // share of global block b, which starts at b * (lb * parts).
+  const std::int64_t lb = s.shape[0] / h.row_blocks;  // local rows per block
+  const std::int64_t b = r / lb, within = r % lb;
+  return (b * lb * h.parts + std::int64_t(h.index) * lb + within) * cols + c;
+}
+
 ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs) : be_(be), specs_(std::move(specs)) {
   for (const ParamSpec& s : specs_) {
+    const Shard& h = s.shard;
+    LOOM_CHECK(h.parts >= 1 && 0 <= h.index && h.index < h.parts && h.row_blocks >= 1 &&
+                   (h.split != Shard::Split::rows || s.shape[0] % h.row_blocks == 0),
+               "", "parameter {}: invalid shard (part {} of {}, {} row blocks) for shape {}", s.name, h.index, h.parts,
+               h.row_blocks, s.shape.str());
     offsets_.push_back(total_);
     total_ += s.shape.numel();
   }
@@ -39,7 +67,13 @@ void ParamStore::init(std::uint64_t seed) {
   for (std::size_t i = 0; i < specs_.size(); ++i) {
     const ParamSpec& s = specs_[i];
     std::vector<float> host(std::size_t(s.shape.numel()), s.init_value);
-    if (s.init_std > 0) fill_normal(host.data(), s.shape.numel(), seed, param_stream(s.name), 0, 0.0f, s.init_std);
+    if (s.init_std > 0) {
+      const std::uint64_t stream = param_stream(s.name);
+      const std::int64_t n = s.shape.numel();
+#pragma omp parallel for schedule(static)
+      for (std::int64_t j = 0; j < n; ++j)
+        host[std::size_t(j)] = s.init_std * rng_normal(seed, stream, std::uint64_t(global_index(s, j)));
+    }
     write(i, host);
   }
 }

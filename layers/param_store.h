@@ -17,13 +17,31 @@ namespace loom {
 
 enum class Decay : bool { no = false, yes = true };  // AdamW weight decay applies?
 
+// Which part of the global (unsharded) tensor this rank holds, for tensor
+// parallelism: `rows` splits dim 0 into `parts` (inside each of `row_blocks`
+// equal blocks: c_attn's q | k | v, so a rank gets its heads of each), `cols`
+// splits the last dim. The default holds the whole tensor.
+struct Shard {
+  enum class Split : std::uint8_t { none, rows, cols };
+  Split split = Split::none;
+  int parts = 1, index = 0;
+  int row_blocks = 1;
+};
+
 struct ParamSpec {
   std::string name;
-  Shape shape;
+  Shape shape;              // this rank's (local) shape
   float init_std = 0.0f;    // > 0: normal(0, init_std) from the counter-based RNG
   float init_value = 0.0f;  // used when init_std == 0 (biases 0, layernorm weights 1)
   Decay decay = Decay::yes;
+  Shard shard = {};
 };
+
+// The global shape of a (possibly sharded) parameter, and the global row-major
+// index of local element `i`: what the RNG is keyed by, so every layout draws
+// the same global tensor.
+Shape global_shape(const ParamSpec& s);
+std::int64_t global_index(const ParamSpec& s, std::int64_t i);
 
 class ParamStore {
 public:
@@ -41,8 +59,9 @@ public:
   Tensor flat_grads() const { return grads_.tensor(); }
   std::int64_t numel() const { return total_; }
 
-  // Layout-invariant init: element j of parameter `name` is
-  // f(seed, stream = hash(name), index = j), whatever else the model holds.
+  // Layout-invariant init: local element j of parameter `name` is
+  // f(seed, stream = hash(name), index = global_index(spec, j)), whatever else
+  // the model holds and however it is sharded.
   void init(std::uint64_t seed);
   void zero_grads();
 
