@@ -107,6 +107,22 @@ public:
   virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets,
                                       std::int64_t vocab, float dloss) = 0;
 
+  // ---- vocabulary-parallel cross-entropy (tensor parallelism) -------------------
+  // logits (N, Vs) hold columns [vocab_start, vocab_start + Vs) of the padded
+  // vocabulary; only global columns below `vocab` are real. Writes per row
+  // stats (N, 3) f32 = [m: max of this shard's real columns (-inf if none),
+  //                     s: sum of exp(x - m) over them (0 if none),
+  //                     t: the target's logit if this shard holds it, else 0].
+  // The caller combines shards: M = max m, S = sum s e^(m - M), T = sum t;
+  // loss = M + log S - T. With one shard this is cross_entropy_forward.
+  virtual void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                                         std::int64_t vocab) = 0;
+  // dlogits (=) = dloss * (exp(x - lse) - onehot(target)) on real columns, 0 on
+  // padding; lse (N) f32 is the combined log-sum-exp. dlogits may alias logits.
+  virtual void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets,
+                                            std::int64_t vocab_start, std::int64_t vocab, Tensor lse,
+                                            float dloss) = 0;
+
   // ---- optimizer ----------------------------------------------------------------
   // AdamW on f32 param/grad/m/v of equal shape (PyTorch semantics).
   virtual void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args) = 0;

@@ -46,8 +46,8 @@ void validate(const RunConfig& c) {
 void validate_layout(RunConfig& c, int world) {
   ParallelConfig& p = c.parallel;
   LOOM_CHECK(p.tp >= 1 && p.pp >= 1 && p.dp >= 0, "", "parallel.tp and parallel.pp must be >= 1 and parallel.dp >= 0");
-  LOOM_CHECK(p.tp == 1 && p.pp == 1, "run with parallel.tp = parallel.pp = 1 (data parallelism) for now",
-             "tensor and pipeline parallelism are not available yet (parallel.tp = {}, parallel.pp = {})", p.tp, p.pp);
+  LOOM_CHECK(p.pp == 1, "run with parallel.pp = 1 (data and tensor parallelism) for now",
+             "pipeline parallelism is not available yet (parallel.pp = {})", p.pp);
   LOOM_CHECK(p.schedule == "1f1b" || p.schedule == "gpipe", "", "parallel.schedule must be 1f1b or gpipe, got '{}'",
              p.schedule);
   if (p.dp == 0) {
@@ -59,6 +59,11 @@ void validate_layout(RunConfig& c, int world) {
                                                        p.dp * p.tp * p.pp),
              "the job has {} ranks but parallel.dp * parallel.tp * parallel.pp = {} * {} * {} = {}", world, p.dp, p.tp,
              p.pp, p.dp * p.tp * p.pp);
+  const ModelConfig& m = c.model;
+  LOOM_CHECK(m.heads % p.tp == 0, "pick parallel.tp dividing model.heads",
+             "model.heads ({}) is not divisible by parallel.tp ({})", m.heads, p.tp);
+  LOOM_CHECK(m.ffn_size() % p.tp == 0, "pick parallel.tp dividing model.ffn",
+             "model.ffn ({}) is not divisible by parallel.tp ({})", m.ffn_size(), p.tp);
   const TrainConfig& t = c.train;
   LOOM_CHECK(t.global_batch % p.dp == 0, "make train.global_batch a multiple of the data-parallel size",
              "train.global_batch ({}) does not split evenly over parallel.dp = {} ranks", t.global_batch, p.dp);

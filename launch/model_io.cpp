@@ -9,30 +9,47 @@ namespace loom {
 
 namespace {
 
-// The rows of a parameter that are stored (all but wte's vocabulary padding).
-std::int64_t stored_rows(const ModelConfig& m, const ParamSpec& s) {
-  return s.name == "wte" ? m.vocab : s.shape[0];
+// The global shape as stored: wte without its vocabulary padding rows.
+std::vector<std::int64_t> stored_shape(const ModelConfig& m, const ParamSpec& s) {
+  const Shape g = global_shape(s);
+  std::vector<std::int64_t> shape;
+  for (int d = 0; d < g.rank(); ++d) shape.push_back(g[d]);
+  if (s.name == "wte") shape[0] = m.vocab;
+  return shape;
 }
 
-std::vector<std::int64_t> stored_shape(const ModelConfig& m, const ParamSpec& s) {
-  std::vector<std::int64_t> shape;
-  for (int d = 0; d < s.shape.rank(); ++d) shape.push_back(s.shape[d]);
-  shape[0] = stored_rows(m, s);
-  return shape;
+// The whole (global, padded) tensor of parameter i, gathered over the tp group
+// (collective: every tp rank calls it).
+std::vector<float> gather_global(Gpt& model, std::size_t i) {
+  ParamStore& ps = model.params();
+  const ParamSpec& spec = ps.spec(i);
+  std::vector<float> local = ps.read(i);
+  const int parts = spec.shard.split == Shard::Split::none ? 1 : spec.shard.parts;
+  if (parts == 1) return local;
+  const std::int64_t n = spec.shape.numel();
+  std::vector<float> all(static_cast<std::size_t>(n * parts)), global(all.size());
+  model.tp().all_gather(host_tensor(all.data(), Shape{n * parts}), host_tensor(local.data(), Shape{n}));
+  for (int r = 0; r < parts; ++r) {
+    ParamSpec part = spec;
+    part.shard.index = r;
+    for (std::int64_t j = 0; j < n; ++j) global[std::size_t(global_index(part, j))] = all[std::size_t(r * n + j)];
+  }
+  return global;
 }
 
 }  // namespace
 
-void save_weights(Gpt& model, const std::string& path) {
+void save_weights(Gpt& model, const std::string& path, bool write) {
   const ModelConfig& m = model.config();
   ParamStore& ps = model.params();
   std::vector<std::vector<float>> host;
   std::vector<NamedArray> arrays;
   host.reserve(ps.size());
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    host.push_back(ps.read(i));
+    host.push_back(gather_global(model, i));  // wte's padding rows come last and are not written
     arrays.push_back({ps.spec(i).name, stored_shape(m, ps.spec(i)), host.back().data()});
   }
+  if (!write) return;
   const nlohmann::json config = {{"layers", m.layers}, {"channels", m.channels}, {"heads", m.heads},
                                  {"ffn", m.ffn_size()}, {"vocab", m.vocab},       {"seq_len", m.seq_len},
                                  {"architecture", "gpt2"}, {"tokenizer", "bytes"}};
@@ -69,11 +86,13 @@ void load_weights(Gpt& model, const std::string& path) {
     LOOM_CHECK(r.shape(s.name) == want, "model.* options must match the model that wrote the file",
                "weights file '{}': parameter '{}' is {} but this model needs {}", path, s.name,
                fmt::join(r.shape(s.name), "x"), fmt::join(want, "x"));
-    std::vector<float> host(static_cast<std::size_t>(s.shape.numel()), 0.0f);  // wte padding stays 0
+    std::vector<float> global(static_cast<std::size_t>(global_shape(s).numel()), 0.0f);  // wte padding stays 0
     std::int64_t count = 1;
     for (auto d : want) count *= d;
-    r.read(s.name, host.data(), count);
-    ps.write(i, host);
+    r.read(s.name, global.data(), count);
+    std::vector<float> local(static_cast<std::size_t>(s.shape.numel()));  // this tp rank's shard
+    for (std::int64_t j = 0; j < s.shape.numel(); ++j) local[std::size_t(j)] = global[std::size_t(global_index(s, j))];
+    ps.write(i, local);
   }
 }
 

@@ -12,8 +12,11 @@
 
 namespace loom {
 
-void save_weights(Gpt& model, const std::string& path);
-// Loads every parameter; throws naming the parameter on a missing name or shape mismatch.
+// Collective over the model's tp group (every tp rank calls it: shards are
+// gathered); only a caller with write = true writes the file.
+void save_weights(Gpt& model, const std::string& path, bool write = true);
+// Loads every parameter (this tp rank's shard of each); throws naming the
+// parameter on a missing name or shape mismatch.
 void load_weights(Gpt& model, const std::string& path);
 ModelConfig read_model_config(const std::string& path);
 

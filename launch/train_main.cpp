@@ -114,6 +114,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
              "the dataset's vocabulary ({}) exceeds the model's model.vocab = {}", train_set.vocab_size(),
              cfg.model.vocab);
   validate(cfg);
+  Gpt::check_tp(cfg.model, ctx.shape.tp);  // heads, ffn, padded vocabulary divisible by tp
 
   const ModelConfig& mc = cfg.model;
   const std::int64_t T = cfg.train.sequence(mc), G = cfg.train.global_batch, MB = cfg.train.micro_batch;
@@ -133,22 +134,22 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const DataLoader val_loader(val_set, T, cfg.train.seed);
 
 
-  Gpt model(*be, mc, MB, T);
+  Gpt model(*be, mc, MB, T, *ctx.tp);
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {
     load_weights(model, mc.init);
     if (lead) fmt::print("initialised from {}\n", mc.init);
   }
-  AdamW opt(*be, model.params(), cfg.optim);
+  AdamW opt(*be, model.params(), cfg.optim, ctx.tp.get());
 
-  MemoryPlan plan = Gpt::memory_plan(mc, MB, T);
+  MemoryPlan plan = Gpt::memory_plan(mc, MB, T, ctx.shape.tp);
   plan.items.push_back({"AdamW moments m, v (f32)", AdamW::state_bytes(model.params().numel())});
   plan.items.push_back({"token datasets (host)", std::size_t(train_set.resident_bytes() + val_set.resident_bytes())});
   if (lead) {
     fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",
                ctx.shape.size(), ctx.shape.dp, ctx.shape.tp, ctx.shape.pp, local, accum, MB);
-    fmt::print("parameters: {} ({:.2f} M)\nmemory plan per rank ({} backend):\n", model.params().numel(),
+    fmt::print("parameters on rank 0: {} ({:.2f} M)\nmemory plan per rank ({} backend):\n", model.params().numel(),
                double(model.params().numel()) / 1e6, device_name(be->device()));
     for (auto& [name, bytes] : plan.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
     fmt::print("  {:<42} {:>10.1f} MiB   (allocated by the backend: {:.1f} MiB)\n", "total",
@@ -216,9 +217,9 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     }
   }
 
-  if (!lead) return 0;
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
-  save_weights(model, weights);
+  save_weights(model, weights, lead);  // every tp rank gathers; rank 0 writes
+  if (!lead) return 0;
   fmt::print("\nwrote {}\nfinal train loss {:.4f}, val loss {:.4f} (nats per token)\n", weights, last_loss, last_val);
   const double mib = 1 << 20, planned = double(plan.total()) + baseline_rss;
   fmt::print("memory: plan {:.1f} MiB + {:.1f} MiB resident before allocating (code, libraries, BLAS buffers)"

@@ -5,15 +5,19 @@
 // probs (B,H,T,T); att (B,T,C) is the attention output before c_proj.
 // Backward: dx (=); parameter grads +=; `scratch` holds what backward may
 // overwrite (dqkv, datt, dprobs) and is shared by all layers.
+// Tensor parallel: each tp rank holds `heads` = H / tp heads: c_attn is column-
+// parallel (its q, k and v rows for those heads), c_proj row-parallel, so qkv,
+// probs and att hold only this rank's heads and `out` is complete after c_proj.
 #pragma once
 
-#include "layers/linear.h"
+#include "layers/parallel_linear.h"
 
 namespace loom {
 
 struct Attention {
-  Linear c_attn, c_proj;
-  int heads = 0;
+  ColumnParallelLinear c_attn;
+  RowParallelLinear c_proj;
+  int heads = 0;  // on this tp rank
 
   struct Saved {
     Tensor qkv, probs, att;

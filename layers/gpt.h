@@ -8,6 +8,10 @@
 // backward allocate nothing. forward() returns the SUM of the B*T token
 // losses; backward(dloss) uses dloss as d(total loss)/d(token loss), so the
 // caller picks the normalisation (1 / tokens of the global batch).
+// Tensor parallel (tp > 1, given a tp Communicator): wte is split by vocabulary
+// rows (the embedding and the tied head are vocabulary-parallel; the loss combines
+// per-shard statistics and never gathers the logits), attention by heads, the MLP
+// by F columns; layernorms, wpe and the row-parallel biases are replicated.
 #pragma once
 
 #include <memory>
@@ -17,6 +21,7 @@
 #include "core/config.h"
 #include "layers/block.h"
 #include "layers/param_store.h"
+#include "parallel/communicator.h"
 
 namespace loom {
 
@@ -33,14 +38,22 @@ struct MemoryPlan {
 
 class Gpt {
 public:
+  // One tp rank (no tensor parallelism).
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len);
+  // This rank's shard of the model in the tp group `tp`.
+  Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp);
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
-  static std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
-  static MemoryPlan memory_plan(const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len);
+  // The parameters tp rank `tp_rank` of `tp_size` holds (all of them for tp_size 1).
+  static std::vector<ParamSpec> param_specs(const ModelConfig& cfg, int tp_size = 1, int tp_rank = 0);
+  // Throws, naming the constraint, when heads, ffn or the padded vocabulary do not split over tp.
+  static void check_tp(const ModelConfig& cfg, int tp_size);
+  static MemoryPlan memory_plan(const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len,
+                                int tp_size = 1);
 
   ParamStore& params() { return params_; }
+  Communicator& tp() { return tp_; }
   const ModelConfig& config() const { return cfg_; }
   std::int64_t batch() const { return B_; }
   std::int64_t seq_len() const { return T_; }
@@ -49,16 +62,22 @@ public:
   double forward(const std::int32_t* tokens, const std::int32_t* targets);
   // Accumulates parameter gradients of dloss * (sum of token losses).
   void backward(float dloss);
-  // Forward without a loss; copies the V real logits of row (b, t) to `out`.
+  // Forward without a loss; copies the V real logits of row (b, t) to `out` (tp 1 only).
   void logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, float* out);
 
 private:
   void embed_and_blocks(const std::int32_t* tokens);
   Tensor alloc(Shape s);
 
+  Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, std::unique_ptr<Communicator> own,
+      Communicator* tp);
+
   Backend& be_;
   ModelConfig cfg_;
   std::int64_t B_, T_;
+  std::unique_ptr<Communicator> own_tp_;  // the one-rank group when none is given
+  Communicator& tp_;
+  std::int64_t vocab_start_;  // first vocabulary row of this rank's wte shard
   ParamStore params_;
   std::vector<Buffer> buffers_;  // every activation and scratch tensor, allocated once
 
@@ -70,9 +89,10 @@ private:
   std::vector<Tensor> resid_;  // L+1 residual-stream tensors (B,T,C)
   std::vector<Block::Saved> saved_;
   Block::Scratch scratch_;
-  Tensor ln_f_out_, logits_, losses_, dresid_;
+  Tensor ln_f_out_, logits_, ce_stats_, lse_, dresid_;
   LayerNorm::Saved ln_f_saved_;
-  std::vector<float> host_losses_;
+  // Host side of the vocabulary-parallel loss: per-row stats and their tp reductions.
+  std::vector<float> host_stats_, host_max_, host_sum_, host_target_, host_lse_;
 };
 
 }  // namespace loom

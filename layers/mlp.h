@@ -2,14 +2,17 @@
 //
 // x, out (N, C); saved h = fc(x) and g = gelu(h), both (N, F). Backward: dx (=),
 // parameter grads +=; scratch dg (N, F) is overwritten (reused for dh in place).
+// Tensor parallel: c_fc column-parallel, c_proj row-parallel; h, g, dg hold this
+// rank's F / tp columns.
 #pragma once
 
-#include "layers/linear.h"
+#include "layers/parallel_linear.h"
 
 namespace loom {
 
 struct Mlp {
-  Linear c_fc, c_proj;
+  ColumnParallelLinear c_fc;
+  RowParallelLinear c_proj;
 
   struct Saved {
     Tensor h, g;

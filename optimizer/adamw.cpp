@@ -13,17 +13,30 @@ Tensor offset_view(Tensor flat, std::int64_t offset, Shape shape) {
 }
 }  // namespace
 
-AdamW::AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg)
+AdamW::AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, Communicator* model_parallel)
     : be_(be),
       params_(params),
       cfg_(cfg),
+      mp_(model_parallel),
       m_(be, Shape{params.numel()}, DType::f32),
       v_(be, Shape{params.numel()}, DType::f32) {
   be_.fill(m_, 0.0f);
   be_.fill(v_, 0.0f);
 }
 
-double AdamW::grad_norm() const { return std::sqrt(be_.sum_squares(params_.flat_grads())); }
+double AdamW::grad_norm() const {
+  if (!mp_ || mp_->size() == 1) return std::sqrt(be_.sum_squares(params_.flat_grads()));
+  // Every model-parallel rank holds an identical copy of each replicated
+  // gradient: weight those by 1/size so the sum over ranks counts them once.
+  double local = 0;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const bool replicated = params_.spec(i).shard.split == Shard::Split::none;
+    local += be_.sum_squares(params_.grad(i)) / (replicated ? mp_->size() : 1);
+  }
+  float total = float(local);
+  mp_->all_reduce(host_tensor(&total, Shape{1}));
+  return std::sqrt(double(total));
+}
 
 double AdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();

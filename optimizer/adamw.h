@@ -8,14 +8,18 @@
 
 #include "core/config.h"
 #include "layers/param_store.h"
+#include "parallel/communicator.h"
 
 namespace loom {
 
 class AdamW {
 public:
-  AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg);
+  // `model_parallel`: the ranks that hold different shards of one model copy
+  // (the tp group; null for one rank). The gradient norm is over the whole model:
+  // sharded gradients summed over those ranks, replicated ones counted once.
+  AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, Communicator* model_parallel = nullptr);
 
-  // L2 norm of all gradients (before clipping).
+  // L2 norm of all gradients of the whole model (before clipping).
   double grad_norm() const;
   // One update with learning rate lr; `step` is 1-based (bias correction).
   // Gradients are scaled by min(1, clip_grad / norm) first when clipping is on.
@@ -30,6 +34,7 @@ private:
   Backend& be_;
   ParamStore& params_;
   OptimConfig cfg_;
+  Communicator* mp_;
   Buffer m_, v_;
 };
 

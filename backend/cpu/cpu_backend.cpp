@@ -111,6 +111,17 @@ public:
     cpu::cross_entropy_backward(dlogits, logits, targets, vocab, dloss);
   }
 
+  void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                                 std::int64_t vocab) override {
+    on_host("cross_entropy_shard_stats", {stats, logits});
+    cpu::cross_entropy_shard_stats(stats, logits, targets, vocab_start, vocab);
+  }
+  void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                                    std::int64_t vocab, Tensor lse, float dloss) override {
+    on_host("cross_entropy_shard_backward", {dlogits, logits, lse});
+    cpu::cross_entropy_shard_backward(dlogits, logits, targets, vocab_start, vocab, lse, dloss);
+  }
+
   void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args) override {
     on_host("adamw", {param, grad, m, v});
     cpu::adamw(param, grad, m, v, args);

@@ -81,4 +81,77 @@ void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, st
   });
 }
 
+namespace {
+// The real columns of a shard: [0, valid) of its Vs local columns.
+std::int64_t valid_columns(std::int64_t vocab_start, std::int64_t Vs, std::int64_t vocab) {
+  return std::clamp<std::int64_t>(vocab - vocab_start, 0, Vs);
+}
+
+void check_shard(const char* op, Tensor logits, TokenView targets, std::int64_t vocab_start, std::int64_t vocab) {
+  const std::int64_t N = logits.shape.rows();
+  LOOM_CHECK(vocab > 0 && vocab_start >= 0, "", "{}: vocab {} and vocab_start {} must be positive / non-negative", op,
+             vocab, vocab_start);
+  LOOM_CHECK(targets.numel() == N && targets.device == Device::cpu, "",
+             "{}: targets {} must hold one token per logits row of {}", op, targets.shape.str(), logits.str());
+  for (std::int64_t i = 0; i < N; ++i)
+    LOOM_CHECK(0 <= targets.ptr[i] && targets.ptr[i] < vocab, "the dataset's vocabulary must fit the model's",
+               "{}: target {} at row {} is outside the vocabulary [0, {})", op, targets.ptr[i], i, vocab);
+}
+}  // namespace
+
+void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                               std::int64_t vocab) {
+  const char* op = "cross_entropy_shard_stats";
+  check_shard(op, logits, targets, vocab_start, vocab);
+  const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+  LOOM_CHECK(stats.shape == (Shape{N, 3}), "", "{}: stats is {} but must be ({}, 3) for logits {}", op, stats.str(), N,
+             logits.str());
+  check::dtype(op, "stats", stats, DType::f32);
+  const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
+  float* st_ = stats.data<float>();
+  visit_dtype(logits.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* x = static_cast<const T*>(logits.ptr);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < N; ++i) {
+      float mx = -INFINITY, sum = 0;
+      if (valid > 0) {
+        float log_sum;
+        row_stats(x + i * Vs, valid, mx, log_sum);
+        sum = std::exp(log_sum);
+      }
+      const std::int64_t local = std::int64_t(targets.ptr[i]) - vocab_start;
+      st_[i * 3 + 0] = mx;
+      st_[i * 3 + 1] = sum;
+      st_[i * 3 + 2] = (0 <= local && local < valid) ? ld(x, i * Vs + local) : 0.0f;
+    }
+  });
+}
+
+void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                                  std::int64_t vocab, Tensor lse, float dloss) {
+  const char* op = "cross_entropy_shard_backward";
+  check_shard(op, logits, targets, vocab_start, vocab);
+  check::same_shape(op, "dlogits", dlogits, "logits", logits);
+  const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+  check::numel(op, "lse", lse, N);
+  check::dtype(op, "lse", lse, DType::f32);
+  const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
+  const float* pl = lse.data<float>();
+  visit_dtype(logits.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* x = static_cast<const T*>(logits.ptr);
+    T* dx = dlogits.data<T>();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < N; ++i) {
+      const float shift = pl[i];
+#pragma omp simd
+      for (std::int64_t j = 0; j < valid; ++j) st(dx, i * Vs + j, dloss * fast_exp(ld(x, i * Vs + j) - shift));
+      for (std::int64_t j = valid; j < Vs; ++j) st(dx, i * Vs + j, 0.0f);
+      const std::int64_t local = std::int64_t(targets.ptr[i]) - vocab_start;
+      if (0 <= local && local < valid) st(dx, i * Vs + local, ld(dx, i * Vs + local) - dloss);
+    }
+  });
+}
+
 }  // namespace loom::cpu

@@ -48,6 +48,10 @@ void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens,
 // ---- cross_entropy.cpp
 void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab);
 void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab, float dloss);
+void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                               std::int64_t vocab);
+void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                                  std::int64_t vocab, Tensor lse, float dloss);
 
 // Typed element access for the kernels: load as f32, store with rounding.
 template <class T>
