@@ -27,6 +27,7 @@
 #include "launch/train_options.h"
 #include "optimizer/adamw.h"
 #include "parallel/parallel_context.h"
+#include "parallel/timed_communicator.h"
 #include "schedule/lr_schedule.h"
 
 namespace loom {
@@ -134,14 +135,15 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const DataLoader val_loader(val_set, T, cfg.train.seed);
 
 
-  Gpt model(*be, mc, MB, T, *ctx.tp);
+  TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
+  Gpt model(*be, mc, MB, T, tp);
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {
     load_weights(model, mc.init);
     if (lead) fmt::print("initialised from {}\n", mc.init);
   }
-  AdamW opt(*be, model.params(), cfg.optim, ctx.tp.get());
+  AdamW opt(*be, model.params(), cfg.optim, &tp);
 
   MemoryPlan plan = Gpt::memory_plan(mc, MB, T, ctx.shape.tp);
   plan.items.push_back({"AdamW moments m, v (f32)", AdamW::state_bytes(model.params().numel())});
@@ -181,6 +183,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   double last_loss = 0, last_val = -1;
   for (std::int64_t step = 0; step < cfg.train.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
+    tp.reset();
     model.params().zero_grads();
     double loss_sum = 0;
     for (std::int64_t k = 0; k < accum; ++k) {
@@ -203,16 +206,19 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     const bool last = step + 1 == cfg.train.steps;
     nlohmann::json rec = {{"step", step},         {"loss", last_loss}, {"lr", lr},          {"grad_norm", norm},
                           {"tokens_per_s", tok_s}, {"tflops", flops / 1e12}, {"mfu", flops / peak}, {"t_step", dt},
-                          {"t_compute", dt - t_dp}, {"t_tp", 0.0},    {"t_pp", 0.0},       {"t_dp", t_dp}};
+                          {"t_compute", dt - t_dp - tp.seconds()}, {"t_tp", tp.seconds()}, {"t_pp", 0.0},
+                          {"t_dp", t_dp}};
     if ((cfg.train.eval_interval > 0 && (step + 1) % cfg.train.eval_interval == 0) || last) {
       last_val = evaluate(step);
       rec["val_loss"] = last_val;
     }
     if (lead) metrics << rec.dump() << "\n" << std::flush;
     if (lead && (step % cfg.train.log_interval == 0 || last || rec.contains("val_loss"))) {
-      fmt::print("step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s/rank | MFU {:.1f}% | {:.0f} ms{}\n",
-                 step + 1, cfg.train.steps, last_loss, lr, norm, tok_s, flops / 1e12, 100 * flops / peak, dt * 1e3,
-                 rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
+      fmt::print(
+          "step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s/rank | MFU {:.1f}% | "
+          "{:.0f} ms (tp {:.0f}, dp {:.0f}){}\n",
+          step + 1, cfg.train.steps, last_loss, lr, norm, tok_s, flops / 1e12, 100 * flops / peak, dt * 1e3,
+          tp.seconds() * 1e3, t_dp * 1e3, rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
       std::fflush(stdout);
     }
   }

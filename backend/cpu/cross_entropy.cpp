@@ -15,15 +15,20 @@
 namespace loom::cpu {
 
 namespace {
-void check_ce(const char* op, Tensor logits, TokenView targets, std::int64_t vocab) {
-  const std::int64_t N = logits.shape.rows(), Vp = logits.shape.last();
-  LOOM_CHECK(0 < vocab && vocab <= Vp, "", "{}: vocab {} must be in [1, {}] for logits {}", op, vocab, Vp,
-             logits.str());
+// Targets: one per logits row, host memory, inside the real vocabulary [0, vocab).
+void check_targets(const char* op, Tensor logits, TokenView targets, std::int64_t vocab) {
+  const std::int64_t N = logits.shape.rows();
   LOOM_CHECK(targets.numel() == N && targets.device == Device::cpu, "",
              "{}: targets {} must hold one token per logits row of {}", op, targets.shape.str(), logits.str());
   for (std::int64_t i = 0; i < N; ++i)
     LOOM_CHECK(0 <= targets.ptr[i] && targets.ptr[i] < vocab, "the dataset's vocabulary must fit the model's",
                "{}: target {} at row {} is outside the vocabulary [0, {})", op, targets.ptr[i], i, vocab);
+}
+
+void check_ce(const char* op, Tensor logits, TokenView targets, std::int64_t vocab) {
+  LOOM_CHECK(0 < vocab && vocab <= logits.shape.last(), "", "{}: vocab {} must be in [1, {}] for logits {}", op,
+             vocab, logits.shape.last(), logits.str());
+  check_targets(op, logits, targets, vocab);
 }
 
 // max and log(sum(exp(x - max))) over the first `vocab` entries of a row.
@@ -88,14 +93,9 @@ std::int64_t valid_columns(std::int64_t vocab_start, std::int64_t Vs, std::int64
 }
 
 void check_shard(const char* op, Tensor logits, TokenView targets, std::int64_t vocab_start, std::int64_t vocab) {
-  const std::int64_t N = logits.shape.rows();
   LOOM_CHECK(vocab > 0 && vocab_start >= 0, "", "{}: vocab {} and vocab_start {} must be positive / non-negative", op,
              vocab, vocab_start);
-  LOOM_CHECK(targets.numel() == N && targets.device == Device::cpu, "",
-             "{}: targets {} must hold one token per logits row of {}", op, targets.shape.str(), logits.str());
-  for (std::int64_t i = 0; i < N; ++i)
-    LOOM_CHECK(0 <= targets.ptr[i] && targets.ptr[i] < vocab, "the dataset's vocabulary must fit the model's",
-               "{}: target {} at row {} is outside the vocabulary [0, {})", op, targets.ptr[i], i, vocab);
+  check_targets(op, logits, targets, vocab);
 }
 }  // namespace
 
