@@ -46,8 +46,8 @@ void validate(const RunConfig& c) {
 void validate_layout(RunConfig& c, int world) {
   ParallelConfig& p = c.parallel;
   LOOM_CHECK(p.tp >= 1 && p.pp >= 1 && p.dp >= 0, "", "parallel.tp and parallel.pp must be >= 1 and parallel.dp >= 0");
-  LOOM_CHECK(p.pp == 1, "run with parallel.pp = 1 (data and tensor parallelism) for now",
-             "pipeline parallelism is not available yet (parallel.pp = {})", p.pp);
+  LOOM_CHECK(c.model.layers >= p.pp, "use at most as many pipeline stages as layers",
+             "model.layers ({}) is fewer than the pipeline stages parallel.pp ({})", c.model.layers, p.pp);
   LOOM_CHECK(p.schedule == "1f1b" || p.schedule == "gpipe", "", "parallel.schedule must be 1f1b or gpipe, got '{}'",
              p.schedule);
   if (p.dp == 0) {

@@ -52,14 +52,13 @@ struct OptimConfig {
   float clip_grad = 1.0f;  // 0: no clipping
 };
 
-// The process grid (dp x tp x pp ranks; parallel/process_grid.h). Today only data
-// parallelism runs; tensor and pipeline parallelism are being built (issue 4) and
-// tp/pp > 1 are rejected with a message until they are.
+// The process grid (dp x tp x pp ranks; parallel/process_grid.h).
 struct ParallelConfig {
   int tp = 1;
   int pp = 1;
   int dp = 0;                      // 0: world size / (tp * pp)
   std::string schedule = "1f1b";   // pipeline schedule: 1f1b or gpipe
+  std::string stages;              // layers per pipeline stage, e.g. "3,3,2" (empty: even split)
 };
 
 struct DataConfig {

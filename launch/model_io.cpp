@@ -39,15 +39,36 @@ std::vector<float> gather_global(Gpt& model, std::size_t i) {
 
 }  // namespace
 
-void save_weights(Gpt& model, const std::string& path, bool write) {
+void save_weights(Gpt& model, const std::string& path, bool write, Communicator* pp, bool in_writer_pipeline,
+                  const std::string& split) {
   const ModelConfig& m = model.config();
   ParamStore& ps = model.params();
+  const Stage& st = model.stage();
+  // The second copy of the tied wte (on the last stage) is not written: stage 0's is.
+  auto stored = [&](const ParamSpec& spec, const Stage& on) { return !(spec.name == "wte" && on.last() && !on.first()); };
   std::vector<std::vector<float>> host;
   std::vector<NamedArray> arrays;
-  host.reserve(ps.size());
+  host.reserve(ps.size() + 64);
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    host.push_back(gather_global(model, i));  // wte's padding rows come last and are not written
+    if (!stored(ps.spec(i), st)) continue;
+    host.push_back(gather_global(model, i));  // collective over tp
     arrays.push_back({ps.spec(i).name, stored_shape(m, ps.spec(i)), host.back().data()});
+  }
+  const bool carries = st.stages > 1 && in_writer_pipeline && model.tp().rank() == 0;
+  if (carries && !st.first()) {  // send this stage's tensors to stage 0, in order
+    for (auto& h : host) pp->send_recv(host_tensor(h.data(), Shape{std::int64_t(h.size())}), 0, {}, -1);
+    return;
+  }
+  if (carries) {  // stage 0: receive every other stage's tensors, in stage order
+    for (int s = 1; s < st.stages; ++s) {
+      const Stage other = make_stage(m, st.stages, s, split);
+      for (const ParamSpec& spec : Gpt::param_specs(m, model.tp().size(), 0, other)) {
+        if (!stored(spec, other)) continue;
+        host.emplace_back(static_cast<std::size_t>(global_shape(spec).numel()));
+        pp->send_recv({}, -1, host_tensor(host.back().data(), Shape{std::int64_t(host.back().size())}), s);
+        arrays.push_back({spec.name, stored_shape(m, spec), host.back().data()});
+      }
+    }
   }
   if (!write) return;
   const nlohmann::json config = {{"layers", m.layers}, {"channels", m.channels}, {"heads", m.heads},

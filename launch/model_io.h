@@ -13,8 +13,12 @@
 namespace loom {
 
 // Collective over the model's tp group (every tp rank calls it: shards are
-// gathered); only a caller with write = true writes the file.
-void save_weights(Gpt& model, const std::string& path, bool write = true);
+// gathered) and, with pipeline stages, over `pp`: the ranks of the writer's
+// pipeline (`in_writer_pipeline`, tp rank 0) send their stage's tensors to stage 0.
+// Only the caller with write = true (world rank 0) writes the file. `split` is
+// parallel.stages, to know which tensors each stage holds.
+void save_weights(Gpt& model, const std::string& path, bool write = true, Communicator* pp = nullptr,
+                  bool in_writer_pipeline = true, const std::string& split = "");
 // Loads every parameter (this tp rank's shard of each); throws naming the
 // parameter on a missing name or shape mismatch.
 void load_weights(Gpt& model, const std::string& path);

@@ -64,12 +64,14 @@ struct Table {
         ("optim.clip_grad", po::value(&c.optim.clip_grad)->default_value(c.optim.clip_grad),
          "clip the global gradient norm to this (0: off)");
     parallel.add_options()
-        ("parallel.tp", po::value(&c.parallel.tp)->default_value(c.parallel.tp), "tensor-parallel ranks (not yet: 1)")
-        ("parallel.pp", po::value(&c.parallel.pp)->default_value(c.parallel.pp), "pipeline stages (not yet: 1)")
+        ("parallel.tp", po::value(&c.parallel.tp)->default_value(c.parallel.tp), "tensor-parallel ranks (split heads, ffn, vocab)")
+        ("parallel.pp", po::value(&c.parallel.pp)->default_value(c.parallel.pp), "pipeline stages (split layers)")
         ("parallel.dp", po::value(&c.parallel.dp)->default_value(c.parallel.dp),
          "data-parallel replicas (0: world size / (tp * pp))")
         ("parallel.schedule", po::value(&c.parallel.schedule)->default_value(c.parallel.schedule),
-         "pipeline schedule: 1f1b or gpipe");
+         "pipeline schedule: 1f1b or gpipe")
+        ("parallel.stages", po::value(&c.parallel.stages),
+         "layers per pipeline stage, comma-separated (default: an even split)");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
@@ -130,6 +132,7 @@ std::string to_ini(const RunConfig& c) {
     << "\n";
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
     << "\nschedule = " << c.parallel.schedule << "\n";
+  if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";
   return o.str();

@@ -13,11 +13,13 @@ Tensor offset_view(Tensor flat, std::int64_t offset, Shape shape) {
 }
 }  // namespace
 
-AdamW::AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, Communicator* model_parallel)
+AdamW::AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, std::vector<Communicator*> model_parallel,
+             std::vector<float> norm_weights)
     : be_(be),
       params_(params),
       cfg_(cfg),
-      mp_(model_parallel),
+      mp_(std::move(model_parallel)),
+      norm_weights_(std::move(norm_weights)),
       m_(be, Shape{params.numel()}, DType::f32),
       v_(be, Shape{params.numel()}, DType::f32) {
   be_.fill(m_, 0.0f);
@@ -25,16 +27,18 @@ AdamW::AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, Communicat
 }
 
 double AdamW::grad_norm() const {
-  if (!mp_ || mp_->size() == 1) return std::sqrt(be_.sum_squares(params_.flat_grads()));
-  // Every model-parallel rank holds an identical copy of each replicated
-  // gradient: weight those by 1/size so the sum over ranks counts them once.
+  LOOM_CHECK(norm_weights_.empty() || norm_weights_.size() == params_.size(), "",
+             "AdamW: {} norm weights for {} parameters", norm_weights_.size(), params_.size());
   double local = 0;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const bool replicated = params_.spec(i).shard.split == Shard::Split::none;
-    local += be_.sum_squares(params_.grad(i)) / (replicated ? mp_->size() : 1);
+  if (norm_weights_.empty()) {
+    local = be_.sum_squares(params_.flat_grads());
+  } else {
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (norm_weights_[i] != 0) local += double(norm_weights_[i]) * be_.sum_squares(params_.grad(i));
   }
+  if (mp_.empty()) return std::sqrt(local);
   float total = float(local);
-  mp_->all_reduce(host_tensor(&total, Shape{1}));
+  for (Communicator* c : mp_) c->all_reduce(host_tensor(&total, Shape{1}));
   return std::sqrt(double(total));
 }
 

@@ -8,16 +8,21 @@
 
 #include "core/config.h"
 #include "layers/param_store.h"
+#include <vector>
+
 #include "parallel/communicator.h"
 
 namespace loom {
 
 class AdamW {
 public:
-  // `model_parallel`: the ranks that hold different shards of one model copy
-  // (the tp group; null for one rank). The gradient norm is over the whole model:
-  // sharded gradients summed over those ranks, replicated ones counted once.
-  AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, Communicator* model_parallel = nullptr);
+  // `model_parallel`: the groups whose ranks hold different parts of one model copy
+  // (tp, pp; none for one rank). The gradient norm is over the whole model: each
+  // parameter's squared gradient weighted by `norm_weights[i]` (1/tp for tensors
+  // replicated over tp, 0 for a second copy of a tied tensor; all 1 when empty),
+  // summed over those groups.
+  AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, std::vector<Communicator*> model_parallel = {},
+        std::vector<float> norm_weights = {});
 
   // L2 norm of all gradients of the whole model (before clipping).
   double grad_norm() const;
@@ -34,7 +39,8 @@ private:
   Backend& be_;
   ParamStore& params_;
   OptimConfig cfg_;
-  Communicator* mp_;
+  std::vector<Communicator*> mp_;
+  std::vector<float> norm_weights_;
   Buffer m_, v_;
 };
 

@@ -3,9 +3,13 @@
 //   compare_runs REF_DIR RUN_DIR [rel_tol = 1e-5]
 // Compares metrics.jsonl (loss, grad_norm, lr, val_loss of every step) and
 // weights.h5 (every parameter) of RUN_DIR against REF_DIR, the single-rank run.
-// Differences are relative: |a - b| <= tol * max(|a|, |b|, scale), with scale the
-// largest magnitude of that parameter tensor (so near-zero elements of a tensor
-// are judged against the tensor's size, as float reduction error is).
+// Metrics: |a - b| <= tol * max(|a|, |b|). Weights: per tensor, ||a - b|| <= tol ||a||
+// (2-norm). Not elementwise: AdamW divides each gradient element by its own RMS, so
+// an element whose gradient is tiny (a GELU unit that never fires, say) moves by
+// about lr whatever its size, and the float summation order of a layout decides
+// the low bits of that tiny gradient; such elements can differ by ~1e-4 of the
+// tensor's scale while the tensor as a whole agrees to ~1e-6. The worst element
+// is printed too.
 // One exception, stated here so nobody wonders: the attention key bias (the
 // middle third of h.*.attn.c_attn.bias) has an exact gradient of zero (softmax
 // is unchanged by adding a constant to every score of a query), so what it holds
@@ -68,7 +72,7 @@ int main(int argc, char** argv) {
                 worst_what.c_str());
 
     const auto wa = loom::WeightsReader::open(ref + "/weights.h5"), wb = loom::WeightsReader::open(run + "/weights.h5");
-    double worst_weight = 0;
+    double worst_weight = 0, worst_element = 0;
     std::string worst_name;
     for (const std::string& name : wa.names()) {
       const auto shape = wa.shape(name);
@@ -81,18 +85,28 @@ int main(int argc, char** argv) {
       std::vector<float> x(static_cast<std::size_t>(n)), y(static_cast<std::size_t>(n));
       wa.read(name, x.data(), n);
       wb.read(name, y.data(), n);
-      double scale = 0;
+      double scale = 0, diff2 = 0, norm2 = 0;
       for (float v : x) scale = std::max(scale, double(std::abs(v)));
-      const bool qkv_bias = name.size() > 15 && name.ends_with("attn.c_attn.bias");
+      const bool qkv_bias = name.ends_with("attn.c_attn.bias");
       for (std::int64_t i = 0; i < n; ++i) {
-        const bool key_bias = qkv_bias && i >= n / 3 && i < 2 * n / 3;
-        const double d = key_bias ? std::abs(double(x[std::size_t(i)]) - y[std::size_t(i)])
-                                  : rel(x[std::size_t(i)], y[std::size_t(i)], scale);
-        if (d > worst_weight) worst_weight = d, worst_name = name;
+        const double a = x[std::size_t(i)], b = y[std::size_t(i)];
+        if (qkv_bias && i >= n / 3 && i < 2 * n / 3) {  // the key bias: absolute
+          if (std::abs(a - b) > tol) {
+            std::printf("FAIL: %s[%lld] (key bias) differs by %.3g\n", name.c_str(), (long long)i, std::abs(a - b));
+            return 1;
+          }
+          continue;
+        }
+        diff2 += (a - b) * (a - b);
+        norm2 += a * a;
+        worst_element = std::max(worst_element, rel(a, b, scale));
       }
+      const double d = norm2 > 0 ? std::sqrt(diff2 / norm2) : std::sqrt(diff2);
+      if (d > worst_weight) worst_weight = d, worst_name = name;
     }
-    std::printf("weights: %zu parameters, worst relative difference %.3g (%s)\n", wa.names().size(), worst_weight,
-                worst_name.c_str());
+    std::printf("weights: %zu parameters, worst tensor relative difference %.3g (%s), worst element %.3g of its "
+                "tensor's scale\n",
+                wa.names().size(), worst_weight, worst_name.c_str(), worst_element);
     const bool ok = worst_metric <= tol && worst_weight <= tol;
     std::printf("%s (tolerance %.1g)\n", ok ? "SAME RUN" : "FAIL: runs differ", tol);
     return ok ? 0 : 1;

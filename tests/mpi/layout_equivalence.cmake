@@ -31,7 +31,7 @@ if(NOT EXISTS ${WORK}/data.h5)
   file(RENAME ${WORK}/data.h5.new ${WORK}/data.h5)
 endif()
 
-set(common --data.train ${WORK}/data.h5 --model.layers 2 --model.channels 32 --model.heads 4 --model.seq_len 16
+set(common --data.train ${WORK}/data.h5 --model.layers 4 --model.channels 32 --model.heads 4 --model.seq_len 16
            --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
            --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100)
 string(MAKE_C_IDENTIFIER "${LAYOUT}" tag)
