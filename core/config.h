@@ -68,6 +68,7 @@ struct DataConfig {
 
 struct CheckpointConfig {
   std::string dir = "runs/latest";  // final weights go to dir/weights.h5
+  bool save_init = false;           // also write dir/init.h5 before step 1
 };
 
 struct LogConfig {

@@ -145,6 +145,9 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     load_weights(model, mc.init);
     if (lead) fmt::print("initialised from {}\n", mc.init);
   }
+  if (cfg.checkpoint.save_init)
+    save_weights(model, cfg.checkpoint.dir + "/init.h5", lead, &pp, ctx.coord.dp == 0 && ctx.coord.tp == 0,
+                 cfg.parallel.stages);
   std::vector<float> norm_weights;
   for (std::size_t i = 0; i < model.params().size(); ++i) norm_weights.push_back(model.norm_weight(i));
   AdamW opt(*be, model.params(), cfg.optim, {&tp, &pp}, norm_weights);

@@ -77,7 +77,9 @@ struct Table {
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
     checkpoint.add_options()
         ("checkpoint.dir", po::value(&c.checkpoint.dir)->default_value(c.checkpoint.dir),
-         "output folder: weights.h5, config.ini, metrics.jsonl");
+         "output folder: weights.h5, config.ini, metrics.jsonl")
+        ("checkpoint.save_init", po::bool_switch(&c.checkpoint.save_init),
+         "also write the initial weights to checkpoint.dir/init.h5 (layouts can be compared bit for bit)");
     log.add_options()
         ("log.metrics", po::value(&c.log.metrics), "JSONL metrics file (default: checkpoint.dir/metrics.jsonl)");
   }

@@ -1,6 +1,8 @@
 // tests/mpi/compare_runs.cpp — are two loom-train runs the same training run?
 //
 //   compare_runs REF_DIR RUN_DIR [rel_tol = 1e-5]
+// When both folders hold init.h5 (loom-train --checkpoint.save_init), the initial
+// weights must be equal bit for bit: every layout generates the same global tensors.
 // Compares metrics.jsonl (loss, grad_norm, lr, val_loss of every step) and
 // weights.h5 (every parameter) of RUN_DIR against REF_DIR, the single-rank run.
 // Metrics: |a - b| <= tol * max(|a|, |b|). Weights: per tensor, ||a - b|| <= tol ||a||
@@ -17,6 +19,8 @@
 // order by nature; it is held to an absolute 1e-5 instead.
 // Prints the worst difference of each kind; exit 0 when all are within tol.
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -107,6 +111,27 @@ int main(int argc, char** argv) {
     std::printf("weights: %zu parameters, worst tensor relative difference %.3g (%s), worst element %.3g of its "
                 "tensor's scale\n",
                 wa.names().size(), worst_weight, worst_name.c_str(), worst_element);
+    if (std::filesystem::exists(ref + "/init.h5") && std::filesystem::exists(run + "/init.h5")) {
+      const auto ia = loom::WeightsReader::open(ref + "/init.h5"), ib = loom::WeightsReader::open(run + "/init.h5");
+      std::size_t differing = 0;
+      for (const std::string& name : ia.names()) {
+        if (!ib.has(name) || ib.shape(name) != ia.shape(name)) {
+          std::printf("FAIL: initial parameter %s missing or reshaped in %s\n", name.c_str(), run.c_str());
+          return 1;
+        }
+        std::int64_t n = 1;
+        for (auto d : ia.shape(name)) n *= d;
+        std::vector<float> x(static_cast<std::size_t>(n)), y(static_cast<std::size_t>(n));
+        ia.read(name, x.data(), n);
+        ib.read(name, y.data(), n);
+        if (std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0) {
+          std::printf("FAIL: initial %s differs from the single-rank run\n", name.c_str());
+          ++differing;
+        }
+      }
+      if (differing) return 1;
+      std::printf("initial weights: %zu parameters, bit for bit equal\n", ia.names().size());
+    }
     const bool ok = worst_metric <= tol && worst_weight <= tol;
     std::printf("%s (tolerance %.1g)\n", ok ? "SAME RUN" : "FAIL: runs differ", tol);
     return ok ? 0 : 1;

@@ -4,8 +4,9 @@
 #       -DWORK=<folder> -DLAYOUT="--parallel.dp 2" -P layout_equivalence.cmake
 # Makes a small dataset (once per WORK folder), trains the reference on one
 # process, trains the same model with LAYOUT on NP ranks (same seed, data and
-# global batch), and runs compare_runs on the two: losses, grad norms and final
-# weights must agree to 1e-5 relative (fp32; layouts differ only in summation order).
+# global batch), and runs compare_runs on the two: initial weights bit for bit,
+# losses, grad norms and final weights to 1e-5 relative (fp32; layouts differ only
+# in summation order).
 foreach(var MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "layout_equivalence.cmake: -D${var}=... is required")
@@ -33,7 +34,8 @@ endif()
 
 set(common --data.train ${WORK}/data.h5 --model.layers 4 --model.channels 32 --model.heads 4 --model.seq_len 16
            --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
-           --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100)
+           --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100
+           --checkpoint.save_init)
 string(MAKE_C_IDENTIFIER "${LAYOUT}" tag)
 set(ref ${WORK}/reference_${tag})
 set(run ${WORK}/layout_${tag})
