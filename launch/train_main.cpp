@@ -64,17 +64,6 @@ void split_windows(const std::vector<std::int32_t>& w, std::int64_t B, std::int6
     }
 }
 
-// Sums the flat gradient buffer over the data-parallel group, in buckets of
-// `bucket` elements (so no single message is huge), then divides nothing: every
-// micro-batch's loss gradient is already scaled by 1 / (global batch tokens),
-// so the sum over dp ranks is the gradient of the global mean.
-// TODO(issue 4): start each bucket's all-reduce during backward, as soon as the
-// bucket's gradients are final, instead of after the whole backward.
-void all_reduce_gradients(Communicator& dp, Tensor flat, std::int64_t bucket) {
-  for (std::int64_t begin = 0; begin < flat.numel(); begin += bucket)
-    dp.all_reduce(flat.slice_rows(begin, std::min(flat.numel(), begin + bucket)));
-}
-
 double all_reduce_sum(Communicator& c, double value) {
   float v = float(value);
   c.all_reduce(host_tensor(&v, Shape{1}));
@@ -200,6 +189,15 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     return all_reduce_sum(*ctx.dp, mean);
   };
   double loss_sum = 0;
+  // Data-parallel gradient sum, overlapped with the backward: during the last
+  // micro-batch's backward each block's gradients are final as soon as the block is
+  // done, so its all-reduce starts right then (one bucket per block); the rest (the
+  // embeddings, ln_f) after the pipeline finishes. Every micro-batch's loss gradient
+  // is scaled by 1 / (global batch tokens), so the sum is the gradient of the mean.
+  std::int64_t backwards_done = 0;
+  model.set_block_backward_hook([&](std::size_t b) {
+    if (backwards_done == accum - 1) ctx.dp->all_reduce_start(model.block_grads(b));
+  });
   const StageIo io{
       .forward =
           [&](int mb, int slot) {
@@ -207,7 +205,11 @@ int train(RunConfig cfg, ParallelContext& ctx) {
             split_windows(window, MB, T, x, y);
             loss_sum += model.forward(x.data(), y.data(), slot);
           },
-      .backward = [&](int, int slot) { model.backward(float(1.0 / (double(G) * double(T))), slot); },
+      .backward =
+          [&](int, int slot) {
+            model.backward(float(1.0 / (double(G) * double(T))), slot);
+            ++backwards_done;
+          },
       .input = [&](int slot) { return model.input(slot); },
       .output = [&](int slot) { return model.output(slot); },
       .grad = model.grad()};
@@ -221,6 +223,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     model.params().zero_grads();
     loss_sum = 0;
     current_step = step;
+    backwards_done = 0;
     // Forward and backward of every micro-batch, in this stage's plan order; each
     // micro-batch's loss gradient is scaled by 1 / (global batch tokens).
     run_pipeline_plan(pipe_plan, s_id, slots, pp, io);
@@ -230,8 +233,10 @@ int train(RunConfig cfg, ParallelContext& ctx) {
       be->axpy(model.wte_grad(), 1.0f, wte_peer_grad);
     }
     be->synchronize();
-    const auto t_comm = std::chrono::steady_clock::now();
-    all_reduce_gradients(*ctx.dp, model.params().flat_grads(), std::int64_t(1) << 22);
+    const auto t_comm = std::chrono::steady_clock::now();  // the part of the dp reduction not hidden
+    ctx.dp->all_reduce_start(model.grads_before_blocks());
+    ctx.dp->all_reduce_start(model.grads_after_blocks());
+    ctx.dp->wait_all();
     const double t_dp = seconds_since(t_comm);
     const float lr = learning_rate(cfg.optim, cfg.train.steps, step);
     const double norm = opt.step(lr, step + 1);

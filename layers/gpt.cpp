@@ -174,6 +174,8 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, st
                      params_.grad(prefix + ".weight"), params_.grad(prefix + ".bias")};
   };
   for (std::int64_t l = l0; l < l0 + L; ++l) {
+    const std::size_t first = params_.index(layer_name(l, "ln_1.weight"));
+    block_params_.push_back({first, params_.index(layer_name(l, "mlp.c_proj.bias")) + 1});
     Block b;
     b.ln_1 = norm(layer_name(l, "ln_1"));
     b.attn = Attention{{lin(l, "attn.c_attn"), &tp_}, {lin(l, "attn.c_proj"), &tp_}, int(Hl)};
@@ -218,6 +220,16 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, st
   dresid_ = alloc({B, T, C});
   for (auto* v : {&host_max_, &host_sum_, &host_target_, &host_lse_}) v->resize(std::size_t(N));
   host_stats_.resize(std::size_t(3 * N));
+}
+
+Tensor Gpt::block_grads(std::size_t b) const { return params_.grad_span(block_params_[b].first, block_params_[b].second); }
+
+Tensor Gpt::grads_before_blocks() const {
+  return params_.grad_span(0, block_params_.empty() ? params_.size() : block_params_.front().first);
+}
+
+Tensor Gpt::grads_after_blocks() const {
+  return block_params_.empty() ? params_.grad_span(0, 0) : params_.grad_span(block_params_.back().second, params_.size());
 }
 
 float Gpt::norm_weight(std::size_t i) const {
@@ -287,7 +299,10 @@ void Gpt::backward(float dloss, int slot) {
     be_.fill(dresid_, 0.0f);
     ln_f_.backward(be_, dresid_.view({N, C}), dln, s.resid.back().view({N, C}), s.ln_f_saved);
   }  // else: dresid_ holds d loss / d output, received from the next stage
-  for (std::size_t l = blocks_.size(); l-- > 0;) blocks_[l].backward(be_, dresid_, s.resid[l], s.saved[l], scratch_);
+  for (std::size_t l = blocks_.size(); l-- > 0;) {
+    blocks_[l].backward(be_, dresid_, s.resid[l], s.saved[l], scratch_);
+    if (block_hook_) block_hook_(l);
+  }
   if (!stage_.first()) return;  // dresid_ = d loss / d input, for the previous stage
   const TokenView tok{static_cast<const std::int32_t*>(s.tokens.tensor().ptr), Shape{B_, T_}, be_.device()};
   be_.embedding_backward(dwte_, dwpe_.slice_rows(0, T_), dresid_, tok, vocab_start_);

@@ -20,6 +20,7 @@
 // crosses stages lives in grad().
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,6 +95,15 @@ public:
   Tensor grad() const { return dresid_; }
   // The tied embedding's gradient on this stage (empty when the stage has no wte).
   Tensor wte_grad() const { return dwte_; }
+  // Called by backward() right after block b (0 = this stage's first) has added its
+  // gradients, so a caller can start reducing them while backward goes on.
+  void set_block_backward_hook(std::function<void(std::size_t block)> hook) { block_hook_ = std::move(hook); }
+  std::size_t blocks() const { return blocks_.size(); }
+  // The gradients of block b's parameters, and of everything outside the blocks
+  // (embeddings before them, ln_f after), as flat views.
+  Tensor block_grads(std::size_t b) const;
+  Tensor grads_before_blocks() const;
+  Tensor grads_after_blocks() const;
   // Weight of each parameter's squared gradient in the model's norm: 1/tp for
   // tensors replicated over tp, 0 for the last stage's copy of the tied wte.
   float norm_weight(std::size_t i) const;
@@ -130,6 +140,8 @@ private:
   LayerNorm ln_f_;
 
   std::vector<Slot> slots_;
+  std::vector<std::pair<std::size_t, std::size_t>> block_params_;  // [first, last) ParamStore index per block
+  std::function<void(std::size_t)> block_hook_;
   Block::Scratch scratch_;
   Tensor dresid_;
   // Host side of the vocabulary-parallel loss: per-row stats and their tp reductions.

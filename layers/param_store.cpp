@@ -57,6 +57,14 @@ Tensor ParamStore::view(const Buffer& b, std::size_t i) const {
   return t;
 }
 
+Tensor ParamStore::grad_span(std::size_t first, std::size_t last) const {
+  LOOM_CHECK(first <= last && last <= specs_.size(), "", "grad_span: [{}, {}) outside the {} parameters", first, last,
+             specs_.size());
+  const std::int64_t begin = first < specs_.size() ? offsets_[first] : total_;
+  const std::int64_t end = last < specs_.size() ? offsets_[last] : total_;
+  return grads_.tensor().slice_rows(begin, end);
+}
+
 std::size_t ParamStore::index(const std::string& name) const {
   for (std::size_t i = 0; i < specs_.size(); ++i)
     if (specs_[i].name == name) return i;

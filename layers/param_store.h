@@ -55,6 +55,8 @@ public:
   Tensor param(const std::string& name) const { return param(index(name)); }
   Tensor grad(const std::string& name) const { return grad(index(name)); }
 
+  // The gradients of parameters [first, last) as one flat view (they are adjacent).
+  Tensor grad_span(std::size_t first, std::size_t last) const;
   Tensor flat_params() const { return params_.tensor(); }
   Tensor flat_grads() const { return grads_.tensor(); }
   std::int64_t numel() const { return total_; }

@@ -33,6 +33,13 @@ public:
   // An empty tensor (or a negative rank) skips that half.
   virtual void send_recv(Tensor send, int dest, Tensor recv, int source) = 0;
   virtual void barrier() = 0;
+
+  // Non-blocking in-place sum: starts x = sum over the group of every rank's x and
+  // returns at once; wait_all() completes every reduction started since the last
+  // wait_all. x must not be touched in between. (How the data-parallel gradient
+  // reduction overlaps the backward pass.)
+  virtual void all_reduce_start(Tensor x) = 0;
+  virtual void wait_all() = 0;
 };
 
 }  // namespace loom

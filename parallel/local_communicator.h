@@ -23,6 +23,8 @@ public:
   void broadcast(Tensor x, int root) override;
   void send_recv(Tensor send, int dest, Tensor recv, int source) override;
   void barrier() override {}
+  void all_reduce_start(Tensor) override {}  // the sum over one rank is x itself
+  void wait_all() override {}
 };
 
 }  // namespace loom

@@ -205,6 +205,21 @@ void MpiCommunicator::all_reduce(Tensor x, ReduceOp op) {
             "MPI_Allreduce");
 }
 
+void MpiCommunicator::all_reduce_start(Tensor x) {
+  check_host(x, "all_reduce_start", "x");
+  const int n = count_of(x, "all_reduce_start");
+  pending_.push_back(MPI_REQUEST_NULL);
+  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, x.ptr, n, datatype(x.dtype), reduce_op(x.dtype, ReduceOp::sum), comm_,
+                           &pending_.back()),
+            "MPI_Iallreduce");
+}
+
+void MpiCommunicator::wait_all() {
+  if (pending_.empty()) return;
+  check_mpi(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  pending_.clear();
+}
+
 void MpiCommunicator::reduce_scatter(Tensor out, Tensor in) {
   check_host(out, "reduce_scatter", "out");
   check_host(in, "reduce_scatter", "in");

@@ -9,6 +9,8 @@
 
 #include <mpi.h>
 
+#include <vector>
+
 #include <memory>
 #include <string>
 
@@ -40,6 +42,8 @@ public:
   MPI_Comm comm() const { return comm_; }
 
   void all_reduce(Tensor x, ReduceOp op = ReduceOp::sum) override;
+  void all_reduce_start(Tensor x) override;
+  void wait_all() override;
   void reduce_scatter(Tensor out, Tensor in) override;
   void all_gather(Tensor out, Tensor in) override;
   void broadcast(Tensor x, int root) override;
@@ -47,6 +51,7 @@ public:
   void barrier() override;
 
 private:
+  std::vector<MPI_Request> pending_;  // started by all_reduce_start, completed by wait_all
   MpiCommunicator(MPI_Comm owned, std::string name);
   void reset() noexcept;
   void check_live() const;  // throws on a moved-from communicator

@@ -26,6 +26,8 @@ public:
     timed([&] { inner_.send_recv(send, dest, recv, source); });
   }
   void barrier() override { timed([&] { inner_.barrier(); }); }
+  void all_reduce_start(Tensor x) override { timed([&] { inner_.all_reduce_start(x); }); }
+  void wait_all() override { timed([&] { inner_.wait_all(); }); }
 
 private:
   template <class F>
