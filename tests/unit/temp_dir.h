@@ -1,4 +1,5 @@
-// tests/unit/temp_dir.h — a fresh temporary folder per test, removed afterwards.
+// tests/unit/temp_dir.h — test helpers for files: a fresh temporary folder per
+// test (removed afterwards), and the message of the loom::Error a call throws.
 #pragma once
 
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include <string>
 
 #include <fmt/format.h>
+
+#include "core/error.h"
 
 namespace loom::test {
 
@@ -26,5 +29,16 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// Runs `fn` and returns the loom::Error's full message ("" if none was thrown).
+template <class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.full_message();
+  }
+  return "";
+}
 
 }  // namespace loom::test

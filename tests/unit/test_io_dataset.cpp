@@ -52,16 +52,7 @@ std::vector<std::int32_t> read_all(const TokenDataset& d) {
   return out;
 }
 
-// Runs `fn` and returns the loom::Error's full message ("" if none was thrown).
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.full_message();
-  }
-  return "";
-}
+using test::error_of;
 
 using namespace std::string_literals;
 const std::string kText = "In the beginning God created the heaven and the earth.\n\xff\x00\x01 bytes"s;

@@ -28,15 +28,7 @@ namespace fs = std::filesystem;
 
 using test::TempDir;
 
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.full_message();
-  }
-  return "";
-}
+using test::error_of;
 
 struct Model {
   std::vector<float> wte, wpe, ln_w, scale;
