@@ -42,6 +42,29 @@ void row_stats(const T* row, std::int64_t vocab, float& mx, float& log_sum) {
   for (std::int64_t j = 0; j < vocab; ++j) sum += fast_exp(ld(row, j) - mx);
   log_sum = std::log(sum);
 }
+
+// One row of the gradient: dloss * (exp(x - shift) - onehot(local)) on the `valid`
+// real columns, 0 on the rest of the row's `cols`. Reads each x before writing
+// its dx, so dx may alias x. `local` outside [0, valid) means another shard holds it.
+template <class T>
+void row_gradient(const T* x, T* dx, std::int64_t valid, std::int64_t cols, float shift, std::int64_t local,
+                  float dloss) {
+#pragma omp simd
+  for (std::int64_t j = 0; j < valid; ++j) st(dx, j, dloss * fast_exp(ld(x, j) - shift));
+  for (std::int64_t j = valid; j < cols; ++j) st(dx, j, 0.0f);
+  if (0 <= local && local < valid) st(dx, local, ld(dx, local) - dloss);
+}
+
+// The real columns of a shard: [0, valid) of its Vs local columns.
+std::int64_t valid_columns(std::int64_t vocab_start, std::int64_t Vs, std::int64_t vocab) {
+  return std::clamp<std::int64_t>(vocab - vocab_start, 0, Vs);
+}
+
+void check_shard(const char* op, Tensor logits, TokenView targets, std::int64_t vocab_start, std::int64_t vocab) {
+  LOOM_CHECK(vocab > 0 && vocab_start >= 0, "", "{}: vocab {} and vocab_start {} must be positive / non-negative", op,
+             vocab, vocab_start);
+  check_targets(op, logits, targets, vocab);
+}
 }  // namespace
 
 void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab) {
@@ -76,28 +99,10 @@ void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, st
     for (std::int64_t i = 0; i < N; ++i) {
       float mx, log_sum;
       row_stats(x + i * Vp, vocab, mx, log_sum);
-      const std::int64_t target = targets.ptr[i];
-      const float shift = mx + log_sum;
-#pragma omp simd
-      for (std::int64_t j = 0; j < vocab; ++j) st(dx, i * Vp + j, dloss * fast_exp(ld(x, i * Vp + j) - shift));
-      st(dx, i * Vp + target, ld(dx, i * Vp + target) - dloss);
-      for (std::int64_t j = vocab; j < Vp; ++j) st(dx, i * Vp + j, 0.0f);
+      row_gradient(x + i * Vp, dx + i * Vp, vocab, Vp, mx + log_sum, targets.ptr[i], dloss);
     }
   });
 }
-
-namespace {
-// The real columns of a shard: [0, valid) of its Vs local columns.
-std::int64_t valid_columns(std::int64_t vocab_start, std::int64_t Vs, std::int64_t vocab) {
-  return std::clamp<std::int64_t>(vocab - vocab_start, 0, Vs);
-}
-
-void check_shard(const char* op, Tensor logits, TokenView targets, std::int64_t vocab_start, std::int64_t vocab) {
-  LOOM_CHECK(vocab > 0 && vocab_start >= 0, "", "{}: vocab {} and vocab_start {} must be positive / non-negative", op,
-             vocab, vocab_start);
-  check_targets(op, logits, targets, vocab);
-}
-}  // namespace
 
 void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                std::int64_t vocab) {
@@ -144,12 +149,7 @@ void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targe
     T* dx = dlogits.data<T>();
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < N; ++i) {
-      const float shift = pl[i];
-#pragma omp simd
-      for (std::int64_t j = 0; j < valid; ++j) st(dx, i * Vs + j, dloss * fast_exp(ld(x, i * Vs + j) - shift));
-      for (std::int64_t j = valid; j < Vs; ++j) st(dx, i * Vs + j, 0.0f);
-      const std::int64_t local = std::int64_t(targets.ptr[i]) - vocab_start;
-      if (0 <= local && local < valid) st(dx, i * Vs + local, ld(dx, i * Vs + local) - dloss);
+      row_gradient(x + i * Vs, dx + i * Vs, valid, Vs, pl[i], std::int64_t(targets.ptr[i]) - vocab_start, dloss);
     }
   });
 }
