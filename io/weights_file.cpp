@@ -51,6 +51,9 @@ void write_weights(const std::string& path, const std::vector<NamedArray>& array
     h5::write_attr(file, "magic", kWeightsMagic);
     h5::write_attr(file, "format_version", kWeightsFormatVersion);
     h5::write_attr(file, "config", config_json);
+    const auto config = nlohmann::json::parse(config_json);
+    if (config.is_object() && config.contains("architecture") && config["architecture"].is_string())
+      h5::write_attr(file, "architecture", config["architecture"].get<std::string>());
     h5::write_attr(file, "created_by", "loom");
     for (const NamedArray& a : arrays) {
       const std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
@@ -76,7 +79,7 @@ void write_weights(const std::string& path, const std::vector<NamedArray>& array
 // ---- reader ----------------------------------------------------------------------
 
 struct WeightsReader::Impl {
-  std::string path, config;
+  std::string path, config, architecture;
   h5::Handle file;
   std::vector<std::string> order;
   std::map<std::string, std::vector<std::int64_t>> shapes;
@@ -137,6 +140,7 @@ WeightsReader WeightsReader::open(const std::string& path) {
   LOOM_CHECK(version == kWeightsFormatVersion, "write it again with this version of loom",
              "'{}' has weights format version {}; this build reads version {}", path, version, kWeightsFormatVersion);
   d->config = h5::read_string_attr(d->file, "config", at).value_or("{}");
+  d->architecture = h5::read_string_attr(d->file, "architecture", at).value_or("");
 
   Listing listing;
   if (H5Literate(d->file, H5_INDEX_CRT_ORDER, H5_ITER_INC, nullptr, collect_dataset, &listing) < 0) {
@@ -155,6 +159,7 @@ WeightsReader WeightsReader::open(const std::string& path) {
 
 const std::string& WeightsReader::path() const { return impl_->path; }
 const std::string& WeightsReader::config_json() const { return impl_->config; }
+const std::string& WeightsReader::architecture() const { return impl_->architecture; }
 bool WeightsReader::has(const std::string& name) const { return impl_->shapes.count(name) > 0; }
 std::vector<std::string> WeightsReader::names() const { return impl_->order; }
 std::vector<std::int64_t> WeightsReader::shape(const std::string& name) const { return impl_->shape_of(name); }

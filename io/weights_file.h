@@ -4,7 +4,8 @@
 //
 // Datasets sit at the root of the file and carry the public (dotted) names
 // verbatim: no name mapping, h5py reads f["h.0.ln_1.weight"]. File attributes:
-// magic "loom-weights", format_version 1, config (JSON text from the caller),
+// magic "loom-weights", format_version 1, config (JSON text from the caller), architecture
+// (the config's "architecture" value, when it has one),
 // created_by. write_weights writes PATH.tmp and renames it; the caller owns the
 // float arrays. WeightsReader is move-only, reads on demand, not thread-safe.
 #pragma once
@@ -43,6 +44,9 @@ public:
 
   const std::string& path() const;
   const std::string& config_json() const;
+  // The `architecture` attribute ("gpt2", ...; empty when absent), written from the config's
+  // "architecture" key: what a model checks before loading the file.
+  const std::string& architecture() const;
   bool has(const std::string& name) const;
   // Parameter names in file order (creation order when the file tracks it, as
   // write_weights' files do; name order otherwise).

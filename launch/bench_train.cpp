@@ -1,7 +1,7 @@
 // launch/bench_train.cpp — `loom-bench train`: training throughput of the GPT model
 // on random tokens (no dataset needed), GPT-2-small shape by default (12 layers,
 // C=768, 12 heads, T=256, B=4, vocab 50304). Reports tokens/s, model FLOP/s
-// (Megatron's count, launch/flops.h), MFU against cblas_sgemm measured in the
+// (Megatron's count, Gpt::flops_per_token), MFU against cblas_sgemm measured in the
 // same run, the time split of one step, and peak memory against the plan.
 #include <sys/resource.h>
 
@@ -14,7 +14,6 @@
 
 #include "backend/registry.h"
 #include "core/rng.h"
-#include "launch/flops.h"
 #include "launch/gemm_peak.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
@@ -58,9 +57,9 @@ int run_train(int argc, char** argv) {
   Gpt model(*be, m, B, m.seq_len);
   model.params().init(1);
   OptimConfig oc;
-  AdamW opt(*be, model.params(), oc);
-  MemoryPlan plan = Gpt::memory_plan(m, B, m.seq_len);
-  plan.items.push_back({"AdamW moments", AdamW::state_bytes(model.params().numel())});
+  AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(), oc);
+  MemoryPlan plan = model.memory_plan();
+  plan.add(opt.memory_plan());
 
   const std::int64_t N = B * m.seq_len;
   std::vector<std::int32_t> x(static_cast<std::size_t>(N)), y(static_cast<std::size_t>(N));
@@ -73,10 +72,11 @@ int run_train(int argc, char** argv) {
     }
     const auto t0 = clock::now();
     model.params().zero_grads();
-    model.forward(x.data(), y.data());
+    model.forward(0, {x.data(), y.data()}, 0);
+    model.take_loss_sum();
     be->synchronize();
     const auto t1 = clock::now();
-    model.backward(1.0f / float(N));
+    model.backward(0, 0, 1.0f / float(N));
     be->synchronize();
     const auto t2 = clock::now();
     opt.step(1e-4f, s + 1);
@@ -88,7 +88,7 @@ int run_train(int argc, char** argv) {
     t_opt += std::chrono::duration<double>(t3 - t2).count();
   }
   const double t_step = (t_fwd + t_bwd + t_opt) / steps;
-  const double tok_s = double(N) / t_step, flops = tok_s * flops_per_token(m, m.seq_len);
+  const double tok_s = double(N) / t_step, flops = tok_s * model.flops_per_token();
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   const double rss = double(u.ru_maxrss) * 1024.0;
@@ -96,7 +96,7 @@ int run_train(int argc, char** argv) {
               device.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
               (long long)m.padded_vocab(), (long long)m.seq_len, (long long)B, steps);
   std::printf("parameters                 %.2f M\n", double(model.params().numel()) / 1e6);
-  std::printf("model FLOPs per token      %.4g (Megatron count: 6 x matmul weights + 12 L T C)\n", flops_per_token(m, m.seq_len));
+  std::printf("model FLOPs per token      %.4g (Megatron count: 6 x matmul weights + 12 L T C)\n", model.flops_per_token());
   std::printf("step time                  %.3f s  (forward %.3f, backward %.3f, optimizer %.3f)\n", t_step,
               t_fwd / steps, t_bwd / steps, t_opt / steps);
   std::printf("tokens/s                   %.1f\n", tok_s);

@@ -72,7 +72,7 @@ int generate(int argc, char** argv) {
   }
   LOOM_CHECK(tokens >= 0 && temperature >= 0, "", "loom-generate: --tokens and --temperature must be >= 0");
 
-  const ModelConfig mc = read_model_config(weights);
+  const ModelConfig mc = Gpt::from_json(read_config_json(weights));
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
   const std::int64_t T = mc.seq_len;
   Gpt model(*be, mc, 1, T);

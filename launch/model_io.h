@@ -1,27 +1,33 @@
-// launch/model_io.h — the GPT model <-> the weights file (io/weights_file.h).
+// launch/model_io.h — any StageModel <-> the weights file (io/weights_file.h), through
+// its parameter specs (core/param_spec.h) alone.
 //
-// Names are the ParamStore's GPT-2 names; shapes are the full, unpadded ones
-// (wte is written as (vocab, C): the padding rows exist only in memory and
-// are zero on load). The model config travels as JSON in the file, so
-// loom-generate needs nothing but the file.
+// Tensors are stored global and unpadded: tp shards are gathered by their Shard
+// (global_index), pipeline stages are gathered to world rank 0, a tied group is written
+// once (its first holder's copy), and a spec's stored_rows drops padding rows (GPT's
+// wte is written (vocab, C); its padding rows are zero on load). The file carries the
+// model's architecture and config JSON, so loom-generate needs nothing but the file,
+// and a file of another architecture is refused by name.
 #pragma once
 
 #include <string>
 
-#include "layers/gpt.h"
+#include "layers/stage_model.h"
+#include "parallel/communicator.h"
 
 namespace loom {
 
-// Collective over the model's tp group (every tp rank calls it: shards are
-// gathered) and, with pipeline stages, over `pp`: the ranks of the writer's
-// pipeline (`in_writer_pipeline`, tp rank 0) send their stage's tensors to stage 0.
-// Only the caller with write = true (world rank 0) writes the file. `split` is
-// parallel.stages, to know which tensors each stage holds.
-void save_weights(Gpt& model, const std::string& path, bool write = true, Communicator* pp = nullptr,
-                  bool in_writer_pipeline = true, const std::string& split = "");
-// Loads every parameter (this tp rank's shard of each); throws naming the
-// parameter on a missing name or shape mismatch.
-void load_weights(Gpt& model, const std::string& path);
-ModelConfig read_model_config(const std::string& path);
+// Collective over `tp` (every tp rank calls it: shards are gathered) and, with pipeline
+// stages, over `pp`: the ranks of the writer's pipeline (`in_writer_pipeline`: dp rank 0,
+// tp rank 0) send their stage's tensors to stage 0. Only the caller with write = true
+// (world rank 0) writes the file.
+void save_weights(StageModel& model, Communicator& tp, const std::string& path, bool write = true,
+                  Communicator* pp = nullptr, bool in_writer_pipeline = true);
+// Loads every parameter this rank holds (its tp shard of each; every tied copy); throws
+// naming the parameter on a missing name or shape mismatch, and naming both
+// architectures when the file's is not the model's.
+void load_weights(StageModel& model, const std::string& path);
+// The file's architecture attribute and model config JSON.
+std::string read_architecture(const std::string& path);
+std::string read_config_json(const std::string& path);
 
 }  // namespace loom

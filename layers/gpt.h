@@ -1,129 +1,127 @@
-// layers/gpt.h — the GPT-2 model as one pipeline stage: embedding, L blocks, final
-// layernorm, LM head tied to the token embedding, mean cross-entropy.
+// layers/gpt.h — the GPT-2 model as a StageModel (layers/stage_model.h): embedding,
+// L blocks, final layernorm, LM head tied to the token embedding, vocabulary-parallel
+// cross-entropy.
 //
 // Shapes: B micro-batch, T sequence (<= model.seq_len), C channels, H heads,
 // F ffn, V vocab, Vp padded vocab. All parameters live in one ParamStore
 // (GPT-2 names, nn.Linear (out, in) layout); every activation and scratch
-// buffer is allocated in the constructor from (config, B, T): forward and
-// backward allocate nothing. forward() returns the SUM of the B*T token
-// losses; backward(dloss) uses dloss as d(total loss)/d(token loss), so the
-// caller picks the normalisation (1 / tokens of the global batch).
-// Tensor parallel (tp > 1, given a tp Communicator): wte is split by vocabulary
+// buffer is allocated in the constructor through one Allocations list, which is
+// also the memory plan: forward and backward allocate nothing.
+// Tensor parallel (a tp Communicator of size > 1): wte is split by vocabulary
 // rows (the embedding and the tied head are vocabulary-parallel; the loss combines
-// per-shard statistics and never gathers the logits), attention by heads, the MLP
-// by F columns; layernorms, wpe and the row-parallel biases are replicated.
-// Pipeline parallel (a Stage other than the whole model): this rank holds blocks
-// [layer_begin, layer_end); the first stage also the embedding, the last ln_f,
-// the head and the loss, each with its own copy of the tied wte. Activations of
-// up to `slots` micro-batches in flight are kept, one slot each; stage input and
-// output are the slot's first and last residual tensors, and the gradient that
-// crosses stages lives in grad().
+// per-shard statistics over tp and never gathers the logits), attention by heads, the
+// MLP by F columns; layernorms, wpe and the row-parallel biases are replicated.
+// Pipeline parallel (a GptStage other than the whole model): this rank holds one
+// run of blocks per chunk (several with interleaved 1F1B: chunk v is virtual stage
+// v * stages + stage); virtual stage 0 also holds the embedding, the last one ln_f,
+// the head and the loss. Both hold a copy of the tied wte (tied group "wte").
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
 #include "layers/block.h"
-#include "layers/param_store.h"
+#include "layers/stage_model.h"
+#include "layers/vocab_parallel_loss.h"
 #include "parallel/communicator.h"
 
 namespace loom {
 
-// Planned bytes by category, computed from the config alone (not from the
-// allocations), so it can be checked against what was really allocated.
-struct MemoryPlan {
-  std::vector<std::pair<std::string, std::size_t>> items;
-  std::size_t total() const {
-    std::size_t t = 0;
-    for (auto& [name, bytes] : items) t += bytes;
-    return t;
-  }
-};
-
-// The part of the model one pipeline stage holds.
-struct Stage {
+// The layers one pipeline rank holds: [begin, end) per chunk.
+struct GptStage {
   int stages = 1, stage = 0;
-  std::int64_t layer_begin = 0, layer_end = -1;  // -1: all layers
-  bool first() const { return stage == 0; }
-  bool last() const { return stage == stages - 1; }
+  std::vector<std::pair<std::int64_t, std::int64_t>> chunks;  // empty: the whole model, one chunk
+  std::string split;  // parallel.stages, as given (to lay out the other stages alike)
+  int virtual_stages() const { return stages * int(std::max<std::size_t>(chunks.size(), 1)); }
+  int virtual_stage(int chunk) const { return chunk * stages + stage; }
+  bool embeds(int chunk) const { return virtual_stage(chunk) == 0; }
+  bool has_loss(int chunk) const { return virtual_stage(chunk) == virtual_stages() - 1; }
 };
 
-// Layers of each stage: `split` (comma-separated counts, e.g. "3,3,2") or an even
-// split with the remainder on the first stages. Throws naming the constraint.
-Stage make_stage(const ModelConfig& cfg, int stages, int stage, const std::string& split = "");
+// Layers of each of stages * chunks virtual stages: `split` (comma-separated counts in
+// virtual-stage order, e.g. "3,3,2") or an even split with the remainder on the first
+// ones. Throws naming the constraint.
+GptStage make_gpt_stage(const ModelConfig& cfg, int stages, int stage, int chunks = 1, const std::string& split = "");
 
-class Gpt {
+class Gpt final : public StageModel {
 public:
-  // One tp rank (no tensor parallelism).
+  // The whole model on one rank (one tp rank, one stage, one slot).
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len);
-  // This rank's shard of the model in the tp group `tp`.
-  Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp);
-  // A pipeline stage of it, keeping `slots` micro-batches in flight.
+  // This rank's shard of `stage` in the tp group `tp`, keeping slots[chunk] micro-batches
+  // in flight per chunk.
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp,
-      const Stage& stage, int slots);
+      const GptStage& stage = {}, std::vector<int> slots = {});
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
-  // The parameters tp rank `tp_rank` of `tp_size` holds (all of them for tp_size 1).
+  // The parameters tp rank `tp_rank` of `tp_size` holds on `stage`, chunk by chunk.
   static std::vector<ParamSpec> param_specs(const ModelConfig& cfg, int tp_size = 1, int tp_rank = 0,
-                                           const Stage& stage = {});
+                                           const GptStage& stage = {});
   // Throws, naming the constraint, when heads, ffn or the padded vocabulary do not split over tp.
   static void check_tp(const ModelConfig& cfg, int tp_size);
-  static MemoryPlan memory_plan(const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len,
-                                int tp_size = 1, const Stage& stage = {}, int slots = 1);
+  // The model config stored in a weights file (architecture "gpt2"), and back.
+  static std::string to_json(const ModelConfig& cfg);
+  static ModelConfig from_json(const std::string& json);
 
-  ParamStore& params() { return params_; }
-  Communicator& tp() { return tp_; }
   const ModelConfig& config() const { return cfg_; }
-  std::int64_t batch() const { return B_; }
-  std::int64_t seq_len() const { return T_; }
+  const GptStage& stage() const { return stage_; }
+  Communicator& tp() { return tp_; }
 
-  const Stage& stage() const { return stage_; }
+  // ---- StageModel
+  std::string architecture() const override { return "gpt2"; }
+  std::string config_json() const override { return to_json(cfg_); }
+  std::int64_t batch() const override { return B_; }
+  std::int64_t seq_len() const override { return T_; }
+  double flops_per_token() const override;
+  ParamStore& params() override { return params_; }
+  std::vector<int> tied_stages(const std::string& group) const override;
+  std::vector<ParamSpec> stage_param_specs(int stage, int tp_rank) const override;
+  int chunks() const override { return int(chunks_.size()); }
+  int slots(int chunk) const override { return int(chunks_.at(std::size_t(chunk)).slots.size()); }
+  std::vector<Tensor> inputs(int chunk, int slot) override;
+  std::vector<Tensor> outputs(int chunk, int slot) override;
+  std::vector<Tensor> input_grads(int chunk) override;
+  std::vector<Tensor> output_grads(int chunk) override;
+  void forward(int chunk, const MicroBatch& mb, int slot) override;
+  void backward(int chunk, int slot, float dloss) override;
+  double take_loss_sum() override;
+  std::vector<Tensor> grad_buckets() const override;
+  void set_bucket_hook(std::function<void(std::size_t)> hook) override { hook_ = std::move(hook); }
+  MemoryPlan memory_plan() const override;
 
-  // tokens, targets: host (B, T) int32. Returns the sum of the B*T losses (0 on a
-  // stage without the loss). A stage after the first reads input(slot) instead of tokens.
-  double forward(const std::int32_t* tokens, const std::int32_t* targets, int slot = 0);
-  // Accumulates parameter gradients of dloss * (sum of token losses). A stage before
-  // the last starts from grad() (d loss / d output); a stage after the first leaves
-  // d loss / d input in grad().
-  void backward(float dloss, int slot = 0);
-  Tensor input(int slot) const { return slots_[std::size_t(slot)].resid.front(); }
-  Tensor output(int slot) const { return slots_[std::size_t(slot)].resid.back(); }
-  Tensor grad() const { return dresid_; }
-  // The tied embedding's gradient on this stage (empty when the stage has no wte).
-  Tensor wte_grad() const { return dwte_; }
-  // Called by backward() right after block b (0 = this stage's first) has added its
-  // gradients, so a caller can start reducing them while backward goes on.
-  void set_block_backward_hook(std::function<void(std::size_t block)> hook) { block_hook_ = std::move(hook); }
-  std::size_t blocks() const { return blocks_.size(); }
-  // The gradients of block b's parameters, and of everything outside the blocks
-  // (embeddings before them, ln_f after), as flat views.
-  Tensor block_grads(std::size_t b) const;
-  Tensor grads_before_blocks() const;
-  Tensor grads_after_blocks() const;
-  // Weight of each parameter's squared gradient in the model's norm: 1/tp for
-  // tensors replicated over tp, 0 for the last stage's copy of the tied wte.
-  float norm_weight(std::size_t i) const;
-  // Forward without a loss; copies the V real logits of row (b, t) to `out` (tp 1 only).
+  // Forward without a loss; copies the V real logits of row (b, t) to `out` (whole model only).
   void logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, float* out);
 
 private:
   // Everything one micro-batch in flight keeps between its forward and backward.
   struct Slot {
-    Buffer tokens, targets;      // device copies of the micro-batch's token ids
-    std::vector<Tensor> resid;   // this stage's layers + 1 residual-stream tensors (B,T,C)
+    Tensor tokens, targets;      // device copies of the micro-batch's token ids (as 4-byte values)
+    std::vector<Tensor> resid;   // the chunk's layers + 1 residual-stream tensors (B,T,C)
     std::vector<Block::Saved> saved;
-    Tensor ln_f_out, logits, ce_stats, lse;  // last stage only
+    Tensor ln_f_out, logits;     // loss chunk only
     LayerNorm::Saved ln_f_saved;
+    VocabParallelLoss::Saved loss;
   };
-  void embed_and_blocks(const std::int32_t* tokens, Slot& s);
-  Tensor alloc(Shape s);
+  struct Chunk {
+    std::int64_t layer_begin = 0, layer_end = 0;
+    bool embeds = false, has_loss = false;
+    std::vector<Block> blocks;
+    std::vector<Slot> slots;
+    Tensor wte, dwte, wpe, dwpe;  // embedding / head chunk: this chunk's copy of wte
+    LayerNorm ln_f;               // loss chunk
+    Tensor dinput, doutput;       // d loss / d input (sent back; backward's working buffer), d loss / d output
+    // Indices into buckets_ (kNone: absent): ln_f, the head's wte copy, each block, the embeddings.
+    std::size_t b_ln_f = std::size_t(-1), b_head = std::size_t(-1), b_embed = std::size_t(-1);
+    std::vector<std::size_t> b_blocks;
+  };
 
-  Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, std::unique_ptr<Communicator> own,
-      Communicator* tp, const Stage& stage, int slots);
+  void build_chunk(Chunk& c, int slots);
+  void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
+  void ready(std::size_t bucket) const;
+  Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
+      std::vector<int> slots);
 
   Backend& be_;
   ModelConfig cfg_;
@@ -131,21 +129,15 @@ private:
   std::unique_ptr<Communicator> own_tp_;  // the one-rank group when none is given
   Communicator& tp_;
   std::int64_t vocab_start_;  // first vocabulary row of this rank's wte shard
-  Stage stage_;
+  GptStage stage_;
   ParamStore params_;
-  std::vector<Buffer> buffers_;  // every activation and scratch tensor, allocated once
-
-  Tensor wte_, wpe_, dwte_, dwpe_;
-  std::vector<Block> blocks_;
-  LayerNorm ln_f_;
-
-  std::vector<Slot> slots_;
-  std::vector<std::pair<std::size_t, std::size_t>> block_params_;  // [first, last) ParamStore index per block
-  std::function<void(std::size_t)> block_hook_;
+  Allocations mem_;  // every activation and scratch tensor, allocated once
+  std::vector<Chunk> chunks_;
+  std::vector<std::pair<std::size_t, std::size_t>> buckets_;  // [first, last) ParamStore indices
+  std::function<void(std::size_t)> hook_;
   Block::Scratch scratch_;
-  Tensor dresid_;
-  // Host side of the vocabulary-parallel loss: per-row stats and their tp reductions.
-  std::vector<float> host_stats_, host_max_, host_sum_, host_target_, host_lse_;
+  VocabParallelLoss loss_;
+  Tensor loss_rows_;  // (B*T) summed token losses since take_loss_sum(), on the device
 };
 
 }  // namespace loom

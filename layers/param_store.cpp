@@ -5,35 +5,6 @@
 
 namespace loom {
 
-std::uint64_t param_stream(const std::string& name) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
-Shape global_shape(const ParamSpec& s) {
-  const Shard& h = s.shard;
-  if (h.split == Shard::Split::none || h.parts == 1) return s.shape;
-  const int dim = h.split == Shard::Split::rows ? 0 : s.shape.rank() - 1;
-  LOOM_CHECK(s.shape.rank() >= 1 && s.shape.rank() <= 2, "", "parameter {}: only 1-D and 2-D tensors can be sharded",
-             s.name);
-  if (s.shape.rank() == 1) return Shape{s.shape[0] * h.parts};
-  return dim == 0 ? Shape{s.shape[0] * h.parts, s.shape[1]} : Shape{s.shape[0], s.shape[1] * h.parts};
-}
-
-std::int64_t global_index(const ParamSpec& s, std::int64_t i) {
-  const Shard& h = s.shard;
-  if (h.split == Shard::Split::none || h.parts == 1) return i;
-  const std::int64_t cols = s.shape.rank() == 2 ? s.shape[1] : 1;
-  const std::int64_t r = i / cols, c = i % cols;
-  if (h.split == Shard::Split::cols) return r * cols * h.parts + std::int64_t(h.index) * cols + c;
-  // rows, inside row blocks: local block b holds rows [b*lb, (b+1)*lb) of this rank's
-  // share of global block b, which starts at b * (lb * parts).
-  const std::int64_t lb = s.shape[0] / h.row_blocks;  // local rows per block
-  const std::int64_t b = r / lb, within = r % lb;
-  return (b * lb * h.parts + std::int64_t(h.index) * lb + within) * cols + c;
-}
-
 ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs) : be_(be), specs_(std::move(specs)) {
   for (const ParamSpec& s : specs_) {
     const Shard& h = s.shard;
@@ -84,6 +55,13 @@ void ParamStore::init(std::uint64_t seed) {
     }
     write(i, host);
   }
+}
+
+MemoryPlan ParamStore::memory_plan() const {
+  MemoryPlan plan;
+  plan.add("parameters (f32)", params_.bytes());
+  plan.add("gradients (f32)", grads_.bytes());
+  return plan;
 }
 
 void ParamStore::zero_grads() { be_.fill(grads_, 0.0f); }

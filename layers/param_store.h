@@ -1,7 +1,7 @@
 // layers/param_store.h — every parameter of a model in one flat f32 buffer, gradients in another.
 //
-// A ParamSpec names a parameter (GPT-2 style: "h.3.attn.c_attn.weight"), gives
-// its shape and how to initialise it. ParamStore allocates the two flat
+// ParamSpecs (core/param_spec.h) name the parameters and say how to initialise
+// and shard them. ParamStore allocates the two flat
 // buffers once (params, grads; the optimizer adds its own state alongside)
 // and hands out Tensor views. Flat buffers make the whole-model operations
 // one call each: zero the grads, the grad norm, later the data-parallel
@@ -12,36 +12,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/memory_plan.h"
+#include "core/param_spec.h"
 
 namespace loom {
-
-enum class Decay : bool { no = false, yes = true };  // AdamW weight decay applies?
-
-// Which part of the global (unsharded) tensor this rank holds, for tensor
-// parallelism: `rows` splits dim 0 into `parts` (inside each of `row_blocks`
-// equal blocks: c_attn's q | k | v, so a rank gets its heads of each), `cols`
-// splits the last dim. The default holds the whole tensor.
-struct Shard {
-  enum class Split : std::uint8_t { none, rows, cols };
-  Split split = Split::none;
-  int parts = 1, index = 0;
-  int row_blocks = 1;
-};
-
-struct ParamSpec {
-  std::string name;
-  Shape shape;              // this rank's (local) shape
-  float init_std = 0.0f;    // > 0: normal(0, init_std) from the counter-based RNG
-  float init_value = 0.0f;  // used when init_std == 0 (biases 0, layernorm weights 1)
-  Decay decay = Decay::yes;
-  Shard shard = {};
-};
-
-// The global shape of a (possibly sharded) parameter, and the global row-major
-// index of local element `i`: what the RNG is keyed by, so every layout draws
-// the same global tensor.
-Shape global_shape(const ParamSpec& s);
-std::int64_t global_index(const ParamSpec& s, std::int64_t i);
 
 class ParamStore {
 public:
@@ -57,6 +31,9 @@ public:
 
   // The gradients of parameters [first, last) as one flat view (they are adjacent).
   Tensor grad_span(std::size_t first, std::size_t last) const;
+  const std::vector<ParamSpec>& specs() const { return specs_; }
+  std::int64_t offset(std::size_t i) const { return offsets_[i]; }  // of parameter i in the flat buffers
+  MemoryPlan memory_plan() const;  // the two flat buffers
   Tensor flat_params() const { return params_.tensor(); }
   Tensor flat_grads() const { return grads_.tensor(); }
   std::int64_t numel() const { return total_; }
@@ -80,8 +57,5 @@ private:
   std::int64_t total_ = 0;
   Buffer params_, grads_;
 };
-
-// FNV-1a of the name: the RNG stream of a parameter (stable across layouts and runs).
-std::uint64_t param_stream(const std::string& name);
 
 }  // namespace loom

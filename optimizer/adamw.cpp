@@ -2,39 +2,70 @@
 #include "optimizer/adamw.h"
 
 #include <cmath>
+#include <functional>
 
 namespace loom {
 
-namespace {
-Tensor offset_view(Tensor flat, std::int64_t offset, Shape shape) {
-  flat.ptr = static_cast<float*>(flat.ptr) + offset;
-  flat.shape = shape;
-  return flat;
+bool decays(ParamRole role, const OptimConfig& cfg) {
+  switch (role) {
+    case ParamRole::matrix: return true;
+    case ParamRole::embedding: return cfg.decay_embeddings;
+    case ParamRole::bias:
+    case ParamRole::norm: return false;
+  }
+  return false;
 }
-}  // namespace
 
-AdamW::AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, std::vector<Communicator*> model_parallel,
-             std::vector<float> norm_weights)
+std::vector<float> norm_weights(const std::vector<ParamSpec>& specs, int tp_size,
+                                const std::function<bool(const std::string&)>& first_holder) {
+  std::vector<float> w;
+  for (const ParamSpec& s : specs) {
+    if (!s.tied.empty() && !first_holder(s.tied)) w.push_back(0.0f);
+    else w.push_back(s.tp_replicated == TpReplicated::yes ? 1.0f / float(tp_size) : 1.0f);
+  }
+  return w;
+}
+
+AdamW::AdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, Tensor grads, const OptimConfig& cfg,
+             std::vector<Communicator*> model_parallel, std::vector<float> norm_weights)
     : be_(be),
+      specs_(std::move(specs)),
       params_(params),
+      grads_(grads),
       cfg_(cfg),
       mp_(std::move(model_parallel)),
       norm_weights_(std::move(norm_weights)),
       m_(be, Shape{params.numel()}, DType::f32),
       v_(be, Shape{params.numel()}, DType::f32) {
+  std::int64_t total = 0;
+  for (const ParamSpec& s : specs_) offsets_.push_back(std::exchange(total, total + s.shape.numel()));
+  LOOM_CHECK(total == params.numel() && total == grads.numel(), "", "AdamW: the specs hold {} values, the buffers {} and {}",
+             total, params.numel(), grads.numel());
+  LOOM_CHECK(norm_weights_.empty() || norm_weights_.size() == specs_.size(), "",
+             "AdamW: {} norm weights for {} parameters", norm_weights_.size(), specs_.size());
   be_.fill(m_, 0.0f);
   be_.fill(v_, 0.0f);
 }
 
+MemoryPlan AdamW::memory_plan() const {
+  MemoryPlan plan;
+  plan.add("AdamW moments m, v (f32)", m_.bytes() + v_.bytes());
+  return plan;
+}
+
+Tensor AdamW::view(Tensor flat, std::size_t i) const {
+  flat.ptr = static_cast<float*>(flat.ptr) + offsets_[i];
+  flat.shape = specs_[i].shape;
+  return flat;
+}
+
 double AdamW::grad_norm() const {
-  LOOM_CHECK(norm_weights_.empty() || norm_weights_.size() == params_.size(), "",
-             "AdamW: {} norm weights for {} parameters", norm_weights_.size(), params_.size());
   double local = 0;
   if (norm_weights_.empty()) {
-    local = be_.sum_squares(params_.flat_grads());
+    local = be_.sum_squares(grads_);
   } else {
-    for (std::size_t i = 0; i < params_.size(); ++i)
-      if (norm_weights_[i] != 0) local += double(norm_weights_[i]) * be_.sum_squares(params_.grad(i));
+    for (std::size_t i = 0; i < specs_.size(); ++i)
+      if (norm_weights_[i] != 0) local += double(norm_weights_[i]) * be_.sum_squares(view(grads_, i));
   }
   if (mp_.empty()) return std::sqrt(local);
   float total = float(local);
@@ -46,18 +77,15 @@ double AdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();
   float scale = 1.0f;
   if (cfg_.clip_grad > 0 && norm > cfg_.clip_grad) scale = float(cfg_.clip_grad / (norm + 1e-6));
-  std::int64_t offset = 0;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const ParamSpec& s = params_.spec(i);
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
     AdamWArgs a{.lr = lr,
                 .beta1 = cfg_.beta1,
                 .beta2 = cfg_.beta2,
                 .eps = cfg_.eps,
-                .weight_decay = s.decay == Decay::yes ? cfg_.weight_decay : 0.0f,
+                .weight_decay = decays(specs_[i].role, cfg_) ? cfg_.weight_decay : 0.0f,
                 .step = step,
                 .grad_scale = scale};
-    be_.adamw(params_.param(i), params_.grad(i), offset_view(m_, offset, s.shape), offset_view(v_, offset, s.shape), a);
-    offset += s.shape.numel();
+    be_.adamw(view(params_, i), view(grads_, i), view(m_.tensor(), i), view(v_.tensor(), i), a);
   }
   return norm;
 }

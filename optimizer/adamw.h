@@ -1,47 +1,62 @@
-// optimizer/adamw.h — AdamW over a ParamStore, with clipping by the global gradient norm.
+// optimizer/adamw.h — AdamW over flat parameter / gradient buffers, with clipping by the
+// global gradient norm.
 //
-// PyTorch semantics (torch.optim.AdamW): decoupled weight decay, bias-corrected
-// moments; no weight decay on parameters whose ParamSpec says Decay::no
-// (biases and layernorm parameters). Moments m, v are f32, allocated here once,
-// in flat buffers parallel to the ParamStore's.
+// PyTorch semantics (torch.optim.AdamW): decoupled weight decay, bias-corrected moments.
+// Weight-decay groups come from each ParamSpec's role (core/param_spec.h): matrices
+// decay, biases and norms never, embeddings when optim.decay_embeddings is set. The
+// parameters are packed in spec order, contiguous, as ParamStore lays them out; the
+// moments m, v are f32 buffers parallel to them, allocated here once.
 #pragma once
 
-#include "core/config.h"
-#include "layers/param_store.h"
+#include <functional>
 #include <vector>
 
+#include "backend/backend.h"
+#include "core/config.h"
+#include "core/memory_plan.h"
+#include "core/param_spec.h"
 #include "parallel/communicator.h"
 
 namespace loom {
+
+bool decays(ParamRole role, const OptimConfig& cfg);
 
 class AdamW {
 public:
   // `model_parallel`: the groups whose ranks hold different parts of one model copy
   // (tp, pp; none for one rank). The gradient norm is over the whole model: each
-  // parameter's squared gradient weighted by `norm_weights[i]` (1/tp for tensors
-  // replicated over tp, 0 for a second copy of a tied tensor; all 1 when empty),
-  // summed over those groups.
-  AdamW(Backend& be, ParamStore& params, const OptimConfig& cfg, std::vector<Communicator*> model_parallel = {},
-        std::vector<float> norm_weights = {});
+  // parameter's squared gradient weighted by `norm_weights[i]` (norm_weights() below;
+  // all 1 when empty), summed over those groups.
+  AdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, Tensor grads, const OptimConfig& cfg,
+        std::vector<Communicator*> model_parallel = {}, std::vector<float> norm_weights = {});
 
-  // L2 norm of all gradients of the whole model (before clipping).
+  // L2 norm of all gradients of the whole model (before clipping and `grad_scale`).
   double grad_norm() const;
-  // One update with learning rate lr; `step` is 1-based (bias correction).
-  // Gradients are scaled by min(1, clip_grad / norm) first when clipping is on.
-  // Returns the gradient norm it measured.
+  // One update with learning rate lr; `step` is 1-based (bias correction). Gradients are
+  // scaled by min(1, clip_grad / norm) first when clipping is on. Returns the norm.
   double step(float lr, std::int64_t step);
 
   Tensor m() const { return m_.tensor(); }
   Tensor v() const { return v_.tensor(); }
-  static std::size_t state_bytes(std::int64_t params) { return 2 * std::size_t(params) * sizeof(float); }
+  MemoryPlan memory_plan() const;
 
 private:
+  Tensor view(Tensor flat, std::size_t i) const;
+
   Backend& be_;
-  ParamStore& params_;
+  std::vector<ParamSpec> specs_;
+  std::vector<std::int64_t> offsets_;
+  Tensor params_, grads_;
   OptimConfig cfg_;
   std::vector<Communicator*> mp_;
   std::vector<float> norm_weights_;
   Buffer m_, v_;
 };
+
+// Each parameter's weight in the whole model's squared gradient norm: 1/tp for a tensor
+// every tp rank holds alike (counted once over the tp group), 0 for a tied copy whose
+// stage is not the group's first holder (`first_holder(group)`), else 1.
+std::vector<float> norm_weights(const std::vector<ParamSpec>& specs, int tp_size,
+                                const std::function<bool(const std::string& group)>& first_holder);
 
 }  // namespace loom

@@ -8,11 +8,22 @@
 // partial results converts to f32, adds (or maxes) and rounds once to the dtype.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace loom {
 
 enum class ReduceOp { sum, max };
+
+// One half of a point-to-point exchange: send `tensor` to, or receive it from, group rank `peer`.
+struct P2P {
+  enum class Kind : std::uint8_t { send, recv };
+  Kind kind;
+  Tensor tensor;
+  int peer;
+};
 
 class Communicator {
 public:
@@ -32,6 +43,12 @@ public:
   // `source` at once, so neighbours exchanging in both directions cannot deadlock.
   // An empty tensor (or a negative rank) skips that half.
   virtual void send_recv(Tensor send, int dest, Tensor recv, int source) = 0;
+  // Batched point-to-point (Megatron's batch_isend_irecv): posts every send and receive
+  // of `ops` at once and returns when all have completed. Messages between two ranks
+  // match in the order they were posted, so the k-th send from a to b fills b's k-th
+  // receive from a. How the pipeline executor issues each group of its plan's
+  // communication steps: posted together, they cannot deadlock one another.
+  virtual void exchange(const std::vector<P2P>& ops) = 0;
   virtual void barrier() = 0;
 
   // Non-blocking in-place sum: starts x = sum over the group of every rank's x and

@@ -51,4 +51,16 @@ void LocalCommunicator::send_recv(Tensor send, int dest, Tensor recv, int source
   if (sending) copy_into(recv, send, "send_recv");
 }
 
+void LocalCommunicator::exchange(const std::vector<P2P>& ops) {
+  // A group of one can only talk to itself: the k-th send fills the k-th receive.
+  std::vector<const P2P*> sends, recvs;
+  for (const P2P& op : ops) {
+    LOOM_CHECK(op.peer == 0, "", "exchange on a group of 1: peer {} out of range [0, 1)", op.peer);
+    (op.kind == P2P::Kind::send ? sends : recvs).push_back(&op);
+  }
+  LOOM_CHECK(sends.size() == recvs.size(), "a send to oneself needs its matching receive in the same exchange",
+             "exchange on a group of 1: {} sends but {} receives would never complete", sends.size(), recvs.size());
+  for (std::size_t k = 0; k < sends.size(); ++k) copy_into(recvs[k]->tensor, sends[k]->tensor, "exchange");
+}
+
 }  // namespace loom

@@ -311,6 +311,34 @@ void MpiCommunicator::send_recv(Tensor send, int dest, Tensor recv, int source) 
   }
 }
 
+void MpiCommunicator::exchange(const std::vector<P2P>& ops) {
+  check_live();
+  constexpr int kTag = 1;  // one stream per ordered pair of ranks: posting order is matching order
+  std::vector<MPI_Request> requests(ops.size(), MPI_REQUEST_NULL);
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    const P2P& op = ops[k];
+    const bool send = op.kind == P2P::Kind::send;
+    check_host(op.tensor, "exchange", send ? "send" : "recv");
+    LOOM_CHECK(0 <= op.peer && op.peer < size_, "", "exchange on group '{}': peer {} out of range [0, {})", name_,
+               op.peer, size_);
+    const int n = count_of(op.tensor, "exchange");
+    if (send)
+      check_mpi(MPI_Isend(op.tensor.ptr, n, datatype(op.tensor.dtype), op.peer, kTag, comm_, &requests[k]), "MPI_Isend");
+    else
+      check_mpi(MPI_Irecv(op.tensor.ptr, n, datatype(op.tensor.dtype), op.peer, kTag, comm_, &requests[k]), "MPI_Irecv");
+  }
+  std::vector<MPI_Status> status(ops.size());
+  check_mpi(MPI_Waitall(int(requests.size()), requests.data(), status.data()), "MPI_Waitall");
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (ops[k].kind != P2P::Kind::recv) continue;
+    int got = 0;
+    MPI_Get_count(&status[k], datatype(ops[k].tensor.dtype), &got);
+    LOOM_CHECK(got == ops[k].tensor.numel(), "both sides of an exchange must agree on the tensor's size and dtype",
+               "exchange on group '{}': received {} elements from rank {}, expected {} ({})", name_, got, ops[k].peer,
+               ops[k].tensor.numel(), ops[k].tensor.str());
+  }
+}
+
 void MpiCommunicator::barrier() {
   check_live();
   check_mpi(MPI_Barrier(comm_), "MPI_Barrier");

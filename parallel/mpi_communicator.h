@@ -48,6 +48,7 @@ public:
   void all_gather(Tensor out, Tensor in) override;
   void broadcast(Tensor x, int root) override;
   void send_recv(Tensor send, int dest, Tensor recv, int source) override;
+  void exchange(const std::vector<P2P>& ops) override;
   void barrier() override;
 
 private:

@@ -25,6 +25,7 @@ public:
   void send_recv(Tensor send, int dest, Tensor recv, int source) override {
     timed([&] { inner_.send_recv(send, dest, recv, source); });
   }
+  void exchange(const std::vector<P2P>& ops) override { timed([&] { inner_.exchange(ops); }); }
   void barrier() override { timed([&] { inner_.barrier(); }); }
   void all_reduce_start(Tensor x) override { timed([&] { inner_.all_reduce_start(x); }); }
   void wait_all() override { timed([&] { inner_.wait_all(); }); }

@@ -1,0 +1,206 @@
+// launch/trainer.cpp — see trainer.h.
+#include "launch/trainer.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "schedule/lr_schedule.h"
+
+namespace loom {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Splits (B, T+1) windows into inputs tokens[:, :T] and targets tokens[:, 1:].
+void split_windows(const std::int32_t* w, std::int64_t B, std::int64_t T, std::int32_t* x, std::int32_t* y) {
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < T; ++t) {
+      x[b * T + t] = w[b * (T + 1) + t];
+      y[b * T + t] = w[b * (T + 1) + t + 1];
+    }
+}
+
+// Target tokens (>= 0) among the targets of (B, T+1) windows.
+std::int64_t count_targets(const std::vector<std::int32_t>& w, std::int64_t T) {
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < w.size(); ++i)
+    if (i % std::size_t(T + 1) != 0 && w[i] >= 0) ++n;
+  return n;
+}
+
+}  // namespace
+
+// The executor's view of the model for one pass: micro-batch mb is rows
+// [mb * B, (mb + 1) * B) of this rank's inputs and targets.
+class Trainer::Stage final : public PipelineStage {
+public:
+  Stage(StageModel& m, const std::int32_t* x, const std::int32_t* y, float dloss)
+      : m_(m), x_(x), y_(y), n_(m.batch() * m.seq_len()), dloss_(dloss) {}
+  int slots(int chunk) const override { return m_.slots(chunk); }
+  std::vector<Tensor> inputs(int chunk, int slot) override { return m_.inputs(chunk, slot); }
+  std::vector<Tensor> outputs(int chunk, int slot) override { return m_.outputs(chunk, slot); }
+  std::vector<Tensor> input_grads(int chunk) override { return m_.input_grads(chunk); }
+  std::vector<Tensor> output_grads(int chunk) override { return m_.output_grads(chunk); }
+  void forward(int chunk, int mb, int slot) override { m_.forward(chunk, {x_ + mb * n_, y_ + mb * n_}, slot); }
+  void backward(int chunk, int, int slot) override { m_.backward(chunk, slot, dloss_); }
+
+private:
+  StageModel& m_;
+  const std::int32_t *x_, *y_;
+  std::int64_t n_;
+  float dloss_;
+};
+
+PipePlan Trainer::plan_for(const RunConfig& cfg, const ParallelContext& ctx) {
+  const int accum = int(cfg.train.global_batch / ctx.shape.dp / cfg.train.micro_batch);
+  const int chunks = cfg.parallel.virtual_stages;
+  const PipeSchedule schedule = chunks > 1                        ? PipeSchedule::interleaved
+                                : cfg.parallel.schedule == "gpipe" ? PipeSchedule::gpipe
+                                                                   : PipeSchedule::one_f_one_b;
+  return make_pipeline_plan(schedule, ctx.shape.pp, ctx.coord.pp, accum, chunks);
+}
+
+std::vector<int> Trainer::slots_for(const PipePlan& plan, int chunks) {
+  std::vector<int> slots;
+  for (int v = 0; v < chunks; ++v) slots.push_back(slots_needed(plan, v));
+  return slots;
+}
+
+Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+                 TimedCommunicator& pp, const DataLoader& train, const DataLoader& val)
+    : cfg_(cfg),
+      ctx_(ctx),
+      be_(be),
+      model_(model),
+      tp_(tp),
+      pp_(pp),
+      train_(train),
+      val_(val),
+      T_(model.seq_len()),
+      MB_(model.batch()),
+      local_(cfg.train.global_batch / ctx.shape.dp),
+      first_(ctx.coord.dp * local_),
+      accum_(local_ / MB_),
+      plan_(plan_for(cfg, ctx)),
+      dp_grads_(*ctx.dp, model.grad_buckets()) {
+  model_.set_bucket_hook([this](std::size_t b) { dp_grads_.bucket_done(b); });
+  ParamStore& ps = model_.params();
+  std::vector<TiedGrads::Group> groups;
+  for (std::size_t i = 0; i < ps.size(); ++i)
+    if (!ps.spec(i).tied.empty()) groups.push_back({ps.grad(i), model_.tied_stages(ps.spec(i).tied)});
+  if (ctx.shape.pp > 1) tied_ = std::make_unique<TiedGrads>(be, pp_, groups);
+  const int stage = ctx.coord.pp;
+  auto first_holder = [&](const std::string& g) { return model_.tied_stages(g).front() == stage; };
+  opt_ = std::make_unique<AdamW>(be, ps.specs(), ps.flat_params(), ps.flat_grads(), cfg.optim,
+                                 std::vector<Communicator*>{&tp_, &pp_}, norm_weights(ps.specs(), tp_.size(), first_holder));
+  window_.resize(std::size_t(cfg.train.global_batch * (T_ + 1)));
+}
+
+MemoryPlan Trainer::memory_plan() const {
+  MemoryPlan plan = model_.memory_plan();
+  if (tied_) plan.add(tied_->memory_plan());
+  plan.add(opt_->memory_plan());
+  return plan;
+}
+
+double Trainer::global_sum(double value) {
+  float v = float(value);
+  pp_.all_reduce(host_tensor(&v, Shape{1}));  // the loss lives on the last stage
+  ctx_.dp->all_reduce(host_tensor(&v, Shape{1}));
+  return v;
+}
+
+StepRecord Trainer::step(std::int64_t s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  tp_.reset();
+  pp_.reset();
+  model_.params().zero_grads();
+  // The whole global batch is read (a pure function of (seed, step, sequence)) to count its
+  // target tokens — the loss normaliser — without communication; this rank runs its slice.
+  const std::int64_t G = cfg_.train.global_batch;
+  train_.train_batch(s, 0, G, window_.data());
+  const std::int64_t targets = count_targets(window_, T_);
+  LOOM_CHECK(targets > 0, "check the dataset", "step {}: the global batch has no target tokens", s);
+  x_.resize(std::size_t(local_ * T_));
+  y_.resize(std::size_t(local_ * T_));
+  split_windows(window_.data() + first_ * (T_ + 1), local_, T_, x_.data(), y_.data());
+
+  dp_grads_.begin_step(int(accum_));
+  Stage stage(model_, x_.data(), y_.data(), float(1.0 / double(targets)));
+  run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
+  be_.synchronize();
+  const auto t_comm = std::chrono::steady_clock::now();  // the part of the dp reduction not hidden
+  dp_grads_.finish();
+  const double t_dp = seconds_since(t_comm);
+  if (tied_) tied_->sum();  // first and last stage: both copies of a tied tensor get the summed gradient
+  StepRecord r;
+  r.step = s;
+  r.lr = learning_rate(cfg_.optim, cfg_.train.steps, s);
+  r.grad_norm = opt_->step(float(r.lr), s + 1);
+  be_.synchronize();
+  r.t_step = seconds_since(t0);
+  r.t_tp = tp_.seconds();
+  r.t_pp = pp_.seconds();
+  r.t_dp = t_dp;
+  r.loss = global_sum(model_.take_loss_sum()) / double(targets);
+  return r;
+}
+
+double Trainer::evaluate() {
+  const std::int64_t G = cfg_.train.global_batch, E = cfg_.train.eval_batches;
+  std::vector<std::int32_t> x(std::size_t(E * local_ * T_)), y(x.size()), w(std::size_t(G * (T_ + 1)));
+  std::int64_t targets = 0;
+  for (std::int64_t e = 0; e < E; ++e) {
+    val_.eval_batch(e, 0, G, G, w.data());
+    targets += count_targets(w, T_);
+    split_windows(w.data() + first_ * (T_ + 1), local_, T_, x.data() + e * local_ * T_, y.data() + e * local_ * T_);
+  }
+  LOOM_CHECK(targets > 0, "check the validation split", "evaluation: no target tokens");
+  model_.take_loss_sum();  // nothing should be pending; start from zero
+  Stage stage(model_, x.data(), y.data(), 0.0f);
+  const PipePlan plan = make_forward_only_plan(ctx_.shape.pp, ctx_.coord.pp, int(E * accum_), model_.chunks());
+  run_pipeline_plan(plan, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
+  return global_sum(model_.take_loss_sum()) / double(targets);
+}
+
+StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val) {
+  const bool lead = ctx_.world_rank == 0;
+  const double tokens_per_step = double(cfg_.train.global_batch * T_);
+  StepRecord r;
+  last_val = -1;
+  for (std::int64_t s = 0; s < cfg_.train.steps; ++s) {
+    r = step(s);
+    // Throughput of the whole job; MFU per rank against this rank's measured GEMM peak.
+    const double tok_s = tokens_per_step / r.t_step;
+    const double flops = tok_s * model_.flops_per_token() / ctx_.shape.size();
+    const bool last = s + 1 == cfg_.train.steps;
+    nlohmann::json rec = {{"step", s},           {"loss", r.loss},     {"lr", r.lr},
+                          {"grad_norm", r.grad_norm}, {"tokens_per_s", tok_s}, {"tflops", flops / 1e12},
+                          {"mfu", flops / peak}, {"t_step", r.t_step}, {"t_compute", r.t_step - r.t_tp - r.t_pp - r.t_dp},
+                          {"t_tp", r.t_tp},      {"t_pp", r.t_pp},     {"t_dp", r.t_dp}};
+    if ((cfg_.train.eval_interval > 0 && (s + 1) % cfg_.train.eval_interval == 0) || last) {
+      const auto t0 = std::chrono::steady_clock::now();
+      last_val = evaluate();
+      rec["val_loss"] = last_val;
+      rec["t_eval"] = seconds_since(t0);
+    }
+    if (lead && metrics) *metrics << rec.dump() << "\n" << std::flush;
+    if (lead && (s % cfg_.train.log_interval == 0 || last || rec.contains("val_loss"))) {
+      fmt::print(
+          "step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s/rank | MFU {:.1f}% | "
+          "{:.0f} ms (tp {:.0f}, pp {:.0f}, dp {:.0f}){}\n",
+          s + 1, cfg_.train.steps, r.loss, r.lr, r.grad_norm, tok_s, flops / 1e12, 100 * flops / peak, r.t_step * 1e3,
+          r.t_tp * 1e3, r.t_pp * 1e3, r.t_dp * 1e3, rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
+      std::fflush(stdout);
+    }
+  }
+  return r;
+}
+
+}  // namespace loom

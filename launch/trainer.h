@@ -1,0 +1,70 @@
+// launch/trainer.h — the model-agnostic training loop: steps, evaluation, logging.
+//
+// Works on any StageModel (layers/stage_model.h). One step: this dp rank's slice of the
+// global batch runs through the stage's pipeline plan (schedule/pipeline_executor.h),
+// each micro-batch's loss gradient scaled by 1 / (target tokens of the global batch);
+// the dp gradient sum overlaps the backward (optimizer/grad_sync.h); tied copies are
+// summed over the stages that hold them; AdamW clips by the whole model's norm and
+// updates. Evaluation runs a forward-only plan through the same executor. Each step
+// logs a line (rank 0) and a JSON record; the time split compute + tp + pp + dp adds
+// up to the step time (evaluation is timed apart, as t_eval).
+#pragma once
+
+#include <fstream>
+#include <memory>
+
+#include "core/config.h"
+#include "io/data_loader.h"
+#include "layers/stage_model.h"
+#include "optimizer/adamw.h"
+#include "optimizer/grad_sync.h"
+#include "parallel/parallel_context.h"
+#include "parallel/timed_communicator.h"
+#include "schedule/pipeline_executor.h"
+
+namespace loom {
+
+struct StepRecord {
+  std::int64_t step = 0;
+  double loss = 0, grad_norm = 0, lr = 0;
+  double t_step = 0, t_tp = 0, t_pp = 0, t_dp = 0;
+};
+
+class Trainer {
+public:
+  // `tp` and `pp` are the timed communicators the model and the trainer use; `model`
+  // was built with tp, and with slots for `plan` (slots_for()).
+  Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+          TimedCommunicator& pp, const DataLoader& train, const DataLoader& val);
+
+  // The plan of one training step on this stage, and the activation slots it needs per chunk.
+  static PipePlan plan_for(const RunConfig& cfg, const ParallelContext& ctx);
+  static std::vector<int> slots_for(const PipePlan& plan, int chunks);
+
+  // Everything this rank allocated for training: the model's plan plus the optimizer's.
+  MemoryPlan memory_plan() const;
+  StepRecord step(std::int64_t step);
+  double evaluate();  // mean loss over train.eval_batches global batches of the val split
+  // All steps, with logging to stdout (world rank 0) and `metrics` (JSONL, rank 0) and
+  // periodic evaluation. Returns the last record; `last_val` gets the last val loss.
+  StepRecord run(std::ostream* metrics, double gemm_peak_flops, double& last_val);
+
+private:
+  class Stage;  // the PipelineStage adapter: data in, model calls out
+  double global_sum(double v);  // over pp then dp
+
+  const RunConfig& cfg_;
+  ParallelContext& ctx_;
+  Backend& be_;
+  StageModel& model_;
+  TimedCommunicator &tp_, &pp_;
+  const DataLoader &train_, &val_;
+  std::int64_t T_, MB_, local_, first_, accum_;
+  PipePlan plan_;
+  DataParallelGrads dp_grads_;
+  std::unique_ptr<TiedGrads> tied_;
+  std::unique_ptr<AdamW> opt_;
+  std::vector<std::int32_t> window_, x_, y_;
+};
+
+}  // namespace loom

@@ -1,0 +1,169 @@
+// layers/gpt_layout.cpp — what GPT puts where: the layer split over (virtual) pipeline
+// stages, the tensor-parallel divisibility checks, the parameter specs of a stage, and
+// the model config as a weights file stores it.
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "layers/gpt.h"
+
+namespace loom {
+
+namespace {
+std::string layer_name(std::int64_t l, const char* rest) { return fmt::format("h.{}.{}", l, rest); }
+
+std::vector<std::int64_t> parse_split(const std::string& split, std::int64_t layers, int virtual_stages) {
+  std::vector<std::int64_t> counts;
+  std::size_t pos = 0;
+  while (pos <= split.size()) {
+    const std::size_t comma = std::min(split.find(',', pos), split.size());
+    const std::string item = split.substr(pos, comma - pos);
+    try {
+      counts.push_back(std::stoll(item));
+    } catch (const std::exception&) {
+      throw Error(fmt::format("parallel.stages '{}': '{}' is not a number of layers", split, item),
+                  "give one layer count per (virtual) stage, e.g. parallel.stages = 3,3,2");
+    }
+    pos = comma + 1;
+  }
+  std::int64_t total = 0;
+  for (auto c : counts) total += c;
+  LOOM_CHECK(std::int64_t(counts.size()) == virtual_stages && total == layers &&
+                 std::all_of(counts.begin(), counts.end(), [](auto c) { return c >= 1; }),
+             "give parallel.pp * parallel.virtual_stages positive counts that add up to model.layers",
+             "parallel.stages '{}' must list {} layer counts >= 1 adding up to model.layers = {}", split,
+             virtual_stages, layers);
+  return counts;
+}
+}  // namespace
+
+GptStage make_gpt_stage(const ModelConfig& m, int stages, int stage, int chunks, const std::string& split) {
+  LOOM_CHECK(stages >= 1 && 0 <= stage && stage < stages && chunks >= 1, "",
+             "pipeline stage {} of {} with {} chunks is out of range", stage, stages, chunks);
+  const int vs = stages * chunks;
+  LOOM_CHECK(m.layers >= vs, "use at most as many (virtual) pipeline stages as layers",
+             "model.layers ({}) is fewer than the virtual pipeline stages parallel.pp * parallel.virtual_stages ({})",
+             m.layers, vs);
+  std::vector<std::int64_t> counts;
+  if (split.empty()) {
+    for (int s = 0; s < vs; ++s) counts.push_back(m.layers / vs + (s < m.layers % vs ? 1 : 0));
+  } else {
+    counts = parse_split(split, m.layers, vs);
+  }
+  GptStage st{stages, stage, {}, split};
+  for (int v = 0; v < chunks; ++v) {
+    const int virt = v * stages + stage;
+    std::int64_t begin = 0;
+    for (int s = 0; s < virt; ++s) begin += counts[std::size_t(s)];
+    st.chunks.push_back({begin, begin + counts[std::size_t(virt)]});
+  }
+  return st;
+}
+
+void Gpt::check_tp(const ModelConfig& m, int tp) {
+  LOOM_CHECK(tp >= 1, "", "parallel.tp must be >= 1, got {}", tp);
+  LOOM_CHECK(m.heads % tp == 0, "pick parallel.tp dividing model.heads",
+             "model.heads ({}) is not divisible by parallel.tp ({})", m.heads, tp);
+  LOOM_CHECK(m.ffn_size() % tp == 0, "pick parallel.tp dividing model.ffn",
+             "model.ffn ({}) is not divisible by parallel.tp ({})", m.ffn_size(), tp);
+  LOOM_CHECK(m.padded_vocab() % tp == 0, "pick parallel.tp dividing the padded vocabulary",
+             "the padded vocabulary ({}, model.vocab {} rounded up to a multiple of 128) is not divisible by "
+             "parallel.tp ({})",
+             m.padded_vocab(), m.vocab, tp);
+}
+
+std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, const GptStage& given) {
+  check_tp(m, tp);
+  const GptStage stage = given.chunks.empty() ? make_gpt_stage(m, given.stages, given.stage) : given;
+  const std::int64_t C = m.channels, F = m.ffn_size();
+  const float std = 0.02f;
+  // GPT-2 scales the init of the projections that write into the residual
+  // stream by 1/sqrt(2 L) (two per block), keeping the stream's variance flat.
+  const float proj_std = std / std::sqrt(2.0f * float(m.layers));
+  using S = Shard::Split;
+  using R = ParamRole;
+  const Shard rows{S::rows, tp, r, 1}, qkv_rows{S::rows, tp, r, 3}, cols{S::cols, tp, r, 1};
+  const auto rep = TpReplicated::yes;
+  // The tied wte: one copy on the embedding chunk, one on the head's (the same one when both are here).
+  const ParamSpec wte{.name = "wte", .shape = {m.padded_vocab() / tp, C}, .init_std = std, .role = R::embedding,
+                      .shard = rows, .tied = "wte", .stored_rows = m.vocab};
+  std::vector<ParamSpec> s;
+  for (int v = 0; v < int(stage.chunks.size()); ++v) {
+    const auto [l0, l1] = stage.chunks[std::size_t(v)];
+    if (stage.embeds(v)) {
+      s.push_back(wte);
+      s.push_back({.name = "wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
+    } else if (stage.has_loss(v)) {
+      s.push_back(wte);
+    }
+    for (std::int64_t l = l0; l < l1; ++l) {
+      auto add = [&](const char* n, Shape shape, float init_std, float init_value, R role, Shard sh) {
+        s.push_back({.name = layer_name(l, n), .shape = shape, .init_std = init_std, .init_value = init_value,
+                     .role = role, .shard = sh,
+                     .tp_replicated = sh.split == S::none ? TpReplicated::yes : TpReplicated::no});
+      };
+      add("ln_1.weight", {C}, 0, 1, R::norm, {});
+      add("ln_1.bias", {C}, 0, 0, R::norm, {});
+      add("attn.c_attn.weight", {3 * C / tp, C}, std, 0, R::matrix, qkv_rows);
+      add("attn.c_attn.bias", {3 * C / tp}, 0, 0, R::bias, qkv_rows);
+      add("attn.c_proj.weight", {C, C / tp}, proj_std, 0, R::matrix, cols);
+      add("attn.c_proj.bias", {C}, 0, 0, R::bias, {});
+      add("ln_2.weight", {C}, 0, 1, R::norm, {});
+      add("ln_2.bias", {C}, 0, 0, R::norm, {});
+      add("mlp.c_fc.weight", {F / tp, C}, std, 0, R::matrix, rows);
+      add("mlp.c_fc.bias", {F / tp}, 0, 0, R::bias, rows);
+      add("mlp.c_proj.weight", {C, F / tp}, proj_std, 0, R::matrix, cols);
+      add("mlp.c_proj.bias", {C}, 0, 0, R::bias, {});
+    }
+    if (stage.has_loss(v)) {
+      s.push_back({.name = "ln_f.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
+      s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
+    }
+  }
+  return s;
+}
+
+std::vector<int> Gpt::tied_stages(const std::string& group) const {
+  LOOM_CHECK(group == "wte", "", "GPT has no tied group '{}'", group);
+  if (stage_.stages == 1) return {0};
+  return {0, stage_.stages - 1};
+}
+
+std::vector<ParamSpec> Gpt::stage_param_specs(int stage, int tp_rank) const {
+  const GptStage other = make_gpt_stage(cfg_, stage_.stages, stage, int(stage_.chunks.size()), stage_.split);
+  return param_specs(cfg_, tp_.size(), tp_rank, other);
+}
+
+// Megatron-LM's count: 6 x (every matmul weight, the tied head included, padded vocabulary)
+// + 12 L T C for attention scores and values (the full T x T, though the causal half is masked).
+double Gpt::flops_per_token() const {
+  const double C = double(cfg_.channels), F = double(cfg_.ffn_size()), L = double(cfg_.layers), T = double(T_);
+  const double matmul_weights = L * (4 * C * C + 2 * C * F) + C * double(cfg_.padded_vocab());
+  return 6.0 * matmul_weights + 12.0 * L * T * C;
+}
+
+std::string Gpt::to_json(const ModelConfig& m) {
+  return nlohmann::json{{"layers", m.layers}, {"channels", m.channels}, {"heads", m.heads}, {"ffn", m.ffn_size()},
+                        {"vocab", m.vocab},   {"seq_len", m.seq_len},   {"tokenizer", "bytes"}}
+      .dump();
+}
+
+ModelConfig Gpt::from_json(const std::string& text) {
+  ModelConfig m;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    m.layers = j.at("layers");
+    m.channels = j.at("channels");
+    m.heads = j.at("heads");
+    m.ffn = j.at("ffn");
+    m.vocab = j.at("vocab");
+    m.seq_len = j.at("seq_len");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("bad GPT model config: {}", e.what()),
+                "the file was not written by loom; see docs/checkpoint-format.md");
+  }
+  return m;
+}
+
+}  // namespace loom

@@ -1,0 +1,64 @@
+// optimizer/grad_sync.cpp — see grad_sync.h.
+#include "optimizer/grad_sync.h"
+
+#include <algorithm>
+
+namespace loom {
+
+DataParallelGrads::DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets)
+    : dp_(dp), buckets_(std::move(buckets)), done_(buckets_.size(), 0), started_(buckets_.size(), false) {}
+
+void DataParallelGrads::begin_step(int microbatches) {
+  microbatches_ = microbatches;
+  std::fill(done_.begin(), done_.end(), 0);
+  std::fill(started_.begin(), started_.end(), false);
+}
+
+void DataParallelGrads::bucket_done(std::size_t b) {
+  LOOM_CHECK(b < buckets_.size(), "", "gradient bucket {} of {}", b, buckets_.size());
+  if (++done_[b] < microbatches_ || dp_.size() == 1) return;
+  LOOM_CHECK(!started_[b], "", "gradient bucket {} reported complete more than {} times", b, microbatches_);
+  started_[b] = true;
+  dp_.all_reduce_start(buckets_[b]);  // the last micro-batch is in: reduce while backward goes on
+}
+
+void DataParallelGrads::finish() {
+  if (dp_.size() == 1) return;
+  for (std::size_t b = 0; b < buckets_.size(); ++b)
+    if (!started_[b] && !buckets_[b].empty()) dp_.all_reduce_start(buckets_[b]);
+  dp_.wait_all();
+}
+
+TiedGrads::TiedGrads(Backend& be, Communicator& pp, std::vector<Group> groups)
+    : be_(be), pp_(pp), groups_(std::move(groups)), mem_(be) {
+  for (const Group& g : groups_) {
+    LOOM_CHECK(std::is_sorted(g.holders.begin(), g.holders.end()) &&
+                   std::count(g.holders.begin(), g.holders.end(), pp.rank()) == 1,
+               "", "tied group: holders must be ascending and include this stage {}", pp.rank());
+    std::vector<Tensor> bufs;
+    for (int h : g.holders)
+      bufs.push_back(h == pp.rank() ? Tensor{} : mem_.alloc("tied gradients from other stages", g.grad.shape));
+    peer_.push_back(bufs);
+  }
+}
+
+void TiedGrads::sum() {
+  for (std::size_t k = 0; k < groups_.size(); ++k) {
+    const Group& g = groups_[k];
+    if (g.holders.size() < 2) continue;
+    std::vector<P2P> ops;
+    for (std::size_t j = 0; j < g.holders.size(); ++j) {
+      if (g.holders[j] == pp_.rank()) continue;
+      ops.push_back({P2P::Kind::send, g.grad, g.holders[j]});
+      ops.push_back({P2P::Kind::recv, peer_[k][j], g.holders[j]});
+    }
+    pp_.exchange(ops);
+    // Sum in holder order on every holder: the same additions, so the copies stay identical.
+    const std::size_t self = std::size_t(std::find(g.holders.begin(), g.holders.end(), pp_.rank()) - g.holders.begin());
+    Tensor acc = self == 0 ? g.grad : peer_[k][0];
+    for (std::size_t j = 1; j < g.holders.size(); ++j) be_.axpy(acc, 1.0f, j == self ? g.grad : peer_[k][j]);
+    if (self != 0) be_.copy(g.grad, acc);
+  }
+}
+
+}  // namespace loom

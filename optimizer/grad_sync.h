@@ -1,0 +1,61 @@
+// optimizer/grad_sync.h — gradient synchronisation: the data-parallel sum, overlapped with
+// backward, and the sum of tied copies over the pipeline stages that hold them.
+//
+// DataParallelGrads: the model's gradient buckets (StageModel::grad_buckets, flat views in
+// the order backward completes them) are summed over the dp group. The model reports each
+// time it finished one micro-batch's gradients in a bucket (bucket_done, wired to its
+// bucket hook); after the step's last micro-batch, the bucket's non-blocking all-reduce
+// starts at once, while backward goes on with the next layers. finish() waits for all.
+// Each micro-batch's loss gradient is scaled by 1 / (target tokens of the global batch),
+// so the sum is the gradient of the global mean. ZeRO-1's reduce-scatter comes here next.
+//
+// TiedGrads: the copies of a tied group (GPT's wte on the first and last stage) get the
+// sum of all copies' gradients, added in stage order on every holder, so the copies stay
+// bit-identical. One scratch buffer per other holder, allocated here.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/memory_plan.h"
+#include "parallel/communicator.h"
+
+namespace loom {
+
+class DataParallelGrads {
+public:
+  DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets);
+  // A new step of `microbatches` per chunk: every bucket will be reported that many times.
+  void begin_step(int microbatches);
+  void bucket_done(std::size_t bucket);
+  // Starts the buckets not reported complete (none when every backward ran) and waits for all.
+  void finish();
+
+private:
+  Communicator& dp_;
+  std::vector<Tensor> buckets_;
+  std::vector<int> done_;
+  std::vector<bool> started_;
+  int microbatches_ = 1;
+};
+
+class TiedGrads {
+public:
+  struct Group {
+    Tensor grad;               // this stage's copy's gradient
+    std::vector<int> holders;  // pp ranks holding a copy, ascending (this one among them)
+  };
+  TiedGrads(Backend& be, Communicator& pp, std::vector<Group> groups);
+  void sum();  // collective over the holders of each group
+  const MemoryPlan& memory_plan() const { return mem_.plan(); }
+
+private:
+  Backend& be_;
+  Communicator& pp_;
+  std::vector<Group> groups_;
+  Allocations mem_;
+  std::vector<std::vector<Tensor>> peer_;  // per group: one buffer per holder (own slot empty)
+};
+
+}  // namespace loom
