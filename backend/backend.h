@@ -55,7 +55,10 @@ public:
   virtual void axpy(Tensor y, float alpha, Tensor x) = 0;      // y += alpha * x
   virtual void add(Tensor out, Tensor a, Tensor b) = 0;        // out = a + b (out may alias a or b)
   virtual void cast(Tensor dst, Tensor src) = 0;               // dtype conversion, same shape
-  virtual double sum_squares(Tensor x) = 0;                    // sum x^2, accumulated in double
+  // The two reductions accumulate in double, in a fixed order (the same bits run to
+  // run), and return to the host, so they wait for the device.
+  virtual double sum(Tensor x) = 0;          // sum x
+  virtual double sum_squares(Tensor x) = 0;  // sum x^2
 
   // ---- matmul ---------------------------------------------------------------
   // out (M,N) (+)= alpha * op(a) op(b) + bias,  op(a): (M,K), op(b): (K,N),
@@ -98,27 +101,39 @@ public:
   virtual void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens,
                                   std::int64_t vocab_start) = 0;
 
-  // ---- cross-entropy over logits (N, Vp); only the first `vocab` columns are real ----
-  // losses (N) f32 = logsumexp(logits[:vocab]) - logits[target].
-  virtual void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets,
-                                     std::int64_t vocab) = 0;
-  // dlogits (=) = dloss * (softmax(logits[:vocab]) - onehot(target)), 0 in padded
-  // columns. dlogits may alias logits (saves the (N, Vp) buffer).
-  virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets,
-                                      std::int64_t vocab, float dloss) = 0;
-
   // ---- vocabulary-parallel cross-entropy (tensor parallelism) -------------------
   // logits (N, Vs) hold columns [vocab_start, vocab_start + Vs) of the padded
-  // vocabulary; only global columns below `vocab` are real. Writes per row
-  // stats (N, 3) f32 = [m: max of this shard's real columns (-inf if none),
-  //                     s: sum of exp(x - m) over them (0 if none),
-  //                     t: the target's logit if this shard holds it, else 0].
-  // The caller combines shards: M = max m, S = sum s e^(m - M), T = sum t;
-  // loss = M + log S - T. With one shard this is cross_entropy_forward.
+  // vocabulary; only global columns below `vocab` are real (padding is excluded
+  // from the softmax and gets gradient 0). One rank (tp = 1) is the case
+  // vocab_start = 0, Vs = Vp. targets (N) are global ids below `vocab`; a target
+  // < 0 means "not a target" (padding, ignore_index): its row adds no loss and
+  // gets an all-zero gradient. Per micro-batch, on device tensors only:
+  //   cross_entropy_shard_max     max            -> tp.all_reduce(max, ReduceOp::max)
+  //   cross_entropy_shard_sumexp  stats          -> tp.all_reduce(stats)
+  //   cross_entropy_loss          lse, losses += (identical on every tp rank)
+  //   cross_entropy_shard_backward (with lse)
+  // max (N) f32 = row max over this shard's real columns (-inf if it has none).
+  virtual void cross_entropy_shard_max(Tensor max, Tensor logits, std::int64_t vocab_start,
+                                       std::int64_t vocab) = 0;
+  // stats (2, N) f32, planar: stats[0] = sum of exp(x - max) over this shard's
+  // real columns (max is the GLOBAL row max, so shards add up); stats[1] = the
+  // target's logit if this shard holds it, else 0.
+  virtual void cross_entropy_shard_sumexp(Tensor stats, Tensor logits, Tensor max, TokenView targets,
+                                          std::int64_t vocab_start, std::int64_t vocab) = 0;
+  // From the tp-reduced max and stats: lse (N) f32 (=) = max + log(stats[0]);
+  // losses (N) f32 (+=) lse - stats[1] where target >= 0 (+0 elsewhere), so a
+  // caller can sum several micro-batches on the device and read the total once.
+  virtual void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets) = 0;
+  // Per-shard stats in one pass (the host-reduced scheme; the model moves to the
+  // three ops above): stats (N, 3) f32 = [m: max of this shard's real columns
+  // (-inf if none), s: sum of exp(x - m) over them (0 if none), t: the target's
+  // logit if this shard holds it, else 0 (also 0 for a target < 0)].
+  // The caller combines shards: M = max m, S = sum s e^(m - M), T = sum t.
   virtual void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                          std::int64_t vocab) = 0;
   // dlogits (=) = dloss * (exp(x - lse) - onehot(target)) on real columns, 0 on
-  // padding; lse (N) f32 is the combined log-sum-exp. dlogits may alias logits.
+  // padding and on rows whose target < 0; lse (N) f32 is the combined
+  // log-sum-exp. dlogits may alias logits (saves the (N, Vs) buffer).
   virtual void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets,
                                             std::int64_t vocab_start, std::int64_t vocab, Tensor lse,
                                             float dloss) = 0;

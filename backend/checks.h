@@ -37,6 +37,32 @@ inline void not_empty(std::string_view op, std::string_view name, const Tensor& 
   LOOM_CHECK(!t.empty() || t.numel() == 0, "", "{}: {} {} has no memory", op, name, t.str());
 }
 
+// ---- cross-entropy (backend.h): logits (N, Vs) hold global vocabulary columns
+// [vocab_start, vocab_start + Vs); per-row vectors are f32 (N), stats planar (2, N).
+inline void vocab_shard(std::string_view op, const Tensor& logits, std::int64_t vocab_start,
+                        std::int64_t vocab) {
+  LOOM_CHECK(vocab > 0 && vocab_start >= 0, "",
+             "{}: vocab {} must be positive and vocab_start {} non-negative (logits {})", op, vocab,
+             vocab_start, logits.str());
+}
+
+inline void row_f32(std::string_view op, std::string_view name, const Tensor& t, std::int64_t rows) {
+  numel(op, name, t, rows);
+  dtype(op, name, t, DType::f32);
+}
+
+inline void planar_stats(std::string_view op, const Tensor& stats, std::int64_t rows) {
+  LOOM_CHECK(stats.shape == (Shape{2, rows}), "", "{}: stats is {} but must be (2,{}) for {} rows", op,
+             stats.str(), rows, rows);
+  dtype(op, "stats", stats, DType::f32);
+}
+
+// One target id per row of `of` (the logits, or a per-row vector).
+inline void targets(std::string_view op, const TokenView& targets, std::int64_t rows, const Tensor& of) {
+  LOOM_CHECK(targets.numel() == rows, "", "{}: targets {} must hold one id per row of {} ({} rows)", op,
+             targets.shape.str(), of.str(), rows);
+}
+
 // matmul's sizes from its operands: a is (M,K) or, transposed, (K,M); b is (K,N)
 // or (N,K); leading dims are the last dims. Checks inner dims, out and bias.
 struct MatmulDims {

@@ -1,9 +1,66 @@
 // core/config.cpp — validate(): every check names the option and says how to fix it.
 #include "core/config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 
 namespace loom {
+
+namespace {
+
+// An option's value for a message, "0.0006, the default" when it equals the default.
+template <class T>
+std::string shown(T value, T default_value) {
+  return value == default_value ? fmt::format("{}, the default", value) : fmt::format("{}", value);
+}
+
+bool is_decay_schedule(const std::string& d) {
+  for (const char* s : {"constant", "linear", "cosine", "exponential", "inverse_sqrt", "wsd"})
+    if (d == s) return true;
+  return false;
+}
+
+void check_optim(const OptimConfig& o) {
+  const OptimConfig def;
+  // Written so that NaN fails every check.
+  LOOM_CHECK(o.lr > 0 && std::isfinite(o.lr), "", "optim.lr must be > 0, got {}", o.lr);
+  LOOM_CHECK(o.min_lr >= 0, "use 0 to decay all the way", "optim.min_lr must be >= 0, got {}", o.min_lr);
+  LOOM_CHECK(o.min_lr <= o.lr, "lower optim.min_lr or raise optim.lr; min_lr is the floor after warmup",
+             "optim.min_lr ({}) is above optim.lr ({})", shown(o.min_lr, def.min_lr), shown(o.lr, def.lr));
+  LOOM_CHECK(o.warmup_steps >= 0, "use 0 for no warmup", "optim.warmup_steps must be >= 0, got {}",
+             o.warmup_steps);
+  LOOM_CHECK(o.warmup_start_lr >= 0, "", "optim.warmup_start_lr must be >= 0, got {}", o.warmup_start_lr);
+  LOOM_CHECK(o.warmup_start_lr <= o.lr, "warmup ramps up from optim.warmup_start_lr to optim.lr; lower it",
+             "optim.warmup_start_lr ({}) is above optim.lr ({})",
+             shown(o.warmup_start_lr, def.warmup_start_lr), shown(o.lr, def.lr));
+  LOOM_CHECK(is_decay_schedule(o.decay), std::string("use one of ") + kDecaySchedules,
+             "optim.decay '{}' is not a learning-rate schedule", o.decay);
+  LOOM_CHECK(o.gamma > 0 && o.gamma <= 1,
+             "the exponential decay multiplies the rate by optim.gamma, e.g. 0.1",
+             "optim.gamma ({}) must be in (0, 1]", shown(o.gamma, def.gamma));
+  LOOM_CHECK(o.decay_steps >= 0, "use 0 for the steps after warmup", "optim.decay_steps must be >= 0, got {}",
+             o.decay_steps);
+  LOOM_CHECK(o.decay_fraction >= 0 && o.decay_fraction <= 1,
+             "wsd anneals over this share of the steps, e.g. 0.1",
+             "optim.decay_fraction ({}) must be in [0, 1]", shown(o.decay_fraction, def.decay_fraction));
+  LOOM_CHECK(o.wsd_anneal == "linear" || o.wsd_anneal == "cosine", "use linear or cosine",
+             "optim.wsd_anneal '{}' is not an anneal shape", o.wsd_anneal);
+  LOOM_CHECK(0 <= o.beta1 && o.beta1 < 1 && 0 <= o.beta2 && o.beta2 < 1 && o.eps > 0, "",
+             "optim.beta1 ({}) and optim.beta2 ({}) must be in [0, 1) and optim.eps ({}) > 0", o.beta1,
+             o.beta2, o.eps);
+  LOOM_CHECK(o.weight_decay >= 0 && o.clip_grad >= 0, "",
+             "optim.weight_decay ({}) and optim.clip_grad ({}) must be >= 0", o.weight_decay, o.clip_grad);
+}
+
+}  // namespace
+
+std::int64_t OptimConfig::wsd_anneal_start(std::int64_t steps) const {
+  const auto anneal =
+      std::clamp<std::int64_t>(std::llround(double(decay_fraction) * double(steps)), 0, steps);
+  return std::max(warmup_steps, steps - anneal);
+}
 
 void validate(const ModelConfig& m) {
   LOOM_CHECK(m.layers > 0, "use a positive number of layers", "model.layers must be > 0, got {}", m.layers);
@@ -33,14 +90,30 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.eval_interval >= 0 && t.eval_batches > 0, "",
              "train.eval_interval must be >= 0 and train.eval_batches > 0");
   LOOM_CHECK(t.log_interval > 0, "", "train.log_interval must be > 0, got {}", t.log_interval);
+  check_optim(c.optim);
+}
+
+std::vector<std::string> config_warnings(const RunConfig& c) {
+  std::vector<std::string> w;
   const OptimConfig& o = c.optim;
-  LOOM_CHECK(o.lr > 0 && o.min_lr >= 0 && o.min_lr <= o.lr, "", "optim.lr must be > 0 and 0 <= optim.min_lr <= optim.lr");
-  LOOM_CHECK(o.warmup_steps >= 0, "", "optim.warmup_steps must be >= 0");
-  LOOM_CHECK(o.decay == "cosine" || o.decay == "linear" || o.decay == "constant", "",
-             "optim.decay must be cosine, linear or constant, got '{}'", o.decay);
-  LOOM_CHECK(0 <= o.beta1 && o.beta1 < 1 && 0 <= o.beta2 && o.beta2 < 1 && o.eps > 0, "",
-             "optim.beta1 and optim.beta2 must be in [0, 1) and optim.eps > 0");
-  LOOM_CHECK(o.weight_decay >= 0 && o.clip_grad >= 0, "", "optim.weight_decay and optim.clip_grad must be >= 0");
+  const std::int64_t steps = c.train.steps;
+  if (o.warmup_steps > steps) {
+    const double top =
+        o.warmup_start_lr + double(o.lr - o.warmup_start_lr) * double(steps) / double(o.warmup_steps);
+    w.push_back(
+        fmt::format("optim.warmup_steps ({}) is longer than the run (train.steps = {}): the learning rate "
+                    "peaks at {:.3g} instead of optim.lr = {} and never decays",
+                    o.warmup_steps, steps, top, o.lr));
+  } else if (o.decay == "wsd" && o.decay_fraction > 0) {
+    const std::int64_t wanted = std::llround(double(o.decay_fraction) * double(steps));
+    const std::int64_t start = o.wsd_anneal_start(steps);
+    if (steps - start < wanted)
+      w.push_back(
+          fmt::format("optim.decay_fraction ({}) asks for {} anneal steps but only {} follow the warmup "
+                      "(optim.warmup_steps = {}): wsd anneals over those, with no stable phase",
+                      o.decay_fraction, wanted, steps - start, o.warmup_steps));
+  }
+  return w;
 }
 
 void validate_layout(RunConfig& c, int world) {
@@ -50,6 +123,21 @@ void validate_layout(RunConfig& c, int world) {
              "model.layers ({}) is fewer than the pipeline stages parallel.pp ({})", c.model.layers, p.pp);
   LOOM_CHECK(p.schedule == "1f1b" || p.schedule == "gpipe", "", "parallel.schedule must be 1f1b or gpipe, got '{}'",
              p.schedule);
+  LOOM_CHECK(p.virtual_stages >= 1, "use 1 for one model chunk per pipeline rank",
+             "parallel.virtual_stages must be >= 1, got {}", p.virtual_stages);
+  if (p.virtual_stages > 1) {
+    const int v = p.virtual_stages;
+    LOOM_CHECK(p.pp > 1, "set parallel.pp > 1 or parallel.virtual_stages = 1",
+               "parallel.virtual_stages ({}) needs pipeline parallelism, but parallel.pp is {}", v, p.pp);
+    LOOM_CHECK(
+        p.schedule == "1f1b", "use parallel.schedule = 1f1b or parallel.virtual_stages = 1",
+        "parallel.virtual_stages ({}) needs the interleaved 1F1B schedule, but parallel.schedule is '{}'", v,
+        p.schedule);
+    LOOM_CHECK(c.model.layers >= std::int64_t(p.pp) * v, "lower parallel.virtual_stages or parallel.pp",
+               "model.layers ({}) is fewer than the model chunks parallel.pp * parallel.virtual_stages = {} "
+               "* {} = {}",
+               c.model.layers, p.pp, v, p.pp * v);
+  }
   if (p.dp == 0) {
     LOOM_CHECK(world % (p.tp * p.pp) == 0, "launch a multiple of tp * pp ranks",
                "the job has {} ranks, not a multiple of parallel.tp * parallel.pp = {}", world, p.tp * p.pp);
@@ -70,6 +158,16 @@ void validate_layout(RunConfig& c, int world) {
   LOOM_CHECK((t.global_batch / p.dp) % t.micro_batch == 0, "pick a micro_batch that divides global_batch / dp",
              "train.micro_batch ({}) must divide the per-rank batch train.global_batch / parallel.dp = {}",
              t.micro_batch, t.global_batch / p.dp);
+  const std::int64_t micro_batches = t.global_batch / p.dp / t.micro_batch;
+  LOOM_CHECK(
+      p.virtual_stages == 1 || micro_batches % p.pp == 0,
+      fmt::format(
+          "interleaved 1F1B runs micro-batches in groups of parallel.pp; e.g. train.global_batch = {}, "
+          "or parallel.virtual_stages = 1",
+          (micro_batches / p.pp + 1) * p.pp * p.dp * t.micro_batch),
+      "the micro-batches per rank, train.global_batch / parallel.dp / train.micro_batch = {} / {} / {} = {}, "
+      "are not a multiple of parallel.pp ({}) as parallel.virtual_stages ({}) > 1 needs",
+      t.global_batch, p.dp, t.micro_batch, micro_batches, p.pp, p.virtual_stages);
 }
 
 }  // namespace loom

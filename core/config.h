@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace loom {
 
@@ -42,14 +43,26 @@ struct TrainConfig {
   std::int64_t sequence(const ModelConfig& m) const { return seq_len > 0 ? seq_len : m.seq_len; }
 };
 
+// The schedules optim.decay accepts (schedule/lr_schedule.h has their formulas).
+inline constexpr const char* kDecaySchedules = "constant, linear, cosine, exponential, inverse_sqrt, wsd";
+
 struct OptimConfig {
-  float lr = 6e-4f;
-  float min_lr = 6e-5f;
+  float lr = 6e-4f;      // peak learning rate, reached at the last warmup step
+  float min_lr = 6e-5f;  // floor after warmup; linear/cosine/wsd end here
   std::int64_t warmup_steps = 10;
-  std::string decay = "cosine";  // cosine, linear, constant
+  float warmup_start_lr = 0.0f;       // warmup ramps linearly from here to lr
+  std::string decay = "cosine";       // one of kDecaySchedules
+  float gamma = 0.1f;                 // exponential: factor per decay_steps steps
+  std::int64_t decay_steps = 0;       // exponential: 0 = steps - 1 - warmup_steps (last step: lr * gamma)
+  float decay_fraction = 0.1f;        // wsd: share of all steps spent annealing at the end
+  std::string wsd_anneal = "linear";  // wsd: anneal shape, linear or cosine
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float weight_decay = 0.1f;
+  bool decay_embeddings = false;  // weight decay also on the embedding tables (wte, wpe)
   float clip_grad = 1.0f;  // 0: no clipping
+
+  // wsd: the first annealing step, max(warmup_steps, steps - round(decay_fraction * steps)).
+  std::int64_t wsd_anneal_start(std::int64_t steps) const;
 };
 
 // The process grid (dp x tp x pp ranks; parallel/process_grid.h).
@@ -59,6 +72,7 @@ struct ParallelConfig {
   int dp = 0;                      // 0: world size / (tp * pp)
   std::string schedule = "1f1b";   // pipeline schedule: 1f1b or gpipe
   std::string stages;              // layers per pipeline stage, e.g. "3,3,2" (empty: even split)
+  int virtual_stages = 1;          // model chunks per pipeline rank (interleaved 1F1B); 1: plain
 };
 
 struct DataConfig {
@@ -88,6 +102,9 @@ struct RunConfig {
 // Throws loom::Error for the first invalid option, naming it ("model.heads ...").
 void validate(const ModelConfig& m);
 void validate(const RunConfig& c);
+// Settings that are legal but probably not meant (warmup longer than the run, ...), one
+// sentence each naming the options; loom-train prints them. Empty when there is nothing to say.
+std::vector<std::string> config_warnings(const RunConfig& c);
 // The layout against the job: world == dp * tp * pp, and the global batch splits
 // into dp slices of whole micro-batches. Fills in parallel.dp when it is 0.
 void validate_layout(RunConfig& c, int world_size);

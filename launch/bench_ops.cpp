@@ -134,10 +134,18 @@ int run_ops(int argc, char** argv) {
   Tensor wte = randn({V, C}), wpe = randn({T, C}), dwte = randn({V, C}), dwpe = randn({T, C});
   time("embedding fwd", btc, 0, [&] { be->embedding_forward(y, tokens, wte, wpe, 0); });
   time("embedding bwd", btc, 0, [&] { be->embedding_backward(dwte, dwpe, y, tokens, 0); });
-  Tensor logits = randn({N, V}, 1.0f), losses = randn({N});
+  // The vocabulary-parallel loss on one shard (tp = 1), as the model runs it; the tp
+  // all-reduces between the steps are not timed here.
+  Tensor logits = randn({N, V}, 1.0f), ce_max = randn({N}), ce_stats = randn({2, N}), lse = randn({N});
+  Tensor losses = randn({N});
   const std::string nv = fmt::format("({},{})", N, V);
-  time("cross_entropy fwd", nv, 0, [&] { be->cross_entropy_forward(losses, logits, tokens, V); });
-  time("cross_entropy bwd (in place)", nv, 0, [&] { be->cross_entropy_backward(logits, logits, tokens, V, 1e-3f); });
+  time("cross_entropy shard_max", nv, 0, [&] { be->cross_entropy_shard_max(ce_max, logits, 0, V); });
+  time("cross_entropy shard_sumexp", nv, 0,
+       [&] { be->cross_entropy_shard_sumexp(ce_stats, logits, ce_max, tokens, 0, V); });
+  time("cross_entropy loss (+=)", fmt::format("({})", N), 0,
+       [&] { be->cross_entropy_loss(lse, losses, ce_max, ce_stats, tokens); });
+  time("cross_entropy bwd (in place)", nv, 0,
+       [&] { be->cross_entropy_shard_backward(logits, logits, tokens, 0, V, lse, 1e-3f); });
   const std::int64_t P = 12 * C * C;  // one block's weights
   Tensor p = randn({P}), pg = randn({P}), pm = randn({P}), pv = randn({P}, 0.0f);
   be->fill(pv, 0.0f);

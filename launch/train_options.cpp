@@ -52,15 +52,32 @@ struct Table {
          "print a step line every N steps");
     optim.add_options()
         ("optim.lr", po::value(&c.optim.lr)->default_value(c.optim.lr), "peak learning rate")
-        ("optim.min_lr", po::value(&c.optim.min_lr)->default_value(c.optim.min_lr), "learning rate at the last step")
+        ("optim.min_lr", po::value(&c.optim.min_lr)->default_value(c.optim.min_lr),
+         "floor of the learning rate after warmup; linear, cosine and wsd end here")
         ("optim.warmup_steps", po::value(&c.optim.warmup_steps)->default_value(c.optim.warmup_steps),
-         "linear warmup steps")
-        ("optim.decay", po::value(&c.optim.decay)->default_value(c.optim.decay), "cosine, linear or constant")
+         "linear warmup steps (step s < warmup: start + (lr - start) * (s + 1) / warmup)")
+        ("optim.warmup_start_lr", po::value(&c.optim.warmup_start_lr)->default_value(c.optim.warmup_start_lr),
+         "learning rate the warmup ramps up from")
+        ("optim.decay", po::value(&c.optim.decay)->default_value(c.optim.decay),
+         "schedule after warmup: constant, linear, cosine, exponential, inverse_sqrt or wsd "
+         "(warmup-stable-decay); formulas in docs/schedules.md")
+        ("optim.gamma", po::value(&c.optim.gamma)->default_value(c.optim.gamma),
+         "exponential: the rate is multiplied by gamma, in (0, 1], every optim.decay_steps steps")
+        ("optim.decay_steps", po::value(&c.optim.decay_steps)->default_value(c.optim.decay_steps),
+         "exponential: steps per factor gamma (0: steps - 1 - warmup_steps; the last step gets lr * gamma)")
+        ("optim.decay_fraction", po::value(&c.optim.decay_fraction)->default_value(c.optim.decay_fraction),
+         "wsd: share of all steps, in [0, 1], annealed to min_lr at the end; lr is held before that")
+        ("optim.wsd_anneal", po::value(&c.optim.wsd_anneal)->default_value(c.optim.wsd_anneal),
+         "wsd: anneal shape, linear or cosine")
         ("optim.beta1", po::value(&c.optim.beta1)->default_value(c.optim.beta1), "AdamW beta1")
         ("optim.beta2", po::value(&c.optim.beta2)->default_value(c.optim.beta2), "AdamW beta2")
         ("optim.eps", po::value(&c.optim.eps)->default_value(c.optim.eps), "AdamW epsilon")
         ("optim.weight_decay", po::value(&c.optim.weight_decay)->default_value(c.optim.weight_decay),
          "decoupled weight decay (not on biases and layernorms)")
+        ("optim.decay_embeddings",
+         po::value<bool>(&c.optim.decay_embeddings)
+             ->default_value(c.optim.decay_embeddings, c.optim.decay_embeddings ? "true" : "false"),
+         "apply weight decay to the embedding tables (wte, wpe) too: true or false")
         ("optim.clip_grad", po::value(&c.optim.clip_grad)->default_value(c.optim.clip_grad),
          "clip the global gradient norm to this (0: off)");
     parallel.add_options()
@@ -71,7 +88,11 @@ struct Table {
         ("parallel.schedule", po::value(&c.parallel.schedule)->default_value(c.parallel.schedule),
          "pipeline schedule: 1f1b or gpipe")
         ("parallel.stages", po::value(&c.parallel.stages),
-         "layers per pipeline stage, comma-separated (default: an even split)");
+         "layers per pipeline stage, comma-separated (default: an even split)")
+        ("parallel.virtual_stages",
+         po::value(&c.parallel.virtual_stages)->default_value(c.parallel.virtual_stages),
+         "model chunks per pipeline rank (interleaved 1F1B, Megatron's virtual pipeline stages); needs "
+         "parallel.pp > 1 and micro-batches a multiple of pp");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
@@ -128,12 +149,16 @@ std::string to_ini(const RunConfig& c) {
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision
     << "\ndevice = " << c.train.device << "\neval_interval = " << c.train.eval_interval
     << "\neval_batches = " << c.train.eval_batches << "\nlog_interval = " << c.train.log_interval << "\n";
-  o << "\n[optim]\nlr = " << c.optim.lr << "\nmin_lr = " << c.optim.min_lr << "\nwarmup_steps = " << c.optim.warmup_steps
-    << "\ndecay = " << c.optim.decay << "\nbeta1 = " << c.optim.beta1 << "\nbeta2 = " << c.optim.beta2
-    << "\neps = " << c.optim.eps << "\nweight_decay = " << c.optim.weight_decay << "\nclip_grad = " << c.optim.clip_grad
+  const OptimConfig& op = c.optim;
+  o << "\n[optim]\nlr = " << op.lr << "\nmin_lr = " << op.min_lr << "\nwarmup_steps = " << op.warmup_steps
+    << "\nwarmup_start_lr = " << op.warmup_start_lr << "\ndecay = " << op.decay << "\ngamma = " << op.gamma
+    << "\ndecay_steps = " << op.decay_steps << "\ndecay_fraction = " << op.decay_fraction
+    << "\nwsd_anneal = " << op.wsd_anneal << "\nbeta1 = " << op.beta1 << "\nbeta2 = " << op.beta2
+    << "\neps = " << op.eps << "\nweight_decay = " << op.weight_decay
+    << "\ndecay_embeddings = " << (op.decay_embeddings ? "true" : "false") << "\nclip_grad = " << op.clip_grad
     << "\n";
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
-    << "\nschedule = " << c.parallel.schedule << "\n";
+    << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";

@@ -1,16 +1,13 @@
-// schedule/pipeline_plan.cpp — GPipe and 1F1B plans, and the pipeline simulator.
+// schedule/pipeline_plan.cpp — GPipe, 1F1B and interleaved 1F1B plans (see pipeline_plan.h).
 //
-// Both schedules are built from add_forward / add_backward, which wrap one compute step in
-// its communication (recv before, send after), so the stage-boundary rules live in one
-// place. simulate() is a discrete-event loop: every stage has a clock and runs as far as it
-// can; communication takes no time, so a recv finishes at max(own clock, sender's clock).
-// When no stage can move and some are unfinished, that is a deadlock.
+// Every schedule is built by a Builder from units of compute (a forward, a backward, or an
+// interleaved steady forward-backward pair), which places each unit's receives and sends, so
+// the virtual-stage boundary and placement rules live in one place. The simulator that
+// checks these plans is pipeline_sim.cpp.
 #include "schedule/pipeline_plan.h"
 
 #include <algorithm>
-#include <deque>
-#include <map>
-#include <set>
+#include <initializer_list>
 #include <utility>
 
 #include "core/error.h"
@@ -25,208 +22,159 @@ void check_args(const char* fn, int stages, int stage, int microbatches) {
              "{}: microbatches = {} (must be >= 1)", fn, microbatches);
 }
 
-void add_forward(PipePlan& plan, int stages, int stage, int mb) {
-  if (stage > 0) plan.push_back({PipeOp::recv_activation, mb});
-  plan.push_back({PipeOp::forward, mb});
-  if (stage < stages - 1) plan.push_back({PipeOp::send_activation, mb});
-}
+// Builds a plan from units of compute: a forward, a backward, or (interleaved steady state)
+// a forward and a backward back to back. The receives a unit needs are posted in the run of
+// communication right before it, together with the sends of the unit before; so every
+// compute step's recv is in the nearest run before it and its send in the nearest run after.
+class Builder {
+ public:
+  Builder(int stages, int stage, int chunks) : p_(stages), s_(stage), v_(chunks) {}
 
-void add_backward(PipePlan& plan, int stages, int stage, int mb) {
-  if (stage < stages - 1) plan.push_back({PipeOp::recv_grad, mb});
-  plan.push_back({PipeOp::backward, mb});
-  if (stage > 0) plan.push_back({PipeOp::send_grad, mb});
-}
-
-bool is_send(PipeOp op) { return op == PipeOp::send_activation || op == PipeOp::send_grad; }
-
-// The step on the peer that completes `op`.
-PipeOp partner(PipeOp op) {
-  switch (op) {
-    case PipeOp::send_activation:
-      return PipeOp::recv_activation;
-    case PipeOp::recv_activation:
-      return PipeOp::send_activation;
-    case PipeOp::send_grad:
-      return PipeOp::recv_grad;
-    case PipeOp::recv_grad:
-      return PipeOp::send_grad;
-    default:
-      return op;
+  // One unit: each step is a forward or a backward of (microbatch, chunk).
+  void unit(std::initializer_list<PipeStep> compute) {
+    flush();
+    for (const PipeStep& c : compute)
+      if (!edge(c.op == PipeOp::forward, c.chunk)) plan_.push_back({recv_of(c.op), c.microbatch, c.chunk});
+    for (const PipeStep& c : compute) {
+      plan_.push_back(c);
+      if (!edge(c.op == PipeOp::backward, c.chunk)) sends_.push_back({send_of(c.op), c.microbatch, c.chunk});
+    }
   }
-}
-
-struct StageState {
-  std::size_t next = 0;  // index of the next step in the plan
-  double clock = 0, busy = 0;
-  std::set<int> in_flight;
-  int max_in_flight = 0;
-  // Rendezvous only: which steps of the posted group (plan[next], plan[next+1] when
-  // paired) have met their partner, and when.
-  bool matched[2] = {false, false};
-  double matched_at[2] = {0, 0};
-};
-
-struct Simulator {
-  Simulator(const std::vector<PipePlan>& plans, const SimOptions& opt)
-      : plans(plans), opt(opt), st(plans.size()) {}
-
-  const std::vector<PipePlan>& plans;
-  SimOptions opt;
-  std::vector<StageState> st;
-  // Buffered only: (from, to) -> steps sent and not yet received, with the sender's clock.
-  std::map<std::pair<int, int>, std::deque<std::pair<PipeStep, double>>> mail;
-
-  std::size_t group_size(int s) const {
-    const PipePlan& plan = plans[s];
-    if (st[s].next >= plan.size()) return 0;
-    const bool paired = opt.comm == CommModel::paired_rendezvous && pairs_with_next(plan, st[s].next, s);
-    return paired ? 2 : 1;
+  void forward(int mb) { unit({{PipeOp::forward, mb}}); }
+  void backward(int mb) { unit({{PipeOp::backward, mb}}); }
+  PipePlan finish() {
+    flush();
+    return std::move(plan_);
   }
 
-  // Rendezvous: meets half h of stage s's posted group with the peer's posted partner step.
-  bool match(int s, std::size_t h) {
-    StageState& x = st[s];
-    const PipeStep step = plans[s][x.next + h];
-    const int peer = peer_stage(step.op, s);
-    StageState& y = st[peer];
-    for (std::size_t g = 0; g < group_size(peer); ++g) {
-      const PipeStep other = plans[peer][y.next + g];
-      if (y.matched[g] || other.op != partner(step.op)) continue;
-      LOOM_CHECK(other.microbatch == step.microbatch, "",
-                 "simulate: stage {} posts {} while stage {} posts {}", s, to_string(step), peer,
-                 to_string(other));
-      x.matched[h] = y.matched[g] = true;
-      x.matched_at[h] = y.matched_at[g] = std::max(x.clock, y.clock);
-      return true;
-    }
-    return false;
+ private:
+  // Posts the previous unit's sends: before this unit's receives, in one run with them.
+  void flush() {
+    plan_.insert(plan_.end(), sends_.begin(), sends_.end());
+    sends_.clear();
+  }
+  // Virtual stage 0 (first = true) or V*p - 1 (first = false): where the pipeline ends.
+  bool edge(bool first, int chunk) const {
+    return first ? chunk == 0 && s_ == 0 : chunk == v_ - 1 && s_ == p_ - 1;
+  }
+  static PipeOp recv_of(PipeOp op) {
+    return op == PipeOp::forward ? PipeOp::recv_activation : PipeOp::recv_grad;
+  }
+  static PipeOp send_of(PipeOp op) {
+    return op == PipeOp::forward ? PipeOp::send_activation : PipeOp::send_grad;
   }
 
-  // Runs stage s's next step (or paired group); false when it is finished or must wait.
-  bool advance(int s) {
-    StageState& x = st[s];
-    const PipePlan& plan = plans[s];
-    if (x.next >= plan.size()) return false;
-    const PipeStep step = plan[x.next];
-    if (step.op == PipeOp::forward || step.op == PipeOp::backward) {
-      const bool fwd = step.op == PipeOp::forward;
-      LOOM_CHECK(fwd || x.in_flight.erase(step.microbatch) == 1, "",
-                 "simulate: stage {} runs {} before its forward", s, to_string(step));
-      if (fwd) x.in_flight.insert(step.microbatch);
-      x.max_in_flight = std::max(x.max_in_flight, int(x.in_flight.size()));
-      const double cost = fwd ? opt.forward_cost : opt.backward_cost;
-      x.clock += cost;
-      x.busy += cost;
-      ++x.next;
-      return true;
-    }
-    const int peer = peer_stage(step.op, s);
-    if (opt.comm == CommModel::buffered) {
-      if (is_send(step.op)) {
-        mail[{s, peer}].push_back({step, x.clock});
-      } else {
-        auto& box = mail[{peer, s}];
-        if (box.empty()) return false;
-        const auto [sent, time] = box.front();
-        LOOM_CHECK(sent.microbatch == step.microbatch, "",
-                   "simulate: stage {} waits for {} but stage {} sent {} first", s, to_string(step), peer,
-                   to_string(sent));
-        x.clock = std::max(x.clock, time);
-        box.pop_front();
-      }
-      ++x.next;
-      return true;
-    }
-    const std::size_t n = group_size(s);
-    bool progress = false;
-    for (std::size_t h = 0; h < n; ++h) progress = (!x.matched[h] && match(s, h)) || progress;
-    if (!x.matched[0] || (n == 2 && !x.matched[1])) return progress;
-    x.clock = std::max(x.matched_at[0], n == 2 ? x.matched_at[1] : 0.0);
-    x.next += n;
-    x.matched[0] = x.matched[1] = false;
-    return true;
-  }
-
-  PlanStats run() {
-    const int p = int(plans.size());
-    for (int progress = 1; progress;) {
-      progress = 0;
-      for (int s = 0; s < p; ++s)
-        while (advance(s)) progress = 1;
-    }
-    std::string stuck;
-    for (int s = 0; s < p; ++s)
-      if (st[s].next < plans[s].size())
-        stuck +=
-            fmt::format("; stage {} waits at step {} ({})", s, st[s].next, to_string(plans[s][st[s].next]));
-    LOOM_CHECK(stuck.empty(),
-               "a stage waits for a step its neighbour never reaches: check the plans' order; with "
-               "blocking sends, issue each pairs_with_next() pair as one send_recv",
-               "simulate: deadlock{}", stuck);
-    for (const auto& [edge, box] : mail)
-      LOOM_CHECK(box.empty(), "", "simulate: stage {} sends {} that stage {} never receives", edge.first,
-                 to_string(box.front().first), edge.second);
-    PlanStats stats;
-    double idle = 0;
-    for (const StageState& x : st) stats.total_time = std::max(stats.total_time, x.clock);
-    for (const StageState& x : st) {
-      stats.idle_time.push_back(stats.total_time - x.busy);
-      stats.max_in_flight.push_back(x.max_in_flight);
-      idle += stats.idle_time.back();
-    }
-    stats.bubble_fraction = stats.total_time > 0 ? idle / (p * stats.total_time) : 0;
-    return stats;
-  }
+  int p_, s_, v_;
+  PipePlan plan_;
+  std::vector<PipeStep> sends_;  // of the last unit, not yet in the plan
 };
 
 }  // namespace
 
 PipePlan make_gpipe_plan(int stages, int stage, int microbatches) {
   check_args("make_gpipe_plan", stages, stage, microbatches);
-  PipePlan plan;
-  for (int i = 0; i < microbatches; ++i) add_forward(plan, stages, stage, i);
-  for (int i = microbatches - 1; i >= 0; --i) add_backward(plan, stages, stage, i);
-  return plan;
+  Builder plan(stages, stage, 1);
+  for (int i = 0; i < microbatches; ++i) plan.forward(i);
+  for (int i = microbatches - 1; i >= 0; --i) plan.backward(i);
+  return plan.finish();
 }
 
 PipePlan make_1f1b_plan(int stages, int stage, int microbatches) {
   check_args("make_1f1b_plan", stages, stage, microbatches);
+  Builder plan(stages, stage, 1);
   const int warmup = std::min(stages - stage - 1, microbatches);
   const int steady = microbatches - warmup;
-  PipePlan plan;
-  for (int i = 0; i < warmup; ++i) add_forward(plan, stages, stage, i);
+  for (int i = 0; i < warmup; ++i) plan.forward(i);
   for (int k = 0; k < steady; ++k) {
-    add_forward(plan, stages, stage, warmup + k);
-    add_backward(plan, stages, stage, k);
+    plan.forward(warmup + k);
+    plan.backward(k);
   }
-  for (int k = steady; k < microbatches; ++k) add_backward(plan, stages, stage, k);
-  return plan;
+  for (int k = steady; k < microbatches; ++k) plan.backward(k);
+  return plan.finish();
 }
 
-PipePlan make_pipeline_plan(PipeSchedule schedule, int stages, int stage, int microbatches) {
+PipePlan make_interleaved_plan(int stages, int stage, int microbatches, int chunks) {
+  check_args("make_interleaved_plan", stages, stage, microbatches);
+  LOOM_CHECK(chunks >= 1, "use 1 chunk per stage for plain 1F1B",
+             "make_interleaved_plan: chunks = {} (must be >= 1)", chunks);
+  if (chunks == 1) return make_1f1b_plan(stages, stage, microbatches);
+  LOOM_CHECK(stages >= 2, "use --parallel.pp >= 2, or 1 chunk per stage",
+             "make_interleaved_plan: {} chunks on {} stage (interleaving needs >= 2 stages)", chunks, stages);
+  LOOM_CHECK(microbatches % stages == 0,
+             "make the micro-batches per step (per-rank batch / train.micro_batch) a multiple of "
+             "--parallel.pp, or use 1 chunk per stage",
+             "make_interleaved_plan: microbatches = {} is not a multiple of stages = {}", microbatches,
+             stages);
+  const int p = stages, v = chunks, total = microbatches * chunks;
+  // Megatron's order: groups of p microbatches go through chunk 0, then chunk 1, ...
+  const auto fwd = [&](int k) { return PipeStep{PipeOp::forward, (k / (p * v)) * p + k % p, (k / p) % v}; };
+  const auto bwd = [&](int k) {
+    return PipeStep{PipeOp::backward, (k / (p * v)) * p + k % p, v - 1 - (k / p) % v};
+  };
+  const int warmup = std::min(total, 2 * (p - stage - 1) + (v - 1) * p);
+  Builder plan(stages, stage, chunks);
+  for (int k = 0; k < warmup; ++k) plan.unit({fwd(k)});
+  // Steady state: forward and backward back to back, so their sends and the next pair's
+  // receives form one run (Megatron's send_forward_backward_recv_forward_backward).
+  for (int k = 0; k < total - warmup; ++k) plan.unit({fwd(warmup + k), bwd(k)});
+  for (int k = total - warmup; k < total; ++k) plan.unit({bwd(k)});
+  return plan.finish();
+}
+
+PipePlan make_pipeline_plan(PipeSchedule schedule, int stages, int stage, int microbatches, int chunks) {
+  if (schedule == PipeSchedule::interleaved)
+    return make_interleaved_plan(stages, stage, microbatches, chunks);
+  LOOM_CHECK(chunks == 1, "use the interleaved schedule for more than one chunk per stage",
+             "make_pipeline_plan: {} chunks per stage with {}", chunks,
+             schedule == PipeSchedule::gpipe ? "gpipe" : "1f1b");
   return schedule == PipeSchedule::gpipe ? make_gpipe_plan(stages, stage, microbatches)
                                          : make_1f1b_plan(stages, stage, microbatches);
 }
 
-std::vector<PipePlan> make_pipeline_plans(PipeSchedule schedule, int stages, int microbatches) {
+std::vector<PipePlan> make_pipeline_plans(PipeSchedule schedule, int stages, int microbatches, int chunks) {
   check_args("make_pipeline_plans", stages, 0, microbatches);
   std::vector<PipePlan> plans;
-  for (int s = 0; s < stages; ++s) plans.push_back(make_pipeline_plan(schedule, stages, s, microbatches));
+  for (int s = 0; s < stages; ++s)
+    plans.push_back(make_pipeline_plan(schedule, stages, s, microbatches, chunks));
   return plans;
 }
 
 bool is_communication(PipeOp op) { return op != PipeOp::forward && op != PipeOp::backward; }
 
-int peer_stage(PipeOp op, int stage) {
-  if (op == PipeOp::send_activation || op == PipeOp::recv_grad) return stage + 1;
-  if (op == PipeOp::recv_activation || op == PipeOp::send_grad) return stage - 1;
-  return stage;
+bool is_send(PipeOp op) { return op == PipeOp::send_activation || op == PipeOp::send_grad; }
+
+namespace {
+// +1 towards the next rank, -1 towards the previous, 0 for compute.
+int direction(PipeOp op) {
+  if (op == PipeOp::send_activation || op == PipeOp::recv_grad) return 1;
+  if (op == PipeOp::recv_activation || op == PipeOp::send_grad) return -1;
+  return 0;
+}
+}  // namespace
+
+int peer_stage(PipeOp op, int stage, int stages) {
+  return stages > 0 ? (stage + direction(op) + stages) % stages : stage;
 }
 
-bool pairs_with_next(const PipePlan& plan, std::size_t i, int stage) {
+std::size_t comm_group_end(const PipePlan& plan, std::size_t i) {
+  while (i < plan.size() && is_communication(plan[i].op)) ++i;
+  return i;
+}
+
+bool pairs_with_next(const PipePlan& plan, std::size_t i, int /*stage*/) {
   if (i + 1 >= plan.size() || !is_send(plan[i].op)) return false;
   const PipeOp next = plan[i + 1].op;
-  return is_communication(next) && !is_send(next) && peer_stage(next, stage) == peer_stage(plan[i].op, stage);
+  return is_communication(next) && !is_send(next) && direction(next) == direction(plan[i].op);
+}
+
+int slots_needed(const PipePlan& plan, int chunk) {
+  int in_flight = 0, most = 1;
+  for (const PipeStep& step : plan) {
+    if (step.chunk != chunk) continue;
+    if (step.op == PipeOp::forward) most = std::max(most, ++in_flight);
+    if (step.op == PipeOp::backward) --in_flight;
+  }
+  return most;
 }
 
 std::string to_string(PipeOp op) {
@@ -247,20 +195,9 @@ std::string to_string(PipeOp op) {
   return "?";
 }
 
-std::string to_string(PipeStep step) { return fmt::format("{} {}", to_string(step.op), step.microbatch); }
-
-PlanStats simulate(const std::vector<PipePlan>& plans, const SimOptions& options) {
-  LOOM_CHECK(!plans.empty(), "", "simulate: no stages");
-  LOOM_CHECK(options.forward_cost >= 0 && options.backward_cost >= 0, "", "simulate: negative cost ({}, {})",
-             options.forward_cost, options.backward_cost);
-  const int p = int(plans.size());
-  for (int s = 0; s < p; ++s)
-    for (const PipeStep& step : plans[s]) {
-      const int peer = peer_stage(step.op, s);
-      LOOM_CHECK(0 <= peer && peer < p, "", "simulate: stage {} has {} with stage {}, outside [0, {})", s,
-                 to_string(step), peer, p);
-    }
-  return Simulator(plans, options).run();
+std::string to_string(PipeStep step) {
+  return step.chunk == 0 ? fmt::format("{} {}", to_string(step.op), step.microbatch)
+                         : fmt::format("{} {} chunk {}", to_string(step.op), step.microbatch, step.chunk);
 }
 
 }  // namespace loom

@@ -46,6 +46,7 @@ public:
   void axpy(Tensor y, float a, Tensor x) override { on_host("axpy", {y, x}), cpu::axpy(y, a, x); }
   void add(Tensor o, Tensor a, Tensor b) override { on_host("add", {o, a, b}), cpu::add(o, a, b); }
   void cast(Tensor d, Tensor s) override { on_host("cast", {d, s}), cpu::cast(d, s); }
+  double sum(Tensor x) override { return on_host("sum", {x}), cpu::sum(x); }
   double sum_squares(Tensor x) override { return on_host("sum_squares", {x}), cpu::sum_squares(x); }
 
   void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) override {
@@ -101,16 +102,20 @@ public:
     cpu::embedding_backward(dwte, dwpe, dout, tokens, vocab_start);
   }
 
-  void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab) override {
-    on_host("cross_entropy_forward", {losses, logits});
-    cpu::cross_entropy_forward(losses, logits, targets, vocab);
+  void cross_entropy_shard_max(Tensor max, Tensor logits, std::int64_t vocab_start,
+                               std::int64_t vocab) override {
+    on_host("cross_entropy_shard_max", {max, logits});
+    cpu::cross_entropy_shard_max(max, logits, vocab_start, vocab);
   }
-  void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab,
-                              float dloss) override {
-    on_host("cross_entropy_backward", {dlogits, logits});
-    cpu::cross_entropy_backward(dlogits, logits, targets, vocab, dloss);
+  void cross_entropy_shard_sumexp(Tensor stats, Tensor logits, Tensor max, TokenView targets,
+                                  std::int64_t vocab_start, std::int64_t vocab) override {
+    on_host("cross_entropy_shard_sumexp", {stats, logits, max});
+    cpu::cross_entropy_shard_sumexp(stats, logits, max, targets, vocab_start, vocab);
   }
-
+  void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets) override {
+    on_host("cross_entropy_loss", {lse, losses, max, stats});
+    cpu::cross_entropy_loss(lse, losses, max, stats, targets);
+  }
   void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                  std::int64_t vocab) override {
     on_host("cross_entropy_shard_stats", {stats, logits});

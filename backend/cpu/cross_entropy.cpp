@@ -1,10 +1,14 @@
-// backend/cpu/cross_entropy.cpp — softmax cross-entropy over (padded) logits.
+// backend/cpu/cross_entropy.cpp — the vocabulary-parallel softmax cross-entropy (backend.h).
 //
-// logits (N, Vp); targets (N) int32 in [0, vocab); only the first `vocab`
-// columns are real, the padding up to Vp is excluded from the softmax and gets
-// gradient 0. losses (N) f32. Backward writes dlogits (=) and may run in
-// place on the logits buffer: each row is read fully (max, sum) before it is
-// overwritten.
+// logits (N, Vs) hold global columns [vocab_start, vocab_start + Vs); the first
+// `valid` of them (global id < vocab) are real, the rest padding. targets (N) are
+// int32 host memory below vocab; a negative target marks a row that is not a
+// target (no loss, zero gradient). Per-row vectors max / lse / losses are f32 (N),
+// stats f32 (2, N) planar (or (N, 3) for the one-pass shard_stats). Every op is a
+// row loop, OpenMP over rows, over the same three row kernels; each row is reduced
+// in a fixed order, so results are the same for any thread count. Outputs are
+// written (=) except losses (+=). Backward may run in place on the logits buffer:
+// each x is read before its dx is written.
 #include <algorithm>
 #include <cmath>
 
@@ -15,37 +19,39 @@
 namespace loom::cpu {
 
 namespace {
-// Targets: one per logits row, host memory, inside the real vocabulary [0, vocab).
-void check_targets(const char* op, Tensor logits, TokenView targets, std::int64_t vocab) {
-  const std::int64_t N = logits.shape.rows();
-  LOOM_CHECK(targets.numel() == N && targets.device == Device::cpu, "",
-             "{}: targets {} must hold one token per logits row of {}", op, targets.shape.str(), logits.str());
-  for (std::int64_t i = 0; i < N; ++i)
-    LOOM_CHECK(0 <= targets.ptr[i] && targets.ptr[i] < vocab, "the dataset's vocabulary must fit the model's",
-               "{}: target {} at row {} is outside the vocabulary [0, {})", op, targets.ptr[i], i, vocab);
-}
 
-void check_ce(const char* op, Tensor logits, TokenView targets, std::int64_t vocab) {
-  LOOM_CHECK(0 < vocab && vocab <= logits.shape.last(), "", "{}: vocab {} must be in [1, {}] for logits {}", op,
-             vocab, logits.shape.last(), logits.str());
-  check_targets(op, logits, targets, vocab);
-}
+// ---- row kernels ------------------------------------------------------------------
 
-// max and log(sum(exp(x - max))) over the first `vocab` entries of a row.
+// max over the first `valid` entries of a row (-inf when valid = 0).
 template <class T>
-void row_stats(const T* row, std::int64_t vocab, float& mx, float& log_sum) {
-  mx = -INFINITY;
-  #pragma omp simd reduction(max : mx)
-  for (std::int64_t j = 0; j < vocab; ++j) mx = std::max(mx, ld(row, j));
+float row_max(const T* row, std::int64_t valid) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (std::int64_t j = 0; j < valid; ++j) mx = std::max(mx, ld(row, j));
+  return mx;
+}
+
+// sum of exp(x - shift) over the first `valid` entries of a row (0 when valid = 0).
+template <class T>
+float row_sumexp(const T* row, std::int64_t valid, float shift) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (std::int64_t j = 0; j < vocab; ++j) sum += fast_exp(ld(row, j) - mx);
-  log_sum = std::log(sum);
+  for (std::int64_t j = 0; j < valid; ++j) sum += fast_exp(ld(row, j) - shift);
+  return sum;
+}
+
+// The target's logit when this shard holds it among its real columns, else 0
+// (also for an ignored target < 0).
+template <class T>
+float row_target(const T* row, std::int64_t valid, std::int32_t target, std::int64_t vocab_start) {
+  const std::int64_t local = std::int64_t(target) - vocab_start;
+  return target >= 0 && 0 <= local && local < valid ? ld(row, local) : 0.0f;
 }
 
 // One row of the gradient: dloss * (exp(x - shift) - onehot(local)) on the `valid`
 // real columns, 0 on the rest of the row's `cols`. Reads each x before writing
-// its dx, so dx may alias x. `local` outside [0, valid) means another shard holds it.
+// its dx, so dx may alias x. `local` outside [0, valid) means another shard holds
+// the target; valid = 0 writes a row of zeros.
 template <class T>
 void row_gradient(const T* x, T* dx, std::int64_t valid, std::int64_t cols, float shift, std::int64_t local,
                   float dloss) {
@@ -55,80 +61,112 @@ void row_gradient(const T* x, T* dx, std::int64_t valid, std::int64_t cols, floa
   if (0 <= local && local < valid) st(dx, local, ld(dx, local) - dloss);
 }
 
+// ---- checks -------------------------------------------------------------------------
+
+// One id per row, in host memory (this backend reads them).
+void check_target_rows(const char* op, TokenView targets, std::int64_t rows, const Tensor& of) {
+  check::targets(op, targets, rows, of);
+  LOOM_CHECK(targets.device == Device::cpu || rows == 0, "",
+             "{}: targets {} live on {} but this is the cpu backend", op, targets.shape.str(),
+             device_name(targets.device));
+}
+
+// ...and each below the vocabulary (negatives are "ignore").
+void check_targets(const char* op, TokenView targets, const Tensor& logits, std::int64_t vocab) {
+  const std::int64_t N = logits.shape.rows();
+  check_target_rows(op, targets, N, logits);
+  for (std::int64_t i = 0; i < N; ++i)
+    LOOM_CHECK(targets.ptr[i] < vocab,
+               "the dataset's vocabulary must fit the model's; negative ids mark positions without a target",
+               "{}: target {} at row {} is not below the vocabulary size {}", op, targets.ptr[i], i, vocab);
+}
+
 // The real columns of a shard: [0, valid) of its Vs local columns.
 std::int64_t valid_columns(std::int64_t vocab_start, std::int64_t Vs, std::int64_t vocab) {
   return std::clamp<std::int64_t>(vocab - vocab_start, 0, Vs);
 }
 
-void check_shard(const char* op, Tensor logits, TokenView targets, std::int64_t vocab_start, std::int64_t vocab) {
-  LOOM_CHECK(vocab > 0 && vocab_start >= 0, "", "{}: vocab {} and vocab_start {} must be positive / non-negative", op,
-             vocab, vocab_start);
-  check_targets(op, logits, targets, vocab);
-}
 }  // namespace
 
-void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab) {
-  const char* op = "cross_entropy_forward";
-  check_ce(op, logits, targets, vocab);
-  const std::int64_t N = logits.shape.rows(), Vp = logits.shape.last();
-  check::numel(op, "losses", losses, N);
-  check::dtype(op, "losses", losses, DType::f32);
-  float* pl = losses.data<float>();
+void cross_entropy_shard_max(Tensor max, Tensor logits, std::int64_t vocab_start, std::int64_t vocab) {
+  const char* op = "cross_entropy_shard_max";
+  check::vocab_shard(op, logits, vocab_start, vocab);
+  const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+  check::row_f32(op, "max", max, N);
+  const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
+  float* pm = max.data<float>();
+  visit_dtype(logits.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* x = static_cast<const T*>(logits.ptr);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < N; ++i) pm[i] = row_max(x + i * Vs, valid);
+  });
+}
+
+void cross_entropy_shard_sumexp(Tensor stats, Tensor logits, Tensor max, TokenView targets,
+                                std::int64_t vocab_start, std::int64_t vocab) {
+  const char* op = "cross_entropy_shard_sumexp";
+  check::vocab_shard(op, logits, vocab_start, vocab);
+  const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+  check::planar_stats(op, stats, N);
+  check::row_f32(op, "max", max, N);
+  check_targets(op, targets, logits, vocab);
+  const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
+  float* sum = stats.data<float>();
+  float* tgt = sum + N;
+  const float* pm = max.data<float>();
   visit_dtype(logits.dtype, [&](auto t) {
     using T = decltype(t);
     const T* x = static_cast<const T*>(logits.ptr);
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < N; ++i) {
-      float mx, log_sum;
-      row_stats(x + i * Vp, vocab, mx, log_sum);
-      pl[i] = mx + log_sum - ld(x, i * Vp + targets.ptr[i]);
+      sum[i] = row_sumexp(x + i * Vs, valid, pm[i]);
+      tgt[i] = row_target(x + i * Vs, valid, targets.ptr[i], vocab_start);
     }
   });
 }
 
-void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab, float dloss) {
-  const char* op = "cross_entropy_backward";
-  check_ce(op, logits, targets, vocab);
-  check::same_shape(op, "dlogits", dlogits, "logits", logits);
-  const std::int64_t N = logits.shape.rows(), Vp = logits.shape.last();
-  visit_dtype(logits.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* x = static_cast<const T*>(logits.ptr);
-    T* dx = dlogits.data<T>();
+void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets) {
+  const char* op = "cross_entropy_loss";
+  const std::int64_t N = max.numel();
+  check::row_f32(op, "max", max, N);
+  check::row_f32(op, "lse", lse, N);
+  check::row_f32(op, "losses", losses, N);
+  check::planar_stats(op, stats, N);
+  check_target_rows(op, targets, N, max);
+  float* pl = lse.data<float>();
+  float* ploss = losses.data<float>();
+  const float* pm = max.data<float>();
+  const float* sum = stats.data<float>();
+  const float* tgt = sum + N;
 #pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < N; ++i) {
-      float mx, log_sum;
-      row_stats(x + i * Vp, vocab, mx, log_sum);
-      row_gradient(x + i * Vp, dx + i * Vp, vocab, Vp, mx + log_sum, targets.ptr[i], dloss);
-    }
-  });
+  for (std::int64_t i = 0; i < N; ++i) {
+    pl[i] = pm[i] + std::log(sum[i]);
+    ploss[i] += targets.ptr[i] >= 0 ? pl[i] - tgt[i] : 0.0f;
+  }
 }
 
 void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                std::int64_t vocab) {
   const char* op = "cross_entropy_shard_stats";
-  check_shard(op, logits, targets, vocab_start, vocab);
+  check::vocab_shard(op, logits, vocab_start, vocab);
   const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
-  LOOM_CHECK(stats.shape == (Shape{N, 3}), "", "{}: stats is {} but must be ({}, 3) for logits {}", op, stats.str(), N,
-             logits.str());
+  LOOM_CHECK(stats.shape == (Shape{N, 3}), "", "{}: stats is {} but must be ({},3) for logits {}", op,
+             stats.str(), N, logits.str());
   check::dtype(op, "stats", stats, DType::f32);
+  check_targets(op, targets, logits, vocab);
   const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
-  float* st_ = stats.data<float>();
+  float* ps = stats.data<float>();
   visit_dtype(logits.dtype, [&](auto t) {
     using T = decltype(t);
     const T* x = static_cast<const T*>(logits.ptr);
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < N; ++i) {
-      float mx = -INFINITY, sum = 0;
-      if (valid > 0) {
-        float log_sum;
-        row_stats(x + i * Vs, valid, mx, log_sum);
-        sum = std::exp(log_sum);
-      }
-      const std::int64_t local = std::int64_t(targets.ptr[i]) - vocab_start;
-      st_[i * 3 + 0] = mx;
-      st_[i * 3 + 1] = sum;
-      st_[i * 3 + 2] = (0 <= local && local < valid) ? ld(x, i * Vs + local) : 0.0f;
+      const T* row = x + i * Vs;
+      const float mx = row_max(row, valid);
+      ps[i * 3 + 0] = mx;
+      ps[i * 3 + 1] = row_sumexp(row, valid, mx);
+      ps[i * 3 + 2] = row_target(row, valid, targets.ptr[i], vocab_start);
     }
   });
 }
@@ -136,20 +174,23 @@ void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, s
 void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                   std::int64_t vocab, Tensor lse, float dloss) {
   const char* op = "cross_entropy_shard_backward";
-  check_shard(op, logits, targets, vocab_start, vocab);
+  check::vocab_shard(op, logits, vocab_start, vocab);
   check::same_shape(op, "dlogits", dlogits, "logits", logits);
+  check::dtype(op, "dlogits", dlogits, logits.dtype);
   const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
-  check::numel(op, "lse", lse, N);
-  check::dtype(op, "lse", lse, DType::f32);
+  check::row_f32(op, "lse", lse, N);
+  check_targets(op, targets, logits, vocab);
   const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
   const float* pl = lse.data<float>();
   visit_dtype(logits.dtype, [&](auto t) {
     using T = decltype(t);
     const T* x = static_cast<const T*>(logits.ptr);
-    T* dx = dlogits.data<T>();
+    T* dx = static_cast<T*>(dlogits.ptr);
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < N; ++i) {
-      row_gradient(x + i * Vs, dx + i * Vs, valid, Vs, pl[i], std::int64_t(targets.ptr[i]) - vocab_start, dloss);
+      const std::int32_t target = targets.ptr[i];
+      row_gradient(x + i * Vs, dx + i * Vs, target < 0 ? 0 : valid, Vs, pl[i],
+                   std::int64_t(target) - vocab_start, dloss);
     }
   });
 }

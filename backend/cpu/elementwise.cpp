@@ -1,4 +1,4 @@
-// backend/cpu/elementwise.cpp — fill, scale, axpy, add, cast, sum of squares, GELU,
+// backend/cpu/elementwise.cpp — fill, scale, axpy, add, cast, sum and sum of squares, GELU,
 // softmax and AdamW: the ops that touch each element (or row) once.
 //
 // Every kernel is a template over the storage types, instantiated through
@@ -16,6 +16,31 @@ namespace loom::cpu {
 namespace {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluCubic = 0.044715f;
+
+// sum of f(x_i) in double over kReduceChunks chunks whose bounds depend on n only,
+// each summed in order, then the chunks in order: the same bits for any thread
+// count, and no allocation.
+constexpr std::int64_t kReduceChunks = 256;
+template <class F>
+double reduce_double(Tensor x, F f) {
+  return visit_dtype(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* p = static_cast<const T*>(x.ptr);
+    const std::int64_t n = x.numel(), chunk = (n + kReduceChunks - 1) / kReduceChunks;
+    double partial[kReduceChunks];
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < kReduceChunks; ++c) {
+      const std::int64_t begin = std::min(n, c * chunk), end = std::min(n, begin + chunk);
+      double acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (std::int64_t i = begin; i < end; ++i) acc += f(double(ld(p, i)));
+      partial[c] = acc;
+    }
+    double total = 0;
+    for (double v : partial) total += v;
+    return total;
+  });
+}
 }  // namespace
 
 void fill(Tensor x, float value) {
@@ -85,19 +110,12 @@ void cast(Tensor dst, Tensor src) {
   });
 }
 
+double sum(Tensor x) {
+  return reduce_double(x, [](double v) { return v; });
+}
+
 double sum_squares(Tensor x) {
-  return visit_dtype(x.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* p = static_cast<const T*>(x.ptr);
-    const std::int64_t n = x.numel();
-    double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-    for (std::int64_t i = 0; i < n; ++i) {
-      const double v = ld(p, i);
-      total += v * v;
-    }
-    return total;
-  });
+  return reduce_double(x, [](double v) { return v * v; });
 }
 
 void gelu_forward(Tensor out, Tensor x) {

@@ -25,6 +25,7 @@ void scale(Tensor x, float alpha);
 void axpy(Tensor y, float alpha, Tensor x);
 void add(Tensor out, Tensor a, Tensor b);
 void cast(Tensor dst, Tensor src);
+double sum(Tensor x);
 double sum_squares(Tensor x);
 void gelu_forward(Tensor out, Tensor x);
 void gelu_backward(Tensor dx, Tensor dout, Tensor x);
@@ -46,8 +47,10 @@ void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std
 void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens, std::int64_t vocab_start);
 
 // ---- cross_entropy.cpp
-void cross_entropy_forward(Tensor losses, Tensor logits, TokenView targets, std::int64_t vocab);
-void cross_entropy_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab, float dloss);
+void cross_entropy_shard_max(Tensor max, Tensor logits, std::int64_t vocab_start, std::int64_t vocab);
+void cross_entropy_shard_sumexp(Tensor stats, Tensor logits, Tensor max, TokenView targets,
+                                std::int64_t vocab_start, std::int64_t vocab);
+void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets);
 void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                std::int64_t vocab);
 void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,

@@ -1,8 +1,8 @@
 // backend/cuda/cuda_backend.cpp — CudaBackend: allocator, copies, argument checks, op dispatch.
 //
 // Owns, from construction to destruction: one non-blocking CUDA stream (every
-// op is enqueued on it, so ops are ordered; copies that touch host memory and
-// sum_squares wait for it), the sum_squares scratch and the cuBLASLt handle and
+// op is enqueued on it, so ops are ordered; copies that touch host memory, sum
+// and sum_squares wait for it), the reduction scratch and the cuBLASLt handle and
 // workspace (matmul.h). Those two are not counted in live/peak bytes, which
 // count Buffers only. Arguments are checked with backend/checks.h so CUDA and
 // CPU reject bad input with the same message; kernels live in the .cu files.
@@ -46,7 +46,7 @@ class CudaBackend final : public Backend {
     try {
       LOOM_CUDA_CHECK(cudaSetDevice(ordinal_));
       LOOM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-      LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&scratch_), cuda::kSumSquaresScratchBytes));
+      LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&scratch_), cuda::kReduceScratchBytes));
       lt_ = std::make_unique<cuda::LtMatmul>(kLtWorkspaceBytes);
     } catch (...) {
       release();
@@ -150,15 +150,9 @@ class CudaBackend final : public Backend {
                "cast kernel");
   }
 
+  double sum(Tensor x) override { return reduce("sum", "sum kernel", x, cuda::launch_sum); }
   double sum_squares(Tensor x) override {
-    on_device("sum_squares", {{"x", x}});
-    if (x.numel() == 0) return 0.0;
-    check_cuda(cuda::launch_sum_squares(x.ptr, x.dtype, x.numel(), scratch_, stream_), "sum_squares kernel");
-    double result = 0;
-    LOOM_CUDA_CHECK(cudaMemcpyAsync(&result, scratch_ + cuda::kSumSquaresBlocks, sizeof(double),
-                                    cudaMemcpyDeviceToHost, stream_));
-    LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return result;
+    return reduce("sum_squares", "sum_squares kernel", x, cuda::launch_sum_squares);
   }
 
   // ---- matmul -----------------------------------------------------------------
@@ -230,11 +224,14 @@ class CudaBackend final : public Backend {
   void embedding_backward(Tensor, Tensor, Tensor, TokenView, std::int64_t) override {
     not_yet_available("embedding_backward");
   }
-  void cross_entropy_forward(Tensor, Tensor, TokenView, std::int64_t) override {
-    not_yet_available("cross_entropy_forward");
+  void cross_entropy_shard_max(Tensor, Tensor, std::int64_t, std::int64_t) override {
+    not_yet_available("cross_entropy_shard_max");
   }
-  void cross_entropy_backward(Tensor, Tensor, TokenView, std::int64_t, float) override {
-    not_yet_available("cross_entropy_backward");
+  void cross_entropy_shard_sumexp(Tensor, Tensor, Tensor, TokenView, std::int64_t, std::int64_t) override {
+    not_yet_available("cross_entropy_shard_sumexp");
+  }
+  void cross_entropy_loss(Tensor, Tensor, Tensor, Tensor, TokenView) override {
+    not_yet_available("cross_entropy_loss");
   }
   void cross_entropy_shard_stats(Tensor, Tensor, TokenView, std::int64_t, std::int64_t) override {
     not_yet_available("cross_entropy_shard_stats");
@@ -258,6 +255,20 @@ class CudaBackend final : public Backend {
     }
     activate();
   }
+  // sum or sum_squares: the launcher leaves the double result at
+  // scratch_[kReduceBlocks]; copy it back and wait for it.
+  using ReduceLauncher = cudaError_t (*)(const void*, DType, std::int64_t, double*, cudaStream_t);
+  double reduce(const char* op, const char* kernel, Tensor x, ReduceLauncher launch) {
+    on_device(op, {{"x", x}});
+    if (x.numel() == 0) return 0.0;
+    check_cuda(launch(x.ptr, x.dtype, x.numel(), scratch_, stream_), kernel);
+    double result = 0;
+    LOOM_CUDA_CHECK(cudaMemcpyAsync(&result, scratch_ + cuda::kReduceBlocks, sizeof(double),
+                                    cudaMemcpyDeviceToHost, stream_));
+    LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return result;
+  }
+
   // Several backends (devices) may share a thread; cheap when already current.
   void activate() { LOOM_CUDA_CHECK(cudaSetDevice(ordinal_)); }
 
@@ -271,7 +282,7 @@ class CudaBackend final : public Backend {
 
   int ordinal_;
   cudaStream_t stream_ = nullptr;
-  double* scratch_ = nullptr;  // cuda::kSumSquaresScratchBytes
+  double* scratch_ = nullptr;  // cuda::kReduceScratchBytes: sum and sum_squares
   std::unique_ptr<cuda::LtMatmul> lt_;
 };
 

@@ -33,11 +33,13 @@ cudaError_t launch_bias_rows(void* out, DType to, const void* bias, DType tb, st
                              std::int64_t cols, bool accumulate, cudaStream_t stream);
 
 // ---- reduce.cu ----------------------------------------------------------------
-// Scratch the backend allocates once for sum_squares: kSumSquaresBlocks partial
-// sums followed by the result (doubles). Fixed grid, so the sum is deterministic.
-inline constexpr int kSumSquaresBlocks = 1024;
-inline constexpr std::size_t kSumSquaresScratchBytes = (kSumSquaresBlocks + 1) * sizeof(double);
-// scratch[kSumSquaresBlocks] = sum x^2 in double (left on the device).
+// Scratch the backend allocates once for sum and sum_squares: kReduceBlocks
+// partial sums followed by the result (doubles). Fixed grid for a given n, no
+// atomics, so the sum is deterministic.
+inline constexpr int kReduceBlocks = 1024;
+inline constexpr std::size_t kReduceScratchBytes = (kReduceBlocks + 1) * sizeof(double);
+// scratch[kReduceBlocks] = sum x, or sum x^2, in double (left on the device).
+cudaError_t launch_sum(const void* x, DType t, std::int64_t n, double* scratch, cudaStream_t stream);
 cudaError_t launch_sum_squares(const void* x, DType t, std::int64_t n, double* scratch, cudaStream_t stream);
 // dbias (cols) += column sums of dout (rows, cols), accumulated in f32.
 cudaError_t launch_bias_backward(void* dbias, DType tb, const void* dout, DType td, std::int64_t rows,

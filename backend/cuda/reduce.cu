@@ -1,8 +1,9 @@
-// backend/cuda/reduce.cu — reductions: sum of squares (double) and the bias gradient (column sums).
+// backend/cuda/reduce.cu — reductions: sum and sum of squares (double) and the bias
+// gradient (column sums).
 //
-// sum_squares runs a fixed grid of kSumSquaresBlocks blocks, each leaving a
-// double partial sum in the backend's scratch, then one block adds the
-// partials: no atomics, so the result is the same run to run. bias_backward
+// sum / sum_squares run a grid of at most kReduceBlocks blocks (fixed for a given
+// n), each leaving a double partial sum in the backend's scratch, then one block
+// adds the partials: no atomics, so the result is the same run to run. bias_backward
 // gives each block 32 columns; 32 row-lanes sum in f32 and a shared-memory tree
 // combines them; dbias is accumulated (`+=`), matching the CPU reference.
 #include "backend/cuda/device_dtype.cuh"
@@ -22,13 +23,14 @@ __device__ void block_tree_sum(Acc* s) {
   __syncthreads();
 }
 
-template <class T>
-__global__ void sum_squares_partial_kernel(const T* x, std::int64_t n, double* partials) {
+// Sum of x (Square = false) or x^2 (true) over a grid-stride slice, one partial per block.
+template <bool Square, class T>
+__global__ void sum_partial_kernel(const T* x, std::int64_t n, double* partials) {
   __shared__ double s[kThreads];
   double acc = 0;
   LOOM_GRID_STRIDE(i, n) {
     const double v = ld(x, i);
-    acc += v * v;
+    acc += Square ? v * v : v;
   }
   s[threadIdx.x] = acc;
   block_tree_sum(s);
@@ -62,18 +64,27 @@ __global__ void bias_backward_kernel(TB* dbias, const TD* dout, std::int64_t row
   if (threadIdx.y == 0 && c < cols) st(dbias, c, ld(dbias, c) + s[0][threadIdx.x]);
 }
 
-}  // namespace
-
-cudaError_t launch_sum_squares(const void* x, DType t, std::int64_t n, double* scratch, cudaStream_t stream) {
+template <bool Square>
+cudaError_t launch_reduce(const void* x, DType t, std::int64_t n, double* scratch, cudaStream_t stream) {
   std::int64_t blocks = (n + kThreads - 1) / kThreads;
-  blocks = blocks < 1 ? 1 : (blocks > kSumSquaresBlocks ? kSumSquaresBlocks : blocks);
+  blocks = blocks < 1 ? 1 : (blocks > kReduceBlocks ? kReduceBlocks : blocks);
   visit_dtype(t, [&](auto tag) {
     using T = decltype(tag);
-    sum_squares_partial_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(static_cast<const T*>(x), n,
-                                                                          scratch);
+    sum_partial_kernel<Square>
+        <<<unsigned(blocks), kThreads, 0, stream>>>(static_cast<const T*>(x), n, scratch);
   });
-  sum_partials_kernel<<<1, kThreads, 0, stream>>>(scratch, int(blocks), scratch + kSumSquaresBlocks);
+  sum_partials_kernel<<<1, kThreads, 0, stream>>>(scratch, int(blocks), scratch + kReduceBlocks);
   return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_sum(const void* x, DType t, std::int64_t n, double* scratch, cudaStream_t stream) {
+  return launch_reduce<false>(x, t, n, scratch, stream);
+}
+
+cudaError_t launch_sum_squares(const void* x, DType t, std::int64_t n, double* scratch, cudaStream_t stream) {
+  return launch_reduce<true>(x, t, n, scratch, stream);
 }
 
 cudaError_t launch_bias_backward(void* dbias, DType tb, const void* dout, DType td, std::int64_t rows,

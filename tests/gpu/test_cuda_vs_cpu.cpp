@@ -226,17 +226,23 @@ TEST_F(CudaVsCpu, AxpyAcrossDTypesMatchesCpu) {
 
 // ---- reductions -------------------------------------------------------------------
 
-TEST_F(CudaVsCpu, SumSquaresMatchesCpu) {
+TEST_F(CudaVsCpu, SumAndSumSquaresMatchCpu) {
   for (DType t : kDTypes)
     for (std::int64_t n : {std::int64_t(1), std::int64_t(3), std::int64_t(17), std::int64_t(65),
-                           std::int64_t(768), std::int64_t((1 << 20) + 7)}) {
+                           std::int64_t(768), std::int64_t(65537), std::int64_t((1 << 20) + 7)}) {
       const std::vector<float> v = randn(n, 8);
       Buffer g = upload(gpu(), v, {n}, t), c = upload(cpu(), v, {n}, t);
       const double got = gpu().sum_squares(g), want = cpu().sum_squares(c);
-      EXPECT_NEAR(got, want, 1e-9 * want) << label(t) << " n=" << n;
+      EXPECT_NEAR(got, want, 1e-9 * want) << "sum_squares " << label(t) << " n=" << n;
+      // both accumulate in double, in different orders: allow 1e-12 of sum |x|
+      double abs_sum = 0;
+      for (float x : v) abs_sum += std::fabs(x);
+      EXPECT_NEAR(gpu().sum(g), cpu().sum(c), 1e-12 * abs_sum) << "sum " << label(t) << " n=" << n;
+      EXPECT_EQ(gpu().sum(g), gpu().sum(g)) << "sum is deterministic, " << label(t) << " n=" << n;
     }
   Buffer empty(gpu(), {0}, DType::f32);
   EXPECT_EQ(gpu().sum_squares(empty), 0.0);
+  EXPECT_EQ(gpu().sum(empty), 0.0);
 }
 
 TEST_F(CudaVsCpu, BiasBackwardMatchesCpu) {
@@ -382,8 +388,12 @@ TEST_F(CudaVsCpu, OpsNotYetOnTheGpuThrow) {
       {"attention_backward", [&] { gpu().attention_backward({}, {}, {}, {}, {}, 1); }},
       {"embedding_forward", [&] { gpu().embedding_forward({}, {}, {}, {}, 0); }},
       {"embedding_backward", [&] { gpu().embedding_backward({}, {}, {}, {}, 0); }},
-      {"cross_entropy_forward", [&] { gpu().cross_entropy_forward({}, {}, {}, 1); }},
-      {"cross_entropy_backward", [&] { gpu().cross_entropy_backward({}, {}, {}, 1, 1.0f); }},
+      {"cross_entropy_shard_max", [&] { gpu().cross_entropy_shard_max({}, {}, 0, 1); }},
+      {"cross_entropy_shard_sumexp", [&] { gpu().cross_entropy_shard_sumexp({}, {}, {}, {}, 0, 1); }},
+      {"cross_entropy_loss", [&] { gpu().cross_entropy_loss({}, {}, {}, {}, {}); }},
+      {"cross_entropy_shard_stats", [&] { gpu().cross_entropy_shard_stats({}, {}, {}, 0, 1); }},
+      {"cross_entropy_shard_backward",
+       [&] { gpu().cross_entropy_shard_backward({}, {}, {}, 0, 1, {}, 1.0f); }},
   };
   for (const auto& [name, call] : ops) {
     try {

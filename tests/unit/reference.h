@@ -269,18 +269,85 @@ inline Vec embedding(const std::vector<std::int32_t>& tok, const Vec& wte, i64 V
   return out;
 }
 
-// losses (N) = logsumexp(logits[n, :vocab]) - logits[n, target]; logits (N, Vp).
-inline Vec cross_entropy(const Vec& logits, const std::vector<std::int32_t>& target, i64 N, i64 Vp,
-                         i64 vocab) {
-  Vec loss(N);
+// log(sum(exp(logits[n, :vocab]))) per row (max-subtracted); logits (N, Vp).
+inline Vec log_sum_exp(const Vec& logits, i64 N, i64 Vp, i64 vocab) {
+  Vec lse(N);
   for (i64 n = 0; n < N; ++n) {
     const double* r = &logits[n * Vp];
     double mx = -INFINITY, s = 0;
     for (i64 c = 0; c < vocab; ++c) mx = std::max(mx, r[c]);
     for (i64 c = 0; c < vocab; ++c) s += std::exp(r[c] - mx);
-    loss[n] = mx + std::log(s) - r[target[n]];
+    lse[n] = mx + std::log(s);
   }
+  return lse;
+}
+
+// losses (N) = logsumexp(logits[n, :vocab]) - logits[n, target]; 0 where target < 0
+// ("not a target"). logits (N, Vp).
+inline Vec cross_entropy(const Vec& logits, const std::vector<std::int32_t>& target, i64 N, i64 Vp,
+                         i64 vocab) {
+  const Vec lse = log_sum_exp(logits, N, Vp, vocab);
+  Vec loss(N, 0.0);
+  for (i64 n = 0; n < N; ++n)
+    if (target[n] >= 0) loss[n] = lse[n] - logits[n * Vp + target[n]];
   return loss;
+}
+
+// d(dloss * sum(losses)) / d logits (N, Vp): dloss * (softmax - onehot(target)) on
+// the first `vocab` columns, 0 on padding and on rows whose target < 0.
+inline Vec cross_entropy_grad(const Vec& logits, const std::vector<std::int32_t>& target, i64 N, i64 Vp,
+                              i64 vocab, double dloss) {
+  const Vec lse = log_sum_exp(logits, N, Vp, vocab);
+  Vec g(N * Vp, 0.0);
+  for (i64 n = 0; n < N; ++n)
+    if (target[n] >= 0)
+      for (i64 c = 0; c < vocab; ++c)
+        g[n * Vp + c] = dloss * (std::exp(logits[n * Vp + c] - lse[n]) - (c == target[n] ? 1.0 : 0.0));
+  return g;
+}
+
+// ---- the vocabulary-parallel loss, driven as the model drives it -----------------------
+
+// logits (N, Vp) split by columns into `parts` shards of ceil(Vp / parts) columns
+// (the last may be narrower, none empty), each a backend buffer of dtype dt
+// holding the values rounded to dt.
+struct Shards {
+  std::vector<Buffer> logits;
+  std::vector<i64> start;  // the global column of each shard's column 0
+};
+inline Shards split_columns(Allocator& a, const Vec& logits, i64 N, i64 Vp, int parts, DType dt) {
+  const i64 width = (Vp + parts - 1) / parts;
+  Shards s;
+  for (i64 begin = 0; begin < Vp; begin += width) {
+    const i64 Vs = std::min(width, Vp - begin);
+    Vec part(N * Vs);
+    for (i64 n = 0; n < N; ++n)
+      for (i64 j = 0; j < Vs; ++j) part[n * Vs + j] = logits[n * Vp + begin + j];
+    s.logits.push_back(make(a, {N, Vs}, dt, part));
+    s.start.push_back(begin);
+  }
+  return s;
+}
+
+// max and sumexp of every shard, reduced over shards on the host as tp.all_reduce
+// does (max, then sum), then cross_entropy_loss: lse (N) written, losses (N) +=.
+inline void sharded_loss(Backend& be, const Shards& s, TokenView targets, i64 vocab, Tensor lse,
+                         Tensor losses) {
+  const i64 N = lse.numel();
+  std::vector<float> max(N, -INFINITY), part_max(N), stats(2 * N, 0.0f), part(2 * N);
+  for (const Buffer& b : s.logits) {
+    const i64 r = &b - s.logits.data();
+    be.cross_entropy_shard_max(host_tensor(part_max.data(), Shape{N}), b, s.start[r], vocab);
+    for (i64 n = 0; n < N; ++n) max[n] = std::max(max[n], part_max[n]);
+  }
+  for (const Buffer& b : s.logits) {
+    const i64 r = &b - s.logits.data();
+    be.cross_entropy_shard_sumexp(host_tensor(part.data(), Shape{2, N}), b, host_tensor(max.data(), Shape{N}),
+                                  targets, s.start[r], vocab);
+    for (i64 k = 0; k < 2 * N; ++k) stats[k] += part[k];
+  }
+  be.cross_entropy_loss(lse, losses, host_tensor(max.data(), Shape{N}),
+                        host_tensor(stats.data(), Shape{2, N}), targets);
 }
 
 // One torch.optim.AdamW step, element by element, in double.

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "backend/registry.h"
@@ -202,34 +203,54 @@ TEST_F(Backward, EmbeddingSkipsEmptyDwte) {
 
 // ---- cross-entropy --------------------------------------------------------------------------------
 
+// L = dloss * sum of the per-row losses (ignored rows add 0), the forward in double;
+// the op's gradient comes from cross_entropy_shard_backward on each column shard,
+// with the log-sum-exp the forward ops (max, sumexp, loss) combined over shards.
 TEST_F(Backward, CrossEntropy) {
   for (auto [N, Vp, vocab] : {std::tuple{i64(1), i64(1), i64(1)}, std::tuple{i64(3), i64(17), i64(17)},
                               std::tuple{i64(17), i64(65), i64(50)}, std::tuple{i64(3), i64(3), i64(2)},
                               std::tuple{i64(65), i64(17), i64(9)}})
-    for (bool alias : {false, true}) {
-      const std::string where = "N=" + std::to_string(N) + " Vp=" + std::to_string(Vp) +
-                                " vocab=" + std::to_string(vocab) + (alias ? " dlogits aliases logits" : "");
-      const double dloss = 0.37;  // e.g. 1 / (tokens in the global batch)
-      Vec logits = ref::randn(N * Vp, N + Vp, 2.0);
-      for (i64 n = 0; n < N; ++n)
-        for (i64 c = vocab; c < Vp; ++c) logits[n * Vp + c] = 25.0;
-      auto tgt = ref::rand_tokens(N, 0, std::int32_t(vocab), N * Vp);
-      Buffer bl = ref::make(*be, {N, Vp}, DType::f32, logits),
-             dl = ref::filled(*be, {N, Vp}, DType::f32, NAN);
-      Tensor target = alias ? bl.tensor() : dl.tensor();
-      be->cross_entropy_backward(target, bl, ref::tokens(tgt, {N}), vocab, float(dloss));
-      const Vec got = ref::read(target);
-      for (i64 n = 0; n < N; ++n)
-        for (i64 c = vocab; c < Vp; ++c)
-          ASSERT_EQ(got[n * Vp + c], 0.0) << "padded column " << c << " of row " << n << ", " << where;
-      auto L = [&] {
-        const Vec l = ref::cross_entropy(logits, tgt, N, Vp, vocab);
-        double s = 0;
-        for (double v : l) s += v;
-        return dloss * s;
-      };
-      EXPECT_TRUE(matches_fd(got, logits, L)) << "dlogits " << where;
-    }
+    for (int parts : {1, 2, 3})
+      for (bool alias : {false, true}) {
+        if (parts > Vp) continue;
+        const std::string where = "N=" + std::to_string(N) + " Vp=" + std::to_string(Vp) +
+                                  " vocab=" + std::to_string(vocab) + " parts=" + std::to_string(parts) +
+                                  (alias ? " dlogits aliases logits" : "");
+        const double dloss = 0.37;  // e.g. 1 / (tokens in the global batch)
+        Vec logits = ref::randn(N * Vp, N + Vp, 2.0);
+        for (i64 n = 0; n < N; ++n)
+          for (i64 c = vocab; c < Vp; ++c) logits[n * Vp + c] = 25.0;
+        auto tgt = ref::rand_tokens(N, 0, std::int32_t(vocab), N * Vp);
+        for (i64 n = 1; n < N; n += 3) tgt[n] = -1;  // not targets
+        const TokenView tv = ref::tokens(tgt, {N});
+        const ref::Shards s = ref::split_columns(*be, logits, N, Vp, parts, DType::f32);
+        Buffer lse(*be, {N}, DType::f32), losses = ref::filled(*be, {N}, DType::f32, 0);
+        ref::sharded_loss(*be, s, tv, vocab, lse, losses);
+        Vec got(N * Vp);
+        for (std::size_t r = 0; r < s.logits.size(); ++r) {
+          const Tensor x = s.logits[r];
+          const i64 Vs = x.shape.last();
+          Buffer d = ref::filled(*be, x.shape, DType::f32, NAN);
+          const Tensor dx = alias ? x : d.tensor();
+          be->cross_entropy_shard_backward(dx, x, tv, s.start[r], vocab, lse, float(dloss));
+          const Vec g = ref::read(dx);
+          for (i64 n = 0; n < N; ++n)
+            for (i64 j = 0; j < Vs; ++j) got[n * Vp + s.start[r] + j] = g[n * Vs + j];
+        }
+        for (i64 n = 0; n < N; ++n)
+          for (i64 c = 0; c < Vp; ++c)
+            if (c >= vocab || tgt[n] < 0) {
+              ASSERT_EQ(got[n * Vp + c], 0.0)
+                  << "padded column or ignored row: row " << n << " column " << c << ", " << where;
+            }
+        auto L = [&] {
+          const Vec l = ref::cross_entropy(logits, tgt, N, Vp, vocab);
+          double sum = 0;
+          for (double v : l) sum += v;
+          return dloss * sum;
+        };
+        EXPECT_TRUE(matches_fd(got, logits, L)) << "dlogits " << where;
+      }
 }
 
 }  // namespace

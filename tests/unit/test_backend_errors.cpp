@@ -48,8 +48,12 @@ TEST_F(Errors, ControlsWithGoodShapesDoNotThrow) {
   EXPECT_NO_THROW(be->layernorm_forward(y, mean, rstd, x, w, w, 1e-5f));
   Buffer qkv = buf({1, 4, 12}), att = buf({1, 4, 4}), probs = buf({1, 2, 4, 4});
   EXPECT_NO_THROW(be->attention_forward(att, probs, qkv, 2));
-  Buffer logits = buf({2, 5}), losses = buf({2});
-  EXPECT_NO_THROW(be->cross_entropy_forward(losses, logits, tok({2}), 5));
+  Buffer logits = buf({2, 5}), max = buf({2}), stats = buf({2, 2}), lse = buf({2}), losses = buf({2});
+  EXPECT_NO_THROW(be->cross_entropy_shard_max(max, logits, 0, 5));
+  EXPECT_NO_THROW(be->cross_entropy_shard_sumexp(stats, logits, max, tok({2}), 0, 5));
+  EXPECT_NO_THROW(be->cross_entropy_loss(lse, losses, max, stats, tok({2})));
+  EXPECT_NO_THROW(be->cross_entropy_shard_backward(logits, logits, tok({2}), 0, 5, lse, 1.0f));
+  EXPECT_NO_THROW(be->sum(logits));
   Buffer p = buf({4}), g = buf({4}), m = buf({4}), v = buf({4});
   EXPECT_NO_THROW(be->adamw(p, g, m, v, {.lr = 1e-3f}));
   Buffer e = buf({1, 2, 4}), wte = buf({3, 4}), wpe = buf({2, 4});
@@ -165,26 +169,79 @@ TEST_F(Errors, EmbeddingWrongShapes) {
 
 // ---- cross-entropy ---------------------------------------------------------------------------------
 
-TEST_F(Errors, CrossEntropyWrongShapes) {
-  Buffer logits = buf({2, 5}), losses = buf({2});
-  EXPECT_THAT(error_of([&] { be->cross_entropy_forward(losses, logits, tok({2}), 6); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("(2,5)"), HasSubstr("6")));
-  EXPECT_THAT(error_of([&] { be->cross_entropy_backward(logits, logits, tok({2}), 6, 1.0f); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("(2,5)"), HasSubstr("6")));
-  EXPECT_THAT(error_of([&] { be->cross_entropy_forward(losses, logits, tok({3}), 5); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("(3)")));
-  Buffer losses3 = buf({3});
-  EXPECT_THAT(error_of([&] { be->cross_entropy_forward(losses3, logits, tok({2}), 5); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("(3)")));
-  std::vector<std::int32_t> bad{0, 5};  // target 5 is outside [0, vocab = 5)
-  EXPECT_THAT(error_of([&] { be->cross_entropy_forward(losses, logits, ref::tokens(bad, {2}), 5); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("5")));
-  bad = {-1, 0};
-  EXPECT_THAT(error_of([&] { be->cross_entropy_backward(logits, logits, ref::tokens(bad, {2}), 5, 1.0f); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("-1")));
-  Buffer dl = buf({2, 4});
-  EXPECT_THAT(error_of([&] { be->cross_entropy_backward(dl, logits, tok({2}), 4, 1.0f); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("(2,4)")));
+// logits (3,5) f32 below: N = 3 rows, so the planar stats are (2,3) and a (3,2) is wrong.
+TEST_F(Errors, CrossEntropyShardMaxWrongShapes) {
+  Buffer logits = buf({3, 5}), max2 = buf({2}), max16 = buf({3}, DType::bf16), max = buf({3});
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_max(max2, logits, 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_max"), HasSubstr("(2)"), HasSubstr("3")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_max(max16, logits, 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_max"), HasSubstr("bf16")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_max(max, logits, -5, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_max"), HasSubstr("-5"), HasSubstr("(3,5)")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_max(max, logits, 0, 0); }),
+              AllOf(HasSubstr("cross_entropy_shard_max"), HasSubstr("vocab 0"), HasSubstr("(3,5)")));
+}
+
+TEST_F(Errors, CrossEntropyShardSumexpWrongShapes) {
+  Buffer logits = buf({3, 5}), max = buf({3}), stats = buf({2, 3});
+  Buffer stats_t = buf({3, 2}), stats16 = buf({2, 3}, DType::f16), max4 = buf({4});
+  EXPECT_NO_THROW(be->cross_entropy_shard_sumexp(stats, logits, max, tok({3}), 0, 5));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_sumexp(stats_t, logits, max, tok({3}), 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_sumexp"), HasSubstr("(3,2)"), HasSubstr("(2,3)")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_sumexp(stats16, logits, max, tok({3}), 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_sumexp"), HasSubstr("f16")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_sumexp(stats, logits, max4, tok({3}), 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_sumexp"), HasSubstr("(4)"), HasSubstr("3")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_sumexp(stats, logits, max, tok({4}), 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_sumexp"), HasSubstr("(4)"), HasSubstr("(3,5)")));
+}
+
+TEST_F(Errors, CrossEntropyLossWrongShapes) {
+  Buffer max = buf({3}), stats = buf({2, 3}), lse = buf({3}), losses = buf({3});
+  Buffer lse4 = buf({4}), losses16 = buf({3}, DType::bf16), stats_t = buf({3, 2});
+  EXPECT_NO_THROW(be->cross_entropy_loss(lse, losses, max, stats, tok({3})));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_loss(lse4, losses, max, stats, tok({3})); }),
+              AllOf(HasSubstr("cross_entropy_loss"), HasSubstr("(4)"), HasSubstr("3")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_loss(lse, losses16, max, stats, tok({3})); }),
+              AllOf(HasSubstr("cross_entropy_loss"), HasSubstr("bf16")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_loss(lse, losses, max, stats_t, tok({3})); }),
+              AllOf(HasSubstr("cross_entropy_loss"), HasSubstr("(3,2)"), HasSubstr("(2,3)")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_loss(lse, losses, max, stats, tok({2})); }),
+              AllOf(HasSubstr("cross_entropy_loss"), HasSubstr("(2)"), HasSubstr("(3)")));
+}
+
+TEST_F(Errors, CrossEntropyShardBackwardWrongShapes) {
+  Buffer logits = buf({2, 5}), lse = buf({2}), dl = buf({2, 4}), dl16 = buf({2, 5}, DType::bf16),
+         lse3 = buf({3});
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_backward(dl, logits, tok({2}), 0, 5, lse, 1.0f); }),
+              AllOf(HasSubstr("cross_entropy_shard_backward"), HasSubstr("(2,4)"), HasSubstr("(2,5)")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_backward(dl16, logits, tok({2}), 0, 5, lse, 1.0f); }),
+              AllOf(HasSubstr("cross_entropy_shard_backward"), HasSubstr("bf16"), HasSubstr("f32")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_backward(logits, logits, tok({2}), 0, 5, lse3, 1.0f); }),
+              AllOf(HasSubstr("cross_entropy_shard_backward"), HasSubstr("(3)")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_backward(logits, logits, tok({3}), 0, 5, lse, 1.0f); }),
+              AllOf(HasSubstr("cross_entropy_shard_backward"), HasSubstr("(3)"), HasSubstr("(2,5)")));
+}
+
+// Targets below 0 mean "not a target" and are accepted; targets >= vocab are refused.
+TEST_F(Errors, CrossEntropyTargetsMustBeBelowTheVocabulary) {
+  Buffer logits = buf({2, 5}), max = buf({2}), stats = buf({2, 2}), lse = buf({2});
+  Buffer stats3 = buf({2, 3});
+  std::vector<std::int32_t> ignored{-1, -100};
+  EXPECT_NO_THROW(be->cross_entropy_shard_sumexp(stats, logits, max, ref::tokens(ignored, {2}), 0, 5));
+  EXPECT_NO_THROW(
+      be->cross_entropy_shard_backward(logits, logits, ref::tokens(ignored, {2}), 0, 5, lse, 1.0f));
+  EXPECT_NO_THROW(be->cross_entropy_shard_stats(stats3, logits, ref::tokens(ignored, {2}), 0, 5));
+  std::vector<std::int32_t> bad{0, 7};  // 7 is not below vocab = 5 (though below 10 = 5 + Vs)
+  EXPECT_THAT(
+      error_of([&] { be->cross_entropy_shard_sumexp(stats, logits, max, ref::tokens(bad, {2}), 5, 5); }),
+      AllOf(HasSubstr("cross_entropy_shard_sumexp"), HasSubstr("7"), HasSubstr("5")));
+  EXPECT_THAT(error_of([&] {
+                be->cross_entropy_shard_backward(logits, logits, ref::tokens(bad, {2}), 0, 5, lse, 1.0f);
+              }),
+              AllOf(HasSubstr("cross_entropy_shard_backward"), HasSubstr("7"), HasSubstr("5")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_stats(stats3, logits, ref::tokens(bad, {2}), 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_stats"), HasSubstr("7")));
 }
 
 // ---- statistics saved for backward are always f32 (backend.h) ------------------------------
@@ -199,9 +256,17 @@ TEST_F(Errors, SavedStatisticsMustBeF32) {
   Buffer qkv = buf({1, 4, 12}), out = buf({1, 4, 4}), probs16 = buf({1, 2, 4, 4}, DType::bf16);
   EXPECT_THAT(error_of([&] { be->attention_forward(out, probs16, qkv, 2); }),
               AllOf(HasSubstr("attention"), HasSubstr("bf16")));
-  Buffer logits = buf({2, 5}), losses16 = buf({2}, DType::bf16);
-  EXPECT_THAT(error_of([&] { be->cross_entropy_forward(losses16, logits, tok({2}), 5); }),
-              AllOf(HasSubstr("cross_entropy"), HasSubstr("bf16")));
+  Buffer logits = buf({2, 5}), max16 = buf({2}, DType::bf16), lse16 = buf({2}, DType::f16);
+  Buffer max = buf({2}), stats = buf({2, 2}), lse = buf({2});
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_max(max16, logits, 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_max"), HasSubstr("bf16")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_shard_sumexp(stats, logits, max16, tok({2}), 0, 5); }),
+              AllOf(HasSubstr("cross_entropy_shard_sumexp"), HasSubstr("bf16")));
+  EXPECT_THAT(error_of([&] { be->cross_entropy_loss(lse16, lse, max, stats, tok({2})); }),
+              AllOf(HasSubstr("cross_entropy_loss"), HasSubstr("f16")));
+  EXPECT_THAT(
+      error_of([&] { be->cross_entropy_shard_backward(logits, logits, tok({2}), 0, 5, lse16, 1.0f); }),
+      AllOf(HasSubstr("cross_entropy_shard_backward"), HasSubstr("f16")));
 }
 
 // ---- adamw ------------------------------------------------------------------------------------------

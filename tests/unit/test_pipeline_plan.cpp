@@ -1,87 +1,161 @@
-// tests/unit/test_pipeline_plan.cpp — GPipe and 1F1B plans (schedule/pipeline_plan.h).
+// tests/unit/test_pipeline_plan.cpp — pipeline plans and their simulator
+// (schedule/pipeline_plan.h, schedule/pipeline_sim.h).
 //
-// Exhaustive over p stages in 1..8, m microbatches in 1..16 and every stage s: each
-// microbatch is forwarded once then backwarded once, wrapped in its recv/send; a stage's
-// sends match its neighbour's recvs in count and order; in-flight bounds hold; simulate()
-// of all stages finishes with bubble (p-1)/(m+p-1) for several backward/forward cost
-// ratios, also with rendezvous sends once pairs_with_next steps are one exchange (issuing
-// them one by one deadlocks 1F1B, which is why the executor must pair them). Bad input throws.
+// Exhaustive over GPipe and 1F1B (p in 1..8, m in 1..16) and interleaved 1F1B (p in 2..8,
+// V chunks in 1..4, m a multiple of p up to 16), every stage: each (microbatch, chunk) is
+// forwarded once then backwarded once, its recv/send placed as the header states; the
+// in-flight bound holds and activation slots mb % slots_needed never collide; simulate()
+// of all stages matches every send with its receive (kind, microbatch, chunk) and finishes
+// under the buffered and grouped models with the theoretical bubble. Also: Megatron's order
+// spelled out; 1F1B deadlocks under plain rendezvous, interleaved unless each steady
+// forward-backward pair's communication is one group; bad input and bad plans throw.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "schedule/pipeline_plan.h"
+#include "schedule/pipeline_sim.h"
 
 namespace loom {
+
+void PrintTo(const PipeStep& step, std::ostream* os) { *os << to_string(step); }  // for gtest
+
 namespace {
 
-constexpr PipeSchedule kSchedules[] = {PipeSchedule::gpipe, PipeSchedule::one_f_one_b};
+// One plan family: the schedule, p, m, V (all stages).
+struct Case {
+  PipeSchedule schedule;
+  int p, m, v;
+  std::string str() const {
+    const char* names[] = {"gpipe", "1f1b", "interleaved"};
+    return std::string(names[int(schedule)]) + " p=" + std::to_string(p) + " m=" + std::to_string(m) +
+           " V=" + std::to_string(v);
+  }
+};
 
-std::string name(PipeSchedule s) { return s == PipeSchedule::gpipe ? "gpipe" : "1f1b"; }
+// Every case the header promises: GPipe and 1F1B for p <= 8, m <= 16; interleaved for
+// p in 2..8, V in 1..4, m a multiple of p up to 16.
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (PipeSchedule schedule : {PipeSchedule::gpipe, PipeSchedule::one_f_one_b})
+    for (int p = 1; p <= 8; ++p)
+      for (int m = 1; m <= 16; ++m) cases.push_back({schedule, p, m, 1});
+  for (int p = 2; p <= 8; ++p)
+    for (int v = 1; v <= 4; ++v)
+      for (int m = p; m <= 16; m += p) cases.push_back({PipeSchedule::interleaved, p, m, v});
+  return cases;
+}
 
-std::vector<int> microbatches_of(const PipePlan& plan, PipeOp op) {
-  std::vector<int> out;
-  for (const PipeStep& step : plan)
-    if (step.op == op) out.push_back(step.microbatch);
-  return out;
+// Forwards before the first backward: what in-flight peaks at (w + 1, at most all).
+int warmup(const Case& c, int s) {
+  if (c.schedule == PipeSchedule::gpipe) return c.m;
+  if (c.v == 1) return std::min(c.p - s - 1, c.m);
+  return std::min(c.m * c.v, 2 * (c.p - s - 1) + (c.v - 1) * c.p);
+}
+
+// The nearest run of communication steps before (dir < 0) or after plan[k], skipping at
+// most `skip` compute steps; {0, 0} when there is none.
+std::pair<std::size_t, std::size_t> nearest_run(const PipePlan& plan, std::size_t k, int dir, int skip) {
+  std::ptrdiff_t j = std::ptrdiff_t(k) + dir;
+  const auto inside = [&] { return j >= 0 && j < std::ptrdiff_t(plan.size()); };
+  for (; inside() && !is_communication(plan[std::size_t(j)].op) && skip >= 0; j += dir) --skip;
+  if (!inside() || skip < 0) return {0, 0};
+  std::size_t begin = std::size_t(j);
+  while (begin > 0 && is_communication(plan[begin - 1].op)) --begin;
+  return {begin, comm_group_end(plan, begin)};
+}
+
+// The placement rule: plan[k]'s recv (when `recv`) is in the nearest run of communication
+// before it and its send (when `send`) in the nearest run after, a run that is separated
+// from it by at most one compute step (interleaved's steady forward-backward pair).
+std::string check_comm(const PipePlan& plan, std::size_t k, bool recv, bool send) {
+  const PipeStep step = plan[k];
+  const bool fwd = step.op == PipeOp::forward;
+  const PipeStep r{fwd ? PipeOp::recv_activation : PipeOp::recv_grad, step.microbatch, step.chunk};
+  const PipeStep x{fwd ? PipeOp::send_activation : PipeOp::send_grad, step.microbatch, step.chunk};
+  const auto in = [&](std::pair<std::size_t, std::size_t> run, PipeStep want) {
+    return std::find(plan.begin() + std::ptrdiff_t(run.first), plan.begin() + std::ptrdiff_t(run.second),
+                     want) != plan.begin() + std::ptrdiff_t(run.second);
+  };
+  if (recv != in(nearest_run(plan, k, -1, 1), r)) return to_string(r) + " misplaced or missing";
+  if (send != in(nearest_run(plan, k, +1, 1), x)) return to_string(x) + " misplaced or missing";
+  return "";
 }
 
 // Everything one stage's plan must satisfy on its own; returns the first problem, or "".
-std::string check_stage(const PipePlan& plan, int p, int s, int m, int expected_in_flight) {
-  const bool first = s == 0, last = s == p - 1;
-  std::vector<int> forwarded(std::size_t(m), 0), backwarded(std::size_t(m), 0);
+std::string check_stage(const PipePlan& plan, const Case& c, int s) {
+  const int p = c.p, m = c.m, v = c.v;
+  std::map<std::pair<int, int>, int> forwarded, backwarded;         // (mb, chunk) -> count
+  std::vector<std::vector<int>> live(static_cast<std::size_t>(v));  // per chunk: mbs in flight
+  std::vector<int> slots;
+  for (int k = 0; k < v; ++k) slots.push_back(slots_needed(plan, k));
   int in_flight = 0, max_in_flight = 0;
   std::size_t comm = 0;
   for (std::size_t k = 0; k < plan.size(); ++k) {
     const PipeStep step = plan[k];
-    if (step.microbatch < 0 || step.microbatch >= m)
-      return "microbatch out of range at step " + std::to_string(k);
-    const auto at = [&](std::ptrdiff_t d, PipeOp op) {
-      const std::ptrdiff_t j = std::ptrdiff_t(k) + d;
-      return j >= 0 && j < std::ptrdiff_t(plan.size()) &&
-             plan[std::size_t(j)] == PipeStep{op, step.microbatch};
-    };
-    const std::size_t mb = std::size_t(step.microbatch);
+    if (step.microbatch < 0 || step.microbatch >= m || step.chunk < 0 || step.chunk >= v)
+      return "microbatch or chunk out of range at step " + std::to_string(k);
+    const int virt = step.chunk * p + s;
+    const bool first = virt == 0, last = virt == v * p - 1;
+    const std::pair<int, int> key{step.microbatch, step.chunk};
+    std::vector<int>& mine = live[std::size_t(step.chunk)];
     if (step.op == PipeOp::forward) {
-      if (forwarded[mb]++ != 0) return "second " + to_string(step);
-      if (!first && !at(-1, PipeOp::recv_activation)) return "no recv_activation before " + to_string(step);
-      if (!last && !at(+1, PipeOp::send_activation)) return "no send_activation after " + to_string(step);
+      if (forwarded[key]++ != 0) return "second " + to_string(step);
+      if (std::string e = check_comm(plan, k, !first, !last); !e.empty()) return e;
+      const int slot = step.microbatch % slots[std::size_t(step.chunk)];
+      for (int other : mine)
+        if (other % slots[std::size_t(step.chunk)] == slot) return to_string(step) + " takes a used slot";
+      mine.push_back(step.microbatch);
       max_in_flight = std::max(max_in_flight, ++in_flight);
     } else if (step.op == PipeOp::backward) {
-      if (forwarded[mb] != 1) return to_string(step) + " before its forward";
-      if (backwarded[mb]++ != 0) return "second " + to_string(step);
-      if (!last && !at(-1, PipeOp::recv_grad)) return "no recv_grad before " + to_string(step);
-      if (!first && !at(+1, PipeOp::send_grad)) return "no send_grad after " + to_string(step);
+      if (forwarded[key] != 1) return to_string(step) + " before its forward";
+      if (backwarded[key]++ != 0) return "second " + to_string(step);
+      if (std::string e = check_comm(plan, k, !last, !first); !e.empty()) return e;
+      mine.erase(std::find(mine.begin(), mine.end(), step.microbatch));
       --in_flight;
     } else {
       ++comm;
-      const int peer = peer_stage(step.op, s);
-      if (peer < 0 || peer >= p) return to_string(step) + " talks to missing stage " + std::to_string(peer);
+      if (comm_group_end(plan, k) == k) return "comm_group_end ends before " + to_string(step);
+      // What the executor relies on: a send of an activation or a recv of a gradient finds
+      // its microbatch in flight (its slot alive), and a group holds at most one step of each
+      // kind (one input slot, one output slot, one gradient in, one gradient out).
+      const bool needs_slot = step.op == PipeOp::send_activation || step.op == PipeOp::recv_grad;
+      if (needs_slot && std::find(mine.begin(), mine.end(), step.microbatch) == mine.end())
+        return to_string(step) + " outside its microbatch's lifetime";
+      if (k == 0 || !is_communication(plan[k - 1].op))
+        for (std::size_t i = k; i < comm_group_end(plan, k); ++i)
+          for (std::size_t j = i + 1; j < comm_group_end(plan, k); ++j)
+            if (plan[i].op == plan[j].op) return "two " + to_string(plan[i].op) + " in one group";
     }
+    if (!is_communication(step.op) && comm_group_end(plan, k) != k) return "comm_group_end at compute";
   }
   for (int i = 0; i < m; ++i)
-    if (backwarded[std::size_t(i)] != 1) return "microbatch " + std::to_string(i) + " never backwarded";
-  // Every communication step sits next to its compute step (checked above), so counting suffices.
-  if (comm != std::size_t(2 * m * (int(!first) + int(!last)))) return "extra communication steps";
-  if (max_in_flight != expected_in_flight)
-    return "max in flight " + std::to_string(max_in_flight) + ", expected " +
-           std::to_string(expected_in_flight);
+    for (int k = 0; k < v; ++k)
+      if (backwarded[{i, k}] != 1)
+        return "(" + std::to_string(i) + ", " + std::to_string(k) + ") not backwarded";
+  // Each compute step has its communication next to it (checked above), so counting suffices.
+  const int ends = (s == 0) + (s == p - 1);  // virtual stages 0 and V*p - 1 each lack one side
+  if (comm != std::size_t(2 * m * (2 * v - ends))) return "extra communication steps";
+  const int expected = std::min(warmup(c, s) + 1, m * v);
+  if (max_in_flight != expected)
+    return "max in flight " + std::to_string(max_in_flight) + ", expected " + std::to_string(expected);
+  for (int k = 0; k < v; ++k)
+    if (slots[std::size_t(k)] > std::min(m, expected)) return "too many slots";
   return "";
 }
 
-int expected_in_flight(PipeSchedule schedule, int p, int s, int m) {
-  return schedule == PipeSchedule::gpipe ? m : std::min(p - s, m);
-}
-
-PipeStep F(int i) { return {PipeOp::forward, i}; }
-PipeStep B(int i) { return {PipeOp::backward, i}; }
-PipeStep SA(int i) { return {PipeOp::send_activation, i}; }
-PipeStep RA(int i) { return {PipeOp::recv_activation, i}; }
-PipeStep SG(int i) { return {PipeOp::send_grad, i}; }
-PipeStep RG(int i) { return {PipeOp::recv_grad, i}; }
+PipeStep F(int i, int c = 0) { return {PipeOp::forward, i, c}; }
+PipeStep B(int i, int c = 0) { return {PipeOp::backward, i, c}; }
+PipeStep SA(int i, int c = 0) { return {PipeOp::send_activation, i, c}; }
+PipeStep RA(int i, int c = 0) { return {PipeOp::recv_activation, i, c}; }
+PipeStep SG(int i, int c = 0) { return {PipeOp::send_grad, i, c}; }
+PipeStep RG(int i, int c = 0) { return {PipeOp::recv_grad, i, c}; }
 
 TEST(PipelinePlan, OneFOneBHasWarmupSteadyCooldown) {
   // p = 3, m = 3, first stage: warmup 2 forwards, one 1F1B pair, cooldown 2 backwards.
@@ -96,6 +170,12 @@ TEST(PipelinePlan, OneFOneBHasWarmupSteadyCooldown) {
   EXPECT_FALSE(pairs_with_next(mid, 2, 1));  // send_activation 0 to stage 2, recv_activation 1 from stage 0
   EXPECT_FALSE(pairs_with_next(mid, 8, 1));  // send_grad 0 to stage 0, recv_grad 1 from stage 2
   EXPECT_TRUE(pairs_with_next(make_1f1b_plan(2, 1, 2), 3, 1));  // send_grad 0 + recv_activation 1
+  // The groups an executor posts at once: a compute step ends its own (empty) run.
+  EXPECT_EQ(comm_group_end(mid, 2), 4u);  // send_activation 0, recv_activation 1
+  EXPECT_EQ(comm_group_end(mid, 5), 7u);  // send_activation 1, recv_grad 0
+  EXPECT_EQ(comm_group_end(mid, 4), 4u);
+  EXPECT_EQ(comm_group_end(mid, 11), 12u);
+  EXPECT_EQ(comm_group_end(mid, 12), 12u);
 }
 
 TEST(PipelinePlan, GPipeForwardsAllThenBackwardsInReverse) {
@@ -103,77 +183,103 @@ TEST(PipelinePlan, GPipeForwardsAllThenBackwardsInReverse) {
   EXPECT_EQ(make_gpipe_plan(1, 0, 2), (PipePlan{F(0), F(1), B(1), B(0)}));
 }
 
-TEST(PipelinePlan, EveryPlanIsWellFormed) {
-  for (PipeSchedule schedule : kSchedules)
-    for (int p = 1; p <= 8; ++p)
-      for (int m = 1; m <= 16; ++m)
-        for (int s = 0; s < p; ++s) {
-          const PipePlan plan = make_pipeline_plan(schedule, p, s, m);
-          EXPECT_EQ(check_stage(plan, p, s, m, expected_in_flight(schedule, p, s, m)), "")
-              << name(schedule) << " p=" << p << " m=" << m << " s=" << s;
-          if (s == 0) {
-            EXPECT_TRUE(microbatches_of(plan, PipeOp::recv_activation).empty());
-          }
-          if (s == p - 1) {
-            EXPECT_TRUE(microbatches_of(plan, PipeOp::send_activation).empty());
-          }
-          // Paired exchanges: wherever a forward is directly followed by a backward
-          // (send_activation, recv_grad with s+1: 1F1B's steady pairs or its one turn from
-          // warmup to cooldown, GPipe's one turn) and a backward by a forward (send_grad,
-          // recv_activation with s-1: 1F1B's steady phase only).
-          std::size_t pairs = 0;
-          for (std::size_t k = 0; k < plan.size(); ++k) pairs += pairs_with_next(plan, k, s);
-          const int steady = m - std::min(p - s - 1, m);
-          const int with_next = s < p - 1 ? std::max(steady, 1) : 0,
-                    with_prev = s > 0 ? std::max(steady - 1, 0) : 0;
-          const std::size_t expected =
-              schedule == PipeSchedule::gpipe ? std::size_t(s < p - 1) : std::size_t(with_next + with_prev);
-          EXPECT_EQ(pairs, expected) << name(schedule) << " p=" << p << " m=" << m << " s=" << s;
-        }
+TEST(PipelinePlan, InterleavedFollowsMegatronOrder) {
+  // p = 2, V = 2, m = 4. Megatron's forward order on every rank: microbatches in groups of
+  // p through chunk 0, then chunk 1; backwards the same with the chunks reversed.
+  const PipePlan plan = make_interleaved_plan(2, 0, 4, 2);
+  std::vector<std::pair<int, int>> forwards;
+  for (const PipeStep& step : plan)
+    if (step.op == PipeOp::forward) forwards.push_back({step.microbatch, step.chunk});
+  EXPECT_EQ(forwards, (std::vector<std::pair<int, int>>{
+                          {0, 0}, {1, 0}, {0, 1}, {1, 1}, {2, 0}, {3, 0}, {2, 1}, {3, 1}}));
+  // Stage 0: warmup 2*(p-1) + (V-1)*p = 4 forwards, 4 pairs, 4 cooldown backwards. Chunk 0
+  // is virtual stage 0 (no recv_activation, no send_grad); chunk 1 is virtual stage 2. In
+  // the steady state a forward and a backward run back to back: their sends and the next
+  // pair's receives are one group (Megatron's send_forward_backward_recv_forward_backward).
+  // clang-format off
+  EXPECT_EQ(plan, (PipePlan{F(0, 0), SA(0, 0), F(1, 0), SA(1, 0), RA(0, 1), F(0, 1), SA(0, 1), RA(1, 1),
+                            F(1, 1),  // warmup
+                            SA(1, 1), RG(0, 1), F(2, 0), B(0, 1),
+                            SA(2, 0), SG(0, 1), RG(1, 1), F(3, 0), B(1, 1),
+                            SA(3, 0), SG(1, 1), RA(2, 1), RG(0, 0), F(2, 1), B(0, 0),
+                            SA(2, 1), RA(3, 1), RG(1, 0), F(3, 1), B(1, 0),  // steady
+                            SA(3, 1), RG(2, 1), B(2, 1), SG(2, 1), RG(3, 1), B(3, 1), SG(3, 1), RG(2, 0),
+                            B(2, 0), RG(3, 0), B(3, 0)}));  // cooldown
+  // clang-format on
+  EXPECT_EQ(comm_group_end(plan, 13), 16u);  // SA(2, 0), SG(0, 1), RG(1, 1): one group
+  // Stage 1 (last): chunk 1 is the last virtual stage, so it never sends activations.
+  const PipePlan last = make_interleaved_plan(2, 1, 2, 2);
+  // clang-format off
+  EXPECT_EQ(last, (PipePlan{RA(0, 0), F(0, 0), SA(0, 0), RA(1, 0), F(1, 0),  // warmup
+                            SA(1, 0), RA(0, 1), F(0, 1), B(0, 1), SG(0, 1), RA(1, 1), F(1, 1), B(1, 1),
+                            SG(1, 1), RG(0, 0), B(0, 0), SG(0, 0), RG(1, 0), B(1, 0), SG(1, 0)}));
+  // clang-format on
+  EXPECT_EQ(make_interleaved_plan(3, 1, 5, 1), make_1f1b_plan(3, 1, 5));
+  EXPECT_EQ(make_pipeline_plan(PipeSchedule::interleaved, 4, 2, 8, 3), make_interleaved_plan(4, 2, 8, 3));
+  EXPECT_EQ(slots_needed(plan, 0), 4);
+  EXPECT_EQ(slots_needed(plan, 1), 2);
 }
 
-TEST(PipelinePlan, SendsMatchNeighbourReceivesInOrder) {
-  for (PipeSchedule schedule : kSchedules)
-    for (int p = 1; p <= 8; ++p)
-      for (int m = 1; m <= 16; ++m) {
-        const std::vector<PipePlan> plans = make_pipeline_plans(schedule, p, m);
-        ASSERT_EQ(plans.size(), std::size_t(p));
-        for (int s = 1; s < p; ++s) {
-          const PipePlan &up = plans[std::size_t(s - 1)], &down = plans[std::size_t(s)];
-          EXPECT_EQ(microbatches_of(down, PipeOp::recv_activation),
-                    microbatches_of(up, PipeOp::send_activation))
-              << name(schedule) << " p=" << p << " m=" << m << " s=" << s;
-          EXPECT_EQ(microbatches_of(up, PipeOp::recv_grad), microbatches_of(down, PipeOp::send_grad))
-              << name(schedule) << " p=" << p << " m=" << m << " s=" << s;
-          EXPECT_EQ(microbatches_of(down, PipeOp::recv_activation).size(), std::size_t(m));
-        }
-      }
+TEST(PipelinePlan, PeersWrapAround) {
+  EXPECT_EQ(peer_stage(PipeOp::send_activation, 3, 4), 0);  // rank p-1 chunk v -> rank 0 chunk v+1
+  EXPECT_EQ(peer_stage(PipeOp::recv_grad, 3, 4), 0);
+  EXPECT_EQ(peer_stage(PipeOp::recv_activation, 0, 4), 3);
+  EXPECT_EQ(peer_stage(PipeOp::send_grad, 0, 4), 3);
+  EXPECT_EQ(peer_stage(PipeOp::send_activation, 1, 4), 2);
+  EXPECT_EQ(peer_stage(PipeOp::send_grad, 1, 4), 0);
+  EXPECT_EQ(peer_stage(PipeOp::forward, 2, 4), 2);
+}
+
+TEST(PipelinePlan, EveryPlanIsWellFormed) {
+  for (const Case& c : all_cases())
+    for (int s = 0; s < c.p; ++s) {
+      const PipePlan plan = make_pipeline_plan(c.schedule, c.p, s, c.m, c.v);
+      ASSERT_EQ(check_stage(plan, c, s), "") << c.str() << " s=" << s;
+      if (c.v > 1) continue;
+      // Paired exchanges: wherever a forward is directly followed by a backward
+      // (send_activation, recv_grad with s+1: 1F1B's steady pairs or its one turn from
+      // warmup to cooldown, GPipe's one turn) and a backward by a forward (send_grad,
+      // recv_activation with s-1: 1F1B's steady phase only).
+      std::size_t pairs = 0;
+      for (std::size_t k = 0; k < plan.size(); ++k) pairs += pairs_with_next(plan, k, s);
+      const int steady = c.m - std::min(c.p - s - 1, c.m);
+      const int with_next = s < c.p - 1 ? std::max(steady, 1) : 0,
+                with_prev = s > 0 ? std::max(steady - 1, 0) : 0;
+      const std::size_t expected =
+          c.schedule == PipeSchedule::gpipe ? std::size_t(s < c.p - 1) : std::size_t(with_next + with_prev);
+      EXPECT_EQ(pairs, expected) << c.str() << " s=" << s;
+    }
 }
 
 TEST(PipelinePlan, SimulatedBubbleIsTheory) {
+  // Per-chunk costs f/V and b/V: bubble time / ideal time = (p-1) / (V*m), so the bubble
+  // fraction is (p-1) / (V*m + p-1), and every stage idles (p-1)(f+b)/V.
   const std::pair<double, double> costs[] = {{1, 2}, {1, 1}, {1, 3}, {2, 3}};
-  for (CommModel comm : {CommModel::buffered, CommModel::paired_rendezvous})
-    for (PipeSchedule schedule : kSchedules)
-      for (auto [tf, tb] : costs)
-        for (int p = 1; p <= 8; ++p)
-          for (int m = 1; m <= 16; ++m) {
-            const PlanStats st = simulate(make_pipeline_plans(schedule, p, m), {tf, tb, comm});
-            const std::string where = name(schedule) + " p=" + std::to_string(p) + " m=" + std::to_string(m) +
-                                      " costs " + std::to_string(tf) + "," + std::to_string(tb) +
-                                      (comm == CommModel::buffered ? " buffered" : " paired");
-            EXPECT_NEAR(st.bubble_fraction, double(p - 1) / double(m + p - 1), 1e-12) << where;
-            EXPECT_NEAR(st.total_time, (m + p - 1) * (tf + tb), 1e-9) << where;
-            ASSERT_EQ(st.idle_time.size(), std::size_t(p)) << where;
-            for (int s = 0; s < p; ++s) {
-              EXPECT_NEAR(st.idle_time[std::size_t(s)], (p - 1) * (tf + tb), 1e-9) << where << " s=" << s;
-              EXPECT_EQ(st.max_in_flight[std::size_t(s)], expected_in_flight(schedule, p, s, m)) << where;
-            }
-          }
+  for (CommModel comm : {CommModel::buffered, CommModel::grouped, CommModel::paired_rendezvous})
+    for (const Case& c : all_cases()) {
+      if (comm == CommModel::paired_rendezvous && c.v > 1) continue;
+      const std::vector<PipePlan> plans = make_pipeline_plans(c.schedule, c.p, c.m, c.v);
+      ASSERT_EQ(plans.size(), std::size_t(c.p));
+      for (auto [f, b] : costs) {
+        const std::string where = c.str() + " costs " + std::to_string(f) + "," + std::to_string(b) +
+                                  " model " + std::to_string(int(comm));
+        PlanStats st;
+        ASSERT_NO_THROW(st = simulate(plans, {f / c.v, b / c.v, comm})) << where;
+        const double bubble = (c.p - 1) * (f + b) / c.v;
+        EXPECT_NEAR(st.bubble_fraction, double(c.p - 1) / double(c.v * c.m + c.p - 1), 1e-9) << where;
+        EXPECT_NEAR(st.total_time, c.m * (f + b) + bubble, 1e-9) << where;
+        ASSERT_EQ(st.idle_time.size(), std::size_t(c.p)) << where;
+        for (int s = 0; s < c.p; ++s) {
+          EXPECT_NEAR(st.idle_time[std::size_t(s)], bubble, 1e-9) << where << " s=" << s;
+          EXPECT_EQ(st.max_in_flight[std::size_t(s)], std::min(warmup(c, s) + 1, c.m * c.v)) << where;
+        }
+      }
+    }
 }
 
 TEST(PipelinePlan, OneFOneBDeadlocksUnlessSendsArePaired) {
   // With rendezvous sends issued one at a time, stage 0 blocks in send_activation 1 while
-  // stage 1 blocks in send_grad 0: why the executor must use send_recv for paired steps.
+  // stage 1 blocks in send_grad 0: why the executor must post them together.
   const std::vector<PipePlan> plans = make_pipeline_plans(PipeSchedule::one_f_one_b, 2, 2);
   try {
     simulate(plans, {.comm = CommModel::rendezvous});
@@ -184,11 +290,52 @@ TEST(PipelinePlan, OneFOneBDeadlocksUnlessSendsArePaired) {
         << e.what();
   }
   EXPECT_NO_THROW(simulate(plans, {.comm = CommModel::paired_rendezvous}));
+  EXPECT_NO_THROW(simulate(plans, {.comm = CommModel::grouped}));
   // GPipe needs no pairing (its one pair, at the forward-to-backward turn, is harmless).
   for (int p = 1; p <= 8; ++p)
     for (int m = 1; m <= 16; ++m)
       EXPECT_NO_THROW(
           simulate(make_pipeline_plans(PipeSchedule::gpipe, p, m), {.comm = CommModel::rendezvous}));
+}
+
+// The same compute order with each compute step's recv right before it and its send right
+// after it: two groups per steady forward-backward pair instead of one.
+PipePlan one_group_per_step(const PipePlan& plan) {
+  PipePlan out;
+  const auto add_if_in_plan = [&](PipeStep step) {
+    if (std::find(plan.begin(), plan.end(), step) != plan.end()) out.push_back(step);
+  };
+  for (const PipeStep& c : plan) {
+    if (is_communication(c.op)) continue;
+    const bool fwd = c.op == PipeOp::forward;
+    add_if_in_plan({fwd ? PipeOp::recv_activation : PipeOp::recv_grad, c.microbatch, c.chunk});
+    out.push_back(c);
+    add_if_in_plan({fwd ? PipeOp::send_activation : PipeOp::send_grad, c.microbatch, c.chunk});
+  }
+  return out;
+}
+
+TEST(PipelinePlan, InterleavedNeedsOneGroupPerForwardBackwardPair) {
+  // Around the ring every rank would wait in (send_grad, recv_activation) for its
+  // predecessor's (send_activation, recv_grad): with blocking groups, the steady pair's
+  // communication must be one group. Buffered sends do not care.
+  std::vector<PipePlan> plans = make_pipeline_plans(PipeSchedule::interleaved, 4, 8, 2);
+  for (PipePlan& plan : plans) plan = one_group_per_step(plan);
+  EXPECT_NO_THROW(simulate(plans, {.comm = CommModel::buffered}));
+  try {
+    simulate(plans, {.comm = CommModel::grouped});
+    FAIL() << "expected a deadlock";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("deadlock; stage 0 waits at step 28 (send_grad 0 chunk 1)"),
+              std::string::npos)
+        << e.what();
+  }
+  // Interleaved plans need grouped (or buffered) exchanges: one step at a time, every rank
+  // of the ring sends first.
+  plans = make_pipeline_plans(PipeSchedule::interleaved, 2, 4, 2);
+  EXPECT_THROW(simulate(plans, {.comm = CommModel::rendezvous}), Error);
+  EXPECT_THROW(simulate(plans, {.comm = CommModel::paired_rendezvous}), Error);
+  EXPECT_NO_THROW(simulate(plans, {.comm = CommModel::grouped}));
 }
 
 TEST(PipelinePlan, BadInputThrows) {
@@ -199,18 +346,46 @@ TEST(PipelinePlan, BadInputThrows) {
     EXPECT_THROW(make(2, 0, 0), Error);
   }
   EXPECT_THROW(make_pipeline_plans(PipeSchedule::one_f_one_b, 0, 4), Error);
+  EXPECT_THROW(make_interleaved_plan(4, 0, 6, 2), Error);  // m not a multiple of p
+  EXPECT_THROW(make_interleaved_plan(4, 0, 8, 0), Error);  // chunks < 1
+  EXPECT_THROW(make_interleaved_plan(4, 0, 8, -1), Error);
+  EXPECT_THROW(make_interleaved_plan(1, 0, 4, 2), Error);  // one stage cannot interleave
+  EXPECT_THROW(make_pipeline_plans(PipeSchedule::interleaved, 3, 4, 2), Error);
+  EXPECT_THROW(make_pipeline_plan(PipeSchedule::one_f_one_b, 2, 0, 4, 2), Error);  // chunks need interleaved
+  EXPECT_THROW(make_pipeline_plan(PipeSchedule::gpipe, 2, 0, 4, 2), Error);
+  try {
+    make_interleaved_plan(4, 1, 6, 2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a multiple of stages = 4"), std::string::npos) << e.what();
+    EXPECT_FALSE(e.hint().empty());
+  }
   EXPECT_THROW(simulate({}), Error);
+}
+
+TEST(PipelinePlan, SimulatorRejectsBadPlans) {
   // Stage 1 receives microbatch 1 first while stage 0 sends 0 first.
   std::vector<PipePlan> plans = make_pipeline_plans(PipeSchedule::gpipe, 2, 2);
   std::swap(plans[1][0], plans[1][2]);
-  EXPECT_THROW(simulate(plans), Error);
-  EXPECT_THROW(simulate(plans, {.comm = CommModel::rendezvous}), Error);
-  // A send nobody receives; a recv from a stage that does not exist; backward before forward.
+  for (CommModel comm : {CommModel::buffered, CommModel::rendezvous, CommModel::grouped})
+    EXPECT_THROW(simulate(plans, {.comm = comm}), Error);
+  // A send nobody receives; a recv with no other stage; backward before forward.
   plans = make_pipeline_plans(PipeSchedule::gpipe, 2, 1);
   plans[1].erase(plans[1].begin());
   EXPECT_THROW(simulate(plans), Error);
   EXPECT_THROW(simulate({{RA(0), F(0), B(0)}}), Error);
   EXPECT_THROW(simulate({{B(0), F(0)}}), Error);
+  // One stream per ordered pair of ranks, whatever the kind: with p = 2, rank 0 sends both
+  // activations and gradients to rank 1. A wrong chunk or kind on the receiver throws.
+  plans = make_pipeline_plans(PipeSchedule::interleaved, 2, 2, 2);
+  EXPECT_NO_THROW(simulate(plans, {.comm = CommModel::grouped}));
+  for (PipeStep& step : plans[0])
+    if (step == RA(0, 1)) step.chunk = 0;  // rank 1 chunk 0 sent it, rank 0 chunk 1 must receive it
+  EXPECT_THROW(simulate(plans, {.comm = CommModel::grouped}), Error);
+  plans = make_pipeline_plans(PipeSchedule::interleaved, 2, 2, 2);
+  for (PipeStep& step : plans[1])
+    if (step == RG(0, 0)) step.op = PipeOp::recv_activation;  // a gradient received as an activation
+  EXPECT_THROW(simulate(plans), Error);
 }
 
 }  // namespace
