@@ -124,13 +124,6 @@ public:
   // losses (N) f32 (+=) lse - stats[1] where target >= 0 (+0 elsewhere), so a
   // caller can sum several micro-batches on the device and read the total once.
   virtual void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets) = 0;
-  // Per-shard stats in one pass (the host-reduced scheme; the model moves to the
-  // three ops above): stats (N, 3) f32 = [m: max of this shard's real columns
-  // (-inf if none), s: sum of exp(x - m) over them (0 if none), t: the target's
-  // logit if this shard holds it, else 0 (also 0 for a target < 0)].
-  // The caller combines shards: M = max m, S = sum s e^(m - M), T = sum t.
-  virtual void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
-                                         std::int64_t vocab) = 0;
   // dlogits (=) = dloss * (exp(x - lse) - onehot(target)) on real columns, 0 on
   // padding and on rows whose target < 0; lse (N) f32 is the combined
   // log-sum-exp. dlogits may alias logits (saves the (N, Vs) buffer).

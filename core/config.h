@@ -58,7 +58,7 @@ struct OptimConfig {
   std::string wsd_anneal = "linear";  // wsd: anneal shape, linear or cosine
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float weight_decay = 0.1f;
-  bool decay_embeddings = false;  // weight decay also on the embedding tables (wte, wpe)
+  bool decay_embeddings = true;  // weight decay also on the embedding tables (wte, wpe)
   float clip_grad = 1.0f;  // 0: no clipping
 
   // wsd: the first annealing step, max(warmup_steps, steps - round(decay_fraction * steps)).

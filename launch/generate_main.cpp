@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "io/tokenizer.h"
 #include "launch/model_io.h"
+#include "layers/gpt.h"
 
 namespace po = boost::program_options;
 

@@ -44,7 +44,9 @@ void run_pipeline_plan(const PipePlan& plan, int stage, int stages, Communicator
 }
 
 PipePlan make_forward_only_plan(int stages, int stage, int microbatches, int chunks) {
-  LOOM_CHECK(stages >= 1 && 0 <= stage && stage < stages && microbatches >= 1 && chunks >= 1, "",
+  LOOM_CHECK(stages >= 1 && 0 <= stage && stage < stages && microbatches >= 1 && chunks >= 1 &&
+                 (chunks == 1 || stages >= 2),
+             "virtual stages need at least two pipeline stages",
              "forward-only plan: stage {} of {}, {} micro-batches, {} chunks", stage, stages, microbatches, chunks);
   // Micro-batch by micro-batch through every virtual stage: simple and deadlock-free
   // (each virtual stage waits only for the one before it).

@@ -116,11 +116,6 @@ public:
     on_host("cross_entropy_loss", {lse, losses, max, stats});
     cpu::cross_entropy_loss(lse, losses, max, stats, targets);
   }
-  void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
-                                 std::int64_t vocab) override {
-    on_host("cross_entropy_shard_stats", {stats, logits});
-    cpu::cross_entropy_shard_stats(stats, logits, targets, vocab_start, vocab);
-  }
   void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                     std::int64_t vocab, Tensor lse, float dloss) override {
     on_host("cross_entropy_shard_backward", {dlogits, logits, lse});

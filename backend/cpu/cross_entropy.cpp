@@ -4,7 +4,7 @@
 // `valid` of them (global id < vocab) are real, the rest padding. targets (N) are
 // int32 host memory below vocab; a negative target marks a row that is not a
 // target (no loss, zero gradient). Per-row vectors max / lse / losses are f32 (N),
-// stats f32 (2, N) planar (or (N, 3) for the one-pass shard_stats). Every op is a
+// stats f32 (2, N) planar. Every op is a
 // row loop, OpenMP over rows, over the same three row kernels; each row is reduced
 // in a fixed order, so results are the same for any thread count. Outputs are
 // written (=) except losses (+=). Backward may run in place on the logits buffer:
@@ -144,31 +144,6 @@ void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, Tok
     pl[i] = pm[i] + std::log(sum[i]);
     ploss[i] += targets.ptr[i] >= 0 ? pl[i] - tgt[i] : 0.0f;
   }
-}
-
-void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
-                               std::int64_t vocab) {
-  const char* op = "cross_entropy_shard_stats";
-  check::vocab_shard(op, logits, vocab_start, vocab);
-  const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
-  LOOM_CHECK(stats.shape == (Shape{N, 3}), "", "{}: stats is {} but must be ({},3) for logits {}", op,
-             stats.str(), N, logits.str());
-  check::dtype(op, "stats", stats, DType::f32);
-  check_targets(op, targets, logits, vocab);
-  const std::int64_t valid = valid_columns(vocab_start, Vs, vocab);
-  float* ps = stats.data<float>();
-  visit_dtype(logits.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* x = static_cast<const T*>(logits.ptr);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < N; ++i) {
-      const T* row = x + i * Vs;
-      const float mx = row_max(row, valid);
-      ps[i * 3 + 0] = mx;
-      ps[i * 3 + 1] = row_sumexp(row, valid, mx);
-      ps[i * 3 + 2] = row_target(row, valid, targets.ptr[i], vocab_start);
-    }
-  });
 }
 
 void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,

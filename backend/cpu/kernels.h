@@ -51,8 +51,6 @@ void cross_entropy_shard_max(Tensor max, Tensor logits, std::int64_t vocab_start
 void cross_entropy_shard_sumexp(Tensor stats, Tensor logits, Tensor max, TokenView targets,
                                 std::int64_t vocab_start, std::int64_t vocab);
 void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets);
-void cross_entropy_shard_stats(Tensor stats, Tensor logits, TokenView targets, std::int64_t vocab_start,
-                               std::int64_t vocab);
 void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                   std::int64_t vocab, Tensor lse, float dloss);
 

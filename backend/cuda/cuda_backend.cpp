@@ -233,9 +233,6 @@ class CudaBackend final : public Backend {
   void cross_entropy_loss(Tensor, Tensor, Tensor, Tensor, TokenView) override {
     not_yet_available("cross_entropy_loss");
   }
-  void cross_entropy_shard_stats(Tensor, Tensor, TokenView, std::int64_t, std::int64_t) override {
-    not_yet_available("cross_entropy_shard_stats");
-  }
   void cross_entropy_shard_backward(Tensor, Tensor, TokenView, std::int64_t, std::int64_t, Tensor, float) override {
     not_yet_available("cross_entropy_shard_backward");
   }

@@ -32,11 +32,15 @@ if(NOT EXISTS ${WORK}/data.h5)
   file(RENAME ${WORK}/data.h5.new ${WORK}/data.h5)
 endif()
 
-set(common --data.train ${WORK}/data.h5 --model.layers 4 --model.channels 32 --model.heads 4 --model.seq_len 16
+# LAYERS (optional, default 4): a deeper model for many virtual stages, in both runs.
+if(NOT DEFINED LAYERS)
+  set(LAYERS 4)
+endif()
+set(common --data.train ${WORK}/data.h5 --model.layers ${LAYERS} --model.channels 32 --model.heads 4 --model.seq_len 16
            --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
            --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100
            --checkpoint.save_init)
-string(MAKE_C_IDENTIFIER "${LAYOUT}" tag)
+string(MAKE_C_IDENTIFIER "${LAYOUT}_L${LAYERS}" tag)
 set(ref ${WORK}/reference_${tag})
 set(run ${WORK}/layout_${tag})
 run_checked(${LOOM_TRAIN} ${common} --checkpoint.dir ${ref})

@@ -8,8 +8,8 @@
 // cross_entropy_loss, must give the fp64 single-shard cross-entropy per row, 0 for
 // rows whose target is negative, added (+=) to what losses held. The sharded
 // backward with the combined log-sum-exp must give the reference gradient column for
-// column, zero rows for ignored targets. The older one-pass cross_entropy_shard_stats
-// is checked too. (Finite differences of the backward: test_backend_backward.cpp.)
+// column, zero rows for ignored targets. (Finite differences of the backward:
+// test_backend_backward.cpp.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -212,38 +212,6 @@ TEST_F(VocabParallel, HalfPrecisionBackwardInPlace) {
   }
 }
 
-// The one-pass stats op (kept while the model still calls it): combined as the
-// host combines them, it gives the same loss; ignored rows have target logit 0.
-TEST_F(VocabParallel, OnePassShardStatsCombineToTheLoss) {
-  const auto tgt = make_targets();
-  const TokenView tv = ref::tokens(tgt, {kN});
-  for (int parts : {1, 2, 3, 4}) {
-    Vec logits = make_logits(30 + parts);
-    const ref::Shards s = ref::split_columns(*be, logits, kN, kVp, parts, DType::f32);
-    const Vec want = ref::cross_entropy(logits, tgt, kN, kVp, kVocab);
-    Vec M(kN, -INFINITY), S(kN, 0), T(kN, 0);
-    std::vector<Vec> stats;
-    for (std::size_t r = 0; r < s.logits.size(); ++r) {
-      Buffer b = ref::filled(*be, {kN, 3}, DType::f32, NAN);
-      be->cross_entropy_shard_stats(b, s.logits[r], tv, s.start[r], kVocab);
-      stats.push_back(ref::read(b));
-      for (i64 n = 0; n < kN; ++n) M[n] = std::max(M[n], stats.back()[n * 3]);
-    }
-    for (const Vec& st : stats)
-      for (i64 n = 0; n < kN; ++n) {
-        if (st[n * 3 + 1] > 0) S[n] += st[n * 3 + 1] * std::exp(st[n * 3] - M[n]);
-        T[n] += st[n * 3 + 2];
-      }
-    Vec got(kN);
-    for (i64 n = 0; n < kN; ++n) {
-      got[n] = tgt[n] < 0 ? 0.0 : M[n] + std::log(S[n]) - T[n];
-      if (tgt[n] < 0) {
-        EXPECT_EQ(T[n], 0.0) << "ignored row " << n << " parts " << parts;
-      }
-    }
-    EXPECT_TRUE(ref::near(got, want, 1e-5)) << "parts " << parts;
-  }
-}
 
 }  // namespace
 }  // namespace loom

@@ -12,6 +12,7 @@
 #include "backend/registry.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "layers/param_store.h"
 #include "optimizer/adamw.h"
 #include "schedule/lr_schedule.h"
 
@@ -20,7 +21,9 @@ using namespace loom;
 namespace {
 struct Fixture {
   std::unique_ptr<Backend> be = make_backend(Device::cpu);
-  ParamStore ps{*be, {{"w", {2}, 0, 1, Decay::yes}, {"b", {1}, 0, 1, Decay::no}}};
+  ParamStore ps{*be, {{.name = "w", .shape = {2}, .init_value = 1, .role = ParamRole::matrix},
+                      {.name = "b", .shape = {1}, .init_value = 1, .role = ParamRole::bias}}};
+  AdamW adamw(const OptimConfig& o) { return AdamW(*be, ps.specs(), ps.flat_params(), ps.flat_grads(), o); }
   void set_grads(std::vector<float> g) { be->copy(ps.flat_grads(), host_tensor(g.data(), Shape{3})); }
   std::vector<float> params() {
     std::vector<float> p(3);
@@ -35,7 +38,7 @@ TEST(AdamW, OneStepMatchesHandComputedValues) {
   f.ps.init(0);  // all ones (init_value 1)
   OptimConfig o;
   o.lr = 0.1f, o.beta1 = 0.9f, o.beta2 = 0.999f, o.eps = 1e-8f, o.weight_decay = 0.01f, o.clip_grad = 0;
-  AdamW opt(*f.be, f.ps, o);
+  AdamW opt = f.adamw(o);
   f.set_grads({0.5f, -2.0f, 0.5f});
   const double norm = opt.step(o.lr, 1);
   EXPECT_NEAR(norm, std::sqrt(0.25 + 4.0 + 0.25), 1e-6);
@@ -58,7 +61,7 @@ TEST(AdamW, ClippingScalesTheGradientBeforeTheMoments) {
   f.ps.init(0);
   OptimConfig o;
   o.lr = 0.1f, o.beta1 = 0.9f, o.beta2 = 0.999f, o.weight_decay = 0, o.clip_grad = 1.0f;
-  AdamW opt(*f.be, f.ps, o);
+  AdamW opt = f.adamw(o);
   f.set_grads({3.0f, 4.0f, 0.0f});  // norm 5 -> scale 1/5
   EXPECT_NEAR(opt.step(o.lr, 1), 5.0, 1e-6);
   std::vector<float> m(3);
@@ -66,6 +69,38 @@ TEST(AdamW, ClippingScalesTheGradientBeforeTheMoments) {
   EXPECT_NEAR(m[0], 0.1 * 3.0 / 5.0, 1e-6);
   EXPECT_NEAR(m[1], 0.1 * 4.0 / 5.0, 1e-6);
   EXPECT_EQ(m[2], 0.0f);
+}
+
+TEST(AdamW, WeightDecayGroupsFollowTheParameterRoles) {
+  OptimConfig o;
+  EXPECT_TRUE(decays(ParamRole::matrix, o));
+  EXPECT_FALSE(decays(ParamRole::bias, o));
+  EXPECT_FALSE(decays(ParamRole::norm, o));
+  o.decay_embeddings = true;
+  EXPECT_TRUE(decays(ParamRole::embedding, o));
+  o.decay_embeddings = false;
+  EXPECT_FALSE(decays(ParamRole::embedding, o));
+  // An embedding table with a zero gradient only decays when the option says so.
+  auto be = make_backend(Device::cpu);
+  for (bool on : {true, false}) {
+    ParamStore ps{*be, {{.name = "e", .shape = {2}, .init_value = 1, .role = ParamRole::embedding}}};
+    ps.init(0);
+    o.lr = 0.1f, o.weight_decay = 0.5f, o.clip_grad = 0, o.decay_embeddings = on;
+    AdamW(*be, ps.specs(), ps.flat_params(), ps.flat_grads(), o).step(o.lr, 1);
+    EXPECT_NEAR(ps.read(0)[0], on ? 1.0 - 0.1 * 0.5 : 1.0, 1e-6);
+  }
+}
+
+TEST(AdamW, NormWeightsCountReplicatedAndTiedTensorsOnce) {
+  const std::vector<ParamSpec> specs = {
+      {.name = "sharded", .shape = {2}},
+      {.name = "replicated", .shape = {2}, .tp_replicated = TpReplicated::yes},
+      {.name = "wte", .shape = {2}, .tied = "wte"},
+  };
+  const auto first = norm_weights(specs, 4, [](const std::string&) { return true; });
+  EXPECT_EQ(first, (std::vector<float>{1.0f, 0.25f, 1.0f}));
+  const auto other = norm_weights(specs, 4, [](const std::string&) { return false; });
+  EXPECT_EQ(other, (std::vector<float>{1.0f, 0.25f, 0.0f}));
 }
 
 TEST(LrSchedule, WarmupThenCosineToMin) {
