@@ -8,10 +8,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "io/weights_file.h"
 #include "programs.h"
 
 namespace fs = std::filesystem;
 using loom::test::run_program;
+using testing::AllOf;
 using testing::HasSubstr;
 
 namespace {
@@ -111,6 +115,11 @@ TEST_F(TrainCli, TrainsWritesWeightsAndMetricsAndRestartsFromThem) {
                             "\"t_compute\"", "\"t_tp\"", "\"t_pp\"", "\"t_dp\""})
       EXPECT_THAT(line, HasSubstr(key));
     with_val += line.find("\"val_loss\"") != std::string::npos;
+    // The time split adds up: communication never exceeds the step (evaluation is timed apart).
+    const auto rec = nlohmann::json::parse(line);
+    const double comm = rec["t_tp"].get<double>() + rec["t_pp"].get<double>() + rec["t_dp"].get<double>();
+    EXPECT_LE(comm, rec["t_step"].get<double>()) << line;
+    EXPECT_GE(rec["t_compute"].get<double>(), 0.0) << line;
   }
   EXPECT_EQ(lines, 4);
   EXPECT_EQ(with_val, 2);
@@ -126,6 +135,20 @@ TEST_F(TrainCli, TrainsWritesWeightsAndMetricsAndRestartsFromThem) {
   const auto gen = run_program("loom-generate", "--weights " + (run / "weights.h5").string() + " --prompt In --tokens 20");
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   EXPECT_GE(gen.output.size(), 20u);
+}
+
+TEST_F(TrainCli, WeightsOfAnotherArchitectureAreRefusedByName) {
+  const fs::path other = dir_ / "other.h5";
+  const std::vector<float> w(4, 0.5f);
+  loom::write_weights(other.string(), {{"encoder.weight", {2, 2}, w.data()}},
+                R"({"architecture": "bert", "layers": 1, "channels": 16, "heads": 2, "ffn": 64, "vocab": 257,
+                    "seq_len": 16})");
+  const auto train = run_program("loom-train", tiny({{"--model.init", other.string()}}));
+  EXPECT_EQ(train.exit_code, 2) << train.output;
+  EXPECT_THAT(train.output, AllOf(HasSubstr("'bert'"), HasSubstr("gpt2")));
+  const auto gen = run_program("loom-generate", "--weights " + other.string() + " --prompt In --tokens 2");
+  EXPECT_EQ(gen.exit_code, 2) << gen.output;
+  EXPECT_THAT(gen.output, AllOf(HasSubstr("'bert'"), HasSubstr("gpt2")));
 }
 
 TEST_F(TrainCli, ConfigFileSectionsAndCommandLineOverrides) {
