@@ -123,9 +123,14 @@ int train(RunConfig cfg, ParallelContext& ctx) {
                ctx.shape.size(), ctx.shape.dp, ctx.shape.tp, ctx.shape.pp, local, local / MB, MB);
     if (ctx.shape.pp > 1) {
       const double m = double(local / MB), p = double(ctx.shape.pp), v = double(chunks);
-      fmt::print("pipeline: {}{}, stage 0 holds layers {}; ideal bubble {:.1f}% of the step\n", cfg.parallel.schedule,
-                 chunks > 1 ? fmt::format(" interleaved over {} virtual stages", chunks) : "",
-                 fmt::join(stage.chunks | std::views::transform([](auto c) { return fmt::format("[{}, {})", c.first, c.second); }), " "),
+      auto ranges = stage.chunks | std::views::transform([](auto c) { return fmt::format("[{}, {})", c.first, c.second); });
+      fmt::print("pipeline: {}{}; stage 0 holds layers {} with {} activation slot(s) per chunk; ideal bubble {:.1f}% "
+                 "of the step\n",
+                 cfg.parallel.schedule,
+                 chunks > 1 ? fmt::format(" interleaved, {} model chunks per rank ({} virtual stages)", chunks,
+                                          chunks * ctx.shape.pp)
+                            : "",
+                 fmt::join(ranges, " "), fmt::join(Trainer::slots_for(plan, chunks), ","),
                  100.0 * (p - 1) / (v * m + p - 1));
     }
     fmt::print("parameters on rank 0: {} ({:.2f} M)\nmemory plan per rank ({} backend):\n", model.params().numel(),

@@ -42,12 +42,6 @@ struct MicroBatch {
   const std::int32_t* targets = nullptr;  // (B, T); < 0: not a target
 };
 
-// Summed token losses and how many target tokens they cover.
-struct Loss {
-  double sum = 0;
-  std::int64_t count = 0;
-};
-
 class StageModel {
 public:
   virtual ~StageModel() = default;
@@ -79,8 +73,11 @@ public:
   // ---- compute
   virtual void forward(int chunk, const MicroBatch& mb, int slot) = 0;
   virtual void backward(int chunk, int slot, float dloss) = 0;
-  // Summed token losses since the last call (reset by it), read once per step or evaluation
-  // pass; zero on a rank without the loss. `count` is left to the caller (it counts targets).
+  // The loss as {sum, count}: the sum is the model's — summed token losses since the last
+  // call (reset by it), kept on the device and read once per step or evaluation pass; zero
+  // on a rank without the loss. The count is the runtime's: it counts the targets >= 0 of
+  // the whole global batch from the data before the step (every rank, no communication),
+  // so it can pass dloss = 1 / count to every backward.
   virtual double take_loss_sum() = 0;
 
   // ---- gradient buckets: flat views of the gradient buffer, in the order backward
