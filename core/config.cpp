@@ -50,6 +50,8 @@ void check_optim(const OptimConfig& o) {
   LOOM_CHECK(0 <= o.beta1 && o.beta1 < 1 && 0 <= o.beta2 && o.beta2 < 1 && o.eps > 0, "",
              "optim.beta1 ({}) and optim.beta2 ({}) must be in [0, 1) and optim.eps ({}) > 0", o.beta1,
              o.beta2, o.eps);
+  LOOM_CHECK(o.zero == 0 || o.zero == 1, "0: every dp rank holds the whole optimizer state; 1: ZeRO-1 shards it",
+             "optim.zero must be 0 or 1, got {}", o.zero);
   LOOM_CHECK(o.weight_decay >= 0 && o.clip_grad >= 0, "",
              "optim.weight_decay ({}) and optim.clip_grad ({}) must be >= 0", o.weight_decay, o.clip_grad);
 }
@@ -84,6 +86,9 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.sequence(c.model) <= c.model.seq_len, "lower train.seq_len or raise model.seq_len",
              "train.seq_len ({}) exceeds the model's maximum sequence length model.seq_len = {}", t.seq_len,
              c.model.seq_len);
+  LOOM_CHECK(t.recompute == "none" || t.recompute == "attention" || t.recompute == "full",
+             "use none, attention (recompute the attention core) or full (recompute each block)",
+             "train.recompute must be none, attention or full, got '{}'", t.recompute);
   LOOM_CHECK(t.precision == "fp32", "mixed precision (bf16/fp16) comes with its own issue; use fp32",
              "train.precision '{}' is not supported yet", t.precision);
   LOOM_CHECK(t.device == "cpu" || t.device == "cuda", "", "train.device must be cpu or cuda, got '{}'", t.device);

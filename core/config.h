@@ -35,6 +35,10 @@ struct TrainConfig {
   std::int64_t seq_len = 0;       // tokens per training sequence; 0: model.seq_len
   std::uint64_t seed = 1337;
   std::string precision = "fp32";
+  // Activation recompute: none; attention (Korthikanti et al.'s selective recompute: the
+  // attention core's probabilities are recomputed in backward, not stored); full (only each
+  // block's input is kept; the block is recomputed in backward).
+  std::string recompute = "none";
   std::string device = "cpu";
   std::int64_t eval_interval = 50;  // 0: never
   std::int64_t eval_batches = 4;
@@ -60,6 +64,7 @@ struct OptimConfig {
   float weight_decay = 0.1f;
   bool decay_embeddings = true;  // weight decay also on the embedding tables (wte, wpe)
   float clip_grad = 1.0f;  // 0: no clipping
+  int zero = 0;            // 1: ZeRO-1, AdamW state sharded over data parallelism
 
   // wsd: the first annealing step, max(warmup_steps, steps - round(decay_fraction * steps)).
   std::int64_t wsd_anneal_start(std::int64_t steps) const;

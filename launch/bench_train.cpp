@@ -17,6 +17,7 @@
 #include "launch/gemm_peak.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
+#include "parallel/local_communicator.h"
 
 namespace po = boost::program_options;
 
@@ -27,10 +28,11 @@ int run_train(int argc, char** argv) {
   m.layers = 12, m.channels = 768, m.heads = 12, m.vocab = 50304, m.seq_len = 256;
   std::int64_t B = 4;
   int steps = 3;
-  std::string device = "cpu";
+  std::string device = "cpu", recompute = "none";
   po::options_description opts("loom-bench train options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
+      ("recompute", po::value(&recompute)->default_value(recompute), "activation recompute: none, attention or full")
       ("layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")
       ("channels", po::value(&m.channels)->default_value(m.channels), "width C")
       ("heads", po::value(&m.heads)->default_value(m.heads), "attention heads")
@@ -54,7 +56,8 @@ int run_train(int argc, char** argv) {
 
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
   const double peak = measure_gemm_peak_flops(*be);
-  Gpt model(*be, m, B, m.seq_len);
+  LocalCommunicator one;
+  Gpt model(*be, m, B, m.seq_len, one, {}, {}, parse_recompute(recompute));
   model.params().init(1);
   OptimConfig oc;
   AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(), oc);
@@ -92,8 +95,8 @@ int run_train(int argc, char** argv) {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   const double rss = double(u.ru_maxrss) * 1024.0;
-  std::printf("loom-bench train: device %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
-              device.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
+  std::printf("loom-bench train: device %s, recompute %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
+              device.c_str(), recompute.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
               (long long)m.padded_vocab(), (long long)m.seq_len, (long long)B, steps);
   std::printf("parameters                 %.2f M\n", double(model.params().numel()) / 1e6);
   std::printf("model FLOPs per token      %.4g (Megatron count: 6 x matmul weights + 12 L T C)\n", model.flops_per_token());

@@ -104,7 +104,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const PipePlan plan = Trainer::plan_for(cfg, ctx);
   TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
   TimedCommunicator pp(*ctx.pp);  // pipeline sends/receives, waits included: t_pp
-  Gpt model(*be, mc, MB, T, tp, stage, Trainer::slots_for(plan, chunks));
+  Gpt model(*be, mc, MB, T, tp, stage, Trainer::slots_for(plan, chunks), parse_recompute(cfg.train.recompute));
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {

@@ -43,6 +43,8 @@ struct Table {
          "tokens per training sequence (0: model.seq_len; at most model.seq_len)")
         ("train.seed", po::value(&c.train.seed)->default_value(c.train.seed), "seed of init and data order")
         ("train.precision", po::value(&c.train.precision)->default_value(c.train.precision), "fp32")
+        ("train.recompute", po::value(&c.train.recompute)->default_value(c.train.recompute),
+         "activation recompute: none, attention (the attention core's probabilities) or full (each block)")
         ("train.device", po::value(&c.train.device)->default_value(c.train.device), "cpu or cuda")
         ("train.eval_interval", po::value(&c.train.eval_interval)->default_value(c.train.eval_interval),
          "validation every N steps and at the end (0: only at the end)")
@@ -78,6 +80,8 @@ struct Table {
          po::value<bool>(&c.optim.decay_embeddings)
              ->default_value(c.optim.decay_embeddings, c.optim.decay_embeddings ? "true" : "false"),
          "apply weight decay to the embedding tables (wte, wpe) too: true or false")
+        ("optim.zero", po::value(&c.optim.zero)->default_value(c.optim.zero),
+         "ZeRO stage: 0 (every dp rank holds the AdamW state) or 1 (sharded over dp, Megatron's distributed optimizer)")
         ("optim.clip_grad", po::value(&c.optim.clip_grad)->default_value(c.optim.clip_grad),
          "clip the global gradient norm to this (0: off)");
     parallel.add_options()
@@ -146,7 +150,7 @@ std::string to_ini(const RunConfig& c) {
     << "\nffn = " << c.model.ffn_size() << "\nvocab = " << c.model.vocab << "\nseq_len = " << c.model.seq_len << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
-    << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision
+    << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute
     << "\ndevice = " << c.train.device << "\neval_interval = " << c.train.eval_interval
     << "\neval_batches = " << c.train.eval_batches << "\nlog_interval = " << c.train.log_interval << "\n";
   const OptimConfig& op = c.optim;
@@ -155,7 +159,7 @@ std::string to_ini(const RunConfig& c) {
     << "\ndecay_steps = " << op.decay_steps << "\ndecay_fraction = " << op.decay_fraction
     << "\nwsd_anneal = " << op.wsd_anneal << "\nbeta1 = " << op.beta1 << "\nbeta2 = " << op.beta2
     << "\neps = " << op.eps << "\nweight_decay = " << op.weight_decay
-    << "\ndecay_embeddings = " << (op.decay_embeddings ? "true" : "false") << "\nclip_grad = " << op.clip_grad
+    << "\ndecay_embeddings = " << (op.decay_embeddings ? "true" : "false") << "\nclip_grad = " << op.clip_grad << "\nzero = " << op.zero
     << "\n";
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
     << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages << "\n";

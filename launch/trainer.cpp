@@ -87,9 +87,9 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
       local_(cfg.train.global_batch / ctx.shape.dp),
       first_(ctx.coord.dp * local_),
       accum_(local_ / MB_),
+      dp_(*ctx.dp),
       plan_(plan_for(cfg, ctx)),
-      dp_grads_(*ctx.dp, model.grad_buckets()) {
-  model_.set_bucket_hook([this](std::size_t b) { dp_grads_.bucket_done(b); });
+      dp_grads_(dp_, model.grad_buckets()) {
   ParamStore& ps = model_.params();
   std::vector<TiedGrads::Group> groups;
   for (std::size_t i = 0; i < ps.size(); ++i)
@@ -97,22 +97,30 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
   if (ctx.shape.pp > 1) tied_ = std::make_unique<TiedGrads>(be, pp_, groups);
   const int stage = ctx.coord.pp;
   auto first_holder = [&](const std::string& g) { return model_.tied_stages(g).front() == stage; };
-  opt_ = std::make_unique<AdamW>(be, ps.specs(), ps.flat_params(), ps.flat_grads(), cfg.optim,
-                                 std::vector<Communicator*>{&tp_, &pp_}, norm_weights(ps.specs(), tp_.size(), first_holder));
+  const std::vector<float> weights = norm_weights(ps.specs(), tp_.size(), first_holder);
+  if (cfg.optim.zero == 1) {
+    zero_ = std::make_unique<ZeroAdamW>(be, ps.specs(), ps.flat_params(), ps.flat_grads(), model.grad_buckets(),
+                                        cfg.optim, dp_, std::vector<Communicator*>{&tp_, &pp_}, weights);
+    model_.set_bucket_hook([this](std::size_t b) { zero_->bucket_done(b); });
+  } else {
+    opt_ = std::make_unique<AdamW>(be, ps.specs(), ps.flat_params(), ps.flat_grads(), cfg.optim,
+                                   std::vector<Communicator*>{&tp_, &pp_}, weights);
+    model_.set_bucket_hook([this](std::size_t b) { dp_grads_.bucket_done(b); });
+  }
   window_.resize(std::size_t(cfg.train.global_batch * (T_ + 1)));
 }
 
 MemoryPlan Trainer::memory_plan() const {
   MemoryPlan plan = model_.memory_plan();
   if (tied_) plan.add(tied_->memory_plan());
-  plan.add(opt_->memory_plan());
+  plan.add(zero_ ? zero_->memory_plan() : opt_->memory_plan());
   return plan;
 }
 
 double Trainer::global_sum(double value) {
   float v = float(value);
   pp_.all_reduce(host_tensor(&v, Shape{1}));  // the loss lives on the last stage
-  ctx_.dp->all_reduce(host_tensor(&v, Shape{1}));
+  dp_.all_reduce(host_tensor(&v, Shape{1}));
   return v;
 }
 
@@ -120,6 +128,7 @@ StepRecord Trainer::step(std::int64_t s) {
   const auto t0 = std::chrono::steady_clock::now();
   tp_.reset();
   pp_.reset();
+  dp_.reset();
   model_.params().zero_grads();
   // The whole global batch is read (a pure function of (seed, step, sequence)) to count its
   // target tokens — the loss normaliser — without communication; this rank runs its slice.
@@ -131,23 +140,31 @@ StepRecord Trainer::step(std::int64_t s) {
   y_.resize(std::size_t(local_ * T_));
   split_windows(window_.data() + first_ * (T_ + 1), local_, T_, x_.data(), y_.data());
 
-  dp_grads_.begin_step(int(accum_));
+  if (zero_) zero_->begin_step(int(accum_));
+  else dp_grads_.begin_step(int(accum_));
   Stage stage(model_, x_.data(), y_.data(), float(1.0 / double(targets)));
   run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   be_.synchronize();
-  const auto t_comm = std::chrono::steady_clock::now();  // the part of the dp reduction not hidden
-  dp_grads_.finish();
-  const double t_dp = seconds_since(t_comm);
-  if (tied_) tied_->sum();  // first and last stage: both copies of a tied tensor get the summed gradient
+  // Both copies of a tied tensor get the summed gradient (first and last stage). Sums
+  // commute, so ZeRO-0 adds the dp-reduced copies; ZeRO-1 must add them before its
+  // reduce-scatter, after which no rank holds a whole tied gradient.
   StepRecord r;
   r.step = s;
   r.lr = learning_rate(cfg_.optim, cfg_.train.steps, s);
-  r.grad_norm = opt_->step(float(r.lr), s + 1);
+  if (zero_) {
+    if (tied_) tied_->sum();
+    zero_->finish();
+    r.grad_norm = zero_->step(float(r.lr), s + 1);
+  } else {
+    dp_grads_.finish();
+    if (tied_) tied_->sum();
+    r.grad_norm = opt_->step(float(r.lr), s + 1);
+  }
   be_.synchronize();
   r.t_step = seconds_since(t0);
   r.t_tp = tp_.seconds();
   r.t_pp = pp_.seconds();
-  r.t_dp = t_dp;
+  r.t_dp = dp_.seconds();  // what of the dp communication was not hidden behind backward
   r.loss = global_sum(model_.take_loss_sum()) / double(targets);
   return r;
 }

@@ -5,7 +5,8 @@
 // each micro-batch's loss gradient scaled by 1 / (target tokens of the global batch);
 // the dp gradient sum overlaps the backward (optimizer/grad_sync.h); tied copies are
 // summed over the stages that hold them; AdamW clips by the whole model's norm and
-// updates. Evaluation runs a forward-only plan through the same executor. Each step
+// updates. With optim.zero = 1 the dp sum is a reduce-scatter into this rank's shard
+// and AdamW updates only that shard (optimizer/zero_adamw.h). Evaluation runs a forward-only plan through the same executor. Each step
 // logs a line (rank 0) and a JSON record; the time split compute + tp + pp + dp adds
 // up to the step time (evaluation is timed apart, as t_eval).
 #pragma once
@@ -18,6 +19,7 @@
 #include "layers/stage_model.h"
 #include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
+#include "optimizer/zero_adamw.h"
 #include "parallel/parallel_context.h"
 #include "parallel/timed_communicator.h"
 #include "schedule/pipeline_executor.h"
@@ -60,10 +62,12 @@ private:
   TimedCommunicator &tp_, &pp_;
   const DataLoader &train_, &val_;
   std::int64_t T_, MB_, local_, first_, accum_;
+  TimedCommunicator dp_;  // gradient sync, ZeRO-1's gather and norm: t_dp
   PipePlan plan_;
-  DataParallelGrads dp_grads_;
+  DataParallelGrads dp_grads_;          // ZeRO-0: the dp all-reduce; AdamW on every dp rank
   std::unique_ptr<TiedGrads> tied_;
   std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
   std::vector<std::int32_t> window_, x_, y_;
 };
 

@@ -32,6 +32,10 @@ struct Attention {
     c_proj.forward(be, out, s.att);
   }
 
+  // Selective recompute (Korthikanti et al.): the probabilities were not kept; redo the
+  // attention core from the saved qkv (att is rewritten with the same values).
+  void recompute(Backend& be, const Saved& s) const { be.attention_forward(s.att, s.probs, s.qkv, heads); }
+
   void backward(Backend& be, Tensor dx, Tensor dout, Tensor x, const Saved& s, const Scratch& k) const {
     c_proj.backward(be, k.datt, dout, s.att);
     be.attention_backward(k.dqkv, k.dprobs, k.datt, s.qkv, s.probs, heads);

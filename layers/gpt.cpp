@@ -19,14 +19,22 @@ constexpr std::size_t kNone = std::size_t(-1);
 }  // namespace
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T)
-    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}) {}
+    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, Recompute::none) {}
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator& tp, const GptStage& stage,
-         std::vector<int> slots)
-    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots)) {}
+         std::vector<int> slots, Recompute recompute)
+    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), recompute) {}
+
+Recompute parse_recompute(const std::string& mode) {
+  if (mode == "none") return Recompute::none;
+  if (mode == "attention") return Recompute::attention;
+  LOOM_CHECK(mode == "full", "use none, attention or full", "train.recompute must be none, attention or full, got '{}'",
+             mode);
+  return Recompute::full;
+}
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-         std::vector<int> slots)
+         std::vector<int> slots, Recompute recompute)
     : be_(be),
       cfg_(cfg),
       B_(B),
@@ -37,6 +45,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
       stage_(stage.chunks.empty() ? make_gpt_stage(cfg, stage.stages, stage.stage, 1, stage.split) : stage),
       params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_)),
       mem_(be),
+      recompute_(recompute),
       loss_{&tp_, vocab_start_, cfg.vocab} {
   validate(cfg);
   LOOM_CHECK(B > 0 && T > 0, "", "model: batch ({}) and sequence length ({}) must be positive", B, T);
@@ -48,6 +57,10 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
              "", "model: give one slot count >= 1 per chunk ({} chunks, {} counts)", stage_.chunks.size(), slots.size());
   const std::int64_t p = tp_.size(), C = cfg.channels, N = B * T;
   const std::int64_t Cl = C / p, Fl = cfg.ffn_size() / p, Hl = cfg.heads / p;  // this tp rank's share
+  // Recomputed activations live once, shared by every block and slot.
+  const std::string recomputed = "activations: recomputed in backward (shared)";
+  if (recompute_ == Recompute::full) shared_saved_ = alloc_block_saved(recomputed, true);
+  if (recompute_ == Recompute::attention) shared_saved_.attn.probs = mem_.alloc(recomputed, {B, Hl, T, T});
   chunks_.resize(stage_.chunks.size());
   for (std::size_t v = 0; v < chunks_.size(); ++v) {
     Chunk& c = chunks_[v];
@@ -69,7 +82,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
 
 void Gpt::build_chunk(Chunk& c, int slots) {
   const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_, L = c.layer_end - c.layer_begin;
-  const std::int64_t Cl = C / p, Fl = cfg_.ffn_size() / p, Hl = cfg_.heads / p, Vl = cfg_.padded_vocab() / p;
+  const std::int64_t Hl = cfg_.heads / p, Vl = cfg_.padded_vocab() / p;
   auto bucket = [&](std::size_t first, std::size_t last) {
     buckets_.push_back({first, last});
     return buckets_.size() - 1;
@@ -109,18 +122,14 @@ void Gpt::build_chunk(Chunk& c, int slots) {
     Slot s;
     for (std::int64_t l = 0; l <= L; ++l) s.resid.push_back(mem_.alloc(act, {B_, T_, C}));
     for (std::int64_t l = 0; l < L; ++l) {
-      Block::Saved b;
-      b.ln_1_out = mem_.alloc(act, {B_, T_, C});
-      b.ln_2_out = mem_.alloc(act, {B_, T_, C});
-      b.x1 = mem_.alloc(act, {B_, T_, C});
-      b.attn.att = mem_.alloc(act, {B_, T_, Cl});
-      b.attn.qkv = mem_.alloc(act, {B_, T_, 3 * Cl});
-      b.mlp.h = mem_.alloc(act, {N, Fl});
-      b.mlp.g = mem_.alloc(act, {N, Fl});
-      b.attn.probs = mem_.alloc(act, {B_, Hl, T_, T_});
-      b.ln_1 = {mem_.alloc(act, {N}), mem_.alloc(act, {N})};
-      b.ln_2 = {mem_.alloc(act, {N}), mem_.alloc(act, {N})};
-      s.saved.push_back(b);
+      switch (recompute_) {
+        case Recompute::none: s.saved.push_back(alloc_block_saved(act, true)); break;
+        case Recompute::attention:
+          s.saved.push_back(alloc_block_saved(act, false));
+          s.saved.back().attn.probs = shared_saved_.attn.probs;
+          break;
+        case Recompute::full: s.saved.push_back(shared_saved_); break;
+      }
     }
     if (c.embeds) s.tokens = mem_.alloc("token ids", {B_, T_});
     if (c.has_loss) {
@@ -135,6 +144,23 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   // d loss / d input: backward's working buffer, sent back; d loss / d output: received.
   c.dinput = mem_.alloc("pipeline boundary gradients", {B_, T_, C});
   if (!c.has_loss) c.doutput = mem_.alloc("pipeline boundary gradients", {B_, T_, C});
+}
+
+Block::Saved Gpt::alloc_block_saved(const std::string& category, bool with_probs) {
+  const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_;
+  const std::int64_t Cl = C / p, Fl = cfg_.ffn_size() / p, Hl = cfg_.heads / p;
+  Block::Saved b;
+  b.ln_1_out = mem_.alloc(category, {B_, T_, C});
+  b.ln_2_out = mem_.alloc(category, {B_, T_, C});
+  b.x1 = mem_.alloc(category, {B_, T_, C});
+  b.attn.att = mem_.alloc(category, {B_, T_, Cl});
+  b.attn.qkv = mem_.alloc(category, {B_, T_, 3 * Cl});
+  b.mlp.h = mem_.alloc(category, {N, Fl});
+  b.mlp.g = mem_.alloc(category, {N, Fl});
+  if (with_probs) b.attn.probs = mem_.alloc(category, {B_, Hl, T_, T_});
+  b.ln_1 = {mem_.alloc(category, {N}), mem_.alloc(category, {N})};
+  b.ln_2 = {mem_.alloc(category, {N}), mem_.alloc(category, {N})};
+  return b;
 }
 
 std::vector<Tensor> Gpt::inputs(int chunk, int slot) {
@@ -226,6 +252,11 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     be_.copy(dresid, c.doutput);  // received from the next virtual stage
   }
   for (std::size_t l = c.blocks.size(); l-- > 0;) {
+    // Recompute what was not kept, with the very ops of forward (bit-identical values). The
+    // full recompute rewrites the block's output resid[l + 1] with the same values; nothing
+    // reads it any more (block l + 1's backward is done, the stage output was sent).
+    if (recompute_ == Recompute::full) c.blocks[l].forward(be_, s.resid[l + 1], s.resid[l], s.saved[l]);
+    if (recompute_ == Recompute::attention) c.blocks[l].attn.recompute(be_, s.saved[l].attn);
     c.blocks[l].backward(be_, dresid, s.resid[l], s.saved[l], scratch_);
     ready(c.b_blocks[l]);
   }

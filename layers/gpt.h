@@ -29,6 +29,16 @@
 
 namespace loom {
 
+// What backward recomputes instead of keeping (train.recompute). Same ops in the same
+// order, so losses and gradients are bit-identical to `none`.
+//   none       every block's activations are kept, per micro-batch slot
+//   attention  the attention probabilities (B, H, T, T) are recomputed from qkv: one
+//              shared buffer instead of one per block and slot
+//   full       only each block's input (the residual stream) is kept; the block's forward
+//              is rerun in backward into one shared set of activations
+enum class Recompute : std::uint8_t { none, attention, full };
+Recompute parse_recompute(const std::string& mode);
+
 // The layers one pipeline rank holds: [begin, end) per chunk.
 struct GptStage {
   int stages = 1, stage = 0;
@@ -52,7 +62,7 @@ public:
   // This rank's shard of `stage` in the tp group `tp`, keeping slots[chunk] micro-batches
   // in flight per chunk.
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp,
-      const GptStage& stage = {}, std::vector<int> slots = {});
+      const GptStage& stage = {}, std::vector<int> slots = {}, Recompute recompute = Recompute::none);
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
@@ -121,7 +131,8 @@ private:
   void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
   void ready(std::size_t bucket) const;
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-      std::vector<int> slots);
+      std::vector<int> slots, Recompute recompute);
+  Block::Saved alloc_block_saved(const std::string& category, bool with_probs);
 
   Backend& be_;
   ModelConfig cfg_;
@@ -136,6 +147,8 @@ private:
   std::vector<std::pair<std::size_t, std::size_t>> buckets_;  // [first, last) ParamStore indices
   std::function<void(std::size_t)> hook_;
   Block::Scratch scratch_;
+  Recompute recompute_;
+  Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention: its probs
   VocabParallelLoss loss_;
   Tensor loss_rows_;  // (B*T) summed token losses since take_loss_sum(), on the device
 };

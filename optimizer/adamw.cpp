@@ -16,6 +16,20 @@ bool decays(ParamRole role, const OptimConfig& cfg) {
   return false;
 }
 
+AdamWArgs adamw_args(const OptimConfig& cfg, ParamRole role, float lr, std::int64_t step, float grad_scale) {
+  return AdamWArgs{.lr = lr,
+                   .beta1 = cfg.beta1,
+                   .beta2 = cfg.beta2,
+                   .eps = cfg.eps,
+                   .weight_decay = decays(role, cfg) ? cfg.weight_decay : 0.0f,
+                   .step = step,
+                   .grad_scale = grad_scale};
+}
+
+float clip_scale(const OptimConfig& cfg, double norm) {
+  return cfg.clip_grad > 0 && norm > cfg.clip_grad ? float(cfg.clip_grad / (norm + 1e-6)) : 1.0f;
+}
+
 std::vector<float> norm_weights(const std::vector<ParamSpec>& specs, int tp_size,
                                 const std::function<bool(const std::string&)>& first_holder) {
   std::vector<float> w;
@@ -75,18 +89,10 @@ double AdamW::grad_norm() const {
 
 double AdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();
-  float scale = 1.0f;
-  if (cfg_.clip_grad > 0 && norm > cfg_.clip_grad) scale = float(cfg_.clip_grad / (norm + 1e-6));
-  for (std::size_t i = 0; i < specs_.size(); ++i) {
-    AdamWArgs a{.lr = lr,
-                .beta1 = cfg_.beta1,
-                .beta2 = cfg_.beta2,
-                .eps = cfg_.eps,
-                .weight_decay = decays(specs_[i].role, cfg_) ? cfg_.weight_decay : 0.0f,
-                .step = step,
-                .grad_scale = scale};
-    be_.adamw(view(params_, i), view(grads_, i), view(m_.tensor(), i), view(v_.tensor(), i), a);
-  }
+  const float scale = clip_scale(cfg_, norm);
+  for (std::size_t i = 0; i < specs_.size(); ++i)
+    be_.adamw(view(params_, i), view(grads_, i), view(m_.tensor(), i), view(v_.tensor(), i),
+              adamw_args(cfg_, specs_[i].role, lr, step, scale));
   return norm;
 }
 

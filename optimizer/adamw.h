@@ -20,6 +20,10 @@
 namespace loom {
 
 bool decays(ParamRole role, const OptimConfig& cfg);
+// The per-tensor arguments of the AdamW update (backend/adamw_math.h), shared with ZeRO-1.
+AdamWArgs adamw_args(const OptimConfig& cfg, ParamRole role, float lr, std::int64_t step, float grad_scale);
+// min(1, clip_grad / norm) when clipping is on.
+float clip_scale(const OptimConfig& cfg, double norm);
 
 class AdamW {
 public:

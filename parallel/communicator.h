@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/range.h"
 #include "core/tensor.h"
 
 namespace loom {
@@ -56,6 +57,14 @@ public:
   // wait_all. x must not be touched in between. (How the data-parallel gradient
   // reduction overlaps the backward pass.)
   virtual void all_reduce_start(Tensor x) = 0;
+  // Non-blocking, uneven (ZeRO-1's gradient reduce-scatter): `in` splits into size() parts
+  // by shard_range(in.numel(), size(), r); out (separate memory, part rank()'s size) gets the
+  // sum over the group of every rank's part rank(). Completes at wait_all(), like
+  // all_reduce_start; in and out must not be touched in between.
+  virtual void reduce_scatter_start(Tensor out, Tensor in) = 0;
+  // In place, uneven (ZeRO-1's parameter all-gather): part r of x (shard_range) comes from
+  // rank r, on every rank.
+  virtual void all_gather_parts(Tensor x) = 0;
   virtual void wait_all() = 0;
 };
 

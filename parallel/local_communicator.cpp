@@ -35,6 +35,8 @@ void LocalCommunicator::reduce_scatter(Tensor out, Tensor in) { copy_into(out, i
 
 void LocalCommunicator::all_gather(Tensor out, Tensor in) { copy_into(out, in, "all_gather"); }
 
+void LocalCommunicator::reduce_scatter_start(Tensor out, Tensor in) { copy_into(out, in, "reduce_scatter_start"); }
+
 void LocalCommunicator::broadcast(Tensor, int root) {
   LOOM_CHECK(root == 0, "", "broadcast on a group of 1: root {} out of range [0, 1)", root);
 }

@@ -214,10 +214,55 @@ void MpiCommunicator::all_reduce_start(Tensor x) {
             "MPI_Iallreduce");
 }
 
+namespace {
+// MPI's counts and displacements for the parts of n elements (shard_range).
+void parts_of(std::int64_t n, int size, std::vector<int>& counts, std::vector<int>& displs) {
+  counts.resize(std::size_t(size));
+  displs.resize(std::size_t(size));
+  for (int r = 0; r < size; ++r) {
+    const Range p = shard_range(n, size, r);
+    counts[std::size_t(r)] = int(p.size());
+    displs[std::size_t(r)] = int(p.begin);
+  }
+}
+}  // namespace
+
+void MpiCommunicator::reduce_scatter_start(Tensor out, Tensor in) {
+  check_host(out, "reduce_scatter_start", "out");
+  check_host(in, "reduce_scatter_start", "in");
+  LOOM_CHECK(out.dtype == in.dtype, "", "reduce_scatter_start: out is {} but in is {}", dtype_name(out.dtype),
+             dtype_name(in.dtype));
+  count_of(in, "reduce_scatter_start");
+  const Range mine = shard_range(in.numel(), size_, rank_);
+  LOOM_CHECK(out.numel() == mine.size(), "out holds this rank's part of in (shard_range)",
+             "reduce_scatter_start on group '{}': out has {} elements, this rank's part of {} has {}", name_,
+             out.numel(), in.numel(), mine.size());
+  LOOM_CHECK(!overlaps(out, in), "pass separate buffers", "reduce_scatter_start: out and in overlap");
+  // MPI keeps the counts array until the request completes: one per pending request.
+  pending_counts_.emplace_back();
+  std::vector<int> displs;
+  parts_of(in.numel(), size_, pending_counts_.back(), displs);
+  pending_.push_back(MPI_REQUEST_NULL);
+  check_mpi(MPI_Ireduce_scatter(in.ptr, out.ptr, pending_counts_.back().data(), datatype(in.dtype),
+                                reduce_op(in.dtype, ReduceOp::sum), comm_, &pending_.back()),
+            "MPI_Ireduce_scatter");
+}
+
+void MpiCommunicator::all_gather_parts(Tensor x) {
+  check_host(x, "all_gather_parts", "x");
+  count_of(x, "all_gather_parts");
+  std::vector<int> counts, displs;
+  parts_of(x.numel(), size_, counts, displs);
+  check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.ptr, counts.data(), displs.data(),
+                           datatype(x.dtype), comm_),
+            "MPI_Allgatherv");
+}
+
 void MpiCommunicator::wait_all() {
   if (pending_.empty()) return;
   check_mpi(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   pending_.clear();
+  pending_counts_.clear();
 }
 
 void MpiCommunicator::reduce_scatter(Tensor out, Tensor in) {

@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 
+#include <deque>
 #include <vector>
 
 #include <memory>
@@ -43,6 +44,8 @@ public:
 
   void all_reduce(Tensor x, ReduceOp op = ReduceOp::sum) override;
   void all_reduce_start(Tensor x) override;
+  void reduce_scatter_start(Tensor out, Tensor in) override;
+  void all_gather_parts(Tensor x) override;
   void wait_all() override;
   void reduce_scatter(Tensor out, Tensor in) override;
   void all_gather(Tensor out, Tensor in) override;
@@ -53,6 +56,7 @@ public:
 
 private:
   std::vector<MPI_Request> pending_;  // started by all_reduce_start, completed by wait_all
+  std::deque<std::vector<int>> pending_counts_;  // MPI reads a pending reduce-scatter's counts until it completes
   MpiCommunicator(MPI_Comm owned, std::string name);
   void reset() noexcept;
   void check_live() const;  // throws on a moved-from communicator

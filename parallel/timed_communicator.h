@@ -28,6 +28,8 @@ public:
   void exchange(const std::vector<P2P>& ops) override { timed([&] { inner_.exchange(ops); }); }
   void barrier() override { timed([&] { inner_.barrier(); }); }
   void all_reduce_start(Tensor x) override { timed([&] { inner_.all_reduce_start(x); }); }
+  void reduce_scatter_start(Tensor out, Tensor in) override { timed([&] { inner_.reduce_scatter_start(out, in); }); }
+  void all_gather_parts(Tensor x) override { timed([&] { inner_.all_gather_parts(x); }); }
   void wait_all() override { timed([&] { inner_.wait_all(); }); }
 
 private:

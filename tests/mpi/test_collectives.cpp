@@ -137,6 +137,30 @@ void check_all_gather(Communicator& c, DType t, std::int64_t n) {
   EXPECT_EQ(mismatches(out, expected), "") << "(in place)";
 }
 
+// ZeRO-1's uneven pair: n elements split by shard_range (n need not divide by the group).
+void check_uneven_parts(Communicator& c, DType t, std::int64_t n) {
+  SCOPED_TRACE(where(c, t, n));
+  const int r = c.rank(), g = c.size();
+  const std::int64_t p = period(t);
+  const Range mine = shard_range(n, g, r);
+  HostArray in(t, n), out(t, mine.size());
+  in.fill([&](std::int64_t k) { return float(r + 1 + k % p); });
+  out.fill([](std::int64_t) { return -1.0f; });
+  c.reduce_scatter_start(out.tensor(), in.tensor());
+  c.wait_all();
+  EXPECT_EQ(mismatches(out, [&](std::int64_t j) { return float(g * (g + 1) / 2 + g * ((mine.begin + j) % p)); }), "");
+  // Gather: rank q's part holds q + 1 + k % p; other parts start as garbage.
+  HostArray x(t, n);
+  x.fill([&](std::int64_t k) { return k >= mine.begin && k < mine.end ? float(r + 1 + k % p) : -7.0f; });
+  c.all_gather_parts(x.tensor());
+  EXPECT_EQ(mismatches(x, [&](std::int64_t k) {
+              int q = 0;
+              while (!(k >= shard_range(n, g, q).begin && k < shard_range(n, g, q).end)) ++q;
+              return float(q + 1 + k % p);
+            }),
+            "");
+}
+
 void check_broadcast(Communicator& c, DType t, std::int64_t n) {
   SCOPED_TRACE(where(c, t, n));
   const int root = c.size() - 1;  // not 0 whenever the group has more than one rank
@@ -203,6 +227,13 @@ TEST(World, AllGather) {
   MpiCommunicator c = world_copy();
   for (DType t : kDTypes)
     for (std::int64_t n : kSizes) check_all_gather(c, t, n);
+}
+
+TEST(World, UnevenReduceScatterAndAllGather) {
+  MpiCommunicator c = world_copy();
+  for (DType t : kDTypes)
+    for (std::int64_t n : {std::int64_t(1), std::int64_t(5), std::int64_t(1001), std::int64_t(65537)})
+      check_uneven_parts(c, t, n);
 }
 
 TEST(World, Broadcast) {

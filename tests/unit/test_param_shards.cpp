@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/registry.h"
+#include "core/range.h"
 #include "layers/param_store.h"
 
 using namespace loom;
@@ -73,4 +74,20 @@ TEST(ParamShards, InvalidShardsAreRejected) {
   EXPECT_THROW(ParamStore(*be, {bad}), Error);
   bad.shard = {Shard::Split::rows, 2, 0, 2};  // 5 rows do not form 2 blocks
   EXPECT_THROW(ParamStore(*be, {bad}), Error);
+}
+
+TEST(ShardRange, PartsAreContiguousInRankOrderAndDifferByAtMostOne) {
+  for (std::int64_t n = 0; n <= 40; ++n)
+    for (int parts = 1; parts <= 9; ++parts) {
+      std::int64_t next = 0, smallest = n, largest = 0;
+      for (int r = 0; r < parts; ++r) {
+        const Range p = shard_range(n, parts, r);
+        EXPECT_EQ(p.begin, next) << n << " " << parts << " " << r;
+        next = p.end;
+        smallest = std::min(smallest, p.size());
+        largest = std::max(largest, p.size());
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(largest - smallest, 1);
+    }
 }

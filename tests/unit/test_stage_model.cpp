@@ -16,6 +16,8 @@
 
 #include "backend/registry.h"
 #include "layers/gpt.h"
+#include "optimizer/zero_adamw.h"
+#include "parallel/local_communicator.h"
 #include "schedule/pipeline_executor.h"
 #include "schedule/pipeline_sim.h"
 
@@ -37,6 +39,8 @@ public:
   void exchange(const std::vector<P2P>& ops) override { exchanges.push_back(ops); }
   void barrier() override { fail(); }
   void all_reduce_start(Tensor) override { fail(); }
+  void reduce_scatter_start(Tensor, Tensor) override { fail(); }
+  void all_gather_parts(Tensor) override { fail(); }
   void wait_all() override { fail(); }
   std::vector<std::vector<P2P>> exchanges;
 
@@ -200,4 +204,65 @@ TEST(PipelineExecutor, ForwardOnlyPlansRunDeadlockFree) {
         for (int s = 0; s < p; ++s) plans.push_back(make_forward_only_plan(p, s, m, V));
         EXPECT_NO_THROW(simulate(plans, {.comm = CommModel::grouped})) << "p " << p << " V " << V << " m " << m;
       }
+}
+
+TEST(StageModel, RecomputeGivesBitIdenticalLossesAndGradientsWithLessMemory) {
+  // Two micro-batches in flight (forward, forward, backward, backward, as 1F1B's warmup
+  // does), so the shared recompute buffers are overwritten between a micro-batch's
+  // forward and its backward: recompute must restore exactly what was there.
+  auto be = make_backend(Device::cpu);
+  const ModelConfig m = model(3, 32, 4, 70);
+  const std::int64_t B = 2, T = 8, N = B * T;
+  std::vector<std::int32_t> x(2 * N), y(2 * N);
+  for (std::int64_t i = 0; i < 2 * N; ++i) x[std::size_t(i)] = std::int32_t((i * 7 + 3) % 70), y[std::size_t(i)] = std::int32_t((i * 5 + 1) % 70);
+  struct Out {
+    double loss;
+    std::vector<float> grads;
+    std::size_t bytes;
+  };
+  auto run = [&](Recompute mode) {
+    LocalCommunicator tp;
+    Gpt gpt(*be, m, B, T, tp, {}, {2}, mode);
+    gpt.params().init(11);
+    gpt.params().zero_grads();
+    gpt.forward(0, {x.data(), y.data()}, 0);
+    gpt.forward(0, {x.data() + N, y.data() + N}, 1);
+    const double loss = gpt.take_loss_sum();
+    gpt.backward(0, 0, 0.01f);
+    gpt.backward(0, 1, 0.01f);
+    std::vector<float> g(std::size_t(gpt.params().numel()));
+    be->copy(host_tensor(g.data(), Shape{gpt.params().numel()}), gpt.params().flat_grads());
+    return Out{loss, g, gpt.memory_plan().total()};
+  };
+  const Out none = run(Recompute::none), attention = run(Recompute::attention), full = run(Recompute::full);
+  EXPECT_EQ(attention.loss, none.loss);
+  EXPECT_EQ(full.loss, none.loss);
+  EXPECT_EQ(attention.grads, none.grads);  // bit for bit
+  EXPECT_EQ(full.grads, none.grads);
+  EXPECT_LT(attention.bytes, none.bytes);
+  EXPECT_LT(full.bytes, attention.bytes);
+  // attention saves (slots x layers - 1) probability tensors of B x H x T x T floats.
+  EXPECT_EQ(none.bytes - attention.bytes, std::size_t((2 * 3 - 1) * B * 4 * T * T) * sizeof(float));
+  EXPECT_THROW(parse_recompute("some"), Error);
+}
+
+TEST(ZeroAdamW, EachDpRankOwnsOneShareOfEveryBucketAndItsState) {
+  // GPT's real buckets; 4 dp ranks (the constructor needs only rank and size).
+  auto be = make_backend(Device::cpu);
+  const ModelConfig m = model(2, 16, 2, 37);
+  LocalCommunicator one;
+  Gpt gpt(*be, m, 1, 4, one);
+  const std::int64_t total = gpt.params().numel();
+  std::int64_t owned = 0;
+  for (int r = 0; r < 4; ++r) {
+    FakeComm dp(r, 4);
+    const std::size_t before = be->live_bytes();
+    ZeroAdamW z(*be, gpt.params().specs(), gpt.params().flat_params(), gpt.params().flat_grads(), gpt.grad_buckets(),
+                OptimConfig{}, dp, {}, std::vector<float>(gpt.params().size(), 1.0f));
+    EXPECT_EQ(z.memory_plan().total(), be->live_bytes() - before);  // plan = allocation
+    EXPECT_EQ(z.memory_plan().total(), 3 * std::size_t(z.owned()) * sizeof(float));  // grad shard, m, v
+    EXPECT_NEAR(double(z.owned()), double(total) / 4, double(gpt.grad_buckets().size()));
+    owned += z.owned();
+  }
+  EXPECT_EQ(owned, total);  // every element has exactly one owner
 }

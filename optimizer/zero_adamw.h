@@ -1,0 +1,76 @@
+// optimizer/zero_adamw.h — ZeRO-1 (Megatron's distributed optimizer, fp32): the optimizer
+// state sharded over data parallelism.
+//
+// Every gradient bucket (StageModel::grad_buckets, flat views in backward order) splits
+// over the dp ranks by shard_range (core/range.h): dp rank r owns part r of each bucket.
+// As backward completes a bucket's last micro-batch, its reduce-scatter starts (overlapped
+// with the rest of backward, like the all-reduce of ZeRO-0) into this rank's gradient
+// shard; AdamW then updates only the owned elements, with moments m, v of the owned size
+// (memory 1/dp of ZeRO-0's), and each bucket's parameters are all-gathered in place. The
+// gradient norm for clipping is summed from the owned shards (each element weighted as its
+// parameter: 1/tp when replicated over tp, 0 for a tied copy not counted), over dp, tp and pp.
+// Buckets holding a tied copy start only in finish(), after the trainer summed the tied
+// copies (TiedGrads) — the sum must precede the reduce-scatter, since afterwards no rank
+// holds the whole tied gradient.
+#pragma once
+
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/config.h"
+#include "core/memory_plan.h"
+#include "core/param_spec.h"
+#include "core/range.h"
+#include "parallel/communicator.h"
+
+namespace loom {
+
+class ZeroAdamW {
+public:
+  // params, grads: the flat buffers the specs are packed in; buckets: views of grads.
+  ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, Tensor grads, std::vector<Tensor> buckets,
+            const OptimConfig& cfg, Communicator& dp, std::vector<Communicator*> model_parallel,
+            std::vector<float> norm_weights);
+
+  void begin_step(int microbatches);
+  void bucket_done(std::size_t bucket);  // wired to the model's bucket hook
+  void finish();                         // starts what is left (tied buckets) and waits
+  double grad_norm() const;              // of the reduced gradient, whole model
+  double step(float lr, std::int64_t step);
+  MemoryPlan memory_plan() const { return mem_.plan(); }
+  std::int64_t owned() const { return owned_; }  // elements of optimizer state on this rank
+
+private:
+  // An owned run of one parameter: flat elements [flat.begin, flat.end), at `shard` in the shard buffers.
+  struct Segment {
+    std::size_t param;
+    Range flat;
+    std::int64_t shard;
+  };
+  struct Bucket {
+    Range flat;           // in the flat buffers
+    std::int64_t shard;   // where this rank's part starts in the shard buffers
+    Range mine;           // this rank's part, relative to the bucket
+    bool tied = false;    // holds a tied copy: reduce only in finish()
+    int done = 0;
+    bool started = false;
+  };
+  Tensor flat_view(Tensor flat, Range r) const;
+  void start(Bucket& b);
+
+  Backend& be_;
+  std::vector<ParamSpec> specs_;
+  Tensor params_, grads_;
+  OptimConfig cfg_;
+  Communicator& dp_;
+  std::vector<Communicator*> mp_;
+  std::vector<float> norm_weights_;
+  std::vector<Bucket> buckets_;
+  std::vector<Segment> segments_;
+  std::int64_t owned_ = 0;
+  int microbatches_ = 1;
+  Allocations mem_;
+  Tensor shard_grads_, m_, v_;
+};
+
+}  // namespace loom
