@@ -266,3 +266,18 @@ TEST(ZeroAdamW, EachDpRankOwnsOneShareOfEveryBucketAndItsState) {
   }
   EXPECT_EQ(owned, total);  // every element has exactly one owner
 }
+
+TEST(StageModel, InterleavedLayerSplitFollowsVirtualStageOrder) {
+  const ModelConfig m = model(8, 16, 2, 37);
+  // Virtual stage v * pp + s: with pp 2 and 2 chunks, stage 1 holds virtual stages 1 and 3.
+  const GptStage even = make_gpt_stage(m, 2, 1, 2);
+  EXPECT_EQ(even.chunks, (std::vector<std::pair<std::int64_t, std::int64_t>>{{2, 4}, {6, 8}}));
+  const GptStage given = make_gpt_stage(m, 2, 1, 2, "1,3,2,2");
+  EXPECT_EQ(given.chunks, (std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 4}, {6, 8}}));
+  EXPECT_TRUE(given.has_loss(1));
+  EXPECT_FALSE(given.embeds(0));
+  EXPECT_TRUE(make_gpt_stage(m, 2, 0, 2, "1,3,2,2").embeds(0));
+  EXPECT_THROW(make_gpt_stage(m, 2, 1, 2, "4,4"), Error);        // one count per virtual stage
+  EXPECT_THROW(make_gpt_stage(m, 2, 1, 2, "1,3,2,1"), Error);    // must add up to the layers
+  EXPECT_THROW(make_gpt_stage(model(3, 16, 2, 37), 2, 0, 2), Error);  // fewer layers than virtual stages
+}
