@@ -45,10 +45,9 @@ ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, T
     buckets_.push_back(b);
   }
   LOOM_CHECK(covered == total, "", "ZeRO-1: the gradient buckets cover {} of {} values", covered, total);
-  shard_grads_ = mem_.alloc("ZeRO-1 gradient shard (f32)", {std::max<std::int64_t>(owned_, 1)});
   m_ = mem_.alloc("AdamW moments m, v (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
   v_ = mem_.alloc("AdamW moments m, v (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
-  for (Tensor t : {shard_grads_, m_, v_}) be_.fill(t, 0.0f);
+  for (Tensor t : {m_, v_}) be_.fill(t, 0.0f);
 }
 
 Tensor ZeroAdamW::flat_view(Tensor flat, Range r) const {
@@ -64,7 +63,9 @@ void ZeroAdamW::begin_step(int microbatches) {
 
 void ZeroAdamW::start(Bucket& b) {
   b.started = true;
-  dp_.reduce_scatter_start(flat_view(shard_grads_, {b.shard, b.shard + b.mine.size()}), flat_view(grads_, b.flat));
+  // In place: this rank's part of the bucket gets the dp sum; the rest is left undefined.
+  const Range own{b.flat.begin + b.mine.begin, b.flat.begin + b.mine.end};
+  dp_.reduce_scatter_start(flat_view(grads_, own), flat_view(grads_, b.flat));
 }
 
 void ZeroAdamW::bucket_done(std::size_t i) {
@@ -85,8 +86,7 @@ double ZeroAdamW::grad_norm() const {
   double local = 0;
   for (const Segment& s : segments_)
     if (norm_weights_[s.param] != 0)
-      local += double(norm_weights_[s.param]) *
-               be_.sum_squares(flat_view(shard_grads_, {s.shard, s.shard + s.flat.size()}));
+      local += double(norm_weights_[s.param]) * be_.sum_squares(flat_view(grads_, s.flat));
   float total = float(local);
   dp_.all_reduce(host_tensor(&total, Shape{1}));  // the shards of one model copy
   for (Communicator* c : mp_) c->all_reduce(host_tensor(&total, Shape{1}));
@@ -98,7 +98,7 @@ double ZeroAdamW::step(float lr, std::int64_t step) {
   const float scale = clip_scale(cfg_, norm);
   for (const Segment& s : segments_) {
     const Range shard{s.shard, s.shard + s.flat.size()};
-    be_.adamw(flat_view(params_, s.flat), flat_view(shard_grads_, shard), flat_view(m_, shard), flat_view(v_, shard),
+    be_.adamw(flat_view(params_, s.flat), flat_view(grads_, s.flat), flat_view(m_, shard), flat_view(v_, shard),
               adamw_args(cfg_, specs_[s.param].role, lr, step, scale));
   }
   for (const Bucket& b : buckets_) dp_.all_gather_parts(flat_view(params_, b.flat));  // every rank's updated part

@@ -4,8 +4,8 @@
 // Every gradient bucket (StageModel::grad_buckets, flat views in backward order) splits
 // over the dp ranks by shard_range (core/range.h): dp rank r owns part r of each bucket.
 // As backward completes a bucket's last micro-batch, its reduce-scatter starts (overlapped
-// with the rest of backward, like the all-reduce of ZeRO-0) into this rank's gradient
-// shard; AdamW then updates only the owned elements, with moments m, v of the owned size
+// with the rest of backward, like the all-reduce of ZeRO-0), in place: this rank's part of
+// the bucket gets the sum over dp, the rest of the gradient buffer is left undefined; AdamW then updates only the owned elements, with moments m, v of the owned size
 // (memory 1/dp of ZeRO-0's), and each bucket's parameters are all-gathered in place. The
 // gradient norm for clipping is summed from the owned shards (each element weighted as its
 // parameter: 1/tp when replicated over tp, 0 for a tied copy not counted), over dp, tp and pp.
@@ -41,7 +41,7 @@ public:
   std::int64_t owned() const { return owned_; }  // elements of optimizer state on this rank
 
 private:
-  // An owned run of one parameter: flat elements [flat.begin, flat.end), at `shard` in the shard buffers.
+  // An owned run of one parameter: flat elements [flat.begin, flat.end), at `shard` in m_, v_.
   struct Segment {
     std::size_t param;
     Range flat;
@@ -49,7 +49,7 @@ private:
   };
   struct Bucket {
     Range flat;           // in the flat buffers
-    std::int64_t shard;   // where this rank's part starts in the shard buffers
+    std::int64_t shard;   // where this rank's part starts in m_, v_
     Range mine;           // this rank's part, relative to the bucket
     bool tied = false;    // holds a tied copy: reduce only in finish()
     int done = 0;
@@ -70,7 +70,7 @@ private:
   std::int64_t owned_ = 0;
   int microbatches_ = 1;
   Allocations mem_;
-  Tensor shard_grads_, m_, v_;
+  Tensor m_, v_;  // this rank's shard: owned() elements each
 };
 
 }  // namespace loom

@@ -58,8 +58,9 @@ public:
   // reduction overlaps the backward pass.)
   virtual void all_reduce_start(Tensor x) = 0;
   // Non-blocking, uneven (ZeRO-1's gradient reduce-scatter): `in` splits into size() parts
-  // by shard_range(in.numel(), size(), r); out (separate memory, part rank()'s size) gets the
-  // sum over the group of every rank's part rank(). Completes at wait_all(), like
+  // by shard_range(in.numel(), size(), r); out (part rank()'s size) gets the sum over the
+  // group of every rank's part rank(). out is separate memory or exactly part rank() of in
+  // (in place: the rest of in is clobbered). Completes at wait_all(), like
   // all_reduce_start; in and out must not be touched in between.
   virtual void reduce_scatter_start(Tensor out, Tensor in) = 0;
   // In place, uneven (ZeRO-1's parameter all-gather): part r of x (shard_range) comes from

@@ -237,14 +237,19 @@ void MpiCommunicator::reduce_scatter_start(Tensor out, Tensor in) {
   LOOM_CHECK(out.numel() == mine.size(), "out holds this rank's part of in (shard_range)",
              "reduce_scatter_start on group '{}': out has {} elements, this rank's part of {} has {}", name_,
              out.numel(), in.numel(), mine.size());
-  LOOM_CHECK(!overlaps(out, in), "pass separate buffers", "reduce_scatter_start: out and in overlap");
+  const bool in_place = out.ptr == static_cast<char*>(in.ptr) + std::size_t(mine.begin) * dtype_size(in.dtype);
+  LOOM_CHECK(in_place || !overlaps(out, in), "pass separate buffers, or out = exactly this rank's part of in",
+             "reduce_scatter_start: out and in overlap");
   // MPI keeps the counts array until the request completes: one per pending request.
   pending_counts_.emplace_back();
   std::vector<int> displs;
   parts_of(in.numel(), size_, pending_counts_.back(), displs);
   pending_.push_back(MPI_REQUEST_NULL);
-  check_mpi(MPI_Ireduce_scatter(in.ptr, out.ptr, pending_counts_.back().data(), datatype(in.dtype),
-                                reduce_op(in.dtype, ReduceOp::sum), comm_, &pending_.back()),
+  // In place, MPI leaves this rank's part at the start of in; wait_all moves it to its place.
+  if (in_place && mine.begin > 0) pending_moves_.push_back({out.ptr, in.ptr, out.bytes()});
+  check_mpi(MPI_Ireduce_scatter(in_place ? MPI_IN_PLACE : in.ptr, in_place ? in.ptr : out.ptr,
+                                pending_counts_.back().data(), datatype(in.dtype), reduce_op(in.dtype, ReduceOp::sum),
+                                comm_, &pending_.back()),
             "MPI_Ireduce_scatter");
 }
 
@@ -263,6 +268,8 @@ void MpiCommunicator::wait_all() {
   check_mpi(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   pending_.clear();
   pending_counts_.clear();
+  for (const Move& m : pending_moves_) std::memmove(m.to, m.from, m.bytes);
+  pending_moves_.clear();
 }
 
 void MpiCommunicator::reduce_scatter(Tensor out, Tensor in) {

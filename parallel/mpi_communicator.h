@@ -57,6 +57,12 @@ public:
 private:
   std::vector<MPI_Request> pending_;  // started by all_reduce_start, completed by wait_all
   std::deque<std::vector<int>> pending_counts_;  // MPI reads a pending reduce-scatter's counts until it completes
+  struct Move {
+    void* to;
+    const void* from;
+    std::size_t bytes;
+  };
+  std::vector<Move> pending_moves_;  // in-place reduce-scatter results to move into place at wait_all
   MpiCommunicator(MPI_Comm owned, std::string name);
   void reset() noexcept;
   void check_live() const;  // throws on a moved-from communicator

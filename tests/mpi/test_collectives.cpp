@@ -149,6 +149,12 @@ void check_uneven_parts(Communicator& c, DType t, std::int64_t n) {
   c.reduce_scatter_start(out.tensor(), in.tensor());
   c.wait_all();
   EXPECT_EQ(mismatches(out, [&](std::int64_t j) { return float(g * (g + 1) / 2 + g * ((mine.begin + j) % p)); }), "");
+  // In place: out is this rank's part of in (the result lands there after wait_all).
+  in.fill([&](std::int64_t k) { return float(r + 1 + k % p); });
+  c.reduce_scatter_start(in.tensor().slice_rows(mine.begin, mine.end), in.tensor());
+  c.wait_all();
+  for (std::int64_t j = 0; j < mine.size(); ++j)
+    EXPECT_EQ(in.get(mine.begin + j), float(g * (g + 1) / 2 + g * ((mine.begin + j) % p))) << "in place, element " << j;
   // Gather: rank q's part holds q + 1 + k % p; other parts start as garbage.
   HostArray x(t, n);
   x.fill([&](std::int64_t k) { return k >= mine.begin && k < mine.end ? float(r + 1 + k % p) : -7.0f; });
