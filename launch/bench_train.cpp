@@ -104,7 +104,7 @@ int run_train(int argc, char** argv) {
               t_fwd / steps, t_bwd / steps, t_opt / steps);
   std::printf("tokens/s                   %.1f\n", tok_s);
   std::printf("model FLOP/s               %.1f GFLOP/s\n", flops / 1e9);
-  std::printf("gemm peak (this run)       %.1f GFLOP/s\n", peak / 1e9);
+  std::printf("gemm peak (this run)       %.1f GFLOP/s (OpenBLAS kernels: %s)\n", peak / 1e9, blas_core_name().c_str());
   std::printf("MFU                        %.1f %%\n", 100.0 * flops / peak);
   std::printf("memory plan                %.1f MiB; backend peak %.1f MiB; process peak RSS %.1f MiB (%+.1f%% vs plan)\n",
               double(plan.total()) / (1 << 20), double(be->peak_bytes()) / (1 << 20), rss / (1 << 20),

@@ -11,6 +11,8 @@
 
 namespace loom {
 
+std::string blas_core_name() { return openblas_get_corename(); }
+
 double measure_gemm_peak_flops(Backend& be) {
   const bool cpu = be.device() == Device::cpu;
   const std::int64_t M = cpu ? 1024 : 8192, N = cpu ? 3072 : 8192, K = cpu ? 768 : 8192;

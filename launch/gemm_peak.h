@@ -5,10 +5,16 @@
 // CUDA: the backend's f32 matmul at a large square shape.
 #pragma once
 
+#include <string>
+
 #include "backend/backend.h"
 
 namespace loom {
 
 double measure_gemm_peak_flops(Backend& be);
+// The CPU kernel set OpenBLAS chose ("SkylakeX", "Haswell", ...). Printed next to the peak:
+// a build that does not know the CPU falls back to an old one ("Prescott") and runs several
+// times below the machine's peak (docs/performance.md); OPENBLAS_CORETYPE overrides it.
+std::string blas_core_name();
 
 }  // namespace loom

@@ -138,8 +138,8 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     for (auto& [name, bytes] : plan_bytes.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
     fmt::print("  {:<42} {:>10.1f} MiB   (allocated by the backend: {:.1f} MiB)\n", "total",
                double(plan_bytes.total()) / (1 << 20), double(be->live_bytes()) / (1 << 20));
-    fmt::print("gemm peak measured now: {:.1f} GFLOP/s per rank; model FLOPs per token: {:.3g}\n\n", peak / 1e9,
-               model.flops_per_token());
+    fmt::print("gemm peak measured now: {:.1f} GFLOP/s per rank (OpenBLAS kernels: {}); model FLOPs per token: {:.3g}\n\n",
+               peak / 1e9, blas_core_name(), model.flops_per_token());
   }
 
   std::ofstream metrics;
