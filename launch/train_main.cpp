@@ -102,9 +102,10 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const int chunks = cfg.parallel.virtual_stages;
   const GptStage stage = make_gpt_stage(mc, ctx.shape.pp, ctx.coord.pp, chunks, cfg.parallel.stages);
   const PipePlan plan = Trainer::plan_for(cfg, ctx);
+  const std::vector<int> slots = Trainer::slots_for(plan, chunks);
   TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
   TimedCommunicator pp(*ctx.pp);  // pipeline sends/receives, waits included: t_pp
-  Gpt model(*be, mc, MB, T, tp, stage, Trainer::slots_for(plan, chunks), parse_recompute(cfg.train.recompute));
+  Gpt model(*be, mc, MB, T, tp, stage, slots, parse_recompute(cfg.train.recompute));
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {
@@ -130,7 +131,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
                  chunks > 1 ? fmt::format(" interleaved, {} model chunks per rank ({} virtual stages)", chunks,
                                           chunks * ctx.shape.pp)
                             : "",
-                 fmt::join(ranges, " "), fmt::join(Trainer::slots_for(plan, chunks), ","),
+                 fmt::join(ranges, " "), fmt::join(slots, ","),
                  100.0 * (p - 1) / (v * m + p - 1));
     }
     fmt::print("parameters on rank 0: {} ({:.2f} M)\nmemory plan per rank ({} backend):\n", model.params().numel(),

@@ -5,28 +5,37 @@
 
 namespace loom {
 
-DataParallelGrads::DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets)
-    : dp_(dp), buckets_(std::move(buckets)), done_(buckets_.size(), 0), started_(buckets_.size(), false) {}
+BucketReadiness::BucketReadiness(std::vector<bool> deferred, std::function<void(std::size_t)> start)
+    : deferred_(std::move(deferred)), started_(deferred_.size(), false), done_(deferred_.size(), 0),
+      start_(std::move(start)) {}
 
-void DataParallelGrads::begin_step(int microbatches) {
+void BucketReadiness::begin_step(int microbatches) {
   microbatches_ = microbatches;
   std::fill(done_.begin(), done_.end(), 0);
   std::fill(started_.begin(), started_.end(), false);
 }
 
-void DataParallelGrads::bucket_done(std::size_t b) {
-  LOOM_CHECK(b < buckets_.size(), "", "gradient bucket {} of {}", b, buckets_.size());
-  if (++done_[b] < microbatches_ || dp_.size() == 1) return;
+void BucketReadiness::bucket_done(std::size_t b) {
+  LOOM_CHECK(b < done_.size(), "", "gradient bucket {} of {}", b, done_.size());
+  if (++done_[b] < microbatches_ || deferred_[b]) return;
   LOOM_CHECK(!started_[b], "", "gradient bucket {} reported complete more than {} times", b, microbatches_);
   started_[b] = true;
-  dp_.all_reduce_start(buckets_[b]);  // the last micro-batch is in: reduce while backward goes on
+  start_(b);  // the last micro-batch is in: reduce while backward goes on
 }
 
+void BucketReadiness::start_rest() {
+  for (std::size_t b = 0; b < started_.size(); ++b)
+    if (!started_[b]) started_[b] = true, start_(b);
+}
+
+DataParallelGrads::DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets)
+    : dp_(dp), buckets_(std::move(buckets)), ready_(std::vector<bool>(buckets_.size(), false), [this](std::size_t b) {
+        if (dp_.size() > 1 && !buckets_[b].empty()) dp_.all_reduce_start(buckets_[b]);
+      }) {}
+
 void DataParallelGrads::finish() {
-  if (dp_.size() == 1) return;
-  for (std::size_t b = 0; b < buckets_.size(); ++b)
-    if (!started_[b] && !buckets_[b].empty()) dp_.all_reduce_start(buckets_[b]);
-  dp_.wait_all();
+  ready_.start_rest();
+  if (dp_.size() > 1) dp_.wait_all();
 }
 
 TiedGrads::TiedGrads(Backend& be, Communicator& pp, std::vector<Group> groups)

@@ -7,13 +7,15 @@
 // bucket hook); after the step's last micro-batch, the bucket's non-blocking all-reduce
 // starts at once, while backward goes on with the next layers. finish() waits for all.
 // Each micro-batch's loss gradient is scaled by 1 / (target tokens of the global batch),
-// so the sum is the gradient of the global mean. ZeRO-1's reduce-scatter comes here next.
+// so the sum is the gradient of the global mean. BucketReadiness is the bookkeeping of when
+// a bucket may start, shared with ZeRO-1's reduce-scatter (optimizer/zero_adamw.h).
 //
 // TiedGrads: the copies of a tied group (GPT's wte on the first and last stage) get the
 // sum of all copies' gradients, added in stage order on every holder, so the copies stay
 // bit-identical. One scratch buffer per other holder, allocated here.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,21 +25,35 @@
 
 namespace loom {
 
-class DataParallelGrads {
+// When each gradient bucket's reduction starts: as soon as its last micro-batch is in, or,
+// for a deferred bucket, only at start_rest(). `start(b)` issues the reduction.
+class BucketReadiness {
 public:
-  DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets);
+  BucketReadiness(std::vector<bool> deferred, std::function<void(std::size_t)> start);
   // A new step of `microbatches` per chunk: every bucket will be reported that many times.
   void begin_step(int microbatches);
   void bucket_done(std::size_t bucket);
+  void start_rest();  // every bucket not started yet (deferred ones, or ones no backward reported)
+
+private:
+  std::vector<bool> deferred_, started_;
+  std::vector<int> done_;
+  std::function<void(std::size_t)> start_;
+  int microbatches_ = 1;
+};
+
+class DataParallelGrads {
+public:
+  DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets);
+  void begin_step(int microbatches) { ready_.begin_step(microbatches); }
+  void bucket_done(std::size_t bucket) { ready_.bucket_done(bucket); }
   // Starts the buckets not reported complete (none when every backward ran) and waits for all.
   void finish();
 
 private:
   Communicator& dp_;
   std::vector<Tensor> buckets_;
-  std::vector<int> done_;
-  std::vector<bool> started_;
-  int microbatches_ = 1;
+  BucketReadiness ready_;
 };
 
 class TiedGrads {

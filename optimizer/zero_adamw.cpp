@@ -19,6 +19,7 @@ ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, T
       dp_(dp),
       mp_(std::move(model_parallel)),
       norm_weights_(std::move(norm_weights)),
+      ready_({}, {}),
       mem_(be) {
   LOOM_CHECK(norm_weights_.size() == specs_.size(), "", "ZeRO-1: {} norm weights for {} parameters",
              norm_weights_.size(), specs_.size());
@@ -28,15 +29,17 @@ ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, T
   LOOM_CHECK(total == params.numel() && total == grads.numel(), "", "ZeRO-1: the specs hold {} values, the buffers {}",
              total, params.numel());
   std::int64_t covered = 0;
+  std::vector<bool> tied;  // per bucket: holds a tied copy
   for (const Tensor& t : buckets) {
     const std::int64_t begin = static_cast<const float*>(t.ptr) - static_cast<const float*>(grads.ptr);
     Bucket b{.flat = {begin, begin + t.numel()}, .shard = owned_,
              .mine = shard_range(t.numel(), dp.size(), dp.rank())};
     LOOM_CHECK(0 <= begin && b.flat.end <= total, "", "ZeRO-1: a gradient bucket lies outside the gradient buffer");
     const Range own{begin + b.mine.begin, begin + b.mine.end};
+    tied.push_back(false);
     for (std::size_t i = 0; i < specs_.size(); ++i) {
       const Range& p = param_flat[i];
-      if (p.end > b.flat.begin && p.begin < b.flat.end) b.tied = b.tied || !specs_[i].tied.empty();
+      if (p.end > b.flat.begin && p.begin < b.flat.end && !specs_[i].tied.empty()) tied.back() = true;
       const Range cut{std::max(p.begin, own.begin), std::min(p.end, own.end)};
       if (cut.size() > 0) segments_.push_back({i, cut, owned_ + (cut.begin - own.begin)});
     }
@@ -45,6 +48,7 @@ ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, T
     buckets_.push_back(b);
   }
   LOOM_CHECK(covered == total, "", "ZeRO-1: the gradient buckets cover {} of {} values", covered, total);
+  ready_ = BucketReadiness(tied, [this](std::size_t b) { start(buckets_[b]); });
   m_ = mem_.alloc("AdamW moments m, v (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
   v_ = mem_.alloc("AdamW moments m, v (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
   for (Tensor t : {m_, v_}) be_.fill(t, 0.0f);
@@ -56,29 +60,14 @@ Tensor ZeroAdamW::flat_view(Tensor flat, Range r) const {
   return flat;
 }
 
-void ZeroAdamW::begin_step(int microbatches) {
-  microbatches_ = microbatches;
-  for (Bucket& b : buckets_) b.done = 0, b.started = false;
-}
-
-void ZeroAdamW::start(Bucket& b) {
-  b.started = true;
+void ZeroAdamW::start(const Bucket& b) {
   // In place: this rank's part of the bucket gets the dp sum; the rest is left undefined.
   const Range own{b.flat.begin + b.mine.begin, b.flat.begin + b.mine.end};
   dp_.reduce_scatter_start(flat_view(grads_, own), flat_view(grads_, b.flat));
 }
 
-void ZeroAdamW::bucket_done(std::size_t i) {
-  LOOM_CHECK(i < buckets_.size(), "", "gradient bucket {} of {}", i, buckets_.size());
-  Bucket& b = buckets_[i];
-  if (++b.done < microbatches_ || b.tied) return;
-  LOOM_CHECK(!b.started, "", "gradient bucket {} reported complete more than {} times", i, microbatches_);
-  start(b);  // the last micro-batch is in: reduce-scatter while backward goes on
-}
-
 void ZeroAdamW::finish() {
-  for (Bucket& b : buckets_)
-    if (!b.started) start(b);
+  ready_.start_rest();
   dp_.wait_all();
 }
 

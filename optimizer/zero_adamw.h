@@ -21,6 +21,7 @@
 #include "core/memory_plan.h"
 #include "core/param_spec.h"
 #include "core/range.h"
+#include "optimizer/grad_sync.h"
 #include "parallel/communicator.h"
 
 namespace loom {
@@ -32,8 +33,8 @@ public:
             const OptimConfig& cfg, Communicator& dp, std::vector<Communicator*> model_parallel,
             std::vector<float> norm_weights);
 
-  void begin_step(int microbatches);
-  void bucket_done(std::size_t bucket);  // wired to the model's bucket hook
+  void begin_step(int microbatches) { ready_.begin_step(microbatches); }
+  void bucket_done(std::size_t bucket) { ready_.bucket_done(bucket); }  // wired to the model's bucket hook
   void finish();                         // starts what is left (tied buckets) and waits
   double grad_norm() const;              // of the reduced gradient, whole model
   double step(float lr, std::int64_t step);
@@ -51,12 +52,9 @@ private:
     Range flat;           // in the flat buffers
     std::int64_t shard;   // where this rank's part starts in m_, v_
     Range mine;           // this rank's part, relative to the bucket
-    bool tied = false;    // holds a tied copy: reduce only in finish()
-    int done = 0;
-    bool started = false;
   };
   Tensor flat_view(Tensor flat, Range r) const;
-  void start(Bucket& b);
+  void start(const Bucket& b);
 
   Backend& be_;
   std::vector<ParamSpec> specs_;
@@ -66,9 +64,9 @@ private:
   std::vector<Communicator*> mp_;
   std::vector<float> norm_weights_;
   std::vector<Bucket> buckets_;
+  BucketReadiness ready_;  // buckets holding a tied copy are deferred to finish()
   std::vector<Segment> segments_;
   std::int64_t owned_ = 0;
-  int microbatches_ = 1;
   Allocations mem_;
   Tensor m_, v_;  // this rank's shard: owned() elements each
 };
