@@ -11,7 +11,9 @@
 //   * shapes: B batch, T sequence, C channels, H heads, D = C/H, Vp padded vocab,
 //     N = any row count (usually B*T). "rows" means every dim but the last.
 //   * any float tensor may be f32, bf16 or f16; arithmetic is f32 inside every
-//     op. Statistics saved for backward (layernorm mean/rstd, attention probs,
+//     op. Parameter gradients (dweight, dbias, dwte, dwpe) may be f32 while the
+//     activations and weights are 16-bit: mixed precision accumulates them in f32
+//     (Megatron's main_grad). Statistics saved for backward (layernorm mean/rstd, attention probs,
 //     per-position losses) are always f32. Token ids are int32 (TokenView).
 //   * ops never allocate; scratch memory is passed in by the caller (planned).
 //   * bad shapes or dtypes throw loom::Error naming the op and the shapes.

@@ -52,6 +52,15 @@ void check_optim(const OptimConfig& o) {
              o.beta2, o.eps);
   LOOM_CHECK(o.zero == 0 || o.zero == 1, "0: every dp rank holds the whole optimizer state; 1: ZeRO-1 shards it",
              "optim.zero must be 0 or 1, got {}", o.zero);
+  LOOM_CHECK(o.loss_scale >= 0 && o.initial_loss_scale > 0 && o.min_loss_scale > 0 &&
+                 o.min_loss_scale <= o.initial_loss_scale,
+             "e.g. optim.initial_loss_scale 65536, optim.min_loss_scale 1; optim.loss_scale 0 means dynamic",
+             "optim.loss_scale ({}) must be >= 0, optim.initial_loss_scale ({}) and optim.min_loss_scale ({}) > 0 "
+             "with min <= initial", o.loss_scale, o.initial_loss_scale, o.min_loss_scale);
+  LOOM_CHECK(o.loss_scale_window > 0 && o.loss_scale_backoff > 0 && o.loss_scale_backoff < 1,
+             "e.g. optim.loss_scale_window 1000, optim.loss_scale_backoff 0.5",
+             "optim.loss_scale_window ({}) must be > 0 and optim.loss_scale_backoff ({}) in (0, 1)",
+             o.loss_scale_window, o.loss_scale_backoff);
   LOOM_CHECK(o.weight_decay >= 0 && o.clip_grad >= 0, "",
              "optim.weight_decay ({}) and optim.clip_grad ({}) must be >= 0", o.weight_decay, o.clip_grad);
 }
@@ -89,8 +98,12 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.recompute == "none" || t.recompute == "attention" || t.recompute == "full",
              "use none, attention (recompute the attention core) or full (recompute each block)",
              "train.recompute must be none, attention or full, got '{}'", t.recompute);
-  LOOM_CHECK(t.precision == "fp32", "mixed precision (bf16/fp16) comes with its own issue; use fp32",
-             "train.precision '{}' is not supported yet", t.precision);
+  LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
+             "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
+             "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);
+  const std::string& g = c.parallel.grad_reduce_dtype;
+  LOOM_CHECK(g == "fp32" || g == "bf16" || g == "fp16", "fp32 (the default) keeps the reduction exact to f32",
+             "parallel.grad_reduce_dtype must be fp32, bf16 or fp16, got '{}'", g);
   LOOM_CHECK(t.device == "cpu" || t.device == "cuda", "", "train.device must be cpu or cuda, got '{}'", t.device);
   LOOM_CHECK(t.eval_interval >= 0 && t.eval_batches > 0, "",
              "train.eval_interval must be >= 0 and train.eval_batches > 0");

@@ -34,6 +34,8 @@ struct TrainConfig {
   std::int64_t micro_batch = 8;   // sequences per forward/backward (gradient accumulation)
   std::int64_t seq_len = 0;       // tokens per training sequence; 0: model.seq_len
   std::uint64_t seed = 1337;
+  // Working precision: fp32, or bf16 / fp16 mixed precision (16-bit parameters, activations
+  // and activation gradients; f32 master weights, moments, gradients, statistics and loss).
   std::string precision = "fp32";
   // Activation recompute: none; attention (Korthikanti et al.'s selective recompute: the
   // attention core's probabilities are recomputed in backward, not stored); full (only each
@@ -65,6 +67,15 @@ struct OptimConfig {
   bool decay_embeddings = true;  // weight decay also on the embedding tables (wte, wpe)
   float clip_grad = 1.0f;  // 0: no clipping
   int zero = 0;            // 1: ZeRO-1, AdamW state sharded over data parallelism
+  // Loss scaling (fp16's small range): 0 = dynamic under fp16, off otherwise; > 0 = this
+  // fixed scale. Dynamic: start at initial_loss_scale; a step whose gradients hold an
+  // inf/NaN (on any rank) is skipped and the scale multiplied by loss_scale_backoff (not
+  // below min_loss_scale); after loss_scale_window steps without one it doubles.
+  float loss_scale = 0;
+  float initial_loss_scale = 65536;
+  std::int64_t loss_scale_window = 1000;
+  float loss_scale_backoff = 0.5f;
+  float min_loss_scale = 1;
 
   // wsd: the first annealing step, max(warmup_steps, steps - round(decay_fraction * steps)).
   std::int64_t wsd_anneal_start(std::int64_t steps) const;
@@ -78,6 +89,7 @@ struct ParallelConfig {
   std::string schedule = "1f1b";   // pipeline schedule: 1f1b or gpipe
   std::string stages;              // layers per pipeline stage, e.g. "3,3,2" (empty: even split)
   int virtual_stages = 1;          // model chunks per pipeline rank (interleaved 1F1B); 1: plain
+  std::string grad_reduce_dtype = "fp32";  // the data-parallel gradient reduction: fp32, bf16 or fp16
 };
 
 struct DataConfig {

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace loom {
 
 struct Range {
@@ -15,6 +17,13 @@ struct Range {
   std::int64_t size() const { return end - begin; }
   bool operator==(const Range&) const = default;
 };
+
+// Elements [r.begin, r.end) of a flat tensor, any dtype.
+inline Tensor flat_range(Tensor flat, Range r) {
+  flat.ptr = static_cast<char*>(flat.ptr) + std::size_t(r.begin) * dtype_size(flat.dtype);
+  flat.shape = Shape{r.size()};
+  return flat;
+}
 
 // Part r of `parts` of [0, n): the first n % parts parts have one element more.
 inline Range shard_range(std::int64_t n, int parts, int r) {

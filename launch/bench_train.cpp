@@ -28,11 +28,13 @@ int run_train(int argc, char** argv) {
   m.layers = 12, m.channels = 768, m.heads = 12, m.vocab = 50304, m.seq_len = 256;
   std::int64_t B = 4;
   int steps = 3;
-  std::string device = "cpu", recompute = "none";
+  std::string device = "cpu", recompute = "none", precision = "fp32";
   po::options_description opts("loom-bench train options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
       ("recompute", po::value(&recompute)->default_value(recompute), "activation recompute: none, attention or full")
+      ("precision", po::value(&precision)->default_value(precision),
+       "fp32, or bf16 / fp16 (16-bit model, f32 master weights; MFU against the 16-bit GEMM peak)")
       ("layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")
       ("channels", po::value(&m.channels)->default_value(m.channels), "width C")
       ("heads", po::value(&m.heads)->default_value(m.heads), "attention heads")
@@ -55,9 +57,10 @@ int run_train(int argc, char** argv) {
   LOOM_CHECK(B > 0 && steps > 0, "", "loom-bench train: --batch and --steps must be positive");
 
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
-  const double peak = measure_gemm_peak_flops(*be);
+  const DType dtype = parse_dtype(precision);
+  const double peak = measure_gemm_peak_flops(*be, dtype);
   LocalCommunicator one;
-  Gpt model(*be, m, B, m.seq_len, one, {}, {}, parse_recompute(recompute));
+  Gpt model(*be, m, B, m.seq_len, one, {}, {}, parse_recompute(recompute), dtype);
   model.params().init(1);
   OptimConfig oc;
   AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(), oc);
@@ -95,8 +98,8 @@ int run_train(int argc, char** argv) {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   const double rss = double(u.ru_maxrss) * 1024.0;
-  std::printf("loom-bench train: device %s, recompute %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
-              device.c_str(), recompute.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
+  std::printf("loom-bench train: device %s, precision %s, recompute %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
+              device.c_str(), precision.c_str(), recompute.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
               (long long)m.padded_vocab(), (long long)m.seq_len, (long long)B, steps);
   std::printf("parameters                 %.2f M\n", double(model.params().numel()) / 1e6);
   std::printf("model FLOPs per token      %.4g (Megatron count: 6 x matmul weights + 12 L T C)\n", model.flops_per_token());
@@ -104,7 +107,8 @@ int run_train(int argc, char** argv) {
               t_fwd / steps, t_bwd / steps, t_opt / steps);
   std::printf("tokens/s                   %.1f\n", tok_s);
   std::printf("model FLOP/s               %.1f GFLOP/s\n", flops / 1e9);
-  std::printf("gemm peak (this run)       %.1f GFLOP/s (OpenBLAS kernels: %s)\n", peak / 1e9, blas_core_name().c_str());
+  std::printf("gemm peak (this run)       %.1f GFLOP/s in %s (OpenBLAS kernels: %s)\n", peak / 1e9,
+              std::string(dtype_name(dtype)).c_str(), blas_core_name().c_str());
   std::printf("MFU                        %.1f %%\n", 100.0 * flops / peak);
   std::printf("memory plan                %.1f MiB; backend peak %.1f MiB; process peak RSS %.1f MiB (%+.1f%% vs plan)\n",
               double(plan.total()) / (1 << 20), double(be->peak_bytes()) / (1 << 20), rss / (1 << 20),

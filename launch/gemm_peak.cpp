@@ -13,18 +13,20 @@ namespace loom {
 
 std::string blas_core_name() { return openblas_get_corename(); }
 
-double measure_gemm_peak_flops(Backend& be) {
+double measure_gemm_peak_flops(Backend& be, DType dtype) {
   const bool cpu = be.device() == Device::cpu;
   const std::int64_t M = cpu ? 1024 : 8192, N = cpu ? 3072 : 8192, K = cpu ? 768 : 8192;
-  Buffer a(be, Shape{M, K}, DType::f32), b(be, Shape{N, K}, DType::f32), c(be, Shape{M, N}, DType::f32);
+  Buffer a(be, Shape{M, K}, dtype), b(be, Shape{N, K}, dtype), c(be, Shape{M, N}, dtype);
   {
     std::vector<float> host(static_cast<std::size_t>(std::max(M, N) * K));
     fill_normal(host.data(), std::int64_t(host.size()), 1, 0, 0, 0.0f, 1.0f);
-    be.copy(a, host_tensor(host.data(), Shape{M, K}));
-    be.copy(b, host_tensor(host.data(), Shape{N, K}));
+    Buffer wide(be, Shape{std::max(M, N), K}, DType::f32);
+    be.copy(wide, host_tensor(host.data(), Shape{std::max(M, N), K}));
+    be.cast(a, wide.tensor().slice_rows(0, M));
+    be.cast(b, wide.tensor().slice_rows(0, N));
   }
   auto run = [&] {
-    if (cpu)
+    if (cpu && dtype == DType::f32)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, a.data<float>(), int(K),
                   b.data<float>(), int(K), 0.0f, c.data<float>(), int(N));
     else

@@ -59,7 +59,8 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   // The backend and the GEMM roof first: the resident memory measured after them
   // (code, libraries, BLAS buffers) is the base the memory plan adds to.
   auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
-  const double peak = measure_gemm_peak_flops(*be);
+  const DType dtype = parse_dtype(cfg.train.precision);  // the working precision
+  const double peak = measure_gemm_peak_flops(*be, dtype);
   const double baseline_rss = current_rss_bytes();
 
   LOOM_CHECK(!cfg.data.train.empty(), "make one with loom-data --input FILE --output data.h5",
@@ -105,7 +106,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const std::vector<int> slots = Trainer::slots_for(plan, chunks);
   TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
   TimedCommunicator pp(*ctx.pp);  // pipeline sends/receives, waits included: t_pp
-  Gpt model(*be, mc, MB, T, tp, stage, slots, parse_recompute(cfg.train.recompute));
+  Gpt model(*be, mc, MB, T, tp, stage, slots, parse_recompute(cfg.train.recompute), dtype);
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {
@@ -139,8 +140,9 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     for (auto& [name, bytes] : plan_bytes.items) fmt::print("  {:<42} {:>10.1f} MiB\n", name, double(bytes) / (1 << 20));
     fmt::print("  {:<42} {:>10.1f} MiB   (allocated by the backend: {:.1f} MiB)\n", "total",
                double(plan_bytes.total()) / (1 << 20), double(be->live_bytes()) / (1 << 20));
-    fmt::print("gemm peak measured now: {:.1f} GFLOP/s per rank (OpenBLAS kernels: {}); model FLOPs per token: {:.3g}\n\n",
-               peak / 1e9, blas_core_name(), model.flops_per_token());
+    fmt::print("{} gemm peak measured now: {:.1f} GFLOP/s per rank (OpenBLAS kernels: {}); model FLOPs per token: "
+               "{:.3g}\n\n",
+               dtype_name(dtype), peak / 1e9, blas_core_name(), model.flops_per_token());
   }
 
   std::ofstream metrics;

@@ -42,7 +42,9 @@ struct Table {
         ("train.seq_len", po::value(&c.train.seq_len)->default_value(c.train.seq_len),
          "tokens per training sequence (0: model.seq_len; at most model.seq_len)")
         ("train.seed", po::value(&c.train.seed)->default_value(c.train.seed), "seed of init and data order")
-        ("train.precision", po::value(&c.train.precision)->default_value(c.train.precision), "fp32")
+        ("train.precision", po::value(&c.train.precision)->default_value(c.train.precision),
+         "fp32, or mixed precision bf16 / fp16: 16-bit weights, activations and activation gradients; f32 master "
+         "weights, moments, parameter gradients, statistics and loss (fp16 adds dynamic loss scaling)")
         ("train.recompute", po::value(&c.train.recompute)->default_value(c.train.recompute),
          "activation recompute: none, attention (the attention core's probabilities) or full (each block)")
         ("train.device", po::value(&c.train.device)->default_value(c.train.device), "cpu or cuda")
@@ -83,7 +85,17 @@ struct Table {
         ("optim.zero", po::value(&c.optim.zero)->default_value(c.optim.zero),
          "ZeRO stage: 0 (every dp rank holds the AdamW state) or 1 (sharded over dp, Megatron's distributed optimizer)")
         ("optim.clip_grad", po::value(&c.optim.clip_grad)->default_value(c.optim.clip_grad),
-         "clip the global gradient norm to this (0: off)");
+         "clip the global gradient norm to this (0: off)")
+        ("optim.loss_scale", po::value(&c.optim.loss_scale)->default_value(c.optim.loss_scale),
+         "loss scale: 0 = dynamic with fp16 and none otherwise; > 0 = this fixed scale")
+        ("optim.initial_loss_scale", po::value(&c.optim.initial_loss_scale)->default_value(c.optim.initial_loss_scale),
+         "dynamic loss scaling: the first scale")
+        ("optim.loss_scale_window", po::value(&c.optim.loss_scale_window)->default_value(c.optim.loss_scale_window),
+         "dynamic loss scaling: steps without an inf/NaN gradient before the scale doubles")
+        ("optim.loss_scale_backoff", po::value(&c.optim.loss_scale_backoff)->default_value(c.optim.loss_scale_backoff),
+         "dynamic loss scaling: factor in (0, 1) applied to the scale when a step is skipped")
+        ("optim.min_loss_scale", po::value(&c.optim.min_loss_scale)->default_value(c.optim.min_loss_scale),
+         "dynamic loss scaling: the scale never drops below this");
     parallel.add_options()
         ("parallel.tp", po::value(&c.parallel.tp)->default_value(c.parallel.tp), "tensor-parallel ranks (split heads, ffn, vocab)")
         ("parallel.pp", po::value(&c.parallel.pp)->default_value(c.parallel.pp), "pipeline stages (split layers)")
@@ -96,7 +108,10 @@ struct Table {
         ("parallel.virtual_stages",
          po::value(&c.parallel.virtual_stages)->default_value(c.parallel.virtual_stages),
          "model chunks per pipeline rank (interleaved 1F1B, Megatron's virtual pipeline stages); needs "
-         "parallel.pp > 1 and micro-batches a multiple of pp");
+         "parallel.pp > 1 and micro-batches a multiple of pp")
+        ("parallel.grad_reduce_dtype",
+         po::value(&c.parallel.grad_reduce_dtype)->default_value(c.parallel.grad_reduce_dtype),
+         "dtype of the data-parallel gradient reduction: fp32 (exact to f32), or bf16 / fp16 (half the bytes)");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
@@ -160,9 +175,12 @@ std::string to_ini(const RunConfig& c) {
     << "\nwsd_anneal = " << op.wsd_anneal << "\nbeta1 = " << op.beta1 << "\nbeta2 = " << op.beta2
     << "\neps = " << op.eps << "\nweight_decay = " << op.weight_decay
     << "\ndecay_embeddings = " << (op.decay_embeddings ? "true" : "false") << "\nclip_grad = " << op.clip_grad << "\nzero = " << op.zero
-    << "\n";
+    << "\nloss_scale = " << op.loss_scale << "\ninitial_loss_scale = " << op.initial_loss_scale
+    << "\nloss_scale_window = " << op.loss_scale_window << "\nloss_scale_backoff = " << op.loss_scale_backoff
+    << "\nmin_loss_scale = " << op.min_loss_scale << "\n";
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
-    << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages << "\n";
+    << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages
+    << "\ngrad_reduce_dtype = " << c.parallel.grad_reduce_dtype << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";

@@ -2,6 +2,7 @@
 #include "launch/trainer.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -89,7 +90,8 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
       accum_(local_ / MB_),
       dp_(*ctx.dp),
       plan_(plan_for(cfg, ctx)),
-      dp_grads_(dp_, model.grad_buckets()) {
+      dp_grads_(be, dp_, model.grad_buckets(), parse_dtype(cfg.parallel.grad_reduce_dtype)),
+      scaler_(cfg.train.precision, cfg.optim) {
   ParamStore& ps = model_.params();
   std::vector<TiedGrads::Group> groups;
   for (std::size_t i = 0; i < ps.size(); ++i)
@@ -100,7 +102,8 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
   const std::vector<float> weights = norm_weights(ps.specs(), tp_.size(), first_holder);
   if (cfg.optim.zero == 1) {
     zero_ = std::make_unique<ZeroAdamW>(be, ps.specs(), ps.flat_params(), ps.flat_grads(), model.grad_buckets(),
-                                        cfg.optim, dp_, std::vector<Communicator*>{&tp_, &pp_}, weights);
+                                        cfg.optim, dp_, std::vector<Communicator*>{&tp_, &pp_}, weights,
+                                        parse_dtype(cfg.parallel.grad_reduce_dtype));
     model_.set_bucket_hook([this](std::size_t b) { zero_->bucket_done(b); });
   } else {
     opt_ = std::make_unique<AdamW>(be, ps.specs(), ps.flat_params(), ps.flat_grads(), cfg.optim,
@@ -113,6 +116,7 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
 MemoryPlan Trainer::memory_plan() const {
   MemoryPlan plan = model_.memory_plan();
   if (tied_) plan.add(tied_->memory_plan());
+  if (!zero_) plan.add(dp_grads_.memory_plan());
   plan.add(zero_ ? zero_->memory_plan() : opt_->memory_plan());
   return plan;
 }
@@ -142,23 +146,31 @@ StepRecord Trainer::step(std::int64_t s) {
 
   if (zero_) zero_->begin_step(int(accum_));
   else dp_grads_.begin_step(int(accum_));
-  Stage stage(model_, x_.data(), y_.data(), float(1.0 / double(targets)));
+  StepRecord r;
+  r.step = s;
+  r.loss_scale = scaler_.scale();
+  Stage stage(model_, x_.data(), y_.data(), float(r.loss_scale / double(targets)));
   run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   be_.synchronize();
   // Both copies of a tied tensor get the summed gradient (first and last stage). Sums
   // commute, so ZeRO-0 adds the dp-reduced copies; ZeRO-1 must add them before its
   // reduce-scatter, after which no rank holds a whole tied gradient.
-  StepRecord r;
-  r.step = s;
-  r.lr = learning_rate(cfg_.optim, cfg_.train.steps, s);
   if (zero_) {
     if (tied_) tied_->sum();
     zero_->finish();
-    r.grad_norm = zero_->step(float(r.lr), s + 1);
   } else {
     dp_grads_.finish();
     if (tied_) tied_->sum();
-    r.grad_norm = opt_->step(float(r.lr), s + 1);
+  }
+  // The norm is the same on every rank (all-reduced), so is the decision to skip.
+  r.grad_norm = (zero_ ? zero_->grad_norm() : opt_->grad_norm()) / r.loss_scale;
+  r.skipped = scaler_.update(std::isfinite(r.grad_norm));
+  r.lr = learning_rate(cfg_.optim, cfg_.train.steps, updates_);
+  if (!r.skipped) {
+    const float grad_scale = float(clip_scale(cfg_.optim, r.grad_norm) / r.loss_scale);
+    if (zero_) zero_->update(float(r.lr), updates_ + 1, grad_scale);
+    else opt_->update(float(r.lr), updates_ + 1, grad_scale);
+    ++updates_;
   }
   be_.synchronize();
   r.t_step = seconds_since(t0);
@@ -200,7 +212,8 @@ StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val) {
     nlohmann::json rec = {{"step", s},           {"loss", r.loss},     {"lr", r.lr},
                           {"grad_norm", r.grad_norm}, {"tokens_per_s", tok_s}, {"tflops", flops / 1e12},
                           {"mfu", flops / peak}, {"t_step", r.t_step}, {"t_compute", r.t_step - r.t_tp - r.t_pp - r.t_dp},
-                          {"t_tp", r.t_tp},      {"t_pp", r.t_pp},     {"t_dp", r.t_dp}};
+                          {"t_tp", r.t_tp},      {"t_pp", r.t_pp},     {"t_dp", r.t_dp},
+                          {"loss_scale", r.loss_scale}, {"skipped", r.skipped}};
     if ((cfg_.train.eval_interval > 0 && (s + 1) % cfg_.train.eval_interval == 0) || last) {
       const auto t0 = std::chrono::steady_clock::now();
       last_val = evaluate();
@@ -211,9 +224,13 @@ StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val) {
     if (lead && (s % cfg_.train.log_interval == 0 || last || rec.contains("val_loss"))) {
       fmt::print(
           "step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s/rank | MFU {:.1f}% | "
-          "{:.0f} ms (tp {:.0f}, pp {:.0f}, dp {:.0f}){}\n",
+          "{:.0f} ms (tp {:.0f}, pp {:.0f}, dp {:.0f}){}{}\n",
           s + 1, cfg_.train.steps, r.loss, r.lr, r.grad_norm, tok_s, flops / 1e12, 100 * flops / peak, r.t_step * 1e3,
-          r.t_tp * 1e3, r.t_pp * 1e3, r.t_dp * 1e3, rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
+          r.t_tp * 1e3, r.t_pp * 1e3, r.t_dp * 1e3,
+          scaler_.mode() == LossScaler::Mode::none
+              ? ""
+              : fmt::format(" | scale {:g}{}", r.loss_scale, r.skipped ? " | skipped (inf/NaN gradient)" : ""),
+          rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
       std::fflush(stdout);
     }
   }

@@ -6,7 +6,12 @@
 // the dp gradient sum overlaps the backward (optimizer/grad_sync.h); tied copies are
 // summed over the stages that hold them; AdamW clips by the whole model's norm and
 // updates. With optim.zero = 1 the dp sum is a reduce-scatter into this rank's shard
-// and AdamW updates only that shard (optimizer/zero_adamw.h). Evaluation runs a forward-only plan through the same executor. Each step
+// and AdamW updates only that shard (optimizer/zero_adamw.h). Mixed precision: the model
+// computes in 16 bits, the optimizers keep f32 master weights; under a loss scale
+// (optimizer/loss_scaler.h) the loss gradient is multiplied by it, the norm and the update
+// divide it out, and a step whose gradient norm is not finite is skipped on every rank.
+// The AdamW step count and the learning-rate schedule advance with applied updates only
+// (Megatron: a skipped iteration does not step the scheduler). Evaluation runs a forward-only plan through the same executor. Each step
 // logs a line (rank 0) and a JSON record; the time split compute + tp + pp + dp adds
 // up to the step time (evaluation is timed apart, as t_eval).
 #pragma once
@@ -19,6 +24,7 @@
 #include "layers/stage_model.h"
 #include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
+#include "optimizer/loss_scaler.h"
 #include "optimizer/zero_adamw.h"
 #include "parallel/parallel_context.h"
 #include "parallel/timed_communicator.h"
@@ -30,6 +36,8 @@ struct StepRecord {
   std::int64_t step = 0;
   double loss = 0, grad_norm = 0, lr = 0;
   double t_step = 0, t_tp = 0, t_pp = 0, t_dp = 0;
+  double loss_scale = 1;  // the scale this step's backward ran with
+  bool skipped = false;   // no update: the scaled gradients overflowed
 };
 
 class Trainer {
@@ -68,6 +76,8 @@ private:
   std::unique_ptr<TiedGrads> tied_;
   std::unique_ptr<AdamW> opt_;
   std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
+  LossScaler scaler_;
+  std::int64_t updates_ = 0;           // optimizer updates applied (skipped steps excluded)
   std::vector<std::int32_t> window_, x_, y_;
 };
 

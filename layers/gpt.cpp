@@ -19,11 +19,11 @@ constexpr std::size_t kNone = std::size_t(-1);
 }  // namespace
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T)
-    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, Recompute::none) {}
+    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, Recompute::none, DType::f32) {}
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator& tp, const GptStage& stage,
-         std::vector<int> slots, Recompute recompute)
-    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), recompute) {}
+         std::vector<int> slots, Recompute recompute, DType dtype)
+    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), recompute, dtype) {}
 
 Recompute parse_recompute(const std::string& mode) {
   if (mode == "none") return Recompute::none;
@@ -34,16 +34,17 @@ Recompute parse_recompute(const std::string& mode) {
 }
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-         std::vector<int> slots, Recompute recompute)
+         std::vector<int> slots, Recompute recompute, DType dtype)
     : be_(be),
       cfg_(cfg),
       B_(B),
       T_(T),
+      dtype_(dtype),
       own_tp_(tp ? nullptr : std::make_unique<LocalCommunicator>()),
       tp_(own_tp_ ? *own_tp_ : *tp),
       vocab_start_(tp_.rank() * (cfg.padded_vocab() / tp_.size())),
       stage_(stage.chunks.empty() ? make_gpt_stage(cfg, stage.stages, stage.stage, 1, stage.split) : stage),
-      params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_)),
+      params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_), dtype),
       mem_(be),
       recompute_(recompute),
       loss_{&tp_, vocab_start_, cfg.vocab} {
@@ -60,7 +61,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
   // Recomputed activations live once, shared by every block and slot.
   const std::string recomputed = "activations: recomputed in backward (shared)";
   if (recompute_ == Recompute::full) shared_saved_ = alloc_block_saved(recomputed, true);
-  if (recompute_ == Recompute::attention) shared_saved_.attn.probs = mem_.alloc(recomputed, {B, Hl, T, T});
+  if (recompute_ == Recompute::attention) shared_saved_.attn.probs = f32(recomputed, {B, Hl, T, T});
   chunks_.resize(stage_.chunks.size());
   for (std::size_t v = 0; v < chunks_.size(); ++v) {
     Chunk& c = chunks_[v];
@@ -71,12 +72,11 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
   // Buckets in the order backward completes them: chunks last to first.
   for (std::size_t v = chunks_.size(); v-- > 0;) build_chunk(chunks_[v], slots[v]);
   const std::string scratch = "backward scratch (shared by all layers)";
-  scratch_.attn = {mem_.alloc(scratch, {B, T, 3 * Cl}), mem_.alloc(scratch, {B, T, Cl}),
-                   mem_.alloc(scratch, {B, Hl, T, T})};
-  scratch_.dln = mem_.alloc(scratch, {B, T, C});
-  scratch_.dbig = mem_.alloc(scratch, {N, Fl});
+  scratch_.attn = {act(scratch, {B, T, 3 * Cl}), act(scratch, {B, T, Cl}), f32(scratch, {B, Hl, T, T})};
+  scratch_.dln = act(scratch, {B, T, C});
+  scratch_.dbig = act(scratch, {N, Fl});
   if (std::any_of(chunks_.begin(), chunks_.end(), [](const Chunk& c) { return c.has_loss; }))
-    loss_rows_ = mem_.alloc("loss accumulator", {N});
+    loss_rows_ = f32("loss accumulator", {N});
   if (!loss_rows_.empty()) be_.fill(loss_rows_, 0.0f);
 }
 
@@ -117,49 +117,49 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   if (c.embeds) c.b_embed = bucket(params_.index("wte"), params_.index("wpe") + 1);
 
   // ---- activations: exactly what forward saves for backward, per slot
-  const std::string act = "activations: blocks", head = "activations: final norm, logits, loss";
+  const std::string blocks = "activations: blocks", head = "activations: final norm, logits, loss";
   for (int k = 0; k < slots; ++k) {
     Slot s;
-    for (std::int64_t l = 0; l <= L; ++l) s.resid.push_back(mem_.alloc(act, {B_, T_, C}));
+    for (std::int64_t l = 0; l <= L; ++l) s.resid.push_back(act(blocks, {B_, T_, C}));
     for (std::int64_t l = 0; l < L; ++l) {
       switch (recompute_) {
-        case Recompute::none: s.saved.push_back(alloc_block_saved(act, true)); break;
+        case Recompute::none: s.saved.push_back(alloc_block_saved(blocks, true)); break;
         case Recompute::attention:
-          s.saved.push_back(alloc_block_saved(act, false));
+          s.saved.push_back(alloc_block_saved(blocks, false));
           s.saved.back().attn.probs = shared_saved_.attn.probs;
           break;
         case Recompute::full: s.saved.push_back(shared_saved_); break;
       }
     }
-    if (c.embeds) s.tokens = mem_.alloc("token ids", {B_, T_});
+    if (c.embeds) s.tokens = f32("token ids", {B_, T_});  // int32 ids in 4-byte elements
     if (c.has_loss) {
-      s.targets = mem_.alloc("token ids", {B_, T_});
-      s.ln_f_out = mem_.alloc(head, {N, C});
-      s.ln_f_saved = {mem_.alloc(head, {N}), mem_.alloc(head, {N})};
-      s.logits = mem_.alloc(head, {N, Vl});
-      s.loss = {mem_.alloc(head, {N}), mem_.alloc(head, {2, N}), mem_.alloc(head, {N})};
+      s.targets = f32("token ids", {B_, T_});
+      s.ln_f_out = act(head, {N, C});
+      s.ln_f_saved = {f32(head, {N}), f32(head, {N})};
+      s.logits = act(head, {N, Vl});  // 16-bit logits; the loss is computed in f32 from them
+      s.loss = {f32(head, {N}), f32(head, {2, N}), f32(head, {N})};
     }
     c.slots.push_back(std::move(s));
   }
   // d loss / d input: backward's working buffer, sent back; d loss / d output: received.
-  c.dinput = mem_.alloc("pipeline boundary gradients", {B_, T_, C});
-  if (!c.has_loss) c.doutput = mem_.alloc("pipeline boundary gradients", {B_, T_, C});
+  c.dinput = act("pipeline boundary gradients", {B_, T_, C});
+  if (!c.has_loss) c.doutput = act("pipeline boundary gradients", {B_, T_, C});
 }
 
 Block::Saved Gpt::alloc_block_saved(const std::string& category, bool with_probs) {
   const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_;
   const std::int64_t Cl = C / p, Fl = cfg_.ffn_size() / p, Hl = cfg_.heads / p;
   Block::Saved b;
-  b.ln_1_out = mem_.alloc(category, {B_, T_, C});
-  b.ln_2_out = mem_.alloc(category, {B_, T_, C});
-  b.x1 = mem_.alloc(category, {B_, T_, C});
-  b.attn.att = mem_.alloc(category, {B_, T_, Cl});
-  b.attn.qkv = mem_.alloc(category, {B_, T_, 3 * Cl});
-  b.mlp.h = mem_.alloc(category, {N, Fl});
-  b.mlp.g = mem_.alloc(category, {N, Fl});
-  if (with_probs) b.attn.probs = mem_.alloc(category, {B_, Hl, T_, T_});
-  b.ln_1 = {mem_.alloc(category, {N}), mem_.alloc(category, {N})};
-  b.ln_2 = {mem_.alloc(category, {N}), mem_.alloc(category, {N})};
+  b.ln_1_out = act(category, {B_, T_, C});
+  b.ln_2_out = act(category, {B_, T_, C});
+  b.x1 = act(category, {B_, T_, C});
+  b.attn.att = act(category, {B_, T_, Cl});
+  b.attn.qkv = act(category, {B_, T_, 3 * Cl});
+  b.mlp.h = act(category, {N, Fl});
+  b.mlp.g = act(category, {N, Fl});
+  if (with_probs) b.attn.probs = f32(category, {B_, Hl, T_, T_});  // softmax statistics stay f32
+  b.ln_1 = {f32(category, {N}), f32(category, {N})};
+  b.ln_2 = {f32(category, {N}), f32(category, {N})};
   return b;
 }
 
@@ -274,7 +274,9 @@ void Gpt::logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, 
   const std::int64_t Vp = cfg_.padded_vocab();
   Tensor row = s.logits.slice_rows(b * T_ + t, b * T_ + t + 1);
   std::vector<float> host(static_cast<std::size_t>(Vp));
-  be_.copy(host_tensor(host.data(), Shape{1, Vp}), row);
+  Buffer wide(be_, Shape{1, Vp}, DType::f32);  // generation only: not part of the plan
+  be_.cast(wide, row);
+  be_.copy(host_tensor(host.data(), Shape{1, Vp}), wide);
   std::copy(host.begin(), host.begin() + cfg_.vocab, out);
 }
 

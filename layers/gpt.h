@@ -60,9 +60,12 @@ public:
   // The whole model on one rank (one tp rank, one stage, one slot).
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len);
   // This rank's shard of `stage` in the tp group `tp`, keeping slots[chunk] micro-batches
-  // in flight per chunk.
+  // in flight per chunk. `dtype` is the working precision of parameters, activations and
+  // activation gradients (train.precision); statistics, the loss and the parameter
+  // gradients stay f32 whatever it is.
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp,
-      const GptStage& stage = {}, std::vector<int> slots = {}, Recompute recompute = Recompute::none);
+      const GptStage& stage = {}, std::vector<int> slots = {}, Recompute recompute = Recompute::none,
+      DType dtype = DType::f32);
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
@@ -131,12 +134,15 @@ private:
   void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
   void ready(std::size_t bucket) const;
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-      std::vector<int> slots, Recompute recompute);
+      std::vector<int> slots, Recompute recompute, DType dtype);
+  Tensor act(const std::string& category, Shape shape) { return mem_.alloc(category, shape, dtype_); }  // working dtype
+  Tensor f32(const std::string& category, Shape shape) { return mem_.alloc(category, shape, DType::f32); }
   Block::Saved alloc_block_saved(const std::string& category, bool with_probs);
 
   Backend& be_;
   ModelConfig cfg_;
   std::int64_t B_, T_;
+  DType dtype_;  // parameters, activations, activation gradients
   std::unique_ptr<Communicator> own_tp_;  // the one-rank group when none is given
   Communicator& tp_;
   std::int64_t vocab_start_;  // first vocabulary row of this rank's wte shard

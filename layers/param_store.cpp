@@ -5,7 +5,8 @@
 
 namespace loom {
 
-ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs) : be_(be), specs_(std::move(specs)) {
+ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs, DType dtype)
+    : be_(be), specs_(std::move(specs)), dtype_(dtype) {
   for (const ParamSpec& s : specs_) {
     const Shard& h = s.shard;
     LOOM_CHECK(h.parts >= 1 && 0 <= h.index && h.index < h.parts && h.row_blocks >= 1 &&
@@ -15,7 +16,7 @@ ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs) : be_(be), spe
     offsets_.push_back(total_);
     total_ += s.shape.numel();
   }
-  params_ = Buffer(be_, Shape{total_}, DType::f32);
+  params_ = Buffer(be_, Shape{total_}, dtype_);
   grads_ = Buffer(be_, Shape{total_}, DType::f32);
   be_.fill(params_, 0.0f);
   be_.fill(grads_, 0.0f);
@@ -23,7 +24,7 @@ ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs) : be_(be), spe
 
 Tensor ParamStore::view(const Buffer& b, std::size_t i) const {
   Tensor t = b.tensor();
-  t.ptr = static_cast<float*>(t.ptr) + offsets_[i];
+  t.ptr = static_cast<char*>(t.ptr) + std::size_t(offsets_[i]) * dtype_size(t.dtype);
   t.shape = specs_[i].shape;
   return t;
 }
@@ -59,7 +60,7 @@ void ParamStore::init(std::uint64_t seed) {
 
 MemoryPlan ParamStore::memory_plan() const {
   MemoryPlan plan;
-  plan.add("parameters (f32)", params_.bytes());
+  plan.add(fmt::format("parameters ({})", dtype_name(dtype_)), params_.bytes());
   plan.add("gradients (f32)", grads_.bytes());
   return plan;
 }
@@ -68,14 +69,27 @@ void ParamStore::zero_grads() { be_.fill(grads_, 0.0f); }
 
 std::vector<float> ParamStore::read(std::size_t i) const {
   std::vector<float> host(std::size_t(specs_[i].shape.numel()));
-  be_.copy(host_tensor(host.data(), specs_[i].shape), param(i));
+  if (dtype_ == DType::f32) {
+    be_.copy(host_tensor(host.data(), specs_[i].shape), param(i));
+  } else {  // widen on the device into a temporary (I/O time only, never inside a step)
+    Buffer wide(be_, specs_[i].shape, DType::f32);
+    be_.cast(wide, param(i));
+    be_.copy(host_tensor(host.data(), specs_[i].shape), wide);
+  }
   return host;
 }
 
 void ParamStore::write(std::size_t i, const std::vector<float>& host) {
   LOOM_CHECK(std::int64_t(host.size()) == specs_[i].shape.numel(), "", "parameter {} is {} but {} values were given",
              specs_[i].name, specs_[i].shape.str(), host.size());
-  be_.copy(param(i), host_tensor(const_cast<float*>(host.data()), specs_[i].shape));
+  const Tensor src = host_tensor(const_cast<float*>(host.data()), specs_[i].shape);
+  if (dtype_ == DType::f32) {
+    be_.copy(param(i), src);
+  } else {
+    Buffer wide(be_, specs_[i].shape, DType::f32);
+    be_.copy(wide, src);
+    be_.cast(param(i), wide);
+  }
 }
 
 }  // namespace loom

@@ -49,26 +49,27 @@ AdamW::AdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, Tensor gr
       cfg_(cfg),
       mp_(std::move(model_parallel)),
       norm_weights_(std::move(norm_weights)),
-      m_(be, Shape{params.numel()}, DType::f32),
-      v_(be, Shape{params.numel()}, DType::f32) {
+      mem_(be) {
   std::int64_t total = 0;
   for (const ParamSpec& s : specs_) offsets_.push_back(std::exchange(total, total + s.shape.numel()));
   LOOM_CHECK(total == params.numel() && total == grads.numel(), "", "AdamW: the specs hold {} values, the buffers {} and {}",
              total, params.numel(), grads.numel());
+  LOOM_CHECK(grads.dtype == DType::f32, "", "AdamW: gradients must be f32 (got {})", dtype_name(grads.dtype));
   LOOM_CHECK(norm_weights_.empty() || norm_weights_.size() == specs_.size(), "",
              "AdamW: {} norm weights for {} parameters", norm_weights_.size(), specs_.size());
+  master_ = params_;
+  if (params_.dtype != DType::f32) {
+    master_ = mem_.alloc("master weights (f32)", {total});
+    be_.cast(master_, params_);
+  }
+  m_ = mem_.alloc("AdamW moments m, v (f32)", {total});
+  v_ = mem_.alloc("AdamW moments m, v (f32)", {total});
   be_.fill(m_, 0.0f);
   be_.fill(v_, 0.0f);
 }
 
-MemoryPlan AdamW::memory_plan() const {
-  MemoryPlan plan;
-  plan.add("AdamW moments m, v (f32)", m_.bytes() + v_.bytes());
-  return plan;
-}
-
 Tensor AdamW::view(Tensor flat, std::size_t i) const {
-  flat.ptr = static_cast<float*>(flat.ptr) + offsets_[i];
+  flat = flat_range(flat, {offsets_[i], offsets_[i] + specs_[i].shape.numel()});
   flat.shape = specs_[i].shape;
   return flat;
 }
@@ -87,12 +88,16 @@ double AdamW::grad_norm() const {
   return std::sqrt(double(total));
 }
 
+void AdamW::update(float lr, std::int64_t step, float grad_scale) {
+  for (std::size_t i = 0; i < specs_.size(); ++i)
+    be_.adamw(view(master_, i), view(grads_, i), view(m_, i), view(v_, i),
+              adamw_args(cfg_, specs_[i].role, lr, step, grad_scale));
+  if (master_.ptr != params_.ptr) be_.cast(params_, master_);  // the working copy, rounded
+}
+
 double AdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();
-  const float scale = clip_scale(cfg_, norm);
-  for (std::size_t i = 0; i < specs_.size(); ++i)
-    be_.adamw(view(params_, i), view(grads_, i), view(m_.tensor(), i), view(v_.tensor(), i),
-              adamw_args(cfg_, specs_[i].role, lr, step, scale));
+  update(lr, step, clip_scale(cfg_, norm));
   return norm;
 }
 

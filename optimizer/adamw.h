@@ -6,6 +6,9 @@
 // decay, biases and norms never, embeddings when optim.decay_embeddings is set. The
 // parameters are packed in spec order, contiguous, as ParamStore lays them out; the
 // moments m, v are f32 buffers parallel to them, allocated here once.
+// Mixed precision: when the parameters are 16-bit (the model's working copy), AdamW keeps
+// an f32 master copy (made from the parameters when constructed), updates it, and rounds
+// it into the working parameters after every update. The gradients are always f32.
 #pragma once
 
 #include <functional>
@@ -36,13 +39,16 @@ public:
 
   // L2 norm of all gradients of the whole model (before clipping and `grad_scale`).
   double grad_norm() const;
-  // One update with learning rate lr; `step` is 1-based (bias correction). Gradients are
-  // scaled by min(1, clip_grad / norm) first when clipping is on. Returns the norm.
+  // One update with learning rate lr; `step` is 1-based (bias correction); every gradient
+  // is multiplied by grad_scale first (clipping, undoing a loss scale).
+  void update(float lr, std::int64_t step, float grad_scale);
+  // grad_norm, then update with min(1, clip_grad / norm) when clipping is on. Returns the norm.
   double step(float lr, std::int64_t step);
 
-  Tensor m() const { return m_.tensor(); }
-  Tensor v() const { return v_.tensor(); }
-  MemoryPlan memory_plan() const;
+  Tensor m() const { return m_; }
+  Tensor v() const { return v_; }
+  Tensor master() const { return master_; }  // the f32 weights AdamW updates
+  MemoryPlan memory_plan() const { return mem_.plan(); }
 
 private:
   Tensor view(Tensor flat, std::size_t i) const;
@@ -54,7 +60,9 @@ private:
   OptimConfig cfg_;
   std::vector<Communicator*> mp_;
   std::vector<float> norm_weights_;
-  Buffer m_, v_;
+  Allocations mem_;
+  Tensor master_;  // params_ itself when they are f32
+  Tensor m_, v_;
 };
 
 // Each parameter's weight in the whole model's squared gradient norm: 1/tp for a tensor

@@ -28,14 +28,31 @@ void BucketReadiness::start_rest() {
     if (!started_[b]) started_[b] = true, start_(b);
 }
 
-DataParallelGrads::DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets)
-    : dp_(dp), buckets_(std::move(buckets)), ready_(std::vector<bool>(buckets_.size(), false), [this](std::size_t b) {
-        if (dp_.size() > 1 && !buckets_[b].empty()) dp_.all_reduce_start(buckets_[b]);
-      }) {}
+DataParallelGrads::DataParallelGrads(Backend& be, Communicator& dp, std::vector<Tensor> buckets, DType reduce_dtype)
+    : be_(be),
+      dp_(dp),
+      buckets_(std::move(buckets)),
+      mem_(be),
+      ready_(std::vector<bool>(buckets_.size(), false), [this](std::size_t b) { start(b); }) {
+  if (reduce_dtype == DType::f32 || dp_.size() == 1) return;
+  const std::string category = fmt::format("gradient reduction staging ({})", dtype_name(reduce_dtype));
+  for (const Tensor& b : buckets_) staging_.push_back(mem_.alloc(category, b.shape, reduce_dtype));
+}
+
+void DataParallelGrads::start(std::size_t b) {
+  if (dp_.size() == 1 || buckets_[b].empty()) return;
+  if (staging_.empty()) return dp_.all_reduce_start(buckets_[b]);
+  be_.cast(staging_[b], buckets_[b]);
+  be_.synchronize();  // the rounded copy is complete before the communicator reads it
+  dp_.all_reduce_start(staging_[b]);
+}
 
 void DataParallelGrads::finish() {
   ready_.start_rest();
-  if (dp_.size() > 1) dp_.wait_all();
+  if (dp_.size() == 1) return;
+  dp_.wait_all();
+  for (std::size_t b = 0; b < staging_.size(); ++b)
+    if (!buckets_[b].empty()) be_.cast(buckets_[b], staging_[b]);
 }
 
 TiedGrads::TiedGrads(Backend& be, Communicator& pp, std::vector<Group> groups)

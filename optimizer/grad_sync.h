@@ -42,17 +42,26 @@ private:
   int microbatches_ = 1;
 };
 
+// `reduce_dtype` (parallel.grad_reduce_dtype): f32 reduces the f32 gradients in place; a
+// 16-bit dtype rounds each bucket into a staging copy, all-reduces that (half the bytes,
+// each partial sum rounded to the dtype) and widens the result back in finish().
 class DataParallelGrads {
 public:
-  DataParallelGrads(Communicator& dp, std::vector<Tensor> buckets);
+  DataParallelGrads(Backend& be, Communicator& dp, std::vector<Tensor> buckets, DType reduce_dtype = DType::f32);
   void begin_step(int microbatches) { ready_.begin_step(microbatches); }
   void bucket_done(std::size_t bucket) { ready_.bucket_done(bucket); }
   // Starts the buckets not reported complete (none when every backward ran) and waits for all.
   void finish();
+  const MemoryPlan& memory_plan() const { return mem_.plan(); }
 
 private:
+  void start(std::size_t b);
+
+  Backend& be_;
   Communicator& dp_;
   std::vector<Tensor> buckets_;
+  Allocations mem_;
+  std::vector<Tensor> staging_;  // 16-bit reduction: one per bucket; else empty
   BucketReadiness ready_;
 };
 

@@ -10,7 +10,7 @@ namespace loom {
 
 ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, Tensor grads,
                      std::vector<Tensor> buckets, const OptimConfig& cfg, Communicator& dp,
-                     std::vector<Communicator*> model_parallel, std::vector<float> norm_weights)
+                     std::vector<Communicator*> model_parallel, std::vector<float> norm_weights, DType reduce_dtype)
     : be_(be),
       specs_(std::move(specs)),
       params_(params),
@@ -31,6 +31,7 @@ ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, T
   std::int64_t covered = 0;
   std::vector<bool> tied;  // per bucket: holds a tied copy
   for (const Tensor& t : buckets) {
+    LOOM_CHECK(t.dtype == DType::f32 && grads.dtype == DType::f32, "", "ZeRO-1: gradients must be f32");
     const std::int64_t begin = static_cast<const float*>(t.ptr) - static_cast<const float*>(grads.ptr);
     Bucket b{.flat = {begin, begin + t.numel()}, .shard = owned_,
              .mine = shard_range(t.numel(), dp.size(), dp.rank())};
@@ -52,45 +53,61 @@ ZeroAdamW::ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, T
   m_ = mem_.alloc("AdamW moments m, v (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
   v_ = mem_.alloc("AdamW moments m, v (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
   for (Tensor t : {m_, v_}) be_.fill(t, 0.0f);
-}
-
-Tensor ZeroAdamW::flat_view(Tensor flat, Range r) const {
-  flat.ptr = static_cast<float*>(flat.ptr) + r.begin;
-  flat.shape = Shape{r.size()};
-  return flat;
+  if (params_.dtype != DType::f32) {
+    master_ = mem_.alloc("master weights (f32, this rank's shard)", {std::max<std::int64_t>(owned_, 1)});
+    for (const Bucket& b : buckets_) be_.cast(flat_range(master_, shard(b)), flat_range(params_, own(b)));
+  }
+  if (reduce_dtype != DType::f32)
+    staging_ = mem_.alloc(fmt::format("gradient reduction staging ({})", dtype_name(reduce_dtype)), {total},
+                          reduce_dtype);
 }
 
 void ZeroAdamW::start(const Bucket& b) {
   // In place: this rank's part of the bucket gets the dp sum; the rest is left undefined.
-  const Range own{b.flat.begin + b.mine.begin, b.flat.begin + b.mine.end};
-  dp_.reduce_scatter_start(flat_view(grads_, own), flat_view(grads_, b.flat));
+  if (staging_.empty()) {
+    dp_.reduce_scatter_start(flat_range(grads_, own(b)), flat_range(grads_, b.flat));
+    return;
+  }
+  be_.cast(flat_range(staging_, b.flat), flat_range(grads_, b.flat));
+  be_.synchronize();  // the rounded copy is complete before the communicator reads it
+  dp_.reduce_scatter_start(flat_range(staging_, own(b)), flat_range(staging_, b.flat));
 }
 
 void ZeroAdamW::finish() {
   ready_.start_rest();
   dp_.wait_all();
+  if (!staging_.empty())
+    for (const Bucket& b : buckets_) be_.cast(flat_range(grads_, own(b)), flat_range(staging_, own(b)));
 }
 
 double ZeroAdamW::grad_norm() const {
   double local = 0;
   for (const Segment& s : segments_)
     if (norm_weights_[s.param] != 0)
-      local += double(norm_weights_[s.param]) * be_.sum_squares(flat_view(grads_, s.flat));
+      local += double(norm_weights_[s.param]) * be_.sum_squares(flat_range(grads_, s.flat));
   float total = float(local);
   dp_.all_reduce(host_tensor(&total, Shape{1}));  // the shards of one model copy
   for (Communicator* c : mp_) c->all_reduce(host_tensor(&total, Shape{1}));
   return std::sqrt(double(total));
 }
 
+void ZeroAdamW::update(float lr, std::int64_t step, float grad_scale) {
+  for (const Segment& s : segments_) {
+    const Range state{s.shard, s.shard + s.flat.size()};
+    const Tensor weights = master_.empty() ? flat_range(params_, s.flat) : flat_range(master_, state);
+    be_.adamw(weights, flat_range(grads_, s.flat), flat_range(m_, state), flat_range(v_, state),
+              adamw_args(cfg_, specs_[s.param].role, lr, step, grad_scale));
+  }
+  for (const Bucket& b : buckets_) {
+    if (!master_.empty()) be_.cast(flat_range(params_, own(b)), flat_range(master_, shard(b)));  // round my part
+    be_.synchronize();
+    dp_.all_gather_parts(flat_range(params_, b.flat));  // every rank's updated part
+  }
+}
+
 double ZeroAdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();
-  const float scale = clip_scale(cfg_, norm);
-  for (const Segment& s : segments_) {
-    const Range shard{s.shard, s.shard + s.flat.size()};
-    be_.adamw(flat_view(params_, s.flat), flat_view(grads_, s.flat), flat_view(m_, shard), flat_view(v_, shard),
-              adamw_args(cfg_, specs_[s.param].role, lr, step, scale));
-  }
-  for (const Bucket& b : buckets_) dp_.all_gather_parts(flat_view(params_, b.flat));  // every rank's updated part
+  update(lr, step, clip_scale(cfg_, norm));
   return norm;
 }
 

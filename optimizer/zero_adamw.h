@@ -12,6 +12,12 @@
 // Buckets holding a tied copy start only in finish(), after the trainer summed the tied
 // copies (TiedGrads) — the sum must precede the reduce-scatter, since afterwards no rank
 // holds the whole tied gradient.
+// Mixed precision: with 16-bit working parameters this rank also keeps the f32 master
+// weights of the elements it owns (laid out like m, v); after the update it rounds them
+// into its part of the working parameters, and the all-gather moves 16-bit values.
+// `reduce_dtype` (parallel.grad_reduce_dtype): f32 reduces the f32 gradients in place; a
+// 16-bit dtype rounds each bucket into a staging copy, reduce-scatters that (half the
+// bytes; each partial sum rounds to the dtype) and widens this rank's part back.
 #pragma once
 
 #include <vector>
@@ -31,14 +37,17 @@ public:
   // params, grads: the flat buffers the specs are packed in; buckets: views of grads.
   ZeroAdamW(Backend& be, std::vector<ParamSpec> specs, Tensor params, Tensor grads, std::vector<Tensor> buckets,
             const OptimConfig& cfg, Communicator& dp, std::vector<Communicator*> model_parallel,
-            std::vector<float> norm_weights);
+            std::vector<float> norm_weights, DType reduce_dtype = DType::f32);
 
   void begin_step(int microbatches) { ready_.begin_step(microbatches); }
   void bucket_done(std::size_t bucket) { ready_.bucket_done(bucket); }  // wired to the model's bucket hook
   void finish();                         // starts what is left (tied buckets) and waits
   double grad_norm() const;              // of the reduced gradient, whole model
-  double step(float lr, std::int64_t step);
+  // AdamW on the owned elements with every gradient times grad_scale, then the all-gather.
+  void update(float lr, std::int64_t step, float grad_scale);
+  double step(float lr, std::int64_t step);  // grad_norm, then update with the clipping factor
   MemoryPlan memory_plan() const { return mem_.plan(); }
+  Tensor master() const { return master_; }  // this rank's f32 weights, laid out like m, v
   std::int64_t owned() const { return owned_; }  // elements of optimizer state on this rank
 
 private:
@@ -53,8 +62,9 @@ private:
     std::int64_t shard;   // where this rank's part starts in m_, v_
     Range mine;           // this rank's part, relative to the bucket
   };
-  Tensor flat_view(Tensor flat, Range r) const;
   void start(const Bucket& b);
+  Range own(const Bucket& b) const { return {b.flat.begin + b.mine.begin, b.flat.begin + b.mine.end}; }
+  Range shard(const Bucket& b) const { return {b.shard, b.shard + b.mine.size()}; }
 
   Backend& be_;
   std::vector<ParamSpec> specs_;
@@ -68,7 +78,9 @@ private:
   std::vector<Segment> segments_;
   std::int64_t owned_ = 0;
   Allocations mem_;
-  Tensor m_, v_;  // this rank's shard: owned() elements each
+  Tensor m_, v_;     // this rank's shard: owned() elements each
+  Tensor master_;    // 16-bit parameters: the owned f32 weights (like m_, v_); else empty
+  Tensor staging_;   // 16-bit gradient reduction: the gradients rounded, reduced there
 };
 
 }  // namespace loom

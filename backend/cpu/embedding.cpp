@@ -26,7 +26,8 @@ void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std
   const char* op = "embedding_forward";
   check_tokens(op, tokens, out);
   const std::int64_t B = out.shape[0], T = out.shape[1], C = out.shape[2], Vs = wte.shape.rows();
-  LOOM_CHECK(wte.shape.last() == C, "", "{}: wte is {} but out is {}; channels differ", op, wte.str(), out.str());
+  LOOM_CHECK(wte.shape.last() == C, "", "{}: wte is {} but out is {}; channels differ", op, wte.str(),
+             out.str());
   LOOM_CHECK(wpe.empty() || (wpe.shape.last() == C && wpe.shape.rows() >= T), "",
              "{}: wpe is {} but must be (>= {}, {})", op, wpe.str(), T, C);
   visit_dtype(out.dtype, [&](auto t) {
@@ -57,25 +58,32 @@ void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens,
              dout.str());
   LOOM_CHECK(dwpe.empty() || (dwpe.shape.last() == C && dwpe.shape.rows() >= T), "",
              "{}: dwpe is {} but must be (>= {}, {})", op, dwpe.str(), T, C);
+  LOOM_CHECK(dwte.empty() || dwpe.empty() || dwte.dtype == dwpe.dtype, "", "{}: dwte is {} but dwpe is {}",
+             op, dwte.str(), dwpe.str());
+  // The gradients may be f32 while dout is 16-bit (mixed precision's main_grad).
+  const DType gdt = dwte.empty() ? dwpe.dtype : dwte.dtype;
   visit_dtype(dout.dtype, [&](auto t) {
-    using T_ = decltype(t);
-    const T_* d = static_cast<const T_*>(dout.ptr);
-    T_* e = dwte.empty() ? nullptr : dwte.data<T_>();
-    T_* p = dwpe.empty() ? nullptr : dwpe.data<T_>();
-    constexpr std::int64_t kCols = 16;
+    visit_dtype(gdt, [&](auto tg) {
+      using T_ = decltype(t);
+      using G = decltype(tg);
+      const T_* d = static_cast<const T_*>(dout.ptr);
+      G* e = dwte.empty() ? nullptr : dwte.data<G>();
+      G* p = dwpe.empty() ? nullptr : dwpe.data<G>();
+      constexpr std::int64_t kCols = 16;
 #pragma omp parallel for schedule(static)
-    for (std::int64_t c0 = 0; c0 < C; c0 += kCols) {
-      const std::int64_t nc = std::min(kCols, C - c0);
-      for (std::int64_t bt = 0; bt < B * T; ++bt) {
-        const std::int64_t row = std::int64_t(tokens.ptr[bt]) - vocab_start;
-        const std::int64_t pos = bt % T;
-        for (std::int64_t c = c0; c < c0 + nc; ++c) {
-          const float g = ld(d, bt * C + c);
-          if (e && 0 <= row && row < Vs) st(e, row * C + c, ld(e, row * C + c) + g);
-          if (p) st(p, pos * C + c, ld(p, pos * C + c) + g);
+      for (std::int64_t c0 = 0; c0 < C; c0 += kCols) {
+        const std::int64_t nc = std::min(kCols, C - c0);
+        for (std::int64_t bt = 0; bt < B * T; ++bt) {
+          const std::int64_t row = std::int64_t(tokens.ptr[bt]) - vocab_start;
+          const std::int64_t pos = bt % T;
+          for (std::int64_t c = c0; c < c0 + nc; ++c) {
+            const float g = ld(d, bt * C + c);
+            if (e && 0 <= row && row < Vs) st(e, row * C + c, ld(e, row * C + c) + g);
+            if (p) st(p, pos * C + c, ld(p, pos * C + c) + g);
+          }
         }
       }
-    }
+    });
   });
 }
 

@@ -73,8 +73,6 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
     const T* pd = dout.data<T>();
     const T* w = weight.data<T>();
     T* pdx = dx.data<T>();
-    T* dw = dweight.data<T>();
-    T* db = dbias.data<T>();
     // Pass 1, over rows: dnorm = dout * w; dx = r * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)).
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < N; ++i) {
@@ -98,24 +96,30 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
     }
     // Pass 2, over column blocks: dweight += sum_i dout * xhat, dbias += sum_i dout.
     // Each thread owns whole columns, so the sums are race-free and deterministic.
-    constexpr std::int64_t kCols = 64;
+    // The parameter gradients may be f32 while x is 16-bit (mixed precision's main_grad).
+    visit_dtype(dweight.dtype, [&](auto tg) {
+      using G = decltype(tg);
+      G* dw = dweight.data<G>();
+      G* db = dbias.data<G>();
+      constexpr std::int64_t kCols = 64;
 #pragma omp parallel for schedule(static)
-    for (std::int64_t c0 = 0; c0 < C; c0 += kCols) {
-      const std::int64_t nc = std::min(kCols, C - c0);
-      float sw[kCols] = {}, sb[kCols] = {};
-      for (std::int64_t i = 0; i < N; ++i) {
-        const float m = pm[i], r = pr[i];
+      for (std::int64_t c0 = 0; c0 < C; c0 += kCols) {
+        const std::int64_t nc = std::min(kCols, C - c0);
+        float sw[kCols] = {}, sb[kCols] = {};
+        for (std::int64_t i = 0; i < N; ++i) {
+          const float m = pm[i], r = pr[i];
+          for (std::int64_t c = 0; c < nc; ++c) {
+            const float d = ld(pd, i * C + c0 + c);
+            sw[c] += d * (ld(px, i * C + c0 + c) - m) * r;
+            sb[c] += d;
+          }
+        }
         for (std::int64_t c = 0; c < nc; ++c) {
-          const float d = ld(pd, i * C + c0 + c);
-          sw[c] += d * (ld(px, i * C + c0 + c) - m) * r;
-          sb[c] += d;
+          st(dw, c0 + c, ld(dw, c0 + c) + sw[c]);
+          st(db, c0 + c, ld(db, c0 + c) + sb[c]);
         }
       }
-      for (std::int64_t c = 0; c < nc; ++c) {
-        st(dw, c0 + c, ld(dw, c0 + c) + sw[c]);
-        st(db, c0 + c, ld(db, c0 + c) + sb[c]);
-      }
-    }
+    });
   });
 }
 

@@ -76,6 +76,15 @@ int main(int argc, char** argv) {
         const double d = rel(a[i][key].get<double>(), b[i][key].get<double>(), 0);
         if (d > worst_metric) worst_metric = d, worst_what = "step " + std::to_string(i) + " " + key;
       }
+    // Loss-scaling decisions are not rounding: every layout must skip the same steps with
+    // the same scales.
+    for (std::size_t i = 0; i < a.size(); ++i)
+      for (const char* key : {"skipped", "loss_scale"})
+        if (a[i].value(key, nlohmann::json()) != b[i].value(key, nlohmann::json())) {
+          std::printf("FAIL: step %zu: '%s' is %s in %s but %s in %s\n", i, key, a[i].value(key, nlohmann::json()).dump().c_str(),
+                      ref.c_str(), b[i].value(key, nlohmann::json()).dump().c_str(), run.c_str());
+          return 1;
+        }
     std::printf("metrics: %zu steps, worst relative difference %.3g (%s)\n", a.size(), worst_metric,
                 worst_what.c_str());
 

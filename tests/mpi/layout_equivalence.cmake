@@ -40,7 +40,12 @@ set(common --data.train ${WORK}/data.h5 --model.layers ${LAYERS} --model.channel
            --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
            --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100
            --checkpoint.save_init)
-string(MAKE_C_IDENTIFIER "${LAYOUT}_L${LAYERS}" tag)
+# BOTH (optional): options for both runs, e.g. "--train.precision bf16".
+if(DEFINED BOTH)
+  separate_arguments(both_args UNIX_COMMAND "${BOTH}")
+  list(APPEND common ${both_args})
+endif()
+string(MAKE_C_IDENTIFIER "${LAYOUT}_L${LAYERS}_${BOTH}" tag)
 set(ref ${WORK}/reference_${tag})
 set(run ${WORK}/layout_${tag})
 separate_arguments(layout_args UNIX_COMMAND "${LAYOUT}")

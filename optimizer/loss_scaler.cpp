@@ -1,0 +1,34 @@
+// optimizer/loss_scaler.cpp — see loss_scaler.h.
+#include "optimizer/loss_scaler.h"
+
+#include <algorithm>
+
+namespace loom {
+
+LossScaler::LossScaler(const std::string& precision, const OptimConfig& cfg)
+    : backoff_(cfg.loss_scale_backoff), min_(cfg.min_loss_scale), window_(cfg.loss_scale_window) {
+  if (cfg.loss_scale > 0) {
+    mode_ = Mode::fixed;
+    scale_ = cfg.loss_scale;
+  } else if (precision == "fp16") {
+    mode_ = Mode::dynamic;
+    scale_ = cfg.initial_loss_scale;
+  }
+}
+
+bool LossScaler::update(bool finite) {
+  if (mode_ == Mode::none) return false;  // nothing scaled: a non-finite step is divergence, not overflow
+  if (!finite) {
+    ++skipped_;
+    good_ = 0;
+    if (mode_ == Mode::dynamic) scale_ = std::max(min_, scale_ * backoff_);
+    return true;
+  }
+  if (mode_ == Mode::dynamic && ++good_ == window_) {
+    scale_ *= 2;
+    good_ = 0;
+  }
+  return false;
+}
+
+}  // namespace loom
