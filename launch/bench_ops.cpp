@@ -33,10 +33,12 @@ struct Row {
 int run_ops(int argc, char** argv) {
   std::int64_t B = 4, T = 256, C = 768, H = 12, V = 50304;
   int repeat = 10, warmup = 2;
-  std::string device = "cpu";
+  std::string device = "cpu", dtype_name_ = "f32";
   po::options_description opts("loom-bench ops options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
+      ("dtype", po::value(&dtype_name_)->default_value(dtype_name_),
+       "activations and weights: f32, bf16 or f16 (weight gradients dW stay f32, as in mixed precision)")
       ("batch", po::value(&B)->default_value(B), "B: sequences")
       ("seq", po::value(&T)->default_value(T), "T: sequence length")
       ("channels", po::value(&C)->default_value(C), "C: model width")
@@ -59,17 +61,23 @@ int run_ops(int argc, char** argv) {
              "loom-bench ops: sizes must be positive and heads must divide channels");
 
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
+  const DType act = parse_dtype(dtype_name_);
   const std::int64_t N = B * T, F = 4 * C;
   std::vector<Buffer> keep;
   std::uint64_t stream = 0;
   // Random-normal buffer on the backend's device (generated on the host, copied over).
-  auto randn = [&](Shape s, float std = 0.02f) {
+  // Random-normal buffer of dtype dt (f32 statistics, `act` for activations and weights).
+  auto randn_dt = [&](Shape s, float std, DType dt) {
     std::vector<float> host(std::size_t(s.numel()));
     fill_normal(host.data(), s.numel(), 1234, stream++, 0, 0.0f, std);
-    keep.emplace_back(*be, s, DType::f32);
-    be->copy(keep.back(), host_tensor(host.data(), s));
+    Buffer f(*be, s, DType::f32);
+    be->copy(f, host_tensor(host.data(), s));
+    keep.emplace_back(*be, s, dt);
+    be->cast(keep.back(), f);
     return keep.back().tensor();
   };
+  auto randn = [&](Shape s, float std = 0.02f) { return randn_dt(s, std, act); };
+  auto randn32 = [&](Shape s, float std = 0.02f) { return randn_dt(s, std, DType::f32); };
   std::vector<std::int32_t> tok_host(static_cast<std::size_t>(N));
   for (std::int64_t i = 0; i < N; ++i) tok_host[std::size_t(i)] = std::int32_t(rng_u64(7, 0, i) % std::uint64_t(V));
   const TokenView tokens{tok_host.data(), Shape{B, T}, Device::cpu};
@@ -88,11 +96,11 @@ int run_ops(int argc, char** argv) {
   for (int li = 0; li < 5; ++li) {
     const Lin& l = lins[li];
     Tensor x = randn({N, l.in}), w = randn({l.out, l.in}), b = l.bias ? randn({l.out}) : Tensor{};
-    Tensor y = randn({N, l.out}), dy = randn({N, l.out}), dx = randn({N, l.in}), dw = randn({l.out, l.in});
+    Tensor y = randn({N, l.out}), dy = randn({N, l.out}), dx = randn({N, l.in}), dw = randn32({l.out, l.in});
     const double fl = 2.0 * N * l.in * l.out;
     const std::string sh = fmt::format("{}x{} -> {}", N, l.in, l.out);
     auto ours = [&] { be->matmul(y, x, w, b, {.trans_b = Trans::yes}); };
-    if (device == "cpu") {
+    if (device == "cpu" && act == DType::f32) {
       auto raw = [&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(l.out), int(l.in), 1.0f,
                     x.data<float>(), int(l.in), w.data<float>(), int(l.in), 0.0f, y.data<float>(), int(l.out));
@@ -112,7 +120,7 @@ int run_ops(int argc, char** argv) {
 
   // ---- the other ops --------------------------------------------------------------
   Tensor x = randn({B, T, C}, 1.0f), y = randn({B, T, C}), w = randn({C}), b = randn({C});
-  Tensor mean = randn({N}), rstd = randn({N}), dx = randn({B, T, C}), dw = randn({C}), db = randn({C});
+  Tensor mean = randn32({N}), rstd = randn32({N}), dx = randn({B, T, C}), dw = randn({C}), db = randn({C});
   const std::string btc = fmt::format("({},{},{})", B, T, C);
   const double t_ln = time("layernorm fwd", btc, 0, [&] { be->layernorm_forward(y, mean, rstd, x, w, b, 1e-5f); });
   time("layernorm bwd", btc, 0,
@@ -121,10 +129,11 @@ int run_ops(int argc, char** argv) {
   const std::string nf = fmt::format("({},{})", N, F);
   const double t_gelu = time("gelu fwd", nf, 0, [&] { be->gelu_forward(g, h); });
   time("gelu bwd", nf, 0, [&] { be->gelu_backward(g, g, h); });
-  Tensor s = randn({B, H, T, T}, 1.0f), sp = randn({B, H, T, T});
+  Tensor s = randn32({B, H, T, T}, 1.0f), sp = randn32({B, H, T, T});  // attention probs: f32
+  Tensor s_act = randn({B, H, T, T}, 1.0f), sp_act = randn({B, H, T, T});
   const std::string bhtt = fmt::format("({},{},{},{})", B, H, T, T);
-  const double t_sm = time("softmax fwd", bhtt, 0, [&] { be->softmax_forward(sp, s); });
-  time("softmax bwd", bhtt, 0, [&] { be->softmax_backward(s, s, sp); });
+  const double t_sm = time("softmax fwd", bhtt, 0, [&] { be->softmax_forward(sp_act, s_act); });
+  time("softmax bwd", bhtt, 0, [&] { be->softmax_backward(s_act, s_act, sp_act); });
   Tensor qkv = randn({B, T, 3 * C}, 1.0f), dqkv = randn({B, T, 3 * C}), att = randn({B, T, C});
   const double att_fl = 4.0 * B * H * T * T * (C / H);  // q k^T and p v, full squares
   time("attention fwd", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), att_fl,
@@ -136,8 +145,8 @@ int run_ops(int argc, char** argv) {
   time("embedding bwd", btc, 0, [&] { be->embedding_backward(dwte, dwpe, y, tokens, 0); });
   // The vocabulary-parallel loss on one shard (tp = 1), as the model runs it; the tp
   // all-reduces between the steps are not timed here.
-  Tensor logits = randn({N, V}, 1.0f), ce_max = randn({N}), ce_stats = randn({2, N}), lse = randn({N});
-  Tensor losses = randn({N});
+  Tensor logits = randn({N, V}, 1.0f), ce_max = randn32({N}), ce_stats = randn32({2, N}), lse = randn32({N});
+  Tensor losses = randn32({N});
   const std::string nv = fmt::format("({},{})", N, V);
   time("cross_entropy shard_max", nv, 0, [&] { be->cross_entropy_shard_max(ce_max, logits, 0, V); });
   time("cross_entropy shard_sumexp", nv, 0,
@@ -147,20 +156,20 @@ int run_ops(int argc, char** argv) {
   time("cross_entropy bwd (in place)", nv, 0,
        [&] { be->cross_entropy_shard_backward(logits, logits, tokens, 0, V, lse, 1e-3f); });
   const std::int64_t P = 12 * C * C;  // one block's weights
-  Tensor p = randn({P}), pg = randn({P}), pm = randn({P}), pv = randn({P}, 0.0f);
+  Tensor p = randn32({P}), pg = randn32({P}), pm = randn32({P}), pv = randn32({P}, 0.0f);
   be->fill(pv, 0.0f);
   time("adamw (one block's params)", fmt::format("({})", P), 0,
        [&] { be->adamw(p, pg, pm, pv, {.lr = 1e-4f, .weight_decay = 0.1f}); });
 
   // ---- report ---------------------------------------------------------------------
-  std::printf("loom-bench ops: device %s, B=%lld T=%lld C=%lld H=%lld V=%lld, median of %d\n\n", device.c_str(),
-              (long long)B, (long long)T, (long long)C, (long long)H, (long long)V, repeat);
+  std::printf("loom-bench ops: device %s, dtype %s, B=%lld T=%lld C=%lld H=%lld V=%lld, median of %d\n\n", device.c_str(),
+              dtype_name_.c_str(), (long long)B, (long long)T, (long long)C, (long long)H, (long long)V, repeat);
   std::printf("| op | shape | ms | GFLOP/s |\n|---|---|---:|---:|\n");
   for (const Row& r : rows)
     std::printf("| %s | %s | %.3f | %s |\n", r.op.c_str(), r.shape.c_str(), r.seconds * 1e3,
                 r.flops > 0 ? fmt::format("{:.1f}", r.flops / r.seconds / 1e9).c_str() : "");
   std::printf("\n");
-  if (device == "cpu") {
+  if (device == "cpu" && act == DType::f32) {
     std::printf("measured sgemm peak (best raw cblas_sgemm above): %.1f GFLOP/s\n", peak / 1e9);
     for (int li = 0; li < 5; ++li)
       std::printf("matmul %-9s ours / raw sgemm time: %.3f  (goal <= 1.05)\n", lins[li].name, t_lin[li] / t_sgemm[li]);

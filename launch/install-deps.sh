@@ -10,6 +10,7 @@ packages=(
   libboost-program-options-dev           # loom-train / loom-bench options
   libgtest-dev                           # tests
   libopenblas-openmp-dev                 # CPU GEMM (OpenMP build: one thread pool with our loops)
+  libdnnl-dev                            # oneDNN: the CPU backend's bf16 GEMMs (AMX / AVX-512 BF16; OpenMP build)
   libfmt-dev nlohmann-json3-dev
   bible-kjv                              # the quickstart corpus
 )

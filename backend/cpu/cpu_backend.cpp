@@ -51,7 +51,7 @@ public:
 
   void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) override {
     on_host("matmul", {out, a, b, bias});
-    cpu::matmul(out, a, b, bias, opts);
+    cpu::matmul(ctx_, out, a, b, bias, opts);
   }
   void bias_backward(Tensor dbias, Tensor dout) override {
     on_host("bias_backward", {dbias, dout});
@@ -85,11 +85,11 @@ public:
 
   void attention_forward(Tensor out, Tensor probs, Tensor qkv, int heads) override {
     on_host("attention_forward", {out, probs, qkv});
-    cpu::attention_forward(out, probs, qkv, heads);
+    cpu::attention_forward(ctx_, out, probs, qkv, heads);
   }
   void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, int heads) override {
     on_host("attention_backward", {dqkv, scratch, dout, qkv, probs});
-    cpu::attention_backward(dqkv, scratch, dout, qkv, probs, heads);
+    cpu::attention_backward(ctx_, dqkv, scratch, dout, qkv, probs, heads);
   }
 
   void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start) override {
@@ -126,6 +126,9 @@ public:
     on_host("adamw", {param, grad, m, v});
     cpu::adamw(param, grad, m, v, args);
   }
+
+private:
+  cpu::Context ctx_;  // oneDNN primitive cache and per-thread scratch
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-// backend/cpu/cpu_backend.h — the CPU backend: OpenBLAS sgemm + OpenMP loops, the numerical reference.
+// backend/cpu/cpu_backend.h — the CPU backend: OpenBLAS sgemm, oneDNN bf16 matmul + OpenMP loops, the numerical reference.
 #pragma once
 
 #include <memory>

@@ -189,10 +189,13 @@ void softmax_backward(Tensor dx, Tensor dout, Tensor y) {
     T* pdx = dx.data<T>();
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < rows; ++r) {
+      const T *yr = py + r * n, *dr = pd + r * n;
+      T* dxr = pdx + r * n;
       float dot = 0;  // sum_j dout_j y_j
-      for (std::int64_t j = 0; j < n; ++j) dot += ld(pd, r * n + j) * ld(py, r * n + j);
-      for (std::int64_t j = 0; j < n; ++j)
-        st(pdx, r * n + j, ld(py, r * n + j) * (ld(pd, r * n + j) - dot));
+#pragma omp simd reduction(+ : dot)
+      for (std::int64_t j = 0; j < n; ++j) dot += ld(dr, j) * ld(yr, j);
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) st(dxr, j, ld(yr, j) * (ld(dr, j) - dot));
     }
   });
 }

@@ -1,11 +1,19 @@
 // backend/cpu/gemm.cpp — GEMM and the matmul / bias-gradient ops built on it.
 //
-// f32 x f32 -> f32 goes straight to OpenBLAS cblas_sgemm (row-major), so the
-// matmul op costs sgemm plus, with a bias, one pass to broadcast the bias into
-// the output first (then sgemm runs with beta = 1). Any bf16/f16 operand takes
-// a blocked kernel that converts on the fly and accumulates in f32: correct,
-// not fast (the CPU backend is the fp32 reference; fast half GEMMs are the GPU's).
+// Which library runs a GEMM depends on the storage dtypes only (measured on this
+// machine, docs/performance.md "bf16 on the CPU backend"):
+//   f32  x f32  -> f32        OpenBLAS cblas_sgemm (row-major), or oneDNN when
+//                             OpenBLAS runs its generic kernels (Context::f32_on_dnnl)
+//   bf16 x bf16 -> bf16 | f32 oneDNN matmul (AMX / AVX-512 BF16), 2-3x sgemm
+//   anything else (f16, mixed) widened to f32 in per-thread scratch, then sgemm:
+//                             the conversions are O(MK + KN + MN) next to O(MNK)
+// A bf16 GEMM called from inside an OpenMP parallel region (none today) is also
+// widened: a oneDNN primitive there would run on one thread with a
+// partitioning made for all of them.
+// The matmul op adds its bias in the GEMM where it can (oneDNN bias, alpha = 1),
+// else broadcasts the bias into out first and runs the GEMM with beta = 1.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 
@@ -16,88 +24,138 @@ namespace loom::cpu {
 
 namespace {
 
-// C (M,N) = alpha * op(A) op(B) + beta * C with f32 accumulation, any storage types.
-template <class TA, class TB, class TC>
-void gemm_generic(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
-                  const TA* A, std::int64_t lda, const TB* B, std::int64_t ldb, float beta, TC* C,
-                  std::int64_t ldc) {
-  constexpr std::int64_t kBlock = 256;  // columns of C accumulated at once, on the stack
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < M; ++i) {
-    float acc[kBlock];
-    for (std::int64_t j0 = 0; j0 < N; j0 += kBlock) {
-      const std::int64_t nj = std::min(kBlock, N - j0);
-      std::fill(acc, acc + nj, 0.0f);
-      for (std::int64_t k = 0; k < K; ++k) {
-        const float a = to_float(ta == Trans::no ? A[i * lda + k] : A[k * lda + i]);
-        if (tb == Trans::no) {
-          const TB* brow = B + k * ldb + j0;
-          for (std::int64_t j = 0; j < nj; ++j) acc[j] += a * to_float(brow[j]);
-        } else {
-          for (std::int64_t j = 0; j < nj; ++j) acc[j] += a * to_float(B[(j0 + j) * ldb + k]);
-        }
-      }
-      TC* crow = C + i * ldc + j0;
-      for (std::int64_t j = 0; j < nj; ++j)
-        crow[j] = from_float<TC>(alpha * acc[j] + (beta == 0.0f ? 0.0f : beta * to_float(crow[j])));
-    }
-  }
+void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
+              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-}  // namespace
+// dst (rows, cols) dense f32 = src; in parallel over rows unless already inside a parallel region.
+void to_f32(float* dst, DType dt, const void* src, std::int64_t ld, std::int64_t rows, std::int64_t cols) {
+  visit_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* s = static_cast<const T*>(src);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols > 16384)
+    for (std::int64_t r = 0; r < rows; ++r) convert_rows(dst, cols, s, ld, r, r + 1, cols);
+  });
+}
+void from_f32(DType dt, void* dst, std::int64_t ld, const float* src, std::int64_t rows, std::int64_t cols) {
+  visit_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    T* d = static_cast<T*>(dst);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols > 16384)
+    for (std::int64_t r = 0; r < rows; ++r) convert_rows(d, ld, src, cols, r, r + 1, cols);
+  });
+}
 
-void gemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, ConstMat a,
-          ConstMat b, float beta, Mat c) {
-  if (M == 0 || N == 0) return;
-  if (a.dtype == DType::f32 && b.dtype == DType::f32 && c.dtype == DType::f32) {
-    if (K == 0) {  // sgemm with K == 0 is legal but some builds skip the beta scaling
-      float* C = static_cast<float*>(c.ptr);
-      for (std::int64_t i = 0; i < M; ++i)
-        for (std::int64_t j = 0; j < N; ++j) C[i * c.ld + j] = beta == 0.0f ? 0.0f : beta * C[i * c.ld + j];
-      return;
-    }
-    cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans,
-                tb == Trans::yes ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha,
-                static_cast<const float*>(a.ptr), int(a.ld), static_cast<const float*>(b.ptr), int(b.ld), beta,
-                static_cast<float*>(c.ptr), int(c.ld));
-    return;
-  }
-  visit_dtype(a.dtype, [&](auto ta_) {
-    visit_dtype(b.dtype, [&](auto tb_) {
-      visit_dtype(c.dtype, [&](auto tc_) {
-        using TA = decltype(ta_);
-        using TB = decltype(tb_);
-        using TC = decltype(tc_);
-        gemm_generic<TA, TB, TC>(ta, tb, M, N, K, alpha, static_cast<const TA*>(a.ptr), a.ld,
-                                 static_cast<const TB*>(b.ptr), b.ld, beta, static_cast<TC*>(c.ptr), c.ld);
-      });
+// out (M, N; row stride ldo) (+)= bias broadcast over rows.
+void broadcast_bias(Mat out, ConstMat bias, std::int64_t M, std::int64_t N, bool accumulate) {
+  visit_dtype(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    visit_dtype(bias.dtype, [&](auto tb) {
+      using TB = decltype(tb);
+      T* o = static_cast<T*>(out.ptr);
+      const TB* bp = static_cast<const TB*>(bias.ptr);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+      for (std::int64_t i = 0; i < M; ++i) {
+        T* row = o + i * out.ld;
+        if (accumulate) {
+#pragma omp simd
+          for (std::int64_t j = 0; j < N; ++j) st(row, j, ld(bp, j) + ld(row, j));
+        } else {
+#pragma omp simd
+          for (std::int64_t j = 0; j < N; ++j) st(row, j, ld(bp, j));
+        }
+      }
     });
   });
 }
 
-void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) {
-  const auto [M, N, K] = check::matmul_dims(out, a, b, bias, opts);
+// C (f32) *= beta; beta == 0 writes zeros (NaN in C does not survive).
+void scale_f32(Mat c, std::int64_t M, std::int64_t N, float beta) {
+  float* p = static_cast<float*>(c.ptr);
+  for (std::int64_t i = 0; i < M; ++i)
+    for (std::int64_t j = 0; j < N; ++j) p[i * c.ld + j] = beta == 0.0f ? 0.0f : beta * p[i * c.ld + j];
+}
 
-  float beta = opts.accumulate == Accumulate::yes ? 1.0f : 0.0f;
-  if (!bias.empty()) {
-    // Broadcast the bias into out (or add it), then let GEMM accumulate on top.
-    visit_dtype(out.dtype, [&](auto t) {
-      using T = decltype(t);
-      visit_dtype(bias.dtype, [&](auto tb) {
-        using TB = decltype(tb);
-        T* o = static_cast<T*>(out.ptr);
-        const TB* bp = static_cast<const TB*>(bias.ptr);
-        const bool acc = opts.accumulate == Accumulate::yes;
-#pragma omp parallel for schedule(static)
-        for (std::int64_t i = 0; i < M; ++i)
-          for (std::int64_t j = 0; j < N; ++j)
-            o[i * N + j] = from_float<T>(to_float(bp[j]) + (acc ? to_float(o[i * N + j]) : 0.0f));
-      });
-    });
+// Any dtypes: widen what is not f32 into scratch, sgemm, round C back (once: a bias
+// and the old C are added in f32 too). bias.ptr == nullptr: no bias.
+void gemm_widened(Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+                  ConstMat a, ConstMat b, float beta, Mat c, ConstMat bias) {
+  if (!omp_in_parallel()) ctx.scratch.prepare();
+  const float* A = static_cast<const float*>(a.ptr);
+  std::int64_t lda = a.ld;
+  if (a.dtype != DType::f32) {
+    const std::int64_t rows = ta == Trans::yes ? K : M, cols = ta == Trans::yes ? M : K;
+    float* s = ctx.scratch.get(ThreadScratch::gemm_a, std::size_t(rows * cols));
+    to_f32(s, a.dtype, a.ptr, a.ld, rows, cols);
+    A = s, lda = cols;
+  }
+  const float* B = static_cast<const float*>(b.ptr);
+  std::int64_t ldb = b.ld;
+  if (b.dtype != DType::f32) {
+    const std::int64_t rows = tb == Trans::yes ? N : K, cols = tb == Trans::yes ? K : N;
+    float* s = ctx.scratch.get(ThreadScratch::gemm_b, std::size_t(rows * cols));
+    to_f32(s, b.dtype, b.ptr, b.ld, rows, cols);
+    B = s, ldb = cols;
+  }
+  Mat C = c;
+  if (c.dtype != DType::f32) {
+    C = {DType::f32, ctx.scratch.get(ThreadScratch::gemm_c, std::size_t(M * N)), N};
+    if (beta != 0.0f) to_f32(static_cast<float*>(C.ptr), c.dtype, c.ptr, c.ld, M, N);
+  }
+  if (bias.ptr) {
+    if (beta != 0.0f && beta != 1.0f) scale_f32(C, M, N, beta);  // (rare) the old C first, then the bias on top
+    broadcast_bias(C, bias, M, N, beta != 0.0f);
     beta = 1.0f;
   }
-  gemm(opts.trans_a, opts.trans_b, M, N, K, opts.alpha, {a.dtype, a.ptr, a.shape.last()},
-       {b.dtype, b.ptr, b.shape.last()}, beta, {out.dtype, out.ptr, N});
+  if (K > 0) sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, static_cast<float*>(C.ptr), C.ld);
+  else if (beta != 1.0f) scale_f32(C, M, N, beta);  // C = beta C (sgemm may skip this when K == 0)
+  if (c.dtype != DType::f32) from_f32(c.dtype, c.ptr, c.ld, static_cast<const float*>(C.ptr), M, N);
+}
+
+bool use_dnnl(const Context& ctx, DType a, DType b, DType c) {
+  if (a == DType::f32 && b == DType::f32 && c == DType::f32 && !ctx.f32_on_dnnl) return false;
+  return DnnlGemm::supports(a, b, c) && !omp_in_parallel();
+}
+
+}  // namespace
+
+void gemm(Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+          ConstMat a, ConstMat b, float beta, Mat c) {
+  if (M == 0 || N == 0) return;
+  if (K > 0 && use_dnnl(ctx, a.dtype, b.dtype, c.dtype)) {
+    ctx.dnnl.run({ta, tb, M, N, K, alpha, a.dtype, b.dtype, c.dtype, DType::f32, a.ptr, a.ld, b.ptr, b.ld, nullptr,
+                  beta, c.ptr, c.ld});
+  } else if (a.dtype == DType::f32 && b.dtype == DType::f32 && c.dtype == DType::f32) {
+    if (K == 0) return scale_f32(c, M, N, beta);  // sgemm with K == 0 is legal but some builds skip beta
+    sgemm(ta, tb, M, N, K, alpha, static_cast<const float*>(a.ptr), a.ld, static_cast<const float*>(b.ptr), b.ld,
+          beta, static_cast<float*>(c.ptr), c.ld);
+  } else {
+    gemm_widened(ctx, ta, tb, M, N, K, alpha, a, b, beta, c, {});
+  }
+}
+
+void matmul(Context& ctx, Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) {
+  const auto [M, N, K] = check::matmul_dims(out, a, b, bias, opts);
+  if (M == 0 || N == 0) return;
+  const float beta = opts.accumulate == Accumulate::yes ? 1.0f : 0.0f;
+  const ConstMat A{a.dtype, a.ptr, a.shape.last()}, B{b.dtype, b.ptr, b.shape.last()};
+  const Mat C{out.dtype, out.ptr, N};
+  if (bias.empty()) return gemm(ctx, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, A, B, beta, C);
+  const ConstMat bias_m{bias.dtype, bias.ptr, N};
+  const bool all_f32 = a.dtype == DType::f32 && b.dtype == DType::f32 && out.dtype == DType::f32;
+  if (K > 0 && opts.alpha == 1.0f && use_dnnl(ctx, a.dtype, b.dtype, out.dtype) &&
+      (bias.dtype == DType::f32 || (bias.dtype == DType::bf16 && a.dtype == DType::bf16))) {
+    // oneDNN adds the bias in its epilogue: dst = A B + bias + beta dst, rounded once
+    ctx.dnnl.run({opts.trans_a, opts.trans_b, M, N, K, 1.0f, a.dtype, b.dtype, out.dtype, bias.dtype, a.ptr, A.ld,
+                  b.ptr, B.ld, bias.ptr, beta, out.ptr, N});
+  } else if (all_f32) {  // broadcast the bias into out (or add it), then sgemm accumulates on top
+    broadcast_bias(C, bias_m, M, N, beta != 0.0f);
+    gemm(ctx, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, A, B, 1.0f, C);
+  } else {  // the same in f32 scratch, so that a half-precision out is rounded once
+    gemm_widened(ctx, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, A, B, beta, C, bias_m);
+  }
 }
 
 void bias_backward(Tensor dbias, Tensor dout) {
@@ -114,9 +172,12 @@ void bias_backward(Tensor dbias, Tensor dout) {
       for (std::int64_t j0 = 0; j0 < N; j0 += 64) {
         const std::int64_t nj = std::min<std::int64_t>(64, N - j0);
         float acc[64] = {};
-        for (std::int64_t i = 0; i < rows; ++i)
-          for (std::int64_t j = 0; j < nj; ++j) acc[j] += to_float(d[i * N + j0 + j]);
-        for (std::int64_t j = 0; j < nj; ++j) db[j0 + j] = from_float<TB>(to_float(db[j0 + j]) + acc[j]);
+        for (std::int64_t i = 0; i < rows; ++i) {
+          const T* row = d + i * N + j0;
+#pragma omp simd
+          for (std::int64_t j = 0; j < nj; ++j) acc[j] += ld(row, j);
+        }
+        for (std::int64_t j = 0; j < nj; ++j) st(db, j0 + j, ld(db, j0 + j) + acc[j]);
       }
     });
   });

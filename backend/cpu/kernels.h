@@ -6,17 +6,21 @@
 #pragma once
 
 #include "backend/backend.h"
+#include "backend/cpu/context.h"
+#include "backend/cpu/convert.h"
 
 namespace loom::cpu {
 
-// ---- gemm.cpp: the one GEMM entry point (OpenBLAS sgemm for f32, a blocked
-// f32-accumulating kernel for bf16/f16). Row-major; ld* are row strides.
+// ---- gemm.cpp: the one GEMM entry point. f32 -> OpenBLAS sgemm; bf16 x bf16 ->
+// bf16/f32 -> oneDNN matmul (AMX / AVX-512 BF16); anything else (f16, mixed
+// dtypes, or bf16 inside an OpenMP parallel region) is widened to f32 in the
+// context's scratch and run by sgemm. Row-major; ld* are row strides.
 struct ConstMat { DType dtype; const void* ptr; std::int64_t ld; };
 struct Mat { DType dtype; void* ptr; std::int64_t ld; };
-void gemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, ConstMat a,
-          ConstMat b, float beta, Mat c);
+void gemm(Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+          ConstMat a, ConstMat b, float beta, Mat c);
 
-void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts);
+void matmul(Context& ctx, Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts);
 void bias_backward(Tensor dbias, Tensor dout);
 
 // ---- elementwise.cpp
@@ -39,8 +43,9 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
                         Tensor mean, Tensor rstd, Accumulate dx_acc);
 
 // ---- attention.cpp
-void attention_forward(Tensor out, Tensor probs, Tensor qkv, int heads);
-void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, int heads);
+void attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qkv, int heads);
+void attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
+                        int heads);
 
 // ---- embedding.cpp
 void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start);
@@ -54,10 +59,7 @@ void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, Tok
 void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
                                   std::int64_t vocab, Tensor lse, float dloss);
 
-// Typed element access for the kernels: load as f32, store with rounding.
-template <class T>
-inline float ld(const T* p, std::int64_t i) { return to_float(p[i]); }
-template <class T>
-inline void st(T* p, std::int64_t i, float v) { p[i] = from_float<T>(v); }
+// Typed element access for the kernels (ld: load as f32, st: store with rounding)
+// is in backend/cpu/convert.h.
 
 }  // namespace loom::cpu

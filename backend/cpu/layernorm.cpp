@@ -35,15 +35,18 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor we
     for (std::int64_t i = 0; i < N; ++i) {
       const T* xr = px + i * C;
       float m = 0;
+#pragma omp simd reduction(+ : m)
       for (std::int64_t c = 0; c < C; ++c) m += ld(xr, c);
       m /= float(C);
       float var = 0;  // two-pass: no cancellation for large means
+#pragma omp simd reduction(+ : var)
       for (std::int64_t c = 0; c < C; ++c) {
         const float d = ld(xr, c) - m;
         var += d * d;
       }
       const float r = 1.0f / std::sqrt(var / float(C) + eps);
       T* orow = po + i * C;
+#pragma omp simd
       for (std::int64_t c = 0; c < C; ++c) st(orow, c, (ld(xr, c) - m) * r * ld(w, c) + ld(b, c));
       pm[i] = m;
       pr[i] = r;
@@ -80,6 +83,7 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
       const T* dr = pd + i * C;
       const float m = pm[i], r = pr[i];
       float mean_dn = 0, mean_dn_xhat = 0;
+#pragma omp simd reduction(+ : mean_dn, mean_dn_xhat)
       for (std::int64_t c = 0; c < C; ++c) {
         const float dn = ld(dr, c) * ld(w, c);
         mean_dn += dn;
@@ -88,6 +92,7 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
       mean_dn /= float(C);
       mean_dn_xhat /= float(C);
       T* dxr = pdx + i * C;
+#pragma omp simd
       for (std::int64_t c = 0; c < C; ++c) {
         const float xhat = (ld(xr, c) - m) * r;
         const float g = r * (ld(dr, c) * ld(w, c) - mean_dn - xhat * mean_dn_xhat);
@@ -108,6 +113,7 @@ void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Te
         float sw[kCols] = {}, sb[kCols] = {};
         for (std::int64_t i = 0; i < N; ++i) {
           const float m = pm[i], r = pr[i];
+#pragma omp simd
           for (std::int64_t c = 0; c < nc; ++c) {
             const float d = ld(pd, i * C + c0 + c);
             sw[c] += d * (ld(px, i * C + c0 + c) - m) * r;

@@ -158,6 +158,28 @@ TEST_F(Backward, CausalAttention) {
   }
 }
 
+// bf16/f16: the kernel widens each (b, h) slice to f32 and runs the f32 code, so its
+// gradient equals the f32 backend's on the same rounded inputs up to the output's
+// rounding (1.5 units of the last place of 8 / 11 mantissa bits).
+TEST_F(Backward, CausalAttentionHalfPrecisionMatchesF32) {
+  const i64 B = 2, T = 33, H = 3, D = 5, C = H * D;
+  for (auto [dt, tol] : {std::tuple{DType::bf16, 1.5 * std::ldexp(1.0, -8)},
+                         std::tuple{DType::f16, 1.5 * std::ldexp(1.0, -11)}}) {
+    Vec qkv = ref::randn(B * T * 3 * C, 3, 1.2), R = ref::randn(B * T * C, 17);
+    Buffer hq = ref::make(*be, {B, T, 3 * C}, dt, qkv), hdout = ref::make(*be, {B, T, C}, dt, R);
+    Buffer fq = ref::make(*be, {B, T, 3 * C}, DType::f32, qkv), fdout = ref::make(*be, {B, T, C}, DType::f32, R);
+    Buffer hout(*be, {B, T, C}, dt), fout(*be, {B, T, C}, DType::f32);
+    Buffer hprobs(*be, {B, H, T, T}, DType::f32), fprobs(*be, {B, H, T, T}, DType::f32);
+    Buffer scratch(*be, {B, H, T, T}, DType::f32);
+    Buffer hd = ref::filled(*be, {B, T, 3 * C}, dt, NAN), fd = ref::filled(*be, {B, T, 3 * C}, DType::f32, NAN);
+    be->attention_forward(hout, hprobs, hq, int(H));
+    be->attention_backward(hd, scratch, hdout, hq, hprobs, int(H));
+    be->attention_forward(fout, fprobs, fq, int(H));
+    be->attention_backward(fd, scratch, fdout, fq, fprobs, int(H));
+    EXPECT_TRUE(ref::near(ref::read(hd), ref::read(fd), tol, kAtol)) << dtype_name(dt);
+  }
+}
+
 // ---- embedding ----------------------------------------------------------------------------------
 
 TEST_F(Backward, EmbeddingAccumulatesRepeatedTokens) {

@@ -180,6 +180,63 @@ TEST_F(Forward, MatmulHalfPrecision) {
     }
 }
 
+// Half-precision inputs in every layout the model uses: bf16 x bf16 runs on oneDNN
+// (AMX / AVX-512 BF16), f16 and mixed dtypes are widened to f32 for sgemm. Products
+// of exact half inputs are exact in f32 and accumulate in f32, so a half output is
+// off by its final rounding (tol_for) and an f32 output by f32 summation (kTolF32):
+// the bias and an accumulated out are added before that one rounding. Sizes not
+// multiples of 16, K = 1, and one shape big enough for oneDNN's blocked kernels.
+TEST_F(Forward, MatmulHalfInputsAllFlagsAndOutputDtypes) {
+  int cases = 0;
+  for (DType dt : {DType::bf16, DType::f16})
+    for (DType out_dt : {dt, DType::f32})
+      for (DType bias_dt : {dt, DType::f32})
+        for (auto [M, N, K] : {std::tuple{i64(1), i64(1), i64(1)}, std::tuple{i64(3), i64(17), i64(1)},
+                               std::tuple{i64(17), i64(3), i64(65)}, std::tuple{i64(65), i64(33), i64(7)},
+                               std::tuple{i64(67), i64(129), i64(259)}})
+          for (int flags = 0; flags < 32; ++flags) {
+            const bool ta = flags & 1, tb = flags & 2, use_bias = flags & 4, acc = flags & 8;
+            const float alpha = flags & 16 ? -0.75f : 1.0f;
+            if (!use_bias && bias_dt != dt) continue;  // the same case as bias_dt == dt
+            const std::uint64_t seed = 7 * M + 11 * N + 13 * K + flags;
+            Vec a = ref::randn(M * K, seed), b = ref::randn(K * N, seed + 1), bias = ref::randn(N, seed + 2);
+            Vec out0 = ref::randn(M * N, seed + 3);
+            Buffer ba = ref::make(*be, ta ? Shape{K, M} : Shape{M, K}, dt, a);
+            Buffer bb = ref::make(*be, tb ? Shape{N, K} : Shape{K, N}, dt, b);
+            Buffer bbias = ref::make(*be, {N}, bias_dt, bias);
+            Buffer bout = ref::make(*be, {M, N}, out_dt, out0);
+            be->matmul(bout, ba, bb, use_bias ? bbias.tensor() : Tensor{},
+                       MatmulOpts{.trans_a = Trans(ta), .trans_b = Trans(tb), .accumulate = Accumulate(acc),
+                                  .alpha = alpha});
+            Vec want = ref::matmul(a, b, M, N, K, ta, tb);
+            for (i64 i = 0; i < M * N; ++i)
+              want[i] = alpha * want[i] + (use_bias ? bias[i % N] : 0.0) + (acc ? out0[i] : 0.0);
+            ASSERT_TRUE(ref::near(ref::read(bout), want, tol_for(out_dt)))
+                << name(dt) << " -> " << name(out_dt) << " bias " << name(bias_dt) << " M=" << M << " N=" << N
+                << " K=" << K << " trans_a=" << ta << " trans_b=" << tb << " bias=" << use_bias
+                << " accumulate=" << acc << " alpha=" << alpha;
+            ++cases;
+          }
+  EXPECT_EQ(cases, 2 * 2 * 5 * (32 + 16));
+}
+
+// Mixed operand dtypes (f32 x bf16, f16 x bf16) take the widened path; the same rules apply.
+TEST_F(Forward, MatmulMixedOperandDtypes) {
+  const i64 M = 19, N = 23, K = 37;
+  for (auto [da, db, dout] : {std::tuple{DType::f32, DType::bf16, DType::bf16},
+                              std::tuple{DType::bf16, DType::f32, DType::f32},
+                              std::tuple{DType::f16, DType::bf16, DType::f16}}) {
+    Vec a = ref::randn(M * K, 1), b = ref::randn(N * K, 2), out0 = ref::randn(M * N, 3);
+    Buffer ba = ref::make(*be, {K, M}, da, a), bb = ref::make(*be, {N, K}, db, b);
+    Buffer bout = ref::make(*be, {M, N}, dout, out0);
+    be->matmul(bout, ba, bb, {}, {.trans_a = Trans::yes, .trans_b = Trans::yes, .accumulate = Accumulate::yes});
+    Vec want = ref::matmul(a, b, M, N, K, true, true);
+    for (i64 i = 0; i < M * N; ++i) want[i] += out0[i];
+    EXPECT_TRUE(ref::near(ref::read(bout), want, tol_for(dout)))
+        << name(da) << " x " << name(db) << " -> " << name(dout);
+  }
+}
+
 TEST_F(Forward, BiasBackwardAccumulatesColumnSums) {
   for (i64 rows : kSizes)
     for (i64 N : kSizes) {
@@ -272,6 +329,26 @@ TEST_F(Forward, CausalAttention) {
     EXPECT_TRUE(ref::near(ref::read(probs), wprobs, kTolF32))
         << "probs B=" << B << " T=" << T << " H=" << H << " D=" << D;
   }
+}
+
+// bf16/f16 qkv: the kernel widens each (b, h) slice to f32, so only the output's
+// rounding separates it from the f64 reference on the same (rounded) inputs; probs are f32.
+TEST_F(Forward, CausalAttentionHalfPrecision) {
+  for (DType dt : {DType::bf16, DType::f16})
+    for (auto [B, T, H, D] : {std::tuple{i64(1), i64(1), i64(1), i64(1)}, std::tuple{i64(2), i64(17), i64(3), i64(5)},
+                              std::tuple{i64(1), i64(65), i64(2), i64(16)}}) {
+      const i64 C = H * D;
+      Vec qkv = ref::randn(B * T * 3 * C, B * 1000 + T * 10 + H, 1.5);
+      Buffer bqkv = ref::make(*be, {B, T, 3 * C}, dt, qkv), out = ref::filled(*be, {B, T, C}, dt, NAN);
+      Buffer probs = ref::filled(*be, {B, H, T, T}, DType::f32, NAN);
+      be->attention_forward(out, probs, bqkv, int(H));
+      Vec wprobs;
+      const Vec want = ref::attention(qkv, B, T, H, D, &wprobs);
+      EXPECT_TRUE(ref::near(ref::read(out), want, tol_for(dt)))
+          << name(dt) << " out B=" << B << " T=" << T << " H=" << H << " D=" << D;
+      EXPECT_TRUE(ref::near(ref::read(probs), wprobs, kTolF32))
+          << name(dt) << " probs B=" << B << " T=" << T << " H=" << H << " D=" << D;
+    }
 }
 
 // ---- embedding --------------------------------------------------------------------------------
