@@ -78,6 +78,7 @@ struct ParallelConfig {
   std::string schedule = "1f1b";   // pipeline schedule: 1f1b or gpipe
   std::string stages;              // layers per pipeline stage, e.g. "3,3,2" (empty: even split)
   int virtual_stages = 1;          // model chunks per pipeline rank (interleaved 1F1B); 1: plain
+  bool sequence_parallel = false;  // Megatron's sequence parallelism over the tp group (needs tp > 1)
 };
 
 struct DataConfig {

@@ -96,7 +96,12 @@ struct Table {
         ("parallel.virtual_stages",
          po::value(&c.parallel.virtual_stages)->default_value(c.parallel.virtual_stages),
          "model chunks per pipeline rank (interleaved 1F1B, Megatron's virtual pipeline stages); needs "
-         "parallel.pp > 1 and micro-batches a multiple of pp");
+         "parallel.pp > 1 and micro-batches a multiple of pp")
+        ("parallel.sequence_parallel",
+         po::value<bool>(&c.parallel.sequence_parallel)->default_value(false, "false")->implicit_value(true, "true"),
+         "Megatron's sequence parallelism: layernorms and the residual stream split over the tp group "
+         "(reduce-scatter / all-gather instead of all-reduce); needs parallel.tp > 1 and micro_batch * seq_len "
+         "divisible by tp");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
@@ -162,7 +167,8 @@ std::string to_ini(const RunConfig& c) {
     << "\ndecay_embeddings = " << (op.decay_embeddings ? "true" : "false") << "\nclip_grad = " << op.clip_grad << "\nzero = " << op.zero
     << "\n";
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
-    << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages << "\n";
+    << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages
+    << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false") << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";
