@@ -171,6 +171,15 @@ void validate_layout(RunConfig& c, int world) {
   LOOM_CHECK(m.ffn_size() % p.tp == 0, "pick parallel.tp dividing model.ffn",
              "model.ffn ({}) is not divisible by parallel.tp ({})", m.ffn_size(), p.tp);
   const TrainConfig& t = c.train;
+  if (p.sequence_parallel) {
+    LOOM_CHECK(p.tp > 1, "set parallel.tp > 1 or turn parallel.sequence_parallel off",
+               "sequence parallelism splits over tp; it needs parallel.tp > 1");
+    const std::int64_t rows = t.micro_batch * t.sequence(m);
+    LOOM_CHECK(rows % p.tp == 0, "pick train.micro_batch * train.seq_len divisible by parallel.tp",
+               "sequence parallelism splits the micro_batch * seq_len = {} * {} = {} token rows over parallel.tp = {} "
+               "ranks; they do not divide evenly",
+               t.micro_batch, t.sequence(m), rows, p.tp);
+  }
   LOOM_CHECK(t.global_batch % p.dp == 0, "make train.global_batch a multiple of the data-parallel size",
              "train.global_batch ({}) does not split evenly over parallel.dp = {} ranks", t.global_batch, p.dp);
   LOOM_CHECK((t.global_batch / p.dp) % t.micro_batch == 0, "pick a micro_batch that divides global_batch / dp",

@@ -90,6 +90,7 @@ struct ParallelConfig {
   std::string stages;              // layers per pipeline stage, e.g. "3,3,2" (empty: even split)
   int virtual_stages = 1;          // model chunks per pipeline rank (interleaved 1F1B); 1: plain
   std::string grad_reduce_dtype = "fp32";  // the data-parallel gradient reduction: fp32, bf16 or fp16
+  bool sequence_parallel = false;  // Megatron's sequence parallelism over the tp group (needs tp > 1)
 };
 
 struct DataConfig {

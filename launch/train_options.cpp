@@ -111,7 +111,12 @@ struct Table {
          "parallel.pp > 1 and micro-batches a multiple of pp")
         ("parallel.grad_reduce_dtype",
          po::value(&c.parallel.grad_reduce_dtype)->default_value(c.parallel.grad_reduce_dtype),
-         "dtype of the data-parallel gradient reduction: fp32 (exact to f32), or bf16 / fp16 (half the bytes)");
+         "dtype of the data-parallel gradient reduction: fp32 (exact to f32), or bf16 / fp16 (half the bytes)")
+        ("parallel.sequence_parallel",
+         po::value<bool>(&c.parallel.sequence_parallel)->default_value(false, "false")->implicit_value(true, "true"),
+         "Megatron's sequence parallelism: layernorms and the residual stream split over the tp group "
+         "(reduce-scatter / all-gather instead of all-reduce); needs parallel.tp > 1 and micro_batch * seq_len "
+         "divisible by tp");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
@@ -180,7 +185,8 @@ std::string to_ini(const RunConfig& c) {
     << "\nmin_loss_scale = " << op.min_loss_scale << "\n";
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
     << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages
-    << "\ngrad_reduce_dtype = " << c.parallel.grad_reduce_dtype << "\n";
+    << "\ngrad_reduce_dtype = " << c.parallel.grad_reduce_dtype
+    << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false") << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";

@@ -4,6 +4,8 @@
 // x, y (B,T,C). Backward takes dresid = dL/dy and turns it, in place, into
 // dL/dx: each branch's input gradient is added onto the residual gradient by
 // the layernorm backward (which accumulates). Parameter grads +=.
+// Sequence parallel (the layers' sp set): x, y, x1, the ln outputs and dresid are this tp
+// rank's N/tp rows, (N/tp, C); the linears gather and reduce-scatter (layers/sequence_parallel.h).
 #pragma once
 
 #include "layers/attention.h"
@@ -26,7 +28,7 @@ struct Block {
   };
   struct Scratch {
     Attention::Scratch attn;  // dqkv (B,T,3C), datt (B,T,C), dprobs (B,H,T,T)
-    Tensor dln;               // (B,T,C): gradient at a layernorm output
+    Tensor dln;               // (B,T,C): gradient at a layernorm output (SP: (N/tp, C))
     Tensor dbig;              // (B,T,F): MLP hidden gradient
   };
 

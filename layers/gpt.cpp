@@ -19,11 +19,11 @@ constexpr std::size_t kNone = std::size_t(-1);
 }  // namespace
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T)
-    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, Recompute::none, DType::f32) {}
+    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, Recompute::none, DType::f32, false) {}
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator& tp, const GptStage& stage,
-         std::vector<int> slots, Recompute recompute, DType dtype)
-    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), recompute, dtype) {}
+         std::vector<int> slots, Recompute recompute, DType dtype, bool sequence_parallel)
+    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), recompute, dtype, sequence_parallel) {}
 
 Recompute parse_recompute(const std::string& mode) {
   if (mode == "none") return Recompute::none;
@@ -34,7 +34,7 @@ Recompute parse_recompute(const std::string& mode) {
 }
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-         std::vector<int> slots, Recompute recompute, DType dtype)
+         std::vector<int> slots, Recompute recompute, DType dtype, bool sequence_parallel)
     : be_(be),
       cfg_(cfg),
       B_(B),
@@ -58,6 +58,16 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
              "", "model: give one slot count >= 1 per chunk ({} chunks, {} counts)", stage_.chunks.size(), slots.size());
   const std::int64_t p = tp_.size(), C = cfg.channels, N = B * T;
   const std::int64_t Cl = C / p, Fl = cfg.ffn_size() / p, Hl = cfg.heads / p;  // this tp rank's share
+  if (sequence_parallel) {
+    LOOM_CHECK(p > 1, "set parallel.tp > 1 or turn parallel.sequence_parallel off",
+               "sequence parallelism splits over tp; it needs parallel.tp > 1");
+    LOOM_CHECK(N % p == 0, "pick train.micro_batch * train.seq_len divisible by parallel.tp",
+               "sequence parallelism splits the micro_batch * seq_len = {} * {} = {} token rows over parallel.tp = {} "
+               "ranks; they do not divide evenly",
+               B, T, N, p);
+    const std::string gathered = "sequence parallel: gathered tensors (shared)";
+    sp_ = {&tp_, act(gathered, {B, T, C}), act(gathered, {B, T, C}), f32(gathered, {2, C})};  // norm grads: f32 like dw
+  }
   // Recomputed activations live once, shared by every block and slot.
   const std::string recomputed = "activations: recomputed in backward (shared)";
   if (recompute_ == Recompute::full) shared_saved_ = alloc_block_saved(recomputed, true);
@@ -73,7 +83,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
   for (std::size_t v = chunks_.size(); v-- > 0;) build_chunk(chunks_[v], slots[v]);
   const std::string scratch = "backward scratch (shared by all layers)";
   scratch_.attn = {act(scratch, {B, T, 3 * Cl}), act(scratch, {B, T, Cl}), f32(scratch, {B, Hl, T, T})};
-  scratch_.dln = act(scratch, {B, T, C});
+  scratch_.dln = act(scratch, stream_shape());
   scratch_.dbig = act(scratch, {N, Fl});
   if (std::any_of(chunks_.begin(), chunks_.end(), [](const Chunk& c) { return c.has_loss; }))
     loss_rows_ = f32("loss accumulator", {N});
@@ -82,7 +92,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
 
 void Gpt::build_chunk(Chunk& c, int slots) {
   const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_, L = c.layer_end - c.layer_begin;
-  const std::int64_t Hl = cfg_.heads / p, Vl = cfg_.padded_vocab() / p;
+  const std::int64_t Hl = cfg_.heads / p, Vl = cfg_.padded_vocab() / p, Nl = stream_rows();
   auto bucket = [&](std::size_t first, std::size_t last) {
     buckets_.push_back({first, last});
     return buckets_.size() - 1;
@@ -93,7 +103,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   };
   auto norm = [&](const std::string& prefix) {
     return LayerNorm{params_.param(prefix + ".weight"), params_.param(prefix + ".bias"),
-                     params_.grad(prefix + ".weight"), params_.grad(prefix + ".bias")};
+                     params_.grad(prefix + ".weight"), params_.grad(prefix + ".bias"), sp()};
   };
   if (c.embeds || c.has_loss) c.wte = params_.param("wte"), c.dwte = params_.grad("wte");
   if (c.embeds) c.wpe = params_.param("wpe"), c.dwpe = params_.grad("wpe");
@@ -106,9 +116,9 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   for (std::int64_t l = c.layer_begin; l < c.layer_end; ++l) {
     Block b;
     b.ln_1 = norm(layer_name(l, "ln_1"));
-    b.attn = Attention{{lin(l, "attn.c_attn"), &tp_}, {lin(l, "attn.c_proj"), &tp_}, int(Hl)};
+    b.attn = Attention{{lin(l, "attn.c_attn"), &tp_, sp()}, {lin(l, "attn.c_proj"), &tp_, sp()}, int(Hl)};
     b.ln_2 = norm(layer_name(l, "ln_2"));
-    b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_}, {lin(l, "mlp.c_proj"), &tp_}};
+    b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_, sp()}, {lin(l, "mlp.c_proj"), &tp_, sp()}};
     c.blocks.push_back(b);
   }
   for (std::int64_t l = c.layer_end; l-- > c.layer_begin;)
@@ -120,7 +130,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   const std::string blocks = "activations: blocks", head = "activations: final norm, logits, loss";
   for (int k = 0; k < slots; ++k) {
     Slot s;
-    for (std::int64_t l = 0; l <= L; ++l) s.resid.push_back(act(blocks, {B_, T_, C}));
+    for (std::int64_t l = 0; l <= L; ++l) s.resid.push_back(act(blocks, stream_shape()));
     for (std::int64_t l = 0; l < L; ++l) {
       switch (recompute_) {
         case Recompute::none: s.saved.push_back(alloc_block_saved(blocks, true)); break;
@@ -134,33 +144,37 @@ void Gpt::build_chunk(Chunk& c, int slots) {
     if (c.embeds) s.tokens = f32("token ids", {B_, T_});  // int32 ids in 4-byte elements
     if (c.has_loss) {
       s.targets = f32("token ids", {B_, T_});
-      s.ln_f_out = act(head, {N, C});
-      s.ln_f_saved = {f32(head, {N}), f32(head, {N})};
+      s.ln_f_out = act(head, {Nl, C});  // SP: gathered again for the head's backward
+      s.ln_f_saved = {f32(head, {Nl}), f32(head, {Nl})};
       s.logits = act(head, {N, Vl});  // 16-bit logits; the loss is computed in f32 from them
       s.loss = {f32(head, {N}), f32(head, {2, N}), f32(head, {N})};
     }
     c.slots.push_back(std::move(s));
   }
   // d loss / d input: backward's working buffer, sent back; d loss / d output: received.
-  c.dinput = act("pipeline boundary gradients", {B_, T_, C});
-  if (!c.has_loss) c.doutput = act("pipeline boundary gradients", {B_, T_, C});
+  c.dinput = act("pipeline boundary gradients", stream_shape());
+  if (!c.has_loss) c.doutput = act("pipeline boundary gradients", stream_shape());
 }
 
 Block::Saved Gpt::alloc_block_saved(const std::string& category, bool with_probs) {
   const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_;
-  const std::int64_t Cl = C / p, Fl = cfg_.ffn_size() / p, Hl = cfg_.heads / p;
+  const std::int64_t Cl = C / p, Fl = cfg_.ffn_size() / p, Hl = cfg_.heads / p, Nl = stream_rows();
   Block::Saved b;
-  b.ln_1_out = act(category, {B_, T_, C});
-  b.ln_2_out = act(category, {B_, T_, C});
-  b.x1 = act(category, {B_, T_, C});
+  b.ln_1_out = act(category, stream_shape());
+  b.ln_2_out = act(category, stream_shape());
+  b.x1 = act(category, stream_shape());
   b.attn.att = act(category, {B_, T_, Cl});
   b.attn.qkv = act(category, {B_, T_, 3 * Cl});
   b.mlp.h = act(category, {N, Fl});
   b.mlp.g = act(category, {N, Fl});
   if (with_probs) b.attn.probs = f32(category, {B_, Hl, T_, T_});  // softmax statistics stay f32
-  b.ln_1 = {f32(category, {N}), f32(category, {N})};
-  b.ln_2 = {f32(category, {N}), f32(category, {N})};
+  b.ln_1 = {f32(category, {Nl}), f32(category, {Nl})};
+  b.ln_2 = {f32(category, {Nl}), f32(category, {Nl})};
   return b;
+}
+
+Shape Gpt::stream_shape() const {
+  return sequence_parallel() ? Shape{stream_rows(), cfg_.channels} : Shape{B_, T_, cfg_.channels};
 }
 
 std::vector<Tensor> Gpt::inputs(int chunk, int slot) {
@@ -212,15 +226,21 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
   if (c.embeds) {
     be_.copy(s.tokens, id_bytes(tokens, Shape{B_, T_}));
     // Vocabulary-parallel embedding: each tp rank adds the rows it holds (zeros for
-    // other tokens) and rank 0 the positions; the all-reduce completes the sum.
-    be_.embedding_forward(s.resid[0], ids(s.tokens, {B_, T_}), c.wte,
+    // other tokens) and rank 0 the positions; the all-reduce completes the sum (SP: a
+    // reduce-scatter, leaving this rank's rows of the stream).
+    be_.embedding_forward(sp() ? sp_.full : s.resid[0], ids(s.tokens, {B_, T_}), c.wte,
                           tp_.rank() == 0 ? c.wpe.slice_rows(0, T_) : Tensor{}, vocab_start_);
-    tp_.all_reduce(s.resid[0]);
+    if (sp())
+      tp_.reduce_scatter(s.resid[0], sp_.full);
+    else
+      tp_.all_reduce(s.resid[0]);
   }  // else: the previous virtual stage's output was received into s.resid[0]
   for (std::size_t l = 0; l < c.blocks.size(); ++l) c.blocks[l].forward(be_, s.resid[l + 1], s.resid[l], s.saved[l]);
   if (!c.has_loss) return;
-  c.ln_f.forward(be_, s.ln_f_out, s.resid.back().view({B_ * T_, cfg_.channels}), s.ln_f_saved);
-  be_.matmul(s.logits, s.ln_f_out, c.wte, {}, {.trans_b = Trans::yes});  // tied head: this rank's vocabulary columns
+  c.ln_f.forward(be_, s.ln_f_out, s.resid.back().view({stream_rows(), cfg_.channels}), s.ln_f_saved);
+  const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : s.ln_f_out;  // SP: all N rows
+  if (sp()) tp_.all_gather(ln_f_all, s.ln_f_out);
+  be_.matmul(s.logits, ln_f_all, c.wte, {}, {.trans_b = Trans::yes});  // tied head: this rank's vocabulary columns
 }
 
 void Gpt::forward(int chunk, const MicroBatch& mb, int slot) {
@@ -235,18 +255,26 @@ void Gpt::forward(int chunk, const MicroBatch& mb, int slot) {
 void Gpt::backward(int chunk, int slot, float dloss) {
   Chunk& c = chunks_.at(std::size_t(chunk));
   Slot& s = c.slots.at(std::size_t(slot));
-  const std::int64_t N = B_ * T_, C = cfg_.channels;
+  const std::int64_t N = B_ * T_, C = cfg_.channels, Nl = stream_rows();
   Tensor dresid = c.dinput;
   if (c.has_loss) {
     // Loss and tied head: the logits buffer becomes dlogits in place.
     loss_.backward(be_, s.logits, s.logits, ids(s.targets, {N}), s.loss, dloss);
-    Tensor dln = scratch_.dln.view({N, C});
-    be_.matmul(dln, s.logits, c.wte, {}, {});
-    tp_.all_reduce(dln);  // each shard's head contributes to the gradient of ln_f's output
-    be_.matmul(c.dwte, s.logits, s.ln_f_out, {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes});
+    Tensor dln = scratch_.dln.view({Nl, C});
+    // Each shard's head contributes to the gradient of ln_f's output: all-reduced over tp
+    // (SP: reduce-scattered to this rank's rows, and ln_f's output gathered again for dwte).
+    const Tensor dln_all = sp() ? sp_.full.view({N, C}) : dln, ln_f_all = sp() ? sp_.gathered.view({N, C}) : s.ln_f_out;
+    be_.matmul(dln_all, s.logits, c.wte, {}, {});
+    if (sp()) {
+      tp_.reduce_scatter(dln, dln_all);
+      tp_.all_gather(ln_f_all, s.ln_f_out);
+    } else {
+      tp_.all_reduce(dln);
+    }
+    be_.matmul(c.dwte, s.logits, ln_f_all, {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes});
     if (c.b_head != kNone) ready(c.b_head);
     be_.fill(dresid, 0.0f);
-    c.ln_f.backward(be_, dresid.view({N, C}), dln, s.resid.back().view({N, C}), s.ln_f_saved);
+    c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
     ready(c.b_ln_f);
   } else {
     be_.copy(dresid, c.doutput);  // received from the next virtual stage
@@ -261,7 +289,9 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     ready(c.b_blocks[l]);
   }
   if (!c.embeds) return;  // dinput = d loss / d input, for the previous virtual stage
-  be_.embedding_backward(c.dwte, c.dwpe.slice_rows(0, T_), dresid, ids(s.tokens, {B_, T_}), vocab_start_);
+  if (sp()) tp_.all_gather(sp_.full, dresid);  // every rank's embedding rows need all N rows' gradient
+  be_.embedding_backward(c.dwte, c.dwpe.slice_rows(0, T_), sp() ? sp_.full : dresid, ids(s.tokens, {B_, T_}),
+                         vocab_start_);
   ready(c.b_embed);
 }
 

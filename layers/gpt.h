@@ -15,6 +15,9 @@
 // run of blocks per chunk (several with interleaved 1F1B: chunk v is virtual stage
 // v * stages + stage); virtual stage 0 also holds the embedding, the last one ln_f,
 // the head and the loss. Both hold a copy of the tied wte (tied group "wte").
+// Sequence parallel (sequence_parallel, needs tp > 1; layers/sequence_parallel.h): the
+// residual stream, the layernorms and the pipeline boundary tensors hold this tp rank's
+// N/tp of the N = B*T token rows; attention and the MLP gather them and reduce-scatter back.
 #pragma once
 
 #include <memory>
@@ -65,7 +68,7 @@ public:
   // gradients stay f32 whatever it is.
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp,
       const GptStage& stage = {}, std::vector<int> slots = {}, Recompute recompute = Recompute::none,
-      DType dtype = DType::f32);
+      DType dtype = DType::f32, bool sequence_parallel = false);
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
@@ -81,6 +84,7 @@ public:
   const ModelConfig& config() const { return cfg_; }
   const GptStage& stage() const { return stage_; }
   Communicator& tp() { return tp_; }
+  bool sequence_parallel() const { return sp_.tp != nullptr; }
 
   // ---- StageModel
   std::string architecture() const override { return "gpt2"; }
@@ -111,7 +115,7 @@ private:
   // Everything one micro-batch in flight keeps between its forward and backward.
   struct Slot {
     Tensor tokens, targets;      // device copies of the micro-batch's token ids (as 4-byte values)
-    std::vector<Tensor> resid;   // the chunk's layers + 1 residual-stream tensors (B,T,C)
+    std::vector<Tensor> resid;   // the chunk's layers + 1 residual-stream tensors (B,T,C); SP: (N/tp, C)
     std::vector<Block::Saved> saved;
     Tensor ln_f_out, logits;     // loss chunk only
     LayerNorm::Saved ln_f_saved;
@@ -134,9 +138,13 @@ private:
   void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
   void ready(std::size_t bucket) const;
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-      std::vector<int> slots, Recompute recompute, DType dtype);
+      std::vector<int> slots, Recompute recompute, DType dtype, bool sequence_parallel);
   Tensor act(const std::string& category, Shape shape) { return mem_.alloc(category, shape, dtype_); }  // working dtype
   Tensor f32(const std::string& category, Shape shape) { return mem_.alloc(category, shape, DType::f32); }
+  // This rank's residual-stream rows and their shape: (B,T,C), or (N/tp, C) with SP.
+  std::int64_t stream_rows() const { return sequence_parallel() ? B_ * T_ / tp_.size() : B_ * T_; }
+  Shape stream_shape() const;
+  const SequenceParallel* sp() const { return sequence_parallel() ? &sp_ : nullptr; }
   Block::Saved alloc_block_saved(const std::string& category, bool with_probs);
 
   Backend& be_;
@@ -154,6 +162,7 @@ private:
   std::function<void(std::size_t)> hook_;
   Block::Scratch scratch_;
   Recompute recompute_;
+  SequenceParallel sp_;  // tp == nullptr: off
   Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention: its probs
   VocabParallelLoss loss_;
   Tensor loss_rows_;  // (B*T) summed token losses since take_loss_sum(), on the device

@@ -95,6 +95,11 @@ TEST_F(TrainCli, TruncatedDatasetFile) {
   EXPECT_THAT(r.output, HasSubstr(cut.string()));
 }
 
+TEST_F(TrainCli, SequenceParallelNeedsTensorParallelism) {
+  expect_rejected({{"--parallel.sequence_parallel", "true"}},
+                  {"sequence parallelism splits over tp; it needs parallel.tp > 1", "HINT"});
+}
+
 TEST_F(TrainCli, DatasetVocabularyLargerThanTheModels) {
   expect_rejected({{"--model.vocab", "100"}}, {"vocabulary (257) exceeds", "model.vocab = 100"});
 }

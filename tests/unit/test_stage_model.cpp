@@ -64,6 +64,7 @@ TEST(StageModel, GptPlanEqualsAllocationToTheByte) {
     std::int64_t B, T;
     int tp, tp_rank, stages, stage, chunks;
     std::vector<int> slots;
+    bool sequence_parallel = false;
   };
   const std::vector<Case> cases = {
       {model(2, 16, 2, 37), 2, 5, 1, 0, 1, 0, 1, {1}},
@@ -75,13 +76,17 @@ TEST(StageModel, GptPlanEqualsAllocationToTheByte) {
       {model(8, 16, 2, 129), 1, 4, 2, 0, 2, 0, 2, {3, 2}},
       {model(8, 16, 2, 129), 1, 4, 2, 1, 2, 1, 2, {1, 4}},
       {model(8, 16, 2, 129), 2, 4, 1, 0, 4, 3, 2, {2, 2}},
+      {model(4, 32, 4, 300), 3, 16, 2, 1, 1, 0, 1, {1}, true},
+      {model(8, 16, 2, 129), 1, 4, 2, 0, 2, 0, 2, {3, 2}, true},
+      {model(6, 24, 3, 300), 2, 6, 3, 2, 3, 2, 1, {2}, true},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE(fmt::format("L {} C {} tp {}/{} stage {}/{} chunks {} slots {}", c.m.layers, c.m.channels, c.tp_rank,
-                             c.tp, c.stage, c.stages, c.chunks, fmt::join(c.slots, ",")));
+    SCOPED_TRACE(fmt::format("L {} C {} tp {}/{} stage {}/{} chunks {} slots {} sp {}", c.m.layers, c.m.channels,
+                             c.tp_rank, c.tp, c.stage, c.stages, c.chunks, fmt::join(c.slots, ","), c.sequence_parallel));
     FakeComm tp(c.tp_rank, c.tp);
     const std::size_t before = be->live_bytes();
-    Gpt gpt(*be, c.m, c.B, c.T, tp, make_gpt_stage(c.m, c.stages, c.stage, c.chunks), c.slots);
+    Gpt gpt(*be, c.m, c.B, c.T, tp, make_gpt_stage(c.m, c.stages, c.stage, c.chunks), c.slots, Recompute::none,
+            c.sequence_parallel);
     EXPECT_EQ(gpt.memory_plan().total(), be->live_bytes() - before);
     // The categories add up to the total, and parameters + gradients are the flat buffers.
     std::size_t sum = 0;
@@ -244,6 +249,36 @@ TEST(StageModel, RecomputeGivesBitIdenticalLossesAndGradientsWithLessMemory) {
   // attention saves (slots x layers - 1) probability tensors of B x H x T x T floats.
   EXPECT_EQ(none.bytes - attention.bytes, std::size_t((2 * 3 - 1) * B * 4 * T * T) * sizeof(float));
   EXPECT_THROW(parse_recompute("some"), Error);
+}
+
+TEST(StageModel, SequenceParallelSplitsTheResidualStreamsActivationsOverTp) {
+  // The memory plan (= the allocations) with and without sequence parallelism, tp 2 and 4:
+  // per slot the L + 1 residual-stream tensors (N, C) and per block ln_1_out, ln_2_out, x1
+  // (N, C) and the two layernorms' mean and rstd (N) shrink to N / tp rows; attention and
+  // the MLP (qkv, probs, att, h, g) keep all N rows.
+  auto be = make_backend(Device::cpu);
+  const ModelConfig m = model(4, 32, 4, 300);
+  const std::int64_t B = 2, T = 16, N = B * T, C = 32, L = 4;
+  for (int p : {2, 4}) {
+    auto blocks = [&](bool sp) {
+      FakeComm tp(p - 1, p);
+      Gpt gpt(*be, m, B, T, tp, {}, {2}, Recompute::none, sp);
+      EXPECT_EQ(gpt.sequence_parallel(), sp);
+      for (auto& [name, bytes] : gpt.memory_plan().items)
+        if (name == "activations: blocks") return bytes;
+      ADD_FAILURE() << "no 'activations: blocks' in the plan";
+      return std::size_t(0);
+    };
+    const std::size_t without = blocks(false), with = blocks(true);
+    const std::int64_t split_per_slot = (L + 1) * N * C + L * (3 * N * C + 4 * N);  // floats, N rows
+    EXPECT_EQ(without - with, std::size_t(2 * split_per_slot * (p - 1) / p) * sizeof(float)) << "tp " << p;
+    EXPECT_LT(with, without);
+  }
+  // Sequence parallelism needs tp > 1 and N rows that split over tp.
+  LocalCommunicator one;
+  EXPECT_THROW(Gpt(*be, m, B, T, one, {}, {}, Recompute::none, true), Error);
+  FakeComm four(0, 4);
+  EXPECT_THROW(Gpt(*be, m, 1, 6, four, {}, {}, Recompute::none, true), Error);
 }
 
 TEST(ZeroAdamW, EachDpRankOwnsOneShareOfEveryBucketAndItsState) {
