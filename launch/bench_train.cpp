@@ -60,7 +60,7 @@ int run_train(int argc, char** argv) {
   const DType dtype = parse_dtype(precision);
   const double peak = measure_gemm_peak_flops(*be, dtype);
   LocalCommunicator one;
-  Gpt model(*be, m, B, m.seq_len, one, {}, {}, parse_recompute(recompute), dtype);
+  Gpt model(*be, m, B, m.seq_len, one, {}, {}, {.recompute = parse_recompute(recompute), .dtype = dtype});
   model.params().init(1);
   OptimConfig oc;
   AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(), oc);

@@ -106,8 +106,10 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const std::vector<int> slots = Trainer::slots_for(plan, chunks);
   TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
   TimedCommunicator pp(*ctx.pp);  // pipeline sends/receives, waits included: t_pp
-  Gpt model(*be, mc, MB, T, tp, stage, slots, parse_recompute(cfg.train.recompute), dtype,
-            cfg.parallel.sequence_parallel);
+  Gpt model(*be, mc, MB, T, tp, stage, slots,
+            {.recompute = parse_recompute(cfg.train.recompute),
+             .dtype = dtype,
+             .sequence_parallel = cfg.parallel.sequence_parallel});
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {

@@ -19,11 +19,11 @@ constexpr std::size_t kNone = std::size_t(-1);
 }  // namespace
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T)
-    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, Recompute::none, DType::f32, false) {}
+    : Gpt(be, cfg, B, T, nullptr, GptStage{}, {}, GptOptions{}) {}
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator& tp, const GptStage& stage,
-         std::vector<int> slots, Recompute recompute, DType dtype, bool sequence_parallel)
-    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), recompute, dtype, sequence_parallel) {}
+         std::vector<int> slots, const GptOptions& options)
+    : Gpt(be, cfg, B, T, &tp, stage, std::move(slots), options) {}
 
 Recompute parse_recompute(const std::string& mode) {
   if (mode == "none") return Recompute::none;
@@ -34,19 +34,19 @@ Recompute parse_recompute(const std::string& mode) {
 }
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-         std::vector<int> slots, Recompute recompute, DType dtype, bool sequence_parallel)
+         std::vector<int> slots, const GptOptions& options)
     : be_(be),
       cfg_(cfg),
       B_(B),
       T_(T),
-      dtype_(dtype),
+      dtype_(options.dtype),
       own_tp_(tp ? nullptr : std::make_unique<LocalCommunicator>()),
       tp_(own_tp_ ? *own_tp_ : *tp),
       vocab_start_(tp_.rank() * (cfg.padded_vocab() / tp_.size())),
       stage_(stage.chunks.empty() ? make_gpt_stage(cfg, stage.stages, stage.stage, 1, stage.split) : stage),
-      params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_), dtype),
+      params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_), options.dtype),
       mem_(be),
-      recompute_(recompute),
+      recompute_(options.recompute),
       loss_{&tp_, vocab_start_, cfg.vocab} {
   validate(cfg);
   LOOM_CHECK(B > 0 && T > 0, "", "model: batch ({}) and sequence length ({}) must be positive", B, T);
@@ -58,7 +58,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
              "", "model: give one slot count >= 1 per chunk ({} chunks, {} counts)", stage_.chunks.size(), slots.size());
   const std::int64_t p = tp_.size(), C = cfg.channels, N = B * T;
   const std::int64_t Cl = C / p, Fl = cfg.ffn_size() / p, Hl = cfg.heads / p;  // this tp rank's share
-  if (sequence_parallel) {
+  if (options.sequence_parallel) {
     LOOM_CHECK(p > 1, "set parallel.tp > 1 or turn parallel.sequence_parallel off",
                "sequence parallelism splits over tp; it needs parallel.tp > 1");
     LOOM_CHECK(N % p == 0, "pick train.micro_batch * train.seq_len divisible by parallel.tp",

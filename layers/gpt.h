@@ -42,6 +42,16 @@ namespace loom {
 enum class Recompute : std::uint8_t { none, attention, full };
 Recompute parse_recompute(const std::string& mode);
 
+// How this rank runs the model: options that change its buffers and communication, not
+// what it computes (up to rounding in 16 bits).
+struct GptOptions {
+  Recompute recompute = Recompute::none;
+  // Working precision of parameters, activations and activation gradients (train.precision);
+  // statistics, the loss and the parameter gradients stay f32 whatever it is.
+  DType dtype = DType::f32;
+  bool sequence_parallel = false;  // parallel.sequence_parallel (layers/sequence_parallel.h)
+};
+
 // The layers one pipeline rank holds: [begin, end) per chunk.
 struct GptStage {
   int stages = 1, stage = 0;
@@ -63,12 +73,9 @@ public:
   // The whole model on one rank (one tp rank, one stage, one slot).
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len);
   // This rank's shard of `stage` in the tp group `tp`, keeping slots[chunk] micro-batches
-  // in flight per chunk. `dtype` is the working precision of parameters, activations and
-  // activation gradients (train.precision); statistics, the loss and the parameter
-  // gradients stay f32 whatever it is.
+  // in flight per chunk.
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t seq_len, Communicator& tp,
-      const GptStage& stage = {}, std::vector<int> slots = {}, Recompute recompute = Recompute::none,
-      DType dtype = DType::f32, bool sequence_parallel = false);
+      const GptStage& stage = {}, std::vector<int> slots = {}, const GptOptions& options = {});
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
@@ -138,7 +145,7 @@ private:
   void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
   void ready(std::size_t bucket) const;
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
-      std::vector<int> slots, Recompute recompute, DType dtype, bool sequence_parallel);
+      std::vector<int> slots, const GptOptions& options);
   Tensor act(const std::string& category, Shape shape) { return mem_.alloc(category, shape, dtype_); }  // working dtype
   Tensor f32(const std::string& category, Shape shape) { return mem_.alloc(category, shape, DType::f32); }
   // This rank's residual-stream rows and their shape: (B,T,C), or (N/tp, C) with SP.

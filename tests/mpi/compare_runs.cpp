@@ -1,6 +1,6 @@
 // tests/mpi/compare_runs.cpp — are two loom-train runs the same training run?
 //
-//   compare_runs REF_DIR RUN_DIR [rel_tol = 1e-5]
+//   compare_runs REF_DIR RUN_DIR [rel_tol = 1e-5] [weights_rel_tol = rel_tol]
 // When both folders hold init.h5 (loom-train --checkpoint.save_init), the initial
 // weights must be equal bit for bit: every layout generates the same global tensors.
 // Compares metrics.jsonl (loss, grad_norm, lr, val_loss of every step) and
@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
   }
   const std::string ref = argv[1], run = argv[2];
   const double tol = argc > 3 ? std::stod(argv[3]) : 1e-5;
+  const double wtol = argc > 4 ? std::stod(argv[4]) : tol;  // 16-bit runs: the weights' own tolerance
   // The key bias is rounding noise (see above): an absolute 1e-5, unless the same bits are asked for.
-  const double key_tol = tol == 0 ? 0.0 : std::max(tol, 1e-5);
+  const double key_tol = wtol == 0 ? 0.0 : std::max(wtol, 1e-5);
   try {
     const auto a = read_jsonl(ref + "/metrics.jsonl"), b = read_jsonl(run + "/metrics.jsonl");
     if (a.size() != b.size() || a.empty()) {
@@ -73,6 +74,13 @@ int main(int argc, char** argv) {
           return 1;
         }
         if (!a[i].contains(key)) continue;
+        if (a[i][key].is_null() || b[i][key].is_null()) {  // NaN / inf (a skipped step's norm) is logged as null
+          if (a[i][key].is_null() != b[i][key].is_null()) {
+            std::printf("FAIL: step %zu: '%s' is not finite in one run only\n", i, key);
+            return 1;
+          }
+          continue;
+        }
         const double d = rel(a[i][key].get<double>(), b[i][key].get<double>(), 0);
         if (d > worst_metric) worst_metric = d, worst_what = "step " + std::to_string(i) + " " + key;
       }
@@ -145,8 +153,8 @@ int main(int argc, char** argv) {
       if (differing) return 1;
       std::printf("initial weights: %zu parameters, bit for bit equal\n", ia.names().size());
     }
-    const bool ok = worst_metric <= tol && worst_weight <= tol;
-    std::printf("%s (tolerance %.1g)\n", ok ? "SAME RUN" : "FAIL: runs differ", tol);
+    const bool ok = worst_metric <= tol && worst_weight <= wtol;
+    std::printf("%s (tolerance %.1g, weights %.1g)\n", ok ? "SAME RUN" : "FAIL: runs differ", tol, wtol);
     return ok ? 0 : 1;
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());

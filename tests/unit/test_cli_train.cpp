@@ -184,3 +184,79 @@ TEST_F(TrainCli, HelpListsOptionsBySection) {
                         "--optim.warmup_steps", "--train.micro_batch"})
     EXPECT_THAT(r.output, HasSubstr(s));
 }
+
+namespace {
+std::vector<nlohmann::json> read_metrics(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+}  // namespace
+
+TEST_F(TrainCli, PrecisionAndLossScaleOptionsAreChecked) {
+  expect_rejected({{"--train.precision", "fp8"}}, {"train.precision must be fp32, bf16 or fp16", "fp8"});
+  expect_rejected({{"--parallel.grad_reduce_dtype", "int8"}}, {"parallel.grad_reduce_dtype", "int8"});
+  expect_rejected({{"--optim.loss_scale_backoff", "2"}}, {"optim.loss_scale_backoff", "(0, 1)"});
+  expect_rejected({{"--optim.min_loss_scale", "1e9"}}, {"optim.min_loss_scale", "min <= initial"});
+}
+
+// fp16 with a loss scale far too large: every gradient overflows, each step is skipped
+// (the weights stay exactly the initial ones), the scale halves per step; once it fits,
+// training proceeds, the scale grows back after loss_scale_window good steps, and the
+// loss falls.
+TEST_F(TrainCli, Fp16OverflowSkipsStepsLowersTheScaleAndRecovers) {
+  const fs::path run = dir_ / "fp16";
+  const auto all_skipped = run_program(
+      "loom-train", tiny({{"--train.precision", "fp16"}, {"--optim.initial_loss_scale", "1e30"},
+                          {"--train.steps", "3"}, {"--checkpoint.dir", run.string()}}) +
+                     " --checkpoint.save_init");
+  ASSERT_EQ(all_skipped.exit_code, 0) << all_skipped.output;
+  EXPECT_THAT(all_skipped.output, HasSubstr("skipped (inf/NaN gradient)"));
+  for (const auto& rec : read_metrics(run / "metrics.jsonl")) EXPECT_TRUE(rec["skipped"].get<bool>()) << rec.dump();
+  const auto init = loom::WeightsReader::open((run / "init.h5").string());
+  const auto last = loom::WeightsReader::open((run / "weights.h5").string());
+  for (const std::string& name : init.names()) {
+    std::int64_t n = 1;
+    for (auto d : init.shape(name)) n *= d;
+    std::vector<float> a(static_cast<std::size_t>(n)), b(static_cast<std::size_t>(n));
+    init.read(name, a.data(), n);
+    last.read(name, b.data(), n);
+    EXPECT_EQ(a, b) << name << " changed although every step was skipped";
+  }
+
+  const auto recovers = run_program(
+      "loom-train", tiny({{"--train.precision", "fp16"}, {"--optim.initial_loss_scale", "1e12"},
+                          {"--optim.loss_scale_window", "5"}, {"--train.steps", "60"}, {"--optim.lr", "3e-3"},
+                          {"--train.log_interval", "100"}, {"--checkpoint.dir", run.string()}}));
+  ASSERT_EQ(recovers.exit_code, 0) << recovers.output;
+  const auto rows = read_metrics(run / "metrics.jsonl");
+  ASSERT_EQ(rows.size(), 60u);
+  EXPECT_TRUE(rows[0]["skipped"].get<bool>());
+  EXPECT_EQ(rows[0]["loss_scale"].get<double>(), double(1e12f));  // the scale is an f32
+  int skipped = 0, grown = 0;
+  std::vector<double> applied;
+  for (std::size_t i = 0; i + 1 < rows.size(); ++i) {
+    const double s = rows[i]["loss_scale"].get<double>(), next = rows[i + 1]["loss_scale"].get<double>();
+    if (rows[i]["skipped"].get<bool>()) {
+      ++skipped;
+      EXPECT_EQ(next, s * 0.5) << "step " << i << ": a skipped step halves the scale";
+    } else {
+      applied.push_back(rows[i]["loss"].get<double>());
+      EXPECT_TRUE(next == s || next == 2 * s) << "step " << i;
+      grown += next == 2 * s;
+    }
+  }
+  EXPECT_GE(skipped, 10);  // 1e12 down to below ~1e7 takes many halvings
+  EXPECT_GE(grown, 1);     // and after 5 good steps it doubles again
+  ASSERT_GE(applied.size(), 20u);
+  EXPECT_LT(applied.back(), applied.front() - 0.5) << "the loss keeps falling after the overflow";
+}
+
+TEST_F(TrainCli, Bf16TrainsAndPrintsThePrecisionInThePlan) {
+  const auto r = run_program("loom-train", tiny({{"--train.precision", "bf16"}, {"--train.steps", "2"}}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("parameters (bf16)"), HasSubstr("master weights (f32)"),
+                              HasSubstr("gradients (f32)"), HasSubstr("bf16 gemm peak")));
+}

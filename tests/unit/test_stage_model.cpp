@@ -65,6 +65,7 @@ TEST(StageModel, GptPlanEqualsAllocationToTheByte) {
     int tp, tp_rank, stages, stage, chunks;
     std::vector<int> slots;
     bool sequence_parallel = false;
+    DType dtype = DType::f32;
   };
   const std::vector<Case> cases = {
       {model(2, 16, 2, 37), 2, 5, 1, 0, 1, 0, 1, {1}},
@@ -79,20 +80,24 @@ TEST(StageModel, GptPlanEqualsAllocationToTheByte) {
       {model(4, 32, 4, 300), 3, 16, 2, 1, 1, 0, 1, {1}, true},
       {model(8, 16, 2, 129), 1, 4, 2, 0, 2, 0, 2, {3, 2}, true},
       {model(6, 24, 3, 300), 2, 6, 3, 2, 3, 2, 1, {2}, true},
+      {model(4, 32, 4, 300), 3, 16, 2, 1, 1, 0, 1, {1}, false, DType::bf16},
+      {model(8, 16, 2, 129), 1, 4, 2, 0, 2, 0, 2, {3, 2}, true, DType::f16},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE(fmt::format("L {} C {} tp {}/{} stage {}/{} chunks {} slots {} sp {}", c.m.layers, c.m.channels,
-                             c.tp_rank, c.tp, c.stage, c.stages, c.chunks, fmt::join(c.slots, ","), c.sequence_parallel));
+    SCOPED_TRACE(fmt::format("L {} C {} tp {}/{} stage {}/{} chunks {} slots {} sp {} {}", c.m.layers, c.m.channels,
+                             c.tp_rank, c.tp, c.stage, c.stages, c.chunks, fmt::join(c.slots, ","), c.sequence_parallel,
+                             dtype_name(c.dtype)));
     FakeComm tp(c.tp_rank, c.tp);
     const std::size_t before = be->live_bytes();
-    Gpt gpt(*be, c.m, c.B, c.T, tp, make_gpt_stage(c.m, c.stages, c.stage, c.chunks), c.slots, Recompute::none,
-            c.sequence_parallel);
+    Gpt gpt(*be, c.m, c.B, c.T, tp, make_gpt_stage(c.m, c.stages, c.stage, c.chunks), c.slots,
+            {.dtype = c.dtype, .sequence_parallel = c.sequence_parallel});
     EXPECT_EQ(gpt.memory_plan().total(), be->live_bytes() - before);
     // The categories add up to the total, and parameters + gradients are the flat buffers.
     std::size_t sum = 0;
     for (auto& [name, bytes] : gpt.memory_plan().items) sum += bytes;
     EXPECT_EQ(sum, gpt.memory_plan().total());
-    EXPECT_EQ(gpt.memory_plan().items[0].second, std::size_t(gpt.params().numel()) * sizeof(float));
+    EXPECT_EQ(gpt.memory_plan().items[0].second, std::size_t(gpt.params().numel()) * dtype_size(c.dtype));
+    EXPECT_EQ(gpt.memory_plan().items[1].second, std::size_t(gpt.params().numel()) * sizeof(float));  // f32 grads
     // Every parameter is in exactly one gradient bucket.
     std::int64_t in_buckets = 0;
     for (const Tensor& b : gpt.grad_buckets()) in_buckets += b.numel();
@@ -227,7 +232,7 @@ TEST(StageModel, RecomputeGivesBitIdenticalLossesAndGradientsWithLessMemory) {
   };
   auto run = [&](Recompute mode) {
     LocalCommunicator tp;
-    Gpt gpt(*be, m, B, T, tp, {}, {2}, mode);
+    Gpt gpt(*be, m, B, T, tp, {}, {2}, {.recompute = mode});
     gpt.params().init(11);
     gpt.params().zero_grads();
     gpt.forward(0, {x.data(), y.data()}, 0);
@@ -262,7 +267,7 @@ TEST(StageModel, SequenceParallelSplitsTheResidualStreamsActivationsOverTp) {
   for (int p : {2, 4}) {
     auto blocks = [&](bool sp) {
       FakeComm tp(p - 1, p);
-      Gpt gpt(*be, m, B, T, tp, {}, {2}, Recompute::none, sp);
+      Gpt gpt(*be, m, B, T, tp, {}, {2}, {.sequence_parallel = sp});
       EXPECT_EQ(gpt.sequence_parallel(), sp);
       for (auto& [name, bytes] : gpt.memory_plan().items)
         if (name == "activations: blocks") return bytes;
@@ -276,9 +281,9 @@ TEST(StageModel, SequenceParallelSplitsTheResidualStreamsActivationsOverTp) {
   }
   // Sequence parallelism needs tp > 1 and N rows that split over tp.
   LocalCommunicator one;
-  EXPECT_THROW(Gpt(*be, m, B, T, one, {}, {}, Recompute::none, true), Error);
+  EXPECT_THROW(Gpt(*be, m, B, T, one, {}, {}, {.sequence_parallel = true}), Error);
   FakeComm four(0, 4);
-  EXPECT_THROW(Gpt(*be, m, 1, 6, four, {}, {}, Recompute::none, true), Error);
+  EXPECT_THROW(Gpt(*be, m, 1, 6, four, {}, {}, {.sequence_parallel = true}), Error);
 }
 
 TEST(ZeroAdamW, EachDpRankOwnsOneShareOfEveryBucketAndItsState) {
