@@ -1,9 +1,9 @@
 // launch/gemm_peak.h — the GEMM roof that MFU is measured against, measured in this run.
 //
-// CPU f32: raw cblas_sgemm (not our matmul path) at a GPT-2-small MLP shape
-// (1024 x 768 x 3072), best of a few runs, with the threads this process has.
-// CPU bf16/f16: the backend's matmul in that dtype (its fastest GEMM for it) at the same
-// shape. CUDA: the backend's matmul at a large square shape. Mixed-precision MFU is
+// CPU: at a GPT-2-small MLP shape (1024 x 768 x 3072), best of a few runs with the threads
+// this process has, the faster of the backend's matmul in `dtype` (the library it picks:
+// oneDNN for bf16, oneDNN f32 when OpenBLAS runs its fallback kernels) and, for f32, raw
+// cblas_sgemm. CUDA: the backend's matmul at a large square shape. Mixed-precision MFU is
 // measured against the 16-bit peak.
 #pragma once
 

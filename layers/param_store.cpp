@@ -1,6 +1,8 @@
 // layers/param_store.cpp — flat parameter/gradient buffers and their initialisation.
 #include "layers/param_store.h"
 
+#include <type_traits>
+
 #include "core/rng.h"
 
 namespace loom {
@@ -68,28 +70,35 @@ MemoryPlan ParamStore::memory_plan() const {
 void ParamStore::zero_grads() { be_.fill(grads_, 0.0f); }
 
 std::vector<float> ParamStore::read(std::size_t i) const {
-  std::vector<float> host(std::size_t(specs_[i].shape.numel()));
+  const Shape shape = specs_[i].shape;
+  std::vector<float> host(std::size_t(shape.numel()));
   if (dtype_ == DType::f32) {
-    be_.copy(host_tensor(host.data(), specs_[i].shape), param(i));
-  } else {  // widen on the device into a temporary (I/O time only, never inside a step)
-    Buffer wide(be_, specs_[i].shape, DType::f32);
-    be_.cast(wide, param(i));
-    be_.copy(host_tensor(host.data(), specs_[i].shape), wide);
+    be_.copy(host_tensor(host.data(), shape), param(i));
+    return host;
   }
+  // 16-bit parameters: their bits to the host, widened there (no device buffer outside the plan).
+  std::vector<std::uint16_t> bits(host.size());
+  be_.copy(Tensor{bits.data(), shape, dtype_, Device::cpu}, param(i));
+  visit_dtype(dtype_, [&](auto t) {
+    using T = decltype(t);
+    if constexpr (!std::is_same_v<T, float>)
+      for (std::size_t j = 0; j < bits.size(); ++j) host[j] = to_float(T{bits[j]});
+  });
   return host;
 }
 
 void ParamStore::write(std::size_t i, const std::vector<float>& host) {
-  LOOM_CHECK(std::int64_t(host.size()) == specs_[i].shape.numel(), "", "parameter {} is {} but {} values were given",
-             specs_[i].name, specs_[i].shape.str(), host.size());
-  const Tensor src = host_tensor(const_cast<float*>(host.data()), specs_[i].shape);
-  if (dtype_ == DType::f32) {
-    be_.copy(param(i), src);
-  } else {
-    Buffer wide(be_, specs_[i].shape, DType::f32);
-    be_.copy(wide, src);
-    be_.cast(param(i), wide);
-  }
+  const Shape shape = specs_[i].shape;
+  LOOM_CHECK(std::int64_t(host.size()) == shape.numel(), "", "parameter {} is {} but {} values were given",
+             specs_[i].name, shape.str(), host.size());
+  if (dtype_ == DType::f32) return be_.copy(param(i), host_tensor(const_cast<float*>(host.data()), shape));
+  std::vector<std::uint16_t> bits(host.size());  // rounded on the host, then copied
+  visit_dtype(dtype_, [&](auto t) {
+    using T = decltype(t);
+    if constexpr (!std::is_same_v<T, float>)
+      for (std::size_t j = 0; j < bits.size(); ++j) bits[j] = from_float<T>(host[j]).bits;
+  });
+  be_.copy(param(i), Tensor{bits.data(), shape, dtype_, Device::cpu});
 }
 
 }  // namespace loom

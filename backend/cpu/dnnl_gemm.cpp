@@ -11,6 +11,7 @@
 #include <dnnl.hpp>
 
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string_view>
 #include <tuple>
@@ -49,7 +50,7 @@ struct DnnlGemm::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   mutable std::mutex mutex;
-  std::map<Key, dnnl::matmul> cache;
+  std::map<Key, std::optional<dnnl::matmul>> cache;  // nullopt: no implementation here
 };
 
 DnnlGemm::DnnlGemm() : impl_(std::make_unique<Impl>()) {}
@@ -65,7 +66,7 @@ std::size_t DnnlGemm::cached_primitives() const {
   return impl_->cache.size();
 }
 
-void DnnlGemm::run(const DnnlGemmArgs& g) {
+bool DnnlGemm::run(const DnnlGemmArgs& g) {
   using dims = dnnl::memory::dims;
   LOOM_CHECK(g.bias == nullptr || g.alpha == 1.0f, "", "DnnlGemm: a bias needs alpha == 1 (got {})", g.alpha);
   const dnnl::memory::desc a_md({g.M, g.K}, to_dnnl(g.a_dtype), g.ta == Trans::yes ? dims{1, g.lda} : dims{g.lda, 1});
@@ -87,16 +88,20 @@ void DnnlGemm::run(const DnnlGemmArgs& g) {
         po.append_sum(g.beta);
         attr.set_post_ops(po);
       }
+      std::optional<dnnl::matmul> made;
       try {
         const dnnl::matmul::desc desc = g.bias ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
                                                : dnnl::matmul::desc(a_md, b_md, c_md);
-        it = impl_->cache.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, impl_->engine))).first;
+        made = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, impl_->engine));
       } catch (const dnnl::error& e) {
-        throw Error(fmt::format("oneDNN matmul {}x{}x{} ({} x {} -> {}): {}", g.M, g.N, g.K, dtype_name(g.a_dtype),
-                                dtype_name(g.b_dtype), dtype_name(g.c_dtype), e.what()));
+        if (e.status != dnnl_unimplemented)
+          throw Error(fmt::format("oneDNN matmul {}x{}x{} ({} x {} -> {}): {}", g.M, g.N, g.K,
+                                  dtype_name(g.a_dtype), dtype_name(g.b_dtype), dtype_name(g.c_dtype), e.what()));
       }
+      it = impl_->cache.emplace(key, made).first;
     }
-    prim = it->second;
+    if (!it->second) return false;
+    prim = *it->second;
   }
   const dnnl::engine& eng = impl_->engine;
   dnnl::memory a_mem(a_md, eng, const_cast<void*>(g.a)), b_mem(b_md, eng, const_cast<void*>(g.b)),
@@ -107,6 +112,7 @@ void DnnlGemm::run(const DnnlGemmArgs& g) {
   // stream shared by callers is fine since callers never overlap GEMMs.
   prim.execute(impl_->stream, args);
   impl_->stream.wait();
+  return true;
 }
 
 Context::Context() {

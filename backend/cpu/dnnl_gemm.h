@@ -40,7 +40,10 @@ public:
   static bool supports(DType a, DType b, DType c);
   // C = alpha * op(A) op(B) (+ bias) + beta * C. Must not be called inside an OpenMP
   // parallel region (the primitive would run on one thread, with a partitioning made for all).
-  void run(const DnnlGemmArgs& args);
+  // Returns false, computing nothing, when oneDNN has no implementation for it on this CPU
+  // (bf16 on a CPU without AVX-512, say); the caller then takes another path. The answer
+  // is cached like a primitive.
+  bool run(const DnnlGemmArgs& args);
   std::size_t cached_primitives() const;
 
 private:
