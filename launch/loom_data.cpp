@@ -27,6 +27,7 @@
 #include "io/files.h"
 #include "io/token_dataset.h"
 #include "io/tokenizer.h"
+#include "launch/loom_data_megatron.h"  // Megatron-LM conversion subcommands
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -202,6 +203,9 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   try {
+    // --- Megatron-LM conversion: loom-data from-megatron / to-megatron (launch/loom_data_megatron.cpp) ---
+    if (loom_data::is_megatron_subcommand(argc, argv)) return loom_data::megatron_main(argc, argv);
+    // --- end Megatron-LM conversion ---
     Options o;
     if (!parse(argc, argv, o)) return 0;
     return run(o);
