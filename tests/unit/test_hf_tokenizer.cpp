@@ -112,7 +112,7 @@ TEST(HfTokenizerPython, Llama3StyleMatchesTokenizers) { compare_with_python("lla
 
 // A hand-written tokenizer.json: bytes a b c and space (Ġ), merges, an added token.
 std::string tiny_json(const std::string& model_type = "BPE", const std::string& normalizer = "null",
-                      const std::string& merges = R"(["a b", ["ab", "c"], "Ġ a", "b c"])") {
+                      const std::string& merges = R"(["a b", ["ab", "c"], "Ġ a", "b c", "a a"])") {
   return R"({"version": "1.0", "truncation": null, "padding": null,
   "added_tokens": [{"id": 9, "content": "<eot>", "single_word": false, "lstrip": false, "rstrip": false,
                     "normalized": false, "special": true},
@@ -124,19 +124,22 @@ std::string tiny_json(const std::string& model_type = "BPE", const std::string& 
   "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
   "model": {"type": ")" + model_type + R"(", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
             "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-            "vocab": {"a": 0, "b": 1, "c": 2, "Ġ": 3, "ab": 4, "abc": 5, "Ġa": 6, "bc": 7},
+            "vocab": {"a": 0, "b": 1, "c": 2, "Ġ": 3, "ab": 4, "abc": 5, "Ġa": 6, "bc": 7, "aa": 11},
             "merges": )" + merges + "}}";
 }
 
 TEST(HfTokenizer, HandWrittenMergesAndAddedTokens) {
   const HfTokenizer tok = HfTokenizer::from_json(tiny_json());
-  EXPECT_EQ(tok.vocab_size(), 11);
+  EXPECT_EQ(tok.vocab_size(), 12);
   EXPECT_EQ(tok.eod(), std::nullopt);
   EXPECT_EQ(tok.token_to_id("<eot>"), 9);
   EXPECT_EQ(tok.token_to_id("Ġa"), 6);
   using V = std::vector<std::int32_t>;
   EXPECT_EQ(tok.encode("abc"), (V{5}));          // a b -> ab (rank 0), ab c -> abc (rank 1)
   EXPECT_EQ(tok.encode("bc"), (V{7}));
+  EXPECT_EQ(tok.encode("aaa"), (V{11, 0}));      // equal ranks: leftmost pair first
+  EXPECT_EQ(tok.encode("aaaaa"), (V{11, 11, 0}));
+  EXPECT_EQ(tok.encode("aab"), (V{0, 4}));       // a b (rank 0) before a a (rank 4)
   EXPECT_EQ(tok.encode("abbc"), (V{4, 7}));      // ab first (rank 0), then b c
   EXPECT_EQ(tok.encode(" a b"), (V{6, 3, 1}));   // regex pieces " a", " b"; Ġ b is no merge
   EXPECT_EQ(tok.encode("ab<eot>c"), (V{4, 9, 2}));
@@ -160,6 +163,10 @@ TEST(HfTokenizer, UnsupportedFeaturesAreNamed) {
   j.replace(j.find(R"("ByteLevel")"), 11, R"("Metaspace")");  // the pre_tokenizer (before the decoder)
   EXPECT_NE(err(j).find("pre_tokenizer 'Metaspace' is not supported"), std::string::npos) << err(j);
   EXPECT_NE(test::error_of([] { (void)tokenizer_by_name("/nonexistent/tokenizer.json"); }).find("cannot open tokenizer"),
+            std::string::npos);
+  test::TempDir dir("hf-noeod");
+  write_file(dir.file("t.json"), tiny_json());  // no <|endoftext|>: loom-data cannot end documents
+  EXPECT_NE(test::error_of([&] { (void)tokenizer_by_name(dir.file("t.json")); }).find("has no end-of-document special token"),
             std::string::npos);
 }
 
