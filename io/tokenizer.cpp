@@ -2,12 +2,31 @@
 #include "io/tokenizer.h"
 
 #include "core/error.h"
+#include "io/hf_tokenizer.h"
 
 namespace loom {
 
 TokenizerInfo tokenizer_by_name(const std::string& name) {
-  LOOM_CHECK(name == "bytes", "the known tokenizers are: bytes", "unknown tokenizer '{}'", name);
+  if (name.size() > 5 && name.ends_with(".json")) {
+    auto hf = std::make_shared<const HfTokenizer>(HfTokenizer::load(name));
+    LOOM_CHECK(hf->eod().has_value(),
+               "add a special token <|endoftext|> (or <|end_of_text|>, </s>, <eos>) to its added_tokens",
+               "tokenizer '{}' has no end-of-document special token", name);
+    TokenizerInfo info;
+    info.name = "hf:" + name;
+    info.vocab_size = hf->vocab_size();
+    info.eod = *hf->eod();
+    info.hf = std::move(hf);
+    return info;
+  }
+  LOOM_CHECK(name == "bytes", "the known tokenizers are: bytes, or the path of a Hugging Face tokenizer.json",
+             "unknown tokenizer '{}'", name);
   return TokenizerInfo{};
+}
+
+void encode_append(const TokenizerInfo& info, std::string_view text, std::vector<std::int32_t>& out) {
+  if (info.hf) info.hf->encode_append(text, out);
+  else encode_bytes_append(text, out);
 }
 
 void encode_bytes_append(std::string_view text, std::vector<std::int32_t>& out) {

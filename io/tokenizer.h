@@ -6,9 +6,13 @@
 // nothing, so decode(encode(s)) == s and decoding a whole dataset gives the
 // concatenated input documents); any other value throws loom::Error. Output is
 // returned by value; nothing is shared, so both are thread-safe.
+//
+// tokenizer_by_name also accepts the path of a Hugging Face tokenizer.json
+// (byte-level BPE, io/hf_tokenizer.h); encode_append(info, ...) encodes with either.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,15 +20,22 @@
 
 namespace loom {
 
+class HfTokenizer;
+
 struct TokenizerInfo {
-  std::string name = "bytes";
+  std::string name = "bytes";  // "bytes", or "hf:" + the tokenizer.json path
   std::int64_t vocab_size = 257;
   std::int32_t eod = 256;
+  std::shared_ptr<const HfTokenizer> hf;  // set for a tokenizer.json
 };
 
-// The tokenizer a name refers to ("bytes" is the only one); loom::Error listing
-// the known names otherwise.
+// The tokenizer a name refers to: "bytes", or a path ending in ".json" (a Hugging
+// Face byte-level BPE tokenizer.json; its eod is HfTokenizer::eod(), which must
+// exist); loom::Error listing the known names otherwise.
 TokenizerInfo tokenizer_by_name(const std::string& name);
+
+// Appends the tokens of `text` (no eod) with the tokenizer `info` describes.
+void encode_append(const TokenizerInfo& info, std::string_view text, std::vector<std::int32_t>& out);
 
 std::vector<std::int32_t> encode_bytes(std::string_view text);
 // Appends the tokens of `text` to `out` (no eod): the streaming form loom-data uses.

@@ -1,6 +1,6 @@
 // launch/loom_data.cpp — loom-data: text files -> an HDF5 token dataset (docs/data-format.md).
 //
-//   loom-data --input FILE... --output PATH.h5 [--val-fraction 0.05] [--tokenizer bytes]
+//   loom-data --input FILE... --output PATH.h5 [--val-fraction 0.05] [--tokenizer bytes|PATH.json]
 //             [--deflate-level 1] [--force] [--quiet]
 //
 // Each input file is one document; each document's tokens are followed by the eod
@@ -91,7 +91,7 @@ bool parse(int argc, char** argv, Options& o) {
       ("output", po::value(&o.output), "output HDF5 token dataset (PATH.h5)")
       ("val-fraction", po::value(&o.val_fraction)->default_value(o.val_fraction, "0.05"),
        "fraction of the token stream (its end) that becomes the val split, in (0, 1)")
-      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer: bytes (vocab 257, eod 256)")
+      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer: bytes (vocab 257, eod 256), or the path of a Hugging Face byte-level BPE tokenizer.json")
       ("deflate-level", po::value(&o.deflate_level)->default_value(o.deflate_level),
        "HDF5 deflate level of the tokens, 0 (none) to 9")
       ("force", po::bool_switch(&o.force), "overwrite the output when it exists")
@@ -139,6 +139,7 @@ int run(const Options& o) {
   Progress progress(total_bytes, o.quiet);
   std::uint64_t done = 0;
   std::string block(std::size_t(4) << 20, '\0');
+  std::string doc;  // a tokenizer.json tokenises whole documents (a block boundary would cut a word)
   for (std::size_t f = 0; f < o.inputs.size(); ++f) {
     const std::string& in = o.inputs[f];
     std::ifstream file(in, std::ios::binary);
@@ -150,13 +151,19 @@ int run(const Options& o) {
       file.read(block.data(), std::streamsize(block.size()));
       const auto n = static_cast<std::size_t>(file.gcount());
       if (n == 0) break;
-      loom::encode_bytes_append(std::string_view(block.data(), n), tokens);
+      if (tok.hf) doc.append(block.data(), n);
+      else loom::encode_bytes_append(std::string_view(block.data(), n), tokens);
       crc = loom::crc32_update(crc, block.data(), n);
       bytes += n;
       done += n;
       progress.update(done, tokens.size(), f + 1, o.inputs.size());
     }
     LOOM_CHECK(!file.bad(), "", "error while reading input '{}'", in);
+    if (tok.hf) {
+      loom::encode_append(tok, doc, tokens);
+      doc.clear();
+      progress.update(done, tokens.size(), f + 1, o.inputs.size());
+    }
     if (bytes == 0 && !o.quiet) std::fprintf(stderr, "loom-data: warning: input '%s' is empty\n", in.c_str());
     tokens.push_back(tok.eod);
     sources.push_back({{"path", in}, {"bytes", bytes}, {"crc32", crc}});

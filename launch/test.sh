@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash launch/install-deps.sh
+# Python reference packages the tests compare against (tests/unit/test_hf_tokenizer:
+# Hugging Face `tokenizers`); installed only when not importable. Debian marks its
+# Python externally managed, hence the --break-system-packages retry.
+if ! python3 -c 'import tokenizers' 2>/dev/null; then
+  python3 -m pip install --quiet tokenizers 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages tokenizers
+fi
 
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
