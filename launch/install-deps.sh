@@ -12,6 +12,8 @@ packages=(
   libopenblas-openmp-dev                 # CPU GEMM (OpenMP build: one thread pool with our loops)
   libdnnl-dev                            # oneDNN: the CPU backend's bf16 GEMMs (AMX / AVX-512 BF16; OpenMP build)
   libfmt-dev nlohmann-json3-dev
+  zlib1g-dev libzstd-dev                 # gzip / zstd corpora (loom-data, io/corpus)
+  zstd gzip                              # tests: make the compressed corpora
   libpcre2-dev                           # PCRE2: tokenizer.json pre-tokeniser regexes (io/hf_tokenizer)
   python3 python3-pip                    # tests: the Python 'tokenizers' reference (launch/test.sh installs it)
   bible-kjv                              # the quickstart corpus

@@ -1,15 +1,18 @@
 // launch/loom_data.cpp — loom-data: text files -> an HDF5 token dataset (docs/data-format.md).
 //
-//   loom-data --input FILE... --output PATH.h5 [--val-fraction 0.05] [--tokenizer bytes|PATH.json]
-//             [--deflate-level 1] [--force] [--quiet]
+//   loom-data --input FILE|DIR|GLOB... --output PATH.h5 [--val-fraction 0.05] [--tokenizer bytes|PATH.json]
+//             [--jsonl-field text] [--threads N] [--deflate-level 1] [--force] [--quiet]
 //
-// Each input file is one document; each document's tokens are followed by the eod
-// token. The last val_fraction of the whole token stream (cut at a token, at least
+// Inputs are expanded and read by io/corpus (text files: one document each; JSON Lines:
+// one document per line; .gz / .zst decompressed), tokenised by --threads workers into a
+// stream that does not depend on the thread count; each document's tokens are followed
+// by the eod token. The last val_fraction of the whole token stream (cut at a token, at least
 // one token each side) is the val split, the rest train. Progress goes to stderr,
 // the summary to stdout; --quiet silences both. Bad input: message, exit code 2.
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
@@ -24,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "io/corpus.h"
 #include "io/files.h"
 #include "io/token_dataset.h"
 #include "io/tokenizer.h"
@@ -36,7 +40,8 @@ namespace {
 
 struct Options {
   std::vector<std::string> inputs;
-  std::string output, tokenizer = "bytes";
+  std::string output, tokenizer = "bytes", jsonl_field = "text";
+  int threads = 0;  // 0: the cores available
   double val_fraction = 0.05;
   int deflate_level = 1;
   bool force = false, quiet = false;
@@ -56,38 +61,46 @@ std::string human(double bytes) {
 // Progress on stderr: rewritten in place on a terminal, a line per 10% otherwise.
 class Progress {
 public:
-  Progress(std::uint64_t total, bool quiet) : total_(total), quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
-  void update(std::uint64_t done, std::size_t tokens, std::size_t file, std::size_t files) {
-    if (quiet_ || total_ == 0) return;
+  Progress(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1), t0_(std::chrono::steady_clock::now()) {}
+  void update(const loom::CorpusProgress& p) {
+    if (quiet_ || p.total_raw_bytes == 0) return;
     const auto now = std::chrono::steady_clock::now();
-    const int pct = static_cast<int>(100.0 * double(done) / double(total_));
-    const bool due = tty_ ? now - last_ >= std::chrono::milliseconds(200) || done == total_ : pct / 10 > last_decile_;
+    const int pct = static_cast<int>(100.0 * double(p.raw_bytes) / double(p.total_raw_bytes));
+    const bool end = p.raw_bytes >= p.total_raw_bytes;
+    const bool due = tty_ ? now - last_ >= std::chrono::milliseconds(200) || end : pct / 10 > last_decile_;
     if (!due) return;
     last_ = now;
     last_decile_ = pct / 10;
-    std::fprintf(stderr, "%sloom-data: read and tokenised %s of %s (%d%%), %zu tokens, file %zu of %zu%s",
-                 tty_ ? "\r" : "", human(double(done)).c_str(), human(double(total_)).c_str(), pct, tokens, file,
-                 files, tty_ ? "\033[K" : "\n");
+    const double secs = std::max(1e-6, std::chrono::duration<double>(now - t0_).count());
+    const double eta = p.raw_bytes > 0 ? secs * double(p.total_raw_bytes - p.raw_bytes) / double(p.raw_bytes) : 0.0;
+    std::fprintf(stderr, "%sloom-data: read %s of %s (%d%%), %llu documents, %llu tokens, %.0f tokens/s, ETA %.0f s%s",
+                 tty_ ? "\r" : "", human(double(p.raw_bytes)).c_str(), human(double(p.total_raw_bytes)).c_str(), pct,
+                 static_cast<unsigned long long>(p.documents), static_cast<unsigned long long>(p.tokens),
+                 double(p.tokens) / secs, eta, tty_ ? "\033[K" : "\n");
   }
   void finish() {
-    if (!quiet_ && tty_ && total_ > 0) std::fputc('\n', stderr);
+    if (!quiet_ && tty_ && last_decile_ >= 0) std::fputc('\n', stderr);
   }
 
 private:
-  std::uint64_t total_;
   bool quiet_, tty_;
-  std::chrono::steady_clock::time_point last_{};
+  std::chrono::steady_clock::time_point t0_, last_{};
   int last_decile_ = -1;
 };
 
 // Returns false (after printing usage) for --help.
 bool parse(int argc, char** argv, Options& o) {
   po::options_description opts(
-      "usage: loom-data --input FILE... --output PATH.h5 [options]\n"
-      "Tokenises text files (one document each) into an HDF5 token dataset with train and val splits.\n"
+      "usage: loom-data --input FILE|DIR|GLOB... --output PATH.h5 [options]\n"
+      "Tokenises text files (one document each) and JSON Lines files (one document per line), plain, .gz or\n"
+      ".zst, into an HDF5 token dataset with train and val splits.\n"
       "options");
   opts.add_options()("help,h", "show this help")
-      ("input", po::value(&o.inputs)->multitoken(), "input text files, one document each (repeatable)")
+      ("input", po::value(&o.inputs)->multitoken(),
+       "inputs: files, directories (recursive, sorted) or quoted glob patterns (sorted); *.jsonl/*.json are JSON "
+       "Lines, other files text (one document each); .gz/.zst are decompressed (repeatable)")
+      ("jsonl-field", po::value(&o.jsonl_field)->default_value(o.jsonl_field), "the string field of a JSON Lines record that holds its text")
+      ("threads", po::value(&o.threads)->default_value(0, "cores available"), "tokenising threads (the output does not depend on it)")
       ("output", po::value(&o.output), "output HDF5 token dataset (PATH.h5)")
       ("val-fraction", po::value(&o.val_fraction)->default_value(o.val_fraction, "0.05"),
        "fraction of the token stream (its end) that becomes the val split, in (0, 1)")
@@ -107,7 +120,9 @@ bool parse(int argc, char** argv, Options& o) {
     std::cout << opts << "\n";
     return false;
   }
-  LOOM_CHECK(!o.inputs.empty(), "give one or more text files: --input FILE...", "no --input files given");
+  LOOM_CHECK(!o.inputs.empty(), "give one or more inputs: --input FILE|DIR|GLOB...", "no --input files given");
+  LOOM_CHECK(o.threads >= 0, "e.g. --threads 4", "--threads {} is negative", o.threads);
+  LOOM_CHECK(!o.jsonl_field.empty(), "e.g. --jsonl-field text", "--jsonl-field is empty");
   LOOM_CHECK(!o.output.empty(), "name the dataset to write: --output PATH.h5", "no --output given");
   LOOM_CHECK(o.val_fraction > 0.0 && o.val_fraction < 1.0, "e.g. --val-fraction 0.05",
              "--val-fraction {} is outside (0, 1)", o.val_fraction);
@@ -122,54 +137,31 @@ int run(const Options& o) {
   std::error_code ec;
   LOOM_CHECK(o.force || !fs::exists(o.output, ec), "pass --force to overwrite it, or choose another --output",
              "output '{}' already exists", o.output);
+  const std::vector<loom::CorpusFile> files = loom::enumerate_corpus(o.inputs);
   std::uint64_t total_bytes = 0;
-  for (const std::string& in : o.inputs) {
-    LOOM_CHECK(fs::is_regular_file(in, ec), "check the --input paths", "input '{}' {}", in,
-               fs::exists(in, ec) ? "is not a regular file" : "does not exist");
-    total_bytes += fs::file_size(in);
-  }
+  for (const loom::CorpusFile& f : files) total_bytes += f.bytes;
   LOOM_CHECK(total_bytes > 0, "give at least one non-empty --input file", "the input is empty ({} file(s), 0 bytes)",
-             o.inputs.size());
+             files.size());
 
-  // Read and tokenise: document d = the bytes of input d, then eod.
-  std::vector<std::int32_t> tokens;
-  tokens.reserve(total_bytes + o.inputs.size());
-  std::vector<std::uint64_t> doc_starts;
-  nlohmann::json sources = nlohmann::json::array();
-  Progress progress(total_bytes, o.quiet);
-  std::uint64_t done = 0;
-  std::string block(std::size_t(4) << 20, '\0');
-  std::string doc;  // a tokenizer.json tokenises whole documents (a block boundary would cut a word)
-  for (std::size_t f = 0; f < o.inputs.size(); ++f) {
-    const std::string& in = o.inputs[f];
-    std::ifstream file(in, std::ios::binary);
-    LOOM_CHECK(file.good(), "check its permissions", "cannot open input '{}'", in);
-    doc_starts.push_back(tokens.size());
-    std::uint32_t crc = 0;
-    std::uint64_t bytes = 0;
-    while (file) {
-      file.read(block.data(), std::streamsize(block.size()));
-      const auto n = static_cast<std::size_t>(file.gcount());
-      if (n == 0) break;
-      if (tok.hf) doc.append(block.data(), n);
-      else loom::encode_bytes_append(std::string_view(block.data(), n), tokens);
-      crc = loom::crc32_update(crc, block.data(), n);
-      bytes += n;
-      done += n;
-      progress.update(done, tokens.size(), f + 1, o.inputs.size());
-    }
-    LOOM_CHECK(!file.bad(), "", "error while reading input '{}'", in);
-    if (tok.hf) {
-      loom::encode_append(tok, doc, tokens);
-      doc.clear();
-      progress.update(done, tokens.size(), f + 1, o.inputs.size());
-    }
-    if (bytes == 0 && !o.quiet) std::fprintf(stderr, "loom-data: warning: input '%s' is empty\n", in.c_str());
-    tokens.push_back(tok.eod);
-    sources.push_back({{"path", in}, {"bytes", bytes}, {"crc32", crc}});
-  }
-  progress.update(total_bytes, tokens.size(), o.inputs.size(), o.inputs.size());
+  loom::CorpusOptions copt;
+  copt.jsonl_field = o.jsonl_field;
+  copt.threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  Progress progress(o.quiet);
+  loom::EncodedCorpus corpus =
+      loom::encode_corpus(files, tok, copt, [&](const loom::CorpusProgress& p) { progress.update(p); });
   progress.finish();
+  std::vector<std::int32_t>& tokens = corpus.tokens;
+  const std::vector<std::uint64_t>& doc_starts = corpus.doc_starts;
+  nlohmann::json sources = nlohmann::json::array();
+  for (const loom::CorpusSourceFile& s : corpus.sources) {
+    if (s.bytes == 0 && !o.quiet) std::fprintf(stderr, "loom-data: warning: input '%s' is empty\n", s.path.c_str());
+    sources.push_back({{"path", s.path}, {"bytes", s.bytes}, {"crc32", s.crc32}});
+  }
+  if (corpus.skipped_empty > 0 && !o.quiet)
+    std::fprintf(stderr, "loom-data: skipped %llu JSON Lines record(s) with empty text\n",
+                 static_cast<unsigned long long>(corpus.skipped_empty));
+  LOOM_CHECK(tokens.size() >= 2, "give inputs with some text", "the input holds {} token(s): too few for a train and a val split",
+             tokens.size());
 
   // Split: the last val_fraction of the stream, at least one token on each side.
   const auto total = static_cast<std::int64_t>(tokens.size());
