@@ -47,6 +47,8 @@ void write_split(hid_t file, const char* split, std::span<const std::int32_t> to
   const hsize_t n = tokens.size();
   h5::Handle space(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"), H5Sclose);
   h5::Handle dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
+  // No modification times in the object headers: the same tokens give the same file bytes.
+  h5::check_status(H5Pset_obj_track_times(dcpl, false), "H5Pset_obj_track_times");
   if (n > 0) {
     const hsize_t chunk = std::min<hsize_t>(n, static_cast<hsize_t>(opt.chunk_tokens));
     h5::check_status(H5Pset_chunk(dcpl, 1, &chunk), "H5Pset_chunk");
@@ -65,8 +67,9 @@ void write_split(hid_t file, const char* split, std::span<const std::int32_t> to
   }
   const hsize_t m = offsets.size();
   h5::Handle ospace(h5::check(H5Screate_simple(1, &m, nullptr), "H5Screate_simple"), H5Sclose);
-  h5::Handle odset(h5::check(H5Dcreate2(group, "doc_offsets", H5T_STD_U64LE, ospace, H5P_DEFAULT, H5P_DEFAULT,
-                                        H5P_DEFAULT),
+  h5::Handle ocpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
+  h5::check_status(H5Pset_obj_track_times(ocpl, false), "H5Pset_obj_track_times");
+  h5::Handle odset(h5::check(H5Dcreate2(group, "doc_offsets", H5T_STD_U64LE, ospace, H5P_DEFAULT, ocpl, H5P_DEFAULT),
                              fmt::format("cannot create /{}/doc_offsets", split)),
                    H5Dclose);
   if (m > 0) {
