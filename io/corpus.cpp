@@ -285,7 +285,20 @@ class Workers {
 public:
   Workers(int n, const std::vector<CorpusFile>& files, const TokenizerInfo& tok, const std::string& field) {
     for (int i = 0; i < n; ++i)
-      threads_.emplace_back([this, &files, &tok, &field] {
+      threads_.emplace_back([this, &files, &tok, &field, i] {
+        // A tokenizer.json's word cache is shared state behind a mutex: every worker
+        // but the first loads its own instance (same file, same ids: the cache only
+        // memoises), falling back to the shared one if that load fails.
+        TokenizerInfo own;
+        if (tok.hf && i > 0 && tok.name.starts_with("hf:")) {
+          try {
+            own = tokenizer_by_name(tok.name.substr(3));
+            if (own.vocab_size != tok.vocab_size || own.eod != tok.eod) own = TokenizerInfo{};
+          } catch (...) {
+            own = TokenizerInfo{};
+          }
+        }
+        const TokenizerInfo& mine = own.hf ? own : tok;
         while (true) {
           Batch* b = nullptr;
           {
@@ -296,7 +309,7 @@ public:
             queue_.pop_front();
           }
           try {
-            tokenise(*b, files, tok, field);
+            tokenise(*b, files, mine, field);
           } catch (...) {
             b->error = std::current_exception();
           }
@@ -345,6 +358,11 @@ EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const Tokenize
   CorpusProgress prog;
   for (const CorpusFile& f : files) prog.total_raw_bytes += f.bytes;
   std::uint64_t raw_done = 0;  // disk bytes of the files already finished
+  if (!tok.hf) {  // bytes: about one token a byte of plain input (compressed input grows the vector as usual)
+    std::uint64_t plain = 0;
+    for (const CorpusFile& f : files) plain += f.compression == Compression::none ? f.bytes + 1 : 0;
+    out.tokens.reserve(plain);
+  }
 
   const std::size_t max_in_flight = 2 * std::size_t(o.threads);
   std::deque<std::unique_ptr<Batch>> in_flight;  // in stream order

@@ -18,7 +18,9 @@
 // text each, in input order); `threads` workers tokenise batches; results are
 // appended strictly in batch order, with at most 2 x threads batches in flight, so
 // memory for the text stays bounded and the output is identical for any thread
-// count. The tokens themselves are returned whole (4 bytes a token).
+// count. The tokens themselves are returned whole (4 bytes a token). The byte
+// tokenizer shares nothing; with a tokenizer.json each worker after the first loads
+// its own HfTokenizer (its word cache is behind a mutex), so workers never contend.
 #pragma once
 
 #include <cstdint>

@@ -150,6 +150,7 @@ int run(const Options& o) {
   loom::EncodedCorpus corpus =
       loom::encode_corpus(files, tok, copt, [&](const loom::CorpusProgress& p) { progress.update(p); });
   progress.finish();
+  const double encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<std::int32_t>& tokens = corpus.tokens;
   const std::vector<std::uint64_t>& doc_starts = corpus.doc_starts;
   nlohmann::json sources = nlohmann::json::array();
@@ -188,12 +189,12 @@ int run(const Options& o) {
         "  train tokens  %lld in %zu document(s)\n"
         "  val tokens    %lld in %zu document(s), %.2f%% of the stream (a document cut by the split counts in both)\n"
         "  vocabulary    %lld (tokenizer %s, eod %d)\n"
-        "  file size     %s, %.2f s\n",
+        "  file size     %s, %.2f s (read and tokenised in %.2f s: %.1f MB/s with %d thread(s))\n",
         o.output.c_str(), doc_starts.size(), human(double(total_bytes)).c_str(), static_cast<long long>(split.train_tokens),
         split.train_doc_offsets.size(), static_cast<long long>(split.val_tokens), split.val_doc_offsets.size(),
         100.0 * double(split.val_tokens) / double(total),
         static_cast<long long>(tok.vocab_size), tok.name.c_str(), tok.eod, human(double(fs::file_size(o.output))).c_str(),
-        seconds);
+        seconds, encode_seconds, double(total_bytes) / 1e6 / std::max(encode_seconds, 1e-9), copt.threads);
   }
   return 0;
 }

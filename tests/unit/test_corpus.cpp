@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "io/corpus.h"
+#include "io/hf_tokenizer.h"
 #include "io/token_dataset.h"
 #include "io/tokenizer.h"
 #include "programs.h"
@@ -133,6 +134,47 @@ TEST(Corpus, ThreadCountsGiveTheSameStreamAsOneThread) {
       EXPECT_EQ(c.sources[1].bytes, big.size());
       EXPECT_EQ(c.sources[1].crc32, crc32_update(0, big.data(), big.size()));
     }
+  }
+}
+
+// A tokenizer.json (each worker after the first loads its own instance): 1, 2 and 4
+// threads give the stream of encoding each record alone.
+TEST(Corpus, TokenizerJsonWithThreadsEncodesEachDocumentAsAlone) {
+  TempDir dir("corpus");
+  write_file(dir.file("tokenizer.json"), R"({"version": "1.0", "truncation": null, "padding": null,
+  "added_tokens": [{"id": 8, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false,
+                    "normalized": false, "special": true}],
+  "normalizer": null,
+  "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+  "post_processor": null,
+  "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+  "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+            "vocab": {"a": 0, "b": 1, "c": 2, "\u0120": 3, "ab": 4, "abc": 5, "\u0120a": 6, "bc": 7},
+            "merges": ["a b", "ab c", "\u0120 a", "b c"]}})");
+  std::mt19937 rng(7);
+  std::string file;
+  std::vector<std::string> texts;
+  for (int i = 0; i < 2000; ++i) {
+    std::string t;
+    for (int k = int(rng() % 300); k > 0; --k) t += "abc "[rng() % 4];
+    texts.push_back(t);
+    file += nlohmann::json{{"text", t}}.dump() + "\n";
+  }
+  write_file(dir.file("a.jsonl"), file);
+  const TokenizerInfo tok = tokenizer_by_name(dir.file("tokenizer.json"));
+  ASSERT_EQ(tok.eod, 8);
+  std::vector<std::int32_t> expect;
+  for (const std::string& t : texts) {
+    if (t.empty()) continue;
+    tok.hf->encode_append(t, expect);
+    expect.push_back(8);
+  }
+  for (int threads : {1, 2, 4}) {
+    CorpusOptions o;
+    o.threads = threads;
+    o.batch_bytes = 1000;
+    EXPECT_EQ(encode_corpus(enumerate_corpus({dir.file("a.jsonl")}), tok, o).tokens, expect) << threads << " threads";
   }
 }
 
