@@ -401,60 +401,70 @@ EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const Tokenize
   };
 
   std::vector<char> block(std::size_t(1) << 20);
-  for (std::size_t fi = 0; fi < files.size(); ++fi) {
-    const CorpusFile& f = files[fi];
-    CorpusStream stream(f);
-    const auto file_index = static_cast<std::uint32_t>(fi);
-    if (f.format == CorpusFormat::jsonl) {
-      std::string carry;  // a line cut by a block boundary
-      std::uint64_t line = 0;
-      auto emit = [&](std::string_view l) {
-        ++line;
-        if (l.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
-        Piece p;
-        p.file = file_index;
-        p.line = line;
-        p.json = true;
-        add_piece(l, p, raw_done + stream.raw_bytes());
-      };
-      while (const std::size_t n = stream.read(block.data(), block.size())) {
-        std::string_view rest(block.data(), n);
-        for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1)) {
-          if (carry.empty()) {
-            emit(rest.substr(0, nl));
-          } else {
-            carry.append(rest.substr(0, nl));
-            emit(carry);
-            carry.clear();
+  // A read error (a truncated archive, say) comes after every piece already read: the
+  // batches before it are tokenised and their errors win, so the first error in stream
+  // order is the one reported, whatever the thread count.
+  try {
+    for (std::size_t fi = 0; fi < files.size(); ++fi) {
+      const CorpusFile& f = files[fi];
+      CorpusStream stream(f);
+      const auto file_index = static_cast<std::uint32_t>(fi);
+      if (f.format == CorpusFormat::jsonl) {
+        std::string carry;  // a line cut by a block boundary
+        std::uint64_t line = 0;
+        auto emit = [&](std::string_view l) {
+          ++line;
+          if (l.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
+          Piece p;
+          p.file = file_index;
+          p.line = line;
+          p.json = true;
+          add_piece(l, p, raw_done + stream.raw_bytes());
+        };
+        while (const std::size_t n = stream.read(block.data(), block.size())) {
+          std::string_view rest(block.data(), n);
+          for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1)) {
+            if (carry.empty()) {
+              emit(rest.substr(0, nl));
+            } else {
+              carry.append(rest.substr(0, nl));
+              emit(carry);
+              carry.clear();
+            }
           }
+          carry.append(rest);
         }
-        carry.append(rest);
-      }
-      if (!carry.empty()) emit(carry);
-    } else if (tok.hf) {  // a tokenizer.json needs the whole document (a block boundary would cut a word)
-      std::string doc;
-      while (const std::size_t n = stream.read(block.data(), block.size())) doc.append(block.data(), n);
-      Piece p;
-      p.file = file_index;
-      p.begins_doc = p.ends_doc = true;
-      add_piece(doc, p, raw_done + stream.raw_bytes());
-    } else {  // bytes: blocks of the document tokenise independently
-      bool first = true;
-      while (const std::size_t n = stream.read(block.data(), block.size())) {
+        if (!carry.empty()) emit(carry);
+      } else if (tok.hf) {  // a tokenizer.json needs the whole document (a block boundary would cut a word)
+        std::string doc;
+        while (const std::size_t n = stream.read(block.data(), block.size())) doc.append(block.data(), n);
         Piece p;
         p.file = file_index;
-        p.begins_doc = first;
-        first = false;
-        add_piece(std::string_view(block.data(), n), p, raw_done + stream.raw_bytes());
+        p.begins_doc = p.ends_doc = true;
+        add_piece(doc, p, raw_done + stream.raw_bytes());
+      } else {  // bytes: blocks of the document tokenise independently
+        bool first = true;
+        while (const std::size_t n = stream.read(block.data(), block.size())) {
+          Piece p;
+          p.file = file_index;
+          p.begins_doc = first;
+          first = false;
+          add_piece(std::string_view(block.data(), n), p, raw_done + stream.raw_bytes());
+        }
+        Piece end;
+        end.file = file_index;
+        end.begins_doc = first;
+        end.ends_doc = true;
+        add_piece({}, end, raw_done + stream.raw_bytes());
       }
-      Piece end;
-      end.file = file_index;
-      end.begins_doc = first;
-      end.ends_doc = true;
-      add_piece({}, end, raw_done + stream.raw_bytes());
+      out.sources.push_back({f.path, stream.raw_bytes(), stream.raw_crc32()});
+      raw_done += stream.raw_bytes();
     }
-    out.sources.push_back({f.path, stream.raw_bytes(), stream.raw_crc32()});
-    raw_done += stream.raw_bytes();
+  } catch (...) {
+    const std::exception_ptr read_error = std::current_exception();
+    cut(raw_done);
+    while (!in_flight.empty()) consume_front();
+    std::rethrow_exception(read_error);
   }
   cut(raw_done);
   while (!in_flight.empty()) consume_front();

@@ -78,12 +78,14 @@ public:
                  static_cast<unsigned long long>(p.documents), static_cast<unsigned long long>(p.tokens),
                  double(p.tokens) / secs, eta, tty_ ? "\033[K" : "\n");
   }
+  ~Progress() { finish(); }  // an error message starts on a line of its own
   void finish() {
-    if (!quiet_ && tty_ && last_decile_ >= 0) std::fputc('\n', stderr);
+    if (!quiet_ && tty_ && last_decile_ >= 0 && !finished_) std::fputc('\n', stderr);
+    finished_ = true;
   }
 
 private:
-  bool quiet_, tty_;
+  bool quiet_, tty_, finished_ = false;
   std::chrono::steady_clock::time_point t0_, last_{};
   int last_decile_ = -1;
 };

@@ -281,6 +281,29 @@ TEST(Corpus, BlankLinesAreSkippedAndCountInLineNumbers) {
             expected_stream({"x"}));
 }
 
+// The first error in stream order is reported, whatever the thread count: a corrupt line
+// still in flight when the reader meets a truncated archive after it wins.
+TEST(Corpus, TheFirstErrorInStreamOrderWinsWhateverTheThreads) {
+  ASSERT_TRUE(have_tool("gzip")) << "the gzip tool is needed: launch/install-deps.sh";
+  TempDir dir("corpus");
+  std::string lines;
+  for (int i = 0; i < 200; ++i) lines += "{\"text\":\"fine line\"}\n";
+  write_file(dir.file("bad.jsonl"), lines + "{\"text\": nope}\n");
+  write_jsonl(dir.file("good.jsonl"), 2000, 6);
+  // Cut right after the gzip header: the reader fails at once, with the bad batch in flight.
+  shell(fmt::format("gzip -c {} | head -c 40 > {}", dir.file("good.jsonl"), dir.file("trunc.jsonl.gz")));
+  const auto files = enumerate_corpus({dir.file("bad.jsonl"), dir.file("trunc.jsonl.gz")});
+  for (int threads : {1, 2, 4, 8}) {
+    CorpusOptions o;
+    o.threads = threads;
+    o.batch_bytes = 200;
+    const std::string err = error_of([&] { encode_corpus(files, tokenizer_by_name("bytes"), o); });
+    EXPECT_NE(err.find("bad.jsonl:201: invalid JSON line"), std::string::npos) << threads << " threads: " << err;
+  }
+  EXPECT_NE(error_of([&] { encode_corpus({files[1]}, tokenizer_by_name("bytes"), CorpusOptions{}); }).find("truncated"),
+            std::string::npos);
+}
+
 // Bad input through loom-data: exit code 2, the message names the file (and line), and
 // neither the output nor its temporary exists afterwards.
 TEST(Corpus, BadInputIsReportedWithFileAndLineAndLeavesNoDataset) {
