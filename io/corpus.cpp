@@ -39,9 +39,9 @@ void add_file(const fs::path& p, std::vector<CorpusFile>& out) {
 }
 
 void add_directory(const std::string& dir, std::vector<CorpusFile>& out) {
-  std::vector<fs::path> found;
+  std::vector<fs::path> found;  // symlinked files count; symlinked directories are not entered (no cycles)
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec)) found.push_back(it->path());
   }

@@ -180,7 +180,8 @@ TEST(Corpus, TokenizerJsonWithThreadsEncodesEachDocumentAsAlone) {
 
 TEST(Corpus, LoomDataWithOneTwoAndFourThreadsWritesIdenticalDatasets) {
   TempDir dir("corpus");
-  write_jsonl(dir.file("a.jsonl"), 3000, 2);
+  const auto texts = write_jsonl(dir.file("a.jsonl"), 3000, 2);
+  const auto documents = std::count_if(texts.begin(), texts.end(), [](const std::string& t) { return !t.empty(); });
   DatasetContents first;
   for (int threads : {1, 2, 4}) {
     const std::string out = dir.file(fmt::format("t{}.h5", threads));
@@ -189,7 +190,19 @@ TEST(Corpus, LoomDataWithOneTwoAndFourThreadsWritesIdenticalDatasets) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const DatasetContents c = contents(out);
     EXPECT_GT(c.train.size(), 100000u);
-    if (threads == 1) first = c;
+    if (threads == 1) {
+      first = c;
+      // Progress when stderr is not a terminal: a line per 10% at most, with documents, tokens/s and ETA.
+      const auto p = test::run_program(
+          "loom-data", fmt::format("--input {} --output {} --threads 2", dir.file("a.jsonl"), dir.file("p.h5")));
+      ASSERT_EQ(p.exit_code, 0) << p.output;
+      std::size_t lines = 0;
+      for (std::size_t at = 0; (at = p.output.find("loom-data: read ", at)) != std::string::npos; ++at) ++lines;
+      EXPECT_GE(lines, 1u);
+      EXPECT_LE(lines, 11u);
+      EXPECT_NE(p.output.find(fmt::format("(100%), {} documents", documents)), std::string::npos) << p.output;
+      EXPECT_NE(p.output.find("tokens/s, ETA"), std::string::npos) << p.output;
+    }
     else EXPECT_TRUE(c == first) << "threads " << threads;
     // The files' bytes too, apart from nothing (source_files names the same input).
     if (threads > 1) {
