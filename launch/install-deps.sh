@@ -13,7 +13,8 @@ packages=(
   libdnnl-dev                            # oneDNN: the CPU backend's bf16 GEMMs (AMX / AVX-512 BF16; OpenMP build)
   libfmt-dev nlohmann-json3-dev
   libpcre2-dev                           # PCRE2: tokenizer.json pre-tokeniser regexes (io/hf_tokenizer)
-  python3 python3-pip                    # tests: the Python 'tokenizers' reference (launch/test.sh installs it)
+  libsentencepiece-dev                   # SentencePiece: .model tokenizers, loom-data train-tokenizer
+  python3 python3-pip                    # tests: Python 'tokenizers', 'sentencepiece' references (launch/test.sh installs them)
   bible-kjv                              # the quickstart corpus
 )
 
