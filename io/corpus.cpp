@@ -358,7 +358,7 @@ EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const Tokenize
   CorpusProgress prog;
   for (const CorpusFile& f : files) prog.total_raw_bytes += f.bytes;
   std::uint64_t raw_done = 0;  // disk bytes of the files already finished
-  if (!tok.hf) {  // bytes: about one token a byte of plain input (compressed input grows the vector as usual)
+  if (!tok.hf && !tok.spm) {  // bytes: about one token a byte of plain input (compressed input grows the vector as usual)
     std::uint64_t plain = 0;
     for (const CorpusFile& f : files) plain += f.compression == Compression::none ? f.bytes + 1 : 0;
     out.tokens.reserve(plain);
@@ -435,7 +435,7 @@ EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const Tokenize
           carry.append(rest);
         }
         if (!carry.empty()) emit(carry);
-      } else if (tok.hf) {  // a tokenizer.json needs the whole document (a block boundary would cut a word)
+      } else if (tok.hf || tok.spm) {  // a subword tokenizer needs the whole document (a block boundary would cut a word)
         std::string doc;
         while (const std::size_t n = stream.read(block.data(), block.size())) doc.append(block.data(), n);
         Piece p;

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "io/hf_tokenizer.h"
+#include "io/spm_tokenizer.h"
 
 namespace loom {
 
@@ -19,13 +20,29 @@ TokenizerInfo tokenizer_by_name(const std::string& name) {
     info.hf = std::move(hf);
     return info;
   }
-  LOOM_CHECK(name == "bytes", "the known tokenizers are: bytes, or the path of a Hugging Face tokenizer.json",
+  if (name.size() > 6 && name.ends_with(".model")) {
+    auto spm = std::make_shared<const SpmTokenizer>(SpmTokenizer::load(name));
+    LOOM_CHECK(spm->eod().has_value(),
+               "train it with an end-of-document piece: a user-defined symbol <|endoftext|> or an eos id "
+               "(loom-data train-tokenizer adds <|endoftext|>)",
+               "SentencePiece model '{}' has no end-of-document token (<|endoftext|>, <|end_of_text|> or eos)", name);
+    TokenizerInfo info;
+    info.name = "spm:" + name;
+    info.vocab_size = spm->vocab_size();
+    info.eod = *spm->eod();
+    info.spm = std::move(spm);
+    return info;
+  }
+  LOOM_CHECK(name == "bytes",
+             "the known tokenizers are: bytes, the path of a Hugging Face tokenizer.json, or the path of a "
+             "SentencePiece .model",
              "unknown tokenizer '{}'", name);
   return TokenizerInfo{};
 }
 
 void encode_append(const TokenizerInfo& info, std::string_view text, std::vector<std::int32_t>& out) {
   if (info.hf) info.hf->encode_append(text, out);
+  else if (info.spm) info.spm->encode_append(text, out);
   else encode_bytes_append(text, out);
 }
 

@@ -8,7 +8,8 @@
 // returned by value; nothing is shared, so both are thread-safe.
 //
 // tokenizer_by_name also accepts the path of a Hugging Face tokenizer.json
-// (byte-level BPE, io/hf_tokenizer.h); encode_append(info, ...) encodes with either.
+// (byte-level BPE, io/hf_tokenizer.h) or of a SentencePiece .model (io/spm_tokenizer.h);
+// encode_append(info, ...) encodes with any of them.
 #pragma once
 
 #include <cstdint>
@@ -21,17 +22,20 @@
 namespace loom {
 
 class HfTokenizer;
+class SpmTokenizer;
 
 struct TokenizerInfo {
-  std::string name = "bytes";  // "bytes", or "hf:" + the tokenizer.json path
+  std::string name = "bytes";  // "bytes", "hf:" + the tokenizer.json path, or "spm:" + the .model path
   std::int64_t vocab_size = 257;
   std::int32_t eod = 256;
-  std::shared_ptr<const HfTokenizer> hf;  // set for a tokenizer.json
+  std::shared_ptr<const HfTokenizer> hf;    // set for a tokenizer.json
+  std::shared_ptr<const SpmTokenizer> spm;  // set for a SentencePiece .model
 };
 
 // The tokenizer a name refers to: "bytes", or a path ending in ".json" (a Hugging
 // Face byte-level BPE tokenizer.json; its eod is HfTokenizer::eod(), which must
-// exist); loom::Error listing the known names otherwise.
+// exist), or a path ending in ".model" (a SentencePiece model; eod SpmTokenizer::eod(),
+// which must exist); loom::Error listing the known names otherwise.
 TokenizerInfo tokenizer_by_name(const std::string& name);
 
 // Appends the tokens of `text` (no eod) with the tokenizer `info` describes.

@@ -15,7 +15,8 @@ packages=(
   zlib1g-dev libzstd-dev                 # gzip / zstd corpora (loom-data, io/corpus)
   zstd gzip                              # tests: make the compressed corpora
   libpcre2-dev                           # PCRE2: tokenizer.json pre-tokeniser regexes (io/hf_tokenizer)
-  python3 python3-pip                    # tests: the Python 'tokenizers' reference (launch/test.sh installs it)
+  libsentencepiece-dev                   # SentencePiece: .model tokenizers, loom-data train-tokenizer
+  python3 python3-pip                    # tests: Python 'tokenizers', 'sentencepiece' references (launch/test.sh installs them)
   bible-kjv                              # the quickstart corpus
 )
 

@@ -1,7 +1,8 @@
 // launch/loom_data.cpp — loom-data: text files -> an HDF5 token dataset (docs/data-format.md).
 //
-//   loom-data --input FILE|DIR|GLOB... --output PATH.h5 [--val-fraction 0.05] [--tokenizer bytes|PATH.json]
-//             [--jsonl-field text] [--threads N] [--deflate-level 1] [--force] [--quiet]
+//   loom-data --input FILE|DIR|GLOB... --output PATH.h5 [--val-fraction 0.05]
+//             [--tokenizer bytes|PATH.json|PATH.model] [--jsonl-field text] [--threads N]
+//             [--deflate-level 1] [--force] [--quiet]
 //
 // Inputs are expanded and read by io/corpus (text files: one document each; JSON Lines:
 // one document per line; .gz / .zst decompressed), tokenised by --threads workers into a
@@ -32,6 +33,7 @@
 #include "io/token_dataset.h"
 #include "io/tokenizer.h"
 #include "launch/loom_data_megatron.h"  // Megatron-LM conversion subcommands
+#include "launch/loom_data_tokenizer.h"  // train-tokenizer (SentencePiece)
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -106,7 +108,7 @@ bool parse(int argc, char** argv, Options& o) {
       ("output", po::value(&o.output), "output HDF5 token dataset (PATH.h5)")
       ("val-fraction", po::value(&o.val_fraction)->default_value(o.val_fraction, "0.05"),
        "fraction of the token stream (its end) that becomes the val split, in (0, 1)")
-      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer: bytes (vocab 257, eod 256), or the path of a Hugging Face byte-level BPE tokenizer.json")
+      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer: bytes (vocab 257, eod 256), the path of a Hugging Face byte-level BPE tokenizer.json, or of a SentencePiece .model")
       ("deflate-level", po::value(&o.deflate_level)->default_value(o.deflate_level),
        "HDF5 deflate level of the tokens, 0 (none) to 9")
       ("force", po::bool_switch(&o.force), "overwrite the output when it exists")
@@ -208,6 +210,8 @@ int main(int argc, char** argv) {
     // --- Megatron-LM conversion: loom-data from-megatron / to-megatron (launch/loom_data_megatron.cpp) ---
     if (loom_data::is_megatron_subcommand(argc, argv)) return loom_data::megatron_main(argc, argv);
     // --- end Megatron-LM conversion ---
+    // --- loom-data train-tokenizer (launch/loom_data_tokenizer.cpp) ---
+    if (loom_data::is_tokenizer_subcommand(argc, argv)) return loom_data::tokenizer_main(argc, argv);
     Options o;
     if (!parse(argc, argv, o)) return 0;
     return run(o);

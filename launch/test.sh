@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 
 bash launch/install-deps.sh
 # Python reference packages the tests compare against (tests/unit/test_hf_tokenizer:
-# Hugging Face `tokenizers`); installed only when not importable. Debian marks its
-# Python externally managed, hence the --break-system-packages retry.
-if ! python3 -c 'import tokenizers' 2>/dev/null; then
-  python3 -m pip install --quiet tokenizers 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages tokenizers
-fi
+# Hugging Face `tokenizers`; tests/unit/test_sentencepiece: `sentencepiece`); installed
+# only when not importable. Debian marks its Python externally managed, hence the
+# --break-system-packages retry.
+for pkg in tokenizers sentencepiece; do
+  if ! python3 -c "import $pkg" 2>/dev/null; then
+    python3 -m pip install --quiet "$pkg" 2>/dev/null ||
+      python3 -m pip install --quiet --break-system-packages "$pkg"
+  fi
+done
 
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
