@@ -65,8 +65,10 @@ int train(RunConfig cfg, ParallelContext& ctx) {
 
   LOOM_CHECK(!cfg.data.train.empty(), "make one with loom-data --input FILE --output data.h5",
              "data.train is required (an HDF5 token dataset)");
-  if (cfg.data.val.empty()) cfg.data.val = cfg.data.train;
-  const TokenDataset train_set = TokenDataset::open(cfg.data.train, "train");
+  // A blend evaluates on its first source's val split unless data.val names one.
+  if (cfg.data.val.empty()) cfg.data.val = parse_blend(cfg.data.train).front().path;
+  const Blend train_blend = open_blend(cfg.data.train, "train");
+  const TokenDataset& train_set = train_blend.sets.front();
   const TokenDataset val_set = TokenDataset::open(cfg.data.val, "val");
   if (!cfg.model.init.empty()) {
     // The architecture comes from the weights file (transfer learning keeps the model).
@@ -96,7 +98,7 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);
   }
   // The loaders check that each split holds at least one sequence: before any allocation.
-  const DataLoader train_loader(train_set, T, cfg.train.seed);
+  const DataLoader train_loader(train_blend, T, cfg.train.seed);
   const DataLoader val_loader(val_set, T, cfg.train.seed);
 
   // This rank's layers (one chunk per virtual stage it holds) and its plan for one step.
@@ -121,7 +123,9 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader);
 
   MemoryPlan plan_bytes = trainer.memory_plan();
-  plan_bytes.add("token datasets (host)", std::size_t(train_set.resident_bytes() + val_set.resident_bytes()));
+  std::int64_t data_bytes = val_set.resident_bytes();
+  for (const TokenDataset& d : train_blend.sets) data_bytes += d.resident_bytes();
+  plan_bytes.add("token datasets (host)", std::size_t(data_bytes));
   if (lead) {
     const std::int64_t local = cfg.train.global_batch / ctx.shape.dp;
     fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",

@@ -118,8 +118,8 @@ struct Table {
          "(reduce-scatter / all-gather instead of all-reduce); needs parallel.tp > 1 and micro_batch * seq_len "
          "divisible by tp");
     data.add_options()
-        ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split)")
-        ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split)");
+        ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split), or a blend \"W1 PATH1 W2 PATH2 ...\"")
+        ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split; a blend's first dataset's)");
     checkpoint.add_options()
         ("checkpoint.dir", po::value(&c.checkpoint.dir)->default_value(c.checkpoint.dir),
          "output folder: weights.h5, config.ini, metrics.jsonl")

@@ -6,7 +6,8 @@
 # process, trains the same model with LAYOUT on NP ranks (same seed, data and
 # global batch), and runs compare_runs on the two: initial weights bit for bit,
 # losses, grad norms and final weights to 1e-5 relative (fp32; layouts differ only
-# in summation order).
+# in summation order). BLEND=ON (optional) trains both runs on a blend of that
+# dataset and a second one (docs/data-format.md, "Blends").
 foreach(var MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "layout_equivalence.cmake: -D${var}=... is required")
@@ -32,11 +33,25 @@ if(NOT EXISTS ${WORK}/data.h5)
   file(RENAME ${WORK}/data.h5.new ${WORK}/data.h5)
 endif()
 
+set(train_spec ${WORK}/data.h5)
+if(BLEND)
+  if(NOT EXISTS ${WORK}/data2.h5)
+    set(text "")
+    foreach(i RANGE 200)
+      string(APPEND text "Psalm ${i}: The quick brown fox jumps over the lazy dog, ${i} times.\n")
+    endforeach()
+    file(WRITE ${WORK}/text2.txt "${text}")
+    run_checked(${LOOM_DATA} --quiet --input ${WORK}/text2.txt --output ${WORK}/data2.h5.new --force)
+    file(RENAME ${WORK}/data2.h5.new ${WORK}/data2.h5)
+  endif()
+  set(train_spec "0.6 ${WORK}/data.h5 0.4 ${WORK}/data2.h5")  # one argument
+endif()
+
 # LAYERS (optional, default 4): a deeper model for many virtual stages, in both runs.
 if(NOT DEFINED LAYERS)
   set(LAYERS 4)
 endif()
-set(common --data.train ${WORK}/data.h5 --model.layers ${LAYERS} --model.channels 32 --model.heads 4 --model.seq_len 16
+set(common --data.train ${train_spec} --model.layers ${LAYERS} --model.channels 32 --model.heads 4 --model.seq_len 16
            --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
            --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100
            --checkpoint.save_init)
@@ -45,7 +60,7 @@ if(DEFINED BOTH)
   separate_arguments(both_args UNIX_COMMAND "${BOTH}")
   list(APPEND common ${both_args})
 endif()
-string(MAKE_C_IDENTIFIER "${LAYOUT}_L${LAYERS}_${BOTH}" tag)
+string(MAKE_C_IDENTIFIER "${LAYOUT}_L${LAYERS}_${BOTH}_${BLEND}" tag)
 set(ref ${WORK}/reference_${tag})
 set(run ${WORK}/layout_${tag})
 separate_arguments(layout_args UNIX_COMMAND "${LAYOUT}")
