@@ -31,9 +31,7 @@ namespace fs = std::filesystem;
 using test::error_of;
 using test::TempDir;
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
+using test::write_file;
 
 bool have_tool(const std::string& name) { return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0; }
 

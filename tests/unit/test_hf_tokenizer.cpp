@@ -20,24 +20,9 @@
 namespace loom {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write_file(const std::string& path, const std::string& s) {
-  std::ofstream f(path, std::ios::binary);
-  f << s;
-}
-
-std::vector<std::int32_t> read_ids(const std::string& path) {
-  std::ifstream f(path);
-  std::vector<std::int32_t> ids;
-  for (std::int32_t x; f >> x;) ids.push_back(x);
-  return ids;
-}
+using test::read_file;  // tests/unit/temp_dir.h
+using test::read_ids;
+using test::write_file;
 
 // Mixed scripts, emoji (with ZWJ and skin tones), control characters, long whitespace
 // runs, CRLF, tabs, numbers, contractions, a special token in the middle.
