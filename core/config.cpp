@@ -107,6 +107,15 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.device == "cpu" || t.device == "cuda", "", "train.device must be cpu or cuda, got '{}'", t.device);
   LOOM_CHECK(t.eval_interval >= 0 && t.eval_batches > 0, "",
              "train.eval_interval must be >= 0 and train.eval_batches > 0");
+  LOOM_CHECK(t.exit_after_steps >= 0 && t.exit_after_minutes >= 0 && std::isfinite(t.exit_after_minutes), "0 turns it off",
+             "train.exit_after_steps and train.exit_after_minutes must be >= 0");
+  const CheckpointConfig& k = c.checkpoint;
+  LOOM_CHECK(!k.dir.empty(), "name the run directory", "checkpoint.dir must not be empty");
+  LOOM_CHECK(k.interval >= 0, "0 saves only at the end and on a stop signal",
+             "checkpoint.interval must be >= 0, got {}", k.interval);
+  LOOM_CHECK(k.keep >= 0, "0 keeps every checkpoint", "checkpoint.keep must be >= 0, got {}", k.keep);
+  LOOM_CHECK(!(k.overwrite && !k.resume.empty()), "resume the earlier run, or start over with checkpoint.overwrite",
+             "checkpoint.overwrite and checkpoint.resume '{}' contradict each other", k.resume);
   LOOM_CHECK(t.log_interval > 0, "", "train.log_interval must be > 0, got {}", t.log_interval);
   check_optim(c.optim);
 }

@@ -45,6 +45,11 @@ struct TrainConfig {
   std::int64_t eval_interval = 50;  // 0: never
   std::int64_t eval_batches = 4;
   std::int64_t log_interval = 1;
+  // End this invocation cleanly, with a checkpoint, after this many steps or minutes
+  // (0: off), keeping the whole run's schedule (train.steps): for jobs with a time limit,
+  // which resume with checkpoint.resume auto.
+  std::int64_t exit_after_steps = 0;
+  double exit_after_minutes = 0;
 
   std::int64_t sequence(const ModelConfig& m) const { return seq_len > 0 ? seq_len : m.seq_len; }
 };
@@ -99,8 +104,12 @@ struct DataConfig {
 };
 
 struct CheckpointConfig {
-  std::string dir = "runs/latest";  // final weights go to dir/weights.h5
+  std::string dir = "runs/latest";  // the run directory (launch/run_dir.h); final weights: dir/weights.h5
   bool save_init = false;           // also write dir/init.h5 before step 1
+  std::int64_t interval = 1000;     // save every N steps (0: only at the end and on a stop)
+  std::int64_t keep = 0;            // keep the newest N checkpoints (0: all)
+  std::string resume;               // "": a new run; "auto": the newest good checkpoint in dir; or a checkpoint path
+  bool overwrite = false;           // a new run may delete an earlier run's checkpoints and weights in dir
 };
 
 struct LogConfig {

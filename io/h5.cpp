@@ -99,6 +99,28 @@ Handle create_group(hid_t loc, const std::string& name) {
                 H5Gclose);
 }
 
+namespace {
+herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> children(hid_t loc) {
+  std::vector<std::string> names;
+  if (H5Literate(loc, H5_INDEX_CRT_ORDER, H5_ITER_INC, nullptr, collect_name, &names) < 0) {
+    H5Eclear2(H5E_DEFAULT);  // creation order not tracked: name order
+    names.clear();
+    check_status(H5Literate(loc, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names), "H5Literate");
+  }
+  return names;
+}
+
+std::mutex& library_lock() {
+  static std::mutex m;
+  return m;
+}
+
 bool has_link(hid_t loc, const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos) return false;
   const htri_t r = H5Lexists(loc, name.c_str(), H5P_DEFAULT);

@@ -6,12 +6,14 @@
 // h5::quiet() (called by open_file/create_file) stops HDF5 printing that stack
 // itself. Attributes are written the way h5py writes Python values: strings as
 // scalar variable-length UTF-8, integers as scalar int64. Readers accept fixed-
-// or variable-length strings and any integer type. Not thread-safe (nor is HDF5).
+// or variable-length strings and any integer type. Not thread-safe (nor is HDF5; see
+// library_lock()).
 #pragma once
 
 #include <hdf5.h>
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,6 +70,16 @@ Handle create_file(const std::string& path);  // truncates; tracks link creation
 Handle open_group(hid_t loc, const std::string& name, const std::string& what);
 Handle open_dataset(hid_t loc, const std::string& name, const std::string& what, hid_t dapl = H5P_DEFAULT);
 Handle create_group(hid_t loc, const std::string& name);
+
+// The names of the links in group `loc`: creation order when the group tracks it, else
+// name order.
+std::vector<std::string> children(hid_t loc);
+
+// HDF5 keeps one library state per process and is not thread-safe. Code that calls it from
+// a second thread (the checkpoint shard writer) holds this lock, and so do the calls the
+// main thread may make meanwhile (TokenDataset's on-disk reads). A function-local static:
+// what it guards is itself process-wide.
+std::mutex& library_lock();
 
 // True when `loc` has a direct link called `name` (no '/' walking).
 bool has_link(hid_t loc, const std::string& name);

@@ -318,7 +318,10 @@ void TokenDataset::read(std::int64_t offset, std::int64_t count, std::int32_t* o
     }
     return;
   }
-  d.read_slab(offset, count, H5T_NATIVE_INT32, out);
+  {
+    const std::lock_guard lock(h5::library_lock());  // a checkpoint may be writing on another thread
+    d.read_slab(offset, count, H5T_NATIVE_INT32, out);
+  }
   d.check_range(out, count, offset);
 }
 

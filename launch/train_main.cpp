@@ -20,8 +20,11 @@
 #include "backend/registry.h"
 #include "io/data_loader.h"
 #include "io/token_dataset.h"
+#include "launch/checkpoint.h"
 #include "launch/gemm_peak.h"
 #include "launch/model_io.h"
+#include "launch/run_dir.h"
+#include "launch/stop_signal.h"
 #include "launch/trainer.h"
 #include "launch/train_options.h"
 #include "layers/gpt.h"
@@ -49,6 +52,55 @@ double peak_rss_bytes() {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Keeps the records of steps before `step` (a resumed run writes the later ones again).
+void keep_metrics_before(const std::string& path, std::int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("step") && j["step"].get<std::int64_t>() < step) kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+// checkpoint.resume: the progress to start from (step 0 for a new run). "auto" tries the
+// checkpoint `latest` names, then older ones, each verified (checksums) before loading;
+// an explicit path must verify. Collective: every rank lists the same directory.
+TrainProgress resume(const RunConfig& cfg, ParallelContext& ctx, Checkpointer& ckpt) {
+  const std::string& how = cfg.checkpoint.resume;
+  const bool lead = ctx.world_rank == 0;
+  if (how.empty()) return {};
+  const bool automatic = how == "auto";
+  std::vector<std::string> candidates;
+  if (automatic) {
+    candidates = resume_candidates(cfg.checkpoint.dir);
+  } else {
+    const std::string found = find_checkpoint(how);
+    LOOM_CHECK(!found.empty(), "give a checkpoint directory (step_N) or a run directory holding one, or auto",
+               "checkpoint.resume '{}' is not a checkpoint", how);
+    candidates = {found};
+  }
+  if (candidates.empty()) {
+    if (lead) fmt::print("checkpoint.resume auto: no checkpoint in {} yet; starting at step 0\n", cfg.checkpoint.dir);
+    return {};
+  }
+  for (const std::string& c : candidates) {
+    const std::string problem = ckpt.verify(c);
+    if (problem.empty()) {
+      const TrainProgress p = ckpt.load(c);
+      if (lead) fmt::print("resumed from {} at step {} ({} tokens so far)\n", c, p.step, p.tokens);
+      return p;
+    }
+    LOOM_CHECK(automatic, "run loom-ckpt verify on it, or resume from another checkpoint", "cannot resume: {}",
+               problem);
+    if (lead) fmt::print("checkpoint.resume auto: skipping {}: {}; trying the previous checkpoint\n", c, problem);
+  }
+  throw Error(fmt::format("checkpoint.resume auto: no usable checkpoint in {} (all {} are damaged)", cfg.checkpoint.dir,
+                          candidates.size()),
+              "run loom-ckpt verify on them; start over with --checkpoint.overwrite");
 }
 
 int train(RunConfig cfg, ParallelContext& ctx) {
@@ -90,16 +142,28 @@ int train(RunConfig cfg, ParallelContext& ctx) {
 
   const ModelConfig& mc = cfg.model;
   const std::int64_t T = cfg.train.sequence(mc), MB = cfg.train.micro_batch;
-  std::filesystem::create_directories(cfg.checkpoint.dir);
-  if (auto parent = std::filesystem::path(cfg.log.metrics).parent_path(); !parent.empty())
-    std::filesystem::create_directories(parent);
-  if (lead) {
-    fmt::print("loom-train: effective configuration\n{}\n", to_ini(cfg));
-    std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);
-  }
   // The loaders check that each split holds at least one sequence: before any allocation.
   const DataLoader train_loader(train_blend, T, cfg.train.seed);
   const DataLoader val_loader(val_set, T, cfg.train.seed);
+
+  // The run directory, now that options and data are valid: rank 0 creates it, checks
+  // that it is writable, locks it for this run, and refuses (or with checkpoint.overwrite
+  // clears) an earlier run's checkpoints. The other ranks wait, then read it.
+  std::unique_ptr<RunDirLock> lock;
+  if (lead) {
+    prepare_run_dir(cfg.checkpoint.dir);
+    lock = std::make_unique<RunDirLock>(cfg.checkpoint.dir);
+    if (auto parent = std::filesystem::path(cfg.log.metrics).parent_path(); !parent.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(parent, ec);
+      LOOM_CHECK(!ec, "choose a log.metrics path you can write to", "log.metrics: cannot create '{}': {}",
+                 parent.string(), ec.message());
+    }
+    if (cfg.checkpoint.resume.empty())
+      for (const std::string& gone : claim_run_dir(cfg.checkpoint.dir, cfg.checkpoint.overwrite))
+        fmt::print("checkpoint.overwrite: deleted {}/{}\n", cfg.checkpoint.dir, gone);
+  }
+  ctx.world->barrier();
 
   // This rank's layers (one chunk per virtual stage it holds) and its plan for one step.
   const int chunks = cfg.parallel.virtual_stages;
@@ -121,8 +185,16 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const bool writer_pipeline = ctx.coord.dp == 0 && ctx.coord.tp == 0;
   if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline);
   Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader);
+  Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), {{"run_config", to_ini(cfg)}});
+  const TrainProgress start = resume(cfg, ctx, checkpointer);
+  trainer.restore(start);
+  if (lead) {
+    fmt::print("loom-train: effective configuration\n{}\n", to_ini(cfg));
+    std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);
+  }
 
   MemoryPlan plan_bytes = trainer.memory_plan();
+  plan_bytes.add(checkpointer.memory_plan());
   std::int64_t data_bytes = val_set.resident_bytes();
   for (const TokenDataset& d : train_blend.sets) data_bytes += d.resident_bytes();
   plan_bytes.add("token datasets (host)", std::size_t(data_bytes));
@@ -154,11 +226,39 @@ int train(RunConfig cfg, ParallelContext& ctx) {
 
   std::ofstream metrics;
   if (lead) {
-    metrics.open(cfg.log.metrics);
+    if (start.step > 0) keep_metrics_before(cfg.log.metrics, start.step);  // steps after the checkpoint run again
+    metrics.open(cfg.log.metrics, start.step > 0 ? std::ios::app : std::ios::trunc);
     LOOM_CHECK(metrics.good(), "check log.metrics", "cannot write the metrics file '{}'", cfg.log.metrics);
   }
+  StopSignal signal;
+  std::string stopped;  // why this invocation ended before train.steps
+  const auto after_step = [&, steps_run = std::int64_t(0)](const TrainProgress& p, bool last) mutable -> bool {
+    ++steps_run;
+    // One all-reduce carries both verdicts every rank must share: stop now (a signal or
+    // the time limit, seen by any rank), and whether every rank's shard is written.
+    const bool time_up = cfg.train.exit_after_minutes > 0 && seconds_since(t_start) >= 60 * cfg.train.exit_after_minutes;
+    float flags[2] = {float(signal.received() != 0 || time_up), float(checkpointer.writing())};
+    ctx.world->all_reduce(host_tensor(flags, Shape{2}), ReduceOp::max);
+    if (checkpointer.pending() && flags[1] == 0) checkpointer.commit();
+    const bool steps_up = cfg.train.exit_after_steps > 0 && steps_run >= cfg.train.exit_after_steps;
+    const bool stop = !last && (flags[0] != 0 || steps_up);
+    if (stop)
+      stopped = signal.received() ? fmt::format("signal {}", signal.received())
+                : time_up         ? fmt::format("train.exit_after_minutes = {}", cfg.train.exit_after_minutes)
+                : steps_up        ? fmt::format("train.exit_after_steps = {}", cfg.train.exit_after_steps)
+                                  : "a stop signal on another rank";
+    if (last || stop || (cfg.checkpoint.interval > 0 && p.step % cfg.checkpoint.interval == 0)) checkpointer.save(p);
+    if (last || stop) checkpointer.commit();
+    return stop;
+  };
   double last_val = -1;
-  const StepRecord last = trainer.run(lead ? &metrics : nullptr, peak, last_val);
+  const StepRecord last = trainer.run(lead ? &metrics : nullptr, peak, last_val, after_step);
+  if (!stopped.empty()) {
+    if (lead)
+      fmt::print("\nstopped after step {} of {} ({}); continue with --checkpoint.resume auto\n", last.step + 1,
+                 cfg.train.steps, stopped);
+    return 0;
+  }
 
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
   save_weights(model, tp, weights, lead, &pp, writer_pipeline);  // tp shards and pp stages gathered; rank 0 writes

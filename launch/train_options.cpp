@@ -53,7 +53,13 @@ struct Table {
         ("train.eval_batches", po::value(&c.train.eval_batches)->default_value(c.train.eval_batches),
          "validation batches of global_batch sequences")
         ("train.log_interval", po::value(&c.train.log_interval)->default_value(c.train.log_interval),
-         "print a step line every N steps");
+         "print a step line every N steps")
+        ("train.exit_after_steps", po::value(&c.train.exit_after_steps)->default_value(c.train.exit_after_steps),
+         "end this invocation after N steps with a checkpoint, keeping train.steps' schedule; resume with "
+         "checkpoint.resume auto (0: off)")
+        ("train.exit_after_minutes",
+         po::value(&c.train.exit_after_minutes)->default_value(c.train.exit_after_minutes),
+         "end this invocation with a checkpoint after the step during which M minutes have passed (0: off)");
     optim.add_options()
         ("optim.lr", po::value(&c.optim.lr)->default_value(c.optim.lr), "peak learning rate")
         ("optim.min_lr", po::value(&c.optim.min_lr)->default_value(c.optim.min_lr),
@@ -122,7 +128,16 @@ struct Table {
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split; a blend's first dataset's)");
     checkpoint.add_options()
         ("checkpoint.dir", po::value(&c.checkpoint.dir)->default_value(c.checkpoint.dir),
-         "output folder: weights.h5, config.ini, metrics.jsonl")
+         "the run directory: checkpoints step_N/, latest, weights.h5, config.ini, metrics.jsonl")
+        ("checkpoint.interval", po::value(&c.checkpoint.interval)->default_value(c.checkpoint.interval),
+         "save a checkpoint every N steps (also at the end and on SIGTERM / SIGUSR1; 0: only then)")
+        ("checkpoint.keep", po::value(&c.checkpoint.keep)->default_value(c.checkpoint.keep),
+         "keep the newest N checkpoints, deleting older ones once a newer one is complete (0: keep all)")
+        ("checkpoint.resume", po::value(&c.checkpoint.resume),
+         "auto: continue from the newest complete checkpoint in checkpoint.dir (the previous one if it is "
+         "damaged; a fresh start when there is none); or the path of a checkpoint (step_N) or run directory")
+        ("checkpoint.overwrite", po::bool_switch(&c.checkpoint.overwrite),
+         "start a new run in a checkpoint.dir that holds an earlier run's checkpoints and weights, deleting them")
         ("checkpoint.save_init", po::bool_switch(&c.checkpoint.save_init),
          "also write the initial weights to checkpoint.dir/init.h5 (layouts can be compared bit for bit)");
     log.add_options()
@@ -173,6 +188,8 @@ std::string to_ini(const RunConfig& c) {
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute
     << "\ndevice = " << c.train.device << "\neval_interval = " << c.train.eval_interval
     << "\neval_batches = " << c.train.eval_batches << "\nlog_interval = " << c.train.log_interval << "\n";
+  o << "exit_after_steps = " << c.train.exit_after_steps << "\nexit_after_minutes = " << c.train.exit_after_minutes
+    << "\n";
   const OptimConfig& op = c.optim;
   o << "\n[optim]\nlr = " << op.lr << "\nmin_lr = " << op.min_lr << "\nwarmup_steps = " << op.warmup_steps
     << "\nwarmup_start_lr = " << op.warmup_start_lr << "\ndecay = " << op.decay << "\ngamma = " << op.gamma
@@ -189,7 +206,10 @@ std::string to_ini(const RunConfig& c) {
     << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false") << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
-  o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";
+  o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\ninterval = " << c.checkpoint.interval
+    << "\nkeep = " << c.checkpoint.keep << "\n";
+  if (!c.checkpoint.resume.empty()) o << "resume = " << c.checkpoint.resume << "\n";
+  o << "\n[log]\nmetrics = " << c.log.metrics << "\n";
   return o.str();
 }
 

@@ -165,13 +165,15 @@ StepRecord Trainer::step(std::int64_t s) {
   // The norm is the same on every rank (all-reduced), so is the decision to skip.
   r.grad_norm = (zero_ ? zero_->grad_norm() : opt_->grad_norm()) / r.loss_scale;
   r.skipped = scaler_.update(std::isfinite(r.grad_norm));
-  r.lr = learning_rate(cfg_.optim, cfg_.train.steps, updates_);
+  r.lr = learning_rate(cfg_.optim, cfg_.train.steps, progress_.updates);
   if (!r.skipped) {
     const float grad_scale = float(clip_scale(cfg_.optim, r.grad_norm) / r.loss_scale);
-    if (zero_) zero_->update(float(r.lr), updates_ + 1, grad_scale);
-    else opt_->update(float(r.lr), updates_ + 1, grad_scale);
-    ++updates_;
+    if (zero_) zero_->update(float(r.lr), progress_.updates + 1, grad_scale);
+    else opt_->update(float(r.lr), progress_.updates + 1, grad_scale);
+    ++progress_.updates;
   }
+  progress_.step = s + 1;
+  progress_.tokens += G * T_;
   be_.synchronize();
   r.t_step = seconds_since(t0);
   r.t_tp = tp_.seconds();
@@ -198,12 +200,23 @@ double Trainer::evaluate() {
   return global_sum(model_.take_loss_sum()) / double(targets);
 }
 
-StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val) {
+TrainProgress Trainer::progress() const {
+  TrainProgress p = progress_;
+  p.scaler = scaler_.state();
+  return p;
+}
+
+void Trainer::restore(const TrainProgress& p) {
+  progress_ = p;
+  scaler_.restore(p.scaler);
+}
+
+StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val, const StepHook& after_step) {
   const bool lead = ctx_.world_rank == 0;
   const double tokens_per_step = double(cfg_.train.global_batch * T_);
   StepRecord r;
   last_val = -1;
-  for (std::int64_t s = 0; s < cfg_.train.steps; ++s) {
+  for (std::int64_t s = progress_.step; s < cfg_.train.steps; ++s) {
     r = step(s);
     // Throughput of the whole job; MFU per rank against this rank's measured GEMM peak.
     const double tok_s = tokens_per_step / r.t_step;
@@ -233,6 +246,7 @@ StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val) {
           rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
       std::fflush(stdout);
     }
+    if (after_step && after_step(progress(), last)) break;
   }
   return r;
 }

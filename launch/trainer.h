@@ -17,6 +17,7 @@
 #pragma once
 
 #include <fstream>
+#include <functional>
 #include <memory>
 
 #include "core/config.h"
@@ -40,6 +41,17 @@ struct StepRecord {
   bool skipped = false;   // no update: the scaled gradients overflowed
 };
 
+// Where a run stands: what a checkpoint saves and a resumed run restores. The data
+// loader needs no position of its own: the batch of step s is a pure function of
+// (seed, s), so `step` is the position.
+struct TrainProgress {
+  std::int64_t step = 0;     // steps completed: the index of the next step
+  std::int64_t updates = 0;  // optimizer updates applied (skipped steps excluded): Adam's step
+                             // count and the learning-rate schedule's position
+  std::int64_t tokens = 0;   // training tokens consumed
+  LossScaler::State scaler;
+};
+
 class Trainer {
 public:
   // `tp` and `pp` are the timed communicators the model and the trainer use; `model`
@@ -55,9 +67,18 @@ public:
   MemoryPlan memory_plan() const;
   StepRecord step(std::int64_t step);
   double evaluate();  // mean loss over train.eval_batches global batches of the val split
-  // All steps, with logging to stdout (world rank 0) and `metrics` (JSONL, rank 0) and
-  // periodic evaluation. Returns the last record; `last_val` gets the last val loss.
-  StepRecord run(std::ostream* metrics, double gemm_peak_flops, double& last_val);
+  // Called collectively after every step with the progress so far; returns true to end
+  // the run there (a stop signal, train.exit_after_*). Checkpoints are saved from here.
+  using StepHook = std::function<bool(const TrainProgress&, bool last)>;
+  // The steps from progress().step to train.steps, with logging to stdout (world rank 0)
+  // and `metrics` (JSONL, rank 0) and periodic evaluation. Returns the last record;
+  // `last_val` gets the last val loss (-1 when the run ended before an evaluation).
+  StepRecord run(std::ostream* metrics, double gemm_peak_flops, double& last_val, const StepHook& after_step = {});
+
+  TrainProgress progress() const;
+  void restore(const TrainProgress& p);  // a resumed run: the step loop starts at p.step
+  // This rank's optimizer state (the runs of each parameter it keeps), for checkpoints.
+  std::vector<StateSlice> optimizer_state() const { return zero_ ? zero_->state() : opt_->state(); }
 
 private:
   class Stage;  // the PipelineStage adapter: data in, model calls out
@@ -77,7 +98,7 @@ private:
   std::unique_ptr<AdamW> opt_;
   std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
   LossScaler scaler_;
-  std::int64_t updates_ = 0;           // optimizer updates applied (skipped steps excluded)
+  TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
   std::vector<std::int32_t> window_, x_, y_;
 };
 

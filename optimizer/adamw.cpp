@@ -95,6 +95,15 @@ void AdamW::update(float lr, std::int64_t step, float grad_scale) {
   if (master_.ptr != params_.ptr) be_.cast(params_, master_);  // the working copy, rounded
 }
 
+std::vector<StateSlice> AdamW::state() const {
+  std::vector<StateSlice> out;
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
+    const Range r{offsets_[i], offsets_[i] + specs_[i].shape.numel()};
+    out.push_back({i, {0, r.size()}, flat_range(master_, r), flat_range(m_, r), flat_range(v_, r)});
+  }
+  return out;
+}
+
 double AdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();
   update(lr, step, clip_scale(cfg_, norm));

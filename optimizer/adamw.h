@@ -18,9 +18,19 @@
 #include "core/config.h"
 #include "core/memory_plan.h"
 #include "core/param_spec.h"
+#include "core/range.h"
 #include "parallel/communicator.h"
 
 namespace loom {
+
+// A run of one parameter's optimizer state kept on this rank, for checkpoints: local
+// elements `elems` of parameter `param` (spec order), and f32 views of exactly those
+// elements of the master weights (the parameters themselves in fp32), m and v.
+struct StateSlice {
+  std::size_t param = 0;
+  Range elems;
+  Tensor master, m, v;
+};
 
 bool decays(ParamRole role, const OptimConfig& cfg);
 // The per-tensor arguments of the AdamW update (backend/adamw_math.h), shared with ZeRO-1.
@@ -48,6 +58,7 @@ public:
   Tensor m() const { return m_; }
   Tensor v() const { return v_; }
   Tensor master() const { return master_; }  // the f32 weights AdamW updates
+  std::vector<StateSlice> state() const;      // every parameter, whole
   MemoryPlan memory_plan() const { return mem_.plan(); }
 
 private:

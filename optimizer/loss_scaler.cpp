@@ -16,6 +16,12 @@ LossScaler::LossScaler(const std::string& precision, const OptimConfig& cfg)
   }
 }
 
+void LossScaler::restore(const State& s) {
+  if (mode_ == Mode::dynamic) scale_ = s.scale;  // fixed and none keep this run's option
+  good_ = s.good;
+  skipped_ = s.skipped;
+}
+
 bool LossScaler::update(bool finite) {
   if (mode_ == Mode::none) return false;  // nothing scaled: a non-finite step is divergence, not overflow
   if (!finite) {

@@ -33,6 +33,14 @@ public:
   bool update(bool finite);
   std::int64_t skipped() const { return skipped_; }  // steps skipped so far
 
+  // What a checkpoint keeps, so a resumed run scales exactly as the uninterrupted one.
+  struct State {
+    float scale = 1;
+    std::int64_t good = 0, skipped = 0;  // finite steps since the last change; skipped so far
+  };
+  State state() const { return {scale_, good_, skipped_}; }
+  void restore(const State& s);
+
 private:
   Mode mode_ = Mode::none;
   float scale_ = 1, backoff_ = 0.5f, min_ = 1;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "optimizer/adamw.h"
 
@@ -103,6 +104,20 @@ void ZeroAdamW::update(float lr, std::int64_t step, float grad_scale) {
     be_.synchronize();
     dp_.all_gather_parts(flat_range(params_, b.flat));  // every rank's updated part
   }
+}
+
+std::vector<StateSlice> ZeroAdamW::state() const {
+  std::vector<std::int64_t> offset;  // of each parameter in the flat buffers
+  std::int64_t total = 0;
+  for (const ParamSpec& s : specs_) offset.push_back(std::exchange(total, total + s.shape.numel()));
+  std::vector<StateSlice> out;
+  for (const Segment& s : segments_) {
+    const Range state{s.shard, s.shard + s.flat.size()};
+    out.push_back({s.param, {s.flat.begin - offset[s.param], s.flat.end - offset[s.param]},
+                   master_.empty() ? flat_range(params_, s.flat) : flat_range(master_, state),
+                   flat_range(m_, state), flat_range(v_, state)});
+  }
+  return out;
 }
 
 double ZeroAdamW::step(float lr, std::int64_t step) {

@@ -27,6 +27,7 @@
 #include "core/memory_plan.h"
 #include "core/param_spec.h"
 #include "core/range.h"
+#include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
 #include "parallel/communicator.h"
 
@@ -49,6 +50,8 @@ public:
   MemoryPlan memory_plan() const { return mem_.plan(); }
   Tensor master() const { return master_; }  // this rank's f32 weights, laid out like m, v
   std::int64_t owned() const { return owned_; }  // elements of optimizer state on this rank
+  // The owned runs, per parameter (master: the parameters themselves in fp32).
+  std::vector<StateSlice> state() const;
 
 private:
   // An owned run of one parameter: flat elements [flat.begin, flat.end), at `shard` in m_, v_.

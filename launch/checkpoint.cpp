@@ -1,0 +1,319 @@
+// launch/checkpoint.cpp — see checkpoint.h.
+#include "launch/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <limits>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/param_blocks.h"
+#include "io/checkpoint_files.h"
+#include "io/weights_file.h"
+#include "launch/run_dir.h"
+
+#ifndef LOOM_VERSION
+#define LOOM_VERSION "unknown"
+#endif
+
+namespace loom {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kKinds[3] = {"params", "exp_avg", "exp_avg_sq"};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<std::int64_t> dims(const Shape& s) {
+  std::vector<std::int64_t> d;
+  for (int i = 0; i < s.rank(); ++i) d.push_back(s[i]);
+  return d;
+}
+
+// The communicators move floats only; a u64 travels as four 16-bit pieces (exact in f32).
+std::vector<std::uint64_t> all_gather_u64(Communicator& world, const std::vector<std::uint64_t>& mine) {
+  const std::size_t n = mine.size(), w = std::size_t(world.size());
+  std::vector<float> in(4 * n), out(4 * n * w);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int k = 0; k < 4; ++k) in[4 * i + k] = float((mine[i] >> (16 * k)) & 0xffff);
+  world.all_gather(host_tensor(out.data(), Shape{std::int64_t(out.size())}),
+                   host_tensor(in.data(), Shape{std::int64_t(in.size())}));
+  std::vector<std::uint64_t> all(n * w, 0);
+  for (std::size_t i = 0; i < n * w; ++i)
+    for (int k = 0; k < 4; ++k) all[i] |= std::uint64_t(out[4 * i + k]) << (16 * k);
+  return all;
+}
+
+// `text` of rank `root`, on every rank (bytes as floats: these are short messages).
+std::string share_string(Communicator& world, const std::string& text, int root) {
+  float len = float(text.size());
+  world.broadcast(host_tensor(&len, Shape{1}), root);
+  std::vector<float> bytes(static_cast<std::size_t>(len));
+  if (world.rank() == root)
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = float(static_cast<unsigned char>(text[i]));
+  if (!bytes.empty()) world.broadcast(host_tensor(bytes.data(), Shape{std::int64_t(bytes.size())}), root);
+  std::string out;
+  for (float b : bytes) out += char(static_cast<unsigned char>(b));
+  return out;
+}
+
+// The lowest rank with a non-empty `problem` tells everyone; "" when no rank has one.
+std::string first_problem(Communicator& world, const std::string& problem) {
+  float neg = problem.empty() ? -float(world.size()) : -float(world.rank());
+  world.all_reduce(host_tensor(&neg, Shape{1}), ReduceOp::max);  // -(the lowest rank with a problem)
+  const int r = int(-neg);
+  return r >= world.size() ? "" : share_string(world, problem, r);
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// Copies block b of a run of local elements (starting at local element `first`, held at
+// `src`) into `dst`, row-major (rows, cols) — and back with `to_block` false.
+void pack(const GlobalBlock& b, std::int64_t first, float* run, float* block, bool to_block) {
+  for (std::int64_t r = 0; r < b.rows; ++r) {
+    float* row = run + (b.local - first) + r * b.local_stride;
+    float* out = block + r * b.cols;
+    if (to_block) std::copy_n(row, b.cols, out);
+    else std::copy_n(out, b.cols, row);
+  }
+}
+
+// "model.layers: the checkpoint has 4, this run 6; ..." for every differing field.
+std::string config_differences(const json& ckpt, const json& mine) {
+  std::string out;
+  for (const auto& [k, v] : mine.items()) {
+    if (k == "architecture") continue;
+    const json theirs = ckpt.contains(k) ? ckpt[k] : json();
+    if (theirs != v) out += fmt::format("{}model.{}: the checkpoint has {}, this run {}", out.empty() ? "" : "; ", k,
+                                        theirs.is_null() ? "nothing" : theirs.dump(), v.dump());
+  }
+  return out;
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model,
+                           std::vector<StateSlice> state, std::map<std::string, std::string> attrs)
+    : cfg_(cfg), ctx_(ctx), be_(be), model_(model), state_(std::move(state)), attrs_(std::move(attrs)) {
+  std::int64_t total = 0;
+  for (std::size_t s = 0; s < state_.size(); ++s)
+    if (writes(state_[s].param)) {
+      items_.push_back({s, total});
+      total += state_[s].elems.size();
+    }
+  for (auto& a : snapshot_) a.resize(std::size_t(total));
+}
+
+Checkpointer::~Checkpointer() {
+  if (writer_.valid()) writer_.wait();
+}
+
+bool Checkpointer::writes(std::size_t param) const {
+  const ParamSpec& s = model_.params().spec(param);
+  if (!s.tied.empty() && model_.tied_stages(s.tied).front() != ctx_.coord.pp) return false;  // a later copy
+  if (s.tp_replicated == TpReplicated::yes && ctx_.coord.tp != 0) return false;            // tp rank 0's copy
+  return cfg_.optim.zero == 1 || ctx_.coord.dp == 0;  // ZeRO-1: the owner of the optimizer state
+}
+
+MemoryPlan Checkpointer::memory_plan() const {
+  MemoryPlan p;
+  p.add("checkpoint snapshot (host: master, m, v)", 3 * snapshot_[0].size() * sizeof(float));
+  return p;
+}
+
+bool Checkpointer::writing() const {
+  return writer_.valid() && writer_.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+}
+
+void Checkpointer::save(const TrainProgress& p) {
+  if (pending_) commit();
+  const auto t0 = std::chrono::steady_clock::now();
+  Communicator& world = *ctx_.world;
+  final_dir_ = (fs::path(cfg_.checkpoint.dir) / step_dir_name(p.step)).string();
+  tmp_dir_ = final_dir_ + ".tmp";
+  if (ctx_.world_rank == 0) {
+    std::error_code ec;
+    fs::remove_all(tmp_dir_, ec);  // an interrupted save of the same step
+    fs::create_directories(tmp_dir_, ec);
+    LOOM_CHECK(!ec, "check checkpoint.dir (permissions, free space)", "cannot create '{}': {}", tmp_dir_,
+               ec.message());
+  }
+  world.barrier();  // the directory exists before any rank writes into it
+  for (const Item& it : items_) {
+    const StateSlice& s = state_[it.slice];
+    const Tensor src[3] = {s.master, s.m, s.v};
+    for (int k = 0; k < 3; ++k)
+      be_.copy(host_tensor(snapshot_[k].data() + it.host, Shape{s.elems.size()}), src[k]);
+  }
+  be_.synchronize();
+  saved_ = p;
+  pending_ = true;
+  const std::string path = (fs::path(tmp_dir_) / fmt::format("rank_{:05d}.h5", ctx_.world_rank)).string();
+  writer_ = std::async(std::launch::async, [this, path] { return write_shard(path); });
+  blocked_s_ = seconds_since(t0);
+}
+
+Checkpointer::Written Checkpointer::write_shard(const std::string& path) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  Written w;
+  if (items_.empty()) return w;
+  try {
+    ShardWriter out(path);
+    std::vector<float> block;
+    for (const Item& it : items_) {
+      const StateSlice& s = state_[it.slice];
+      const ParamSpec& spec = model_.params().spec(s.param);
+      const std::vector<std::int64_t> shape = dims(stored_shape(spec));
+      for (const GlobalBlock& b : global_blocks(spec, s.elems.begin, s.elems.end)) {
+        block.resize(std::size_t(b.numel()));
+        for (int k = 0; k < 3; ++k) {
+          pack(b, s.elems.begin, const_cast<float*>(snapshot_[k].data()) + it.host, block.data(), true);
+          out.add(kKinds[k], spec.name, shape, b, block.data());
+        }
+      }
+    }
+    w.info = out.close();
+    fsync_path(path);
+    w.has_shard = true;
+  } catch (const std::exception& e) {
+    w.error = e.what();
+  }
+  w.seconds = seconds_since(t0);
+  return w;
+}
+
+void Checkpointer::commit() {
+  if (!pending_) return;
+  const Written w = writer_.get();
+  write_s_ = w.seconds;
+  pending_ = false;
+  Communicator& world = *ctx_.world;
+  const std::string problem = first_problem(
+      world, w.error.empty() ? "" : fmt::format("rank {} could not write its checkpoint shard: {}", ctx_.world_rank, w.error));
+  LOOM_CHECK(problem.empty(), "check checkpoint.dir (free space, permissions); the previous checkpoint is intact",
+             "{}", problem);
+  const std::vector<std::uint64_t> all =
+      all_gather_u64(world, {std::uint64_t(w.has_shard), std::uint64_t(w.info.bytes), w.info.crc32});
+  if (ctx_.world_rank == 0) {
+    std::vector<ShardInfo> shards;
+    for (int r = 0; r < world.size(); ++r)
+      if (all[3 * r] != 0)
+        shards.push_back({fmt::format("rank_{:05d}.h5", r), std::int64_t(all[3 * r + 1]), std::uint32_t(all[3 * r + 2])});
+    std::map<std::string, std::string> attrs = attrs_;
+    auto config = json::parse(model_.config_json());
+    config["architecture"] = model_.architecture();
+    attrs["config"] = config.dump();
+    attrs["architecture"] = model_.architecture();
+    attrs["loom_version"] = LOOM_VERSION;
+    attrs["layout"] = json{{"world", world.size()},
+                           {"dp", ctx_.shape.dp},
+                           {"tp", ctx_.shape.tp},
+                           {"pp", ctx_.shape.pp},
+                           {"virtual_stages", cfg_.parallel.virtual_stages},
+                           {"zero", cfg_.optim.zero},
+                           {"precision", cfg_.train.precision}}
+                          .dump();
+    const LossScaler::State sc = saved_.scaler;
+    attrs["loss_scaler"] = json{{"scale", sc.scale}, {"good_steps", sc.good}, {"skipped_steps", sc.skipped}}.dump();
+    const std::map<std::string, std::int64_t> ints = {{"step", saved_.step},
+                                                      {"updates", saved_.updates},
+                                                      {"tokens", saved_.tokens},
+                                                      {"seed", std::int64_t(cfg_.train.seed)}};
+    write_checkpoint_index(tmp_dir_, shards, attrs, ints);
+    fsync_path((fs::path(tmp_dir_) / kCheckpointIndex).string());
+    fsync_path(tmp_dir_);
+    std::error_code ec;
+    const std::string old = final_dir_ + ".old";
+    if (fs::exists(final_dir_, ec)) fs::rename(final_dir_, old, ec);  // a resumed run saving a step again
+    fs::rename(tmp_dir_, final_dir_, ec);
+    LOOM_CHECK(!ec, "check checkpoint.dir", "cannot commit checkpoint '{}': {}", final_dir_, ec.message());
+    fs::remove_all(old, ec);
+    write_latest(cfg_.checkpoint.dir, fs::path(final_dir_).filename().string());
+    fsync_path(cfg_.checkpoint.dir);
+    const std::vector<std::string> gone = prune_checkpoints(cfg_.checkpoint.dir, cfg_.checkpoint.keep);
+    std::int64_t bytes = 0;
+    for (const ShardInfo& s : shards) bytes += s.bytes;
+    fmt::print("checkpoint: {} ({:.1f} MB in {} shard(s); the step loop waited {:.0f} ms, rank 0 wrote for {:.2f} s){}\n",
+               final_dir_, double(bytes) / 1e6, shards.size(), blocked_s_ * 1e3, write_s_,
+               gone.empty() ? "" : fmt::format("; deleted {}", fmt::join(gone, ", ")));
+    std::fflush(stdout);
+  }
+  world.barrier();  // committed before any rank moves on (or exits)
+}
+
+std::string Checkpointer::verify(const std::string& path) {
+  Communicator& world = *ctx_.world;
+  std::string problem;
+  try {
+    const CheckpointReader r = CheckpointReader::open(path);
+    const std::vector<ShardInfo>& shards = r.shards();
+    for (std::size_t i = std::size_t(ctx_.world_rank); i < shards.size() && problem.empty();
+         i += std::size_t(world.size()))
+      problem = verify_shard(path, shards[i]);
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  return first_problem(world, problem);
+}
+
+TrainProgress Checkpointer::load(const std::string& path) {
+  const CheckpointReader r = CheckpointReader::open(path);
+  LOOM_CHECK(r.attr("architecture") == model_.architecture(), "resume a checkpoint of the same model family",
+             "checkpoint '{}' holds a '{}' model, not '{}'", path, r.attr("architecture"), model_.architecture());
+  const std::string diff = config_differences(json::parse(r.attr("config")), json::parse(model_.config_json()));
+  LOOM_CHECK(diff.empty(), "give the model.* options the checkpoint was written with (its config.ini has them)",
+             "checkpoint '{}' does not fit this model: {}", path, diff);
+  ParamStore& ps = model_.params();
+  std::vector<float> block;
+  // Reads local elements [first, first + n) of parameter i's tensor `kind` into run.
+  auto read_run = [&](const char* kind, std::size_t i, std::int64_t first, std::int64_t n, float* run) {
+    const ParamSpec& spec = ps.spec(i);
+    LOOM_CHECK(r.has(kind, spec.name) && r.shape(kind, spec.name) == dims(stored_shape(spec)),
+               "the checkpoint must come from the same model", "checkpoint '{}' has no {} tensor {} of shape {}", path,
+               kind, spec.name, shape_string(dims(stored_shape(spec))));
+    for (const GlobalBlock& b : global_blocks(spec, first, first + n)) {
+      block.resize(std::size_t(b.numel()));
+      r.read(kind, spec.name, b, block.data());
+      pack(b, first, run, block.data(), false);
+    }
+  };
+  for (std::size_t i = 0; i < ps.size(); ++i) {  // the working weights: every element this rank holds
+    std::vector<float> w(std::size_t(ps.spec(i).shape.numel()), 0.0f);  // padding rows stay 0
+    read_run("params", i, 0, std::int64_t(w.size()), w.data());
+    ps.write(i, w);
+  }
+  for (const StateSlice& s : state_) {  // master weights and moments: the runs this rank keeps
+    const Tensor dst[3] = {s.master, s.m, s.v};
+    std::vector<float> run(std::size_t(s.elems.size()));
+    for (int k = 0; k < 3; ++k) {
+      std::fill(run.begin(), run.end(), 0.0f);
+      read_run(kKinds[k], s.param, s.elems.begin, s.elems.size(), run.data());
+      be_.copy(dst[k], host_tensor(run.data(), Shape{s.elems.size()}));
+    }
+  }
+  be_.synchronize();
+  TrainProgress p;
+  p.step = r.int_attr("step");
+  p.updates = r.int_attr("updates");
+  p.tokens = r.int_attr("tokens");
+  const json sc = json::parse(r.attr("loss_scaler"));
+  p.scaler = {sc["scale"].get<float>(), sc["good_steps"].get<std::int64_t>(), sc["skipped_steps"].get<std::int64_t>()};
+  return p;
+}
+
+}  // namespace loom
