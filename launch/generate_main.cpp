@@ -53,7 +53,8 @@ int generate(int argc, char** argv) {
   std::uint64_t seed = 1;
   po::options_description opts("loom-generate options");
   opts.add_options()("help,h", "show this help")
-      ("weights", po::value(&weights)->required(), "weights file written by loom-train (HDF5)")
+      ("weights", po::value(&weights)->required(),
+       "weights file written by loom-train (HDF5), or a checkpoint: step_N/ or a run directory (its latest)")
       ("prompt", po::value(&prompt)->default_value(prompt), "text to continue")
       ("tokens", po::value(&tokens)->default_value(tokens), "tokens to generate")
       ("temperature", po::value(&temperature)->default_value(temperature), "softmax temperature (0: greedy)")

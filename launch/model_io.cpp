@@ -3,7 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/param_blocks.h"
+#include "io/checkpoint_files.h"
 #include "io/weights_file.h"
+#include "launch/run_dir.h"
 
 namespace loom {
 
@@ -75,10 +78,45 @@ void save_weights(StageModel& model, Communicator& tp, const std::string& path, 
   write_weights(path, arrays, config.dump());
 }
 
-std::string read_architecture(const std::string& path) { return WeightsReader::open(path).architecture(); }
-std::string read_config_json(const std::string& path) { return WeightsReader::open(path).config_json(); }
+std::string read_architecture(const std::string& path) {
+  if (const std::string c = find_checkpoint(path); !c.empty()) return CheckpointReader::open(c).attr("architecture");
+  return WeightsReader::open(path).architecture();
+}
+
+std::string read_config_json(const std::string& path) {
+  if (const std::string c = find_checkpoint(path); !c.empty()) return CheckpointReader::open(c).attr("config");
+  return WeightsReader::open(path).config_json();
+}
+
+namespace {
+
+// The checkpoint's `params` (master weights, f32): each rank reads its blocks only.
+void load_checkpoint_weights(StageModel& model, const std::string& dir) {
+  const CheckpointReader r = CheckpointReader::open(dir);
+  LOOM_CHECK(r.attr("architecture") == model.architecture(), "start from a checkpoint of the same model family",
+             "checkpoint '{}' holds a '{}' model, not '{}'", dir, r.attr("architecture"), model.architecture());
+  ParamStore& ps = model.params();
+  std::vector<float> block;
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const ParamSpec& s = ps.spec(i);
+    LOOM_CHECK(r.has("params", s.name) && r.shape("params", s.name) == dims(stored_shape(s)),
+               "model.* options must match the model that wrote the checkpoint",
+               "checkpoint '{}' has no parameter '{}' of shape {}", dir, s.name, shape_string(dims(stored_shape(s))));
+    std::vector<float> local(static_cast<std::size_t>(s.shape.numel()), 0.0f);  // padding rows stay 0
+    for (const GlobalBlock& b : global_blocks(s, 0, s.shape.numel())) {
+      block.resize(std::size_t(b.numel()));
+      r.read("params", s.name, b, block.data());
+      for (std::int64_t row = 0; row < b.rows; ++row)
+        std::copy_n(block.data() + row * b.cols, b.cols, local.data() + b.local + row * b.local_stride);
+    }
+    ps.write(i, local);
+  }
+}
+
+}  // namespace
 
 void load_weights(StageModel& model, const std::string& path) {
+  if (const std::string c = find_checkpoint(path); !c.empty()) return load_checkpoint_weights(model, c);
   const WeightsReader r = WeightsReader::open(path);
   LOOM_CHECK(r.architecture() == model.architecture(), "start from weights of the same model family",
              "weights file '{}' holds a '{}' model, not '{}'", path,

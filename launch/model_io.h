@@ -22,11 +22,13 @@ namespace loom {
 // (world rank 0) writes the file.
 void save_weights(StageModel& model, Communicator& tp, const std::string& path, bool write = true,
                   Communicator* pp = nullptr, bool in_writer_pipeline = true);
-// Loads every parameter this rank holds (its tp shard of each; every tied copy); throws
+// Loads every parameter this rank holds (its tp shard of each; every tied copy) from a
+// weights file, or from a checkpoint (a step_N directory, or a run directory: its latest;
+// the master weights, read block by block, launch/checkpoint.h); throws
 // naming the parameter on a missing name or shape mismatch, and naming both
 // architectures when the file's is not the model's.
 void load_weights(StageModel& model, const std::string& path);
-// The file's architecture attribute and model config JSON.
+// The file's (or checkpoint's) architecture attribute and model config JSON.
 std::string read_architecture(const std::string& path);
 std::string read_config_json(const std::string& path);
 

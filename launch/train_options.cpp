@@ -32,7 +32,7 @@ struct Table {
         ("model.vocab", po::value(&c.model.vocab)->default_value(c.model.vocab),
          "vocabulary (0: the dataset's); padded to a multiple of 128 internally")
         ("model.seq_len", po::value(&c.model.seq_len)->default_value(c.model.seq_len), "sequence length T")
-        ("model.init", po::value(&c.model.init), "weights file (HDF5) to start from; fresh optimizer and step");
+        ("model.init", po::value(&c.model.init), "weights file (HDF5) or checkpoint (step_N/ or a run directory) to start from; fresh optimizer and step");
     train.add_options()
         ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps")
         ("train.global_batch", po::value(&c.train.global_batch)->default_value(c.train.global_batch),
