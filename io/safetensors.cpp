@@ -34,19 +34,21 @@ const char* kCorruptHint = "the file is truncated or not a safetensors file: exp
 // Bytes per element of every dtype the spec names (0: unknown).
 std::uint64_t dtype_size(const std::string& d) {
   static const std::map<std::string, std::uint64_t> sizes = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},   {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2},
-      {"F16", 2},  {"BF16", 2}, {"I32", 4}, {"U32", 4},     {"F32", 4},     {"I64", 8}, {"U64", 8}, {"F64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+      {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
   const auto it = sizes.find(d);
   return it == sizes.end() ? 0 : it->second;
 }
 
 // One header entry, checked for the keys and types the spec requires.
 SafetensorsEntry parse_entry(const std::string& path, const std::string& name, const json& v) {
-  LOOM_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), kCorruptHint,
-             "safetensors file '{}': tensor '{}' needs dtype, shape and data_offsets in the header", path, name);
+  LOOM_CHECK(
+      v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), kCorruptHint,
+      "safetensors file '{}': tensor '{}' needs dtype, shape and data_offsets in the header", path, name);
   SafetensorsEntry e{name, v.at("dtype").get<std::string>(), {}, 0, 0};
   const std::uint64_t size = dtype_size(e.dtype);
-  LOOM_CHECK(size > 0, kCorruptHint, "safetensors file '{}': tensor '{}' has unknown dtype '{}'", path, name, e.dtype);
+  LOOM_CHECK(size > 0, kCorruptHint, "safetensors file '{}': tensor '{}' has unknown dtype '{}'", path, name,
+             e.dtype);
   std::uint64_t numel = 1;
   for (const json& d : v.at("shape")) {
     const auto n = d.get<std::int64_t>();
@@ -61,26 +63,29 @@ SafetensorsEntry parse_entry(const std::string& path, const std::string& name, c
   e.begin = off[0].get<std::uint64_t>();
   e.end = off[1].get<std::uint64_t>();
   LOOM_CHECK(e.begin <= e.end && e.end - e.begin == numel * size, kCorruptHint,
-             "safetensors file '{}': tensor '{}' ({} {}) spans bytes [{}, {}), not {} bytes", path, name, e.dtype,
-             shape_string(e.shape), e.begin, e.end, numel * size);
+             "safetensors file '{}': tensor '{}' ({} {}) spans bytes [{}, {}), not {} bytes", path, name,
+             e.dtype, shape_string(e.shape), e.begin, e.end, numel * size);
   return e;
 }
 
 // The spec: the buffer is entirely indexed, without holes or overlaps.
 void check_tiling(const std::string& path, std::vector<SafetensorsEntry>& entries, std::uint64_t buffer) {
   // (begin, end): an empty tensor sits before a non-empty one at the same offset.
-  std::sort(entries.begin(), entries.end(),
-            [](const auto& a, const auto& b) { return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name); });
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
   std::uint64_t at = 0;
   for (const SafetensorsEntry& e : entries) {
-    LOOM_CHECK(e.begin == at, kCorruptHint,
-               "safetensors file '{}': tensor '{}' starts at byte {} of the data, expected {} (tensors must be "
-               "contiguous and must not overlap)",
-               path, e.name, e.begin, at);
+    LOOM_CHECK(
+        e.begin == at, kCorruptHint,
+        "safetensors file '{}': tensor '{}' starts at byte {} of the data, expected {} (tensors must be "
+        "contiguous and must not overlap)",
+        path, e.name, e.begin, at);
     at = e.end;
   }
-  LOOM_CHECK(at == buffer, kCorruptHint, "safetensors file '{}': the header indexes {} data bytes but the file holds {}",
-             path, at, buffer);
+  LOOM_CHECK(at == buffer, kCorruptHint,
+             "safetensors file '{}': the header indexes {} data bytes but the file holds {}", path, at,
+             buffer);
 }
 
 }  // namespace
@@ -99,7 +104,8 @@ SafetensorsReader SafetensorsReader::open(const std::string& path) {
   LOOM_CHECK(n <= kMaxHeader && n <= file_size - 8, kCorruptHint,
              "safetensors file '{}': header length {} does not fit the file ({} bytes)", path, n, file_size);
   std::string header(n, '\0');
-  LOOM_CHECK(f.read(header.data(), std::streamsize(n)), kCorruptHint, "safetensors file '{}': cannot read the header", path);
+  LOOM_CHECK(f.read(header.data(), std::streamsize(n)), kCorruptHint,
+             "safetensors file '{}': cannot read the header", path);
 
   SafetensorsReader r;
   r.path_ = path;
@@ -127,21 +133,23 @@ bool SafetensorsReader::has(const std::string& name) const { return index_.count
 
 const SafetensorsEntry& SafetensorsReader::entry(const std::string& name) const {
   const auto it = index_.find(name);
-  LOOM_CHECK(it != index_.end(), "the file must hold this tensor", "safetensors file '{}' has no tensor '{}'", path_,
-             name);
+  LOOM_CHECK(it != index_.end(), "the file must hold this tensor", "safetensors file '{}' has no tensor '{}'",
+             path_, name);
   return entries_[it->second];
 }
 
 std::vector<float> SafetensorsReader::read(const std::string& name) const {
   const SafetensorsEntry& e = entry(name);
-  LOOM_CHECK(e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16", "convert the tensor to F32, F16 or BF16",
-             "safetensors file '{}': tensor '{}' is {}; only F32, F16 and BF16 can be read", path_, name, e.dtype);
+  LOOM_CHECK(
+      e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16", "convert the tensor to F32, F16 or BF16",
+      "safetensors file '{}': tensor '{}' is {}; only F32, F16 and BF16 can be read", path_, name, e.dtype);
   const std::uint64_t bytes = e.end - e.begin;
   std::vector<char> raw(bytes);
   std::ifstream f(path_, std::ios::binary);
   f.seekg(std::streamoff(data_start_ + e.begin));
   LOOM_CHECK(f.good() && f.read(raw.data(), std::streamsize(bytes)), kCorruptHint,
-             "safetensors file '{}': cannot read tensor '{}' (the file changed or is truncated)", path_, name);
+             "safetensors file '{}': cannot read tensor '{}' (the file changed or is truncated)", path_,
+             name);
   const std::size_t width = e.dtype == "F32" ? 4 : 2;
   std::vector<float> out(bytes / width);
   if (e.dtype == "F32") {

@@ -23,13 +23,13 @@ namespace loom {
 
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype;                // "F32", "BF16", ...
-  std::vector<std::int64_t> shape;  // {} is a scalar
+  std::string dtype;                 // "F32", "BF16", ...
+  std::vector<std::int64_t> shape;   // {} is a scalar
   std::uint64_t begin = 0, end = 0;  // byte offsets in the data buffer
 };
 
 class SafetensorsReader {
-public:
+ public:
   static SafetensorsReader open(const std::string& path);
 
   const std::string& path() const { return path_; }
@@ -41,7 +41,7 @@ public:
   // The tensor's values widened to float32 (F32, F16, BF16; others throw naming the dtype).
   std::vector<float> read(const std::string& name) const;
 
-private:
+ private:
   std::string path_;
   std::uint64_t data_start_ = 0;  // 8 + header length
   std::vector<SafetensorsEntry> entries_;

@@ -97,16 +97,19 @@ void export_hf_gpt2(const std::string& weights_h5, const std::string& out_dir, O
 
   std::error_code ec;
   fs::create_directories(out_dir, ec);
-  LOOM_CHECK(!ec, "check the path and its permissions", "cannot create directory '{}': {}", out_dir, ec.message());
+  LOOM_CHECK(!ec, "check the path and its permissions", "cannot create directory '{}': {}", out_dir,
+             ec.message());
   // config.json's AtomicWrite first: it refuses an existing config.json before anything
   // is written, and removes its temporary if model.safetensors is refused.
   AtomicWrite config((fs::path(out_dir) / "config.json").string(), overwrite, "export_hf_gpt2");
-  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), arrays, {{"format", "pt"}}, overwrite);
+  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), arrays, {{"format", "pt"}},
+                    overwrite);
   {
     std::ofstream f(config.tmp_path());
     f << hf_gpt2_config_json(m);
     f.close();
-    LOOM_CHECK(!f.fail(), "check the free disk space", "export_hf_gpt2: cannot write '{}'", config.tmp_path());
+    LOOM_CHECK(!f.fail(), "check the free disk space", "export_hf_gpt2: cannot write '{}'",
+               config.tmp_path());
   }
   config.commit();
 }
@@ -121,7 +124,8 @@ std::map<std::string, std::string> strip_prefix(const SafetensorsReader& st) {
   for (const SafetensorsEntry& e : st.entries()) {
     const std::string bare = e.name.rfind(prefix, 0) == 0 ? e.name.substr(prefix.size()) : e.name;
     LOOM_CHECK(names.emplace(bare, e.name).second, "keep one copy of each tensor",
-               "safetensors file '{}' holds '{}' both with and without the 'transformer.' prefix", st.path(), bare);
+               "safetensors file '{}' holds '{}' both with and without the 'transformer.' prefix", st.path(),
+               bare);
   }
   return names;
 }
@@ -129,13 +133,15 @@ std::map<std::string, std::string> strip_prefix(const SafetensorsReader& st) {
 // Buffers transformers may save that are not parameters: the causal mask and its fill value.
 bool is_buffer(const std::string& name, std::int64_t layers) {
   for (std::int64_t l = 0; l < layers; ++l)
-    if (name == fmt::format("h.{}.attn.bias", l) || name == fmt::format("h.{}.attn.masked_bias", l)) return true;
+    if (name == fmt::format("h.{}.attn.bias", l) || name == fmt::format("h.{}.attn.masked_bias", l))
+      return true;
   return false;
 }
 
 // Every tensor of `layout` present with its HF shape, and nothing else but buffers and lm_head.
 void check_tensors(const SafetensorsReader& st, const std::map<std::string, std::string>& names,
-                   const std::vector<HfTensor>& layout, const ModelConfig& m, const std::string& config_path) {
+                   const std::vector<HfTensor>& layout, const ModelConfig& m,
+                   const std::string& config_path) {
   std::vector<std::string> missing, extra;
   std::set<std::string> expected;
   for (const HfTensor& t : layout) {
@@ -143,13 +149,15 @@ void check_tensors(const SafetensorsReader& st, const std::map<std::string, std:
     if (!names.count(t.hf_name)) missing.push_back(t.hf_name);
   }
   for (const auto& [bare, name] : names)
-    if (!expected.count(bare) && !is_buffer(bare, m.layers) && bare != "lm_head.weight") extra.push_back(name);
+    if (!expected.count(bare) && !is_buffer(bare, m.layers) && bare != "lm_head.weight")
+      extra.push_back(name);
   LOOM_CHECK(missing.empty(), "give the safetensors file of the model this config.json describes",
              "safetensors file '{}' lacks {} tensor(s) that a GPT-2 with {} layers ('{}') has: {}", st.path(),
              missing.size(), m.layers, config_path, name_list(missing));
-  LOOM_CHECK(extra.empty(), "give a GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoint whose config.json matches it",
-             "safetensors file '{}' holds tensor(s) that a GPT-2 with {} layers ('{}') does not have: {}", st.path(),
-             m.layers, config_path, name_list(extra));
+  LOOM_CHECK(extra.empty(),
+             "give a GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoint whose config.json matches it",
+             "safetensors file '{}' holds tensor(s) that a GPT-2 with {} layers ('{}') does not have: {}",
+             st.path(), m.layers, config_path, name_list(extra));
   for (const HfTensor& t : layout) {
     const SafetensorsEntry& e = st.entry(names.at(t.hf_name));
     LOOM_CHECK(e.shape == t.hf_shape(), "give the config.json saved with this model",
@@ -164,19 +172,21 @@ void check_lm_head(const SafetensorsReader& st, const std::map<std::string, std:
   const auto it = names.find("lm_head.weight");
   if (it == names.end()) return;
   const std::vector<float> head = st.read(it->second);
-  LOOM_CHECK(head.size() == wte.size() && std::memcmp(head.data(), wte.data(), wte.size() * sizeof(float)) == 0,
-             "loom ties the output head to wte: only tied GPT-2 models can be imported",
-             "safetensors file '{}': lm_head.weight differs from wte.weight", st.path());
+  LOOM_CHECK(
+      head.size() == wte.size() && std::memcmp(head.data(), wte.data(), wte.size() * sizeof(float)) == 0,
+      "loom ties the output head to wte: only tied GPT-2 models can be imported",
+      "safetensors file '{}': lm_head.weight differs from wte.weight", st.path());
 }
 
 }  // namespace
 
 void import_hf_gpt2(const std::string& safetensors_path, const std::string& weights_h5, Overwrite overwrite) {
   const std::string config_path = (fs::path(safetensors_path).parent_path() / "config.json").string();
-  LOOM_CHECK(fs::exists(config_path),
-             "put the model's Hugging Face config.json (with n_head) in the directory of the safetensors file",
-             "'{}' not found: the number of attention heads cannot be read off the tensor shapes of '{}'",
-             config_path, safetensors_path);
+  LOOM_CHECK(
+      fs::exists(config_path),
+      "put the model's Hugging Face config.json (with n_head) in the directory of the safetensors file",
+      "'{}' not found: the number of attention heads cannot be read off the tensor shapes of '{}'",
+      config_path, safetensors_path);
   const ModelConfig m = read_hf_gpt2_config(config_path);
   const SafetensorsReader st = SafetensorsReader::open(safetensors_path);
   const std::map<std::string, std::string> names = strip_prefix(st);

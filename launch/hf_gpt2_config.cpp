@@ -54,12 +54,14 @@ ModelConfig read_hf_gpt2_config(const std::string& path) {
   try {
     const json c = json::parse(text.str());
     auto need = [&](const char* key) {
-      LOOM_CHECK(c.contains(key) && c[key].is_number_integer(), hint, "Hugging Face config '{}' has no integer '{}'",
-                 path, key);
+      LOOM_CHECK(c.contains(key) && c[key].is_number_integer(), hint,
+                 "Hugging Face config '{}' has no integer '{}'", path, key);
       return c[key].get<std::int64_t>();
     };
     // Optional keys, with GPT2Config's defaults when absent.
-    auto get = [&](const char* key, auto fallback) { return c.contains(key) ? c[key].get<decltype(fallback)>() : fallback; };
+    auto get = [&](const char* key, auto fallback) {
+      return c.contains(key) ? c[key].get<decltype(fallback)>() : fallback;
+    };
     const std::string type = get("model_type", std::string("gpt2"));
     LOOM_CHECK(type == "gpt2", "only GPT-2 models can be imported",
                "Hugging Face config '{}' describes a '{}' model, not 'gpt2'", path, type);
@@ -68,26 +70,30 @@ ModelConfig read_hf_gpt2_config(const std::string& path) {
     m.heads = need("n_head");
     m.vocab = need("vocab_size");
     m.seq_len = need("n_positions");
-    m.ffn = c.contains("n_inner") && !c["n_inner"].is_null() ? c["n_inner"].get<std::int64_t>() : 4 * m.channels;
+    m.ffn =
+        c.contains("n_inner") && !c["n_inner"].is_null() ? c["n_inner"].get<std::int64_t>() : 4 * m.channels;
     const std::string act = get("activation_function", std::string("gelu_new"));
-    LOOM_CHECK(act == "gelu_new" || act == "gelu_pytorch_tanh", "loom's GPT uses the tanh GELU (gelu_new) only",
+    LOOM_CHECK(act == "gelu_new" || act == "gelu_pytorch_tanh",
+               "loom's GPT uses the tanh GELU (gelu_new) only",
                "Hugging Face config '{}': activation_function '{}' is not supported", path, act);
     const double eps = get("layer_norm_epsilon", kLayerNormEps);
     LOOM_CHECK(eps == kLayerNormEps, "loom's layernorm uses eps 1e-5 only",
                "Hugging Face config '{}': layer_norm_epsilon {} is not supported", path, eps);
     LOOM_CHECK(get("tie_word_embeddings", true), "loom ties the output head to wte",
                "Hugging Face config '{}': tie_word_embeddings false is not supported", path);
-    LOOM_CHECK(get("scale_attn_weights", true) && !get("scale_attn_by_inverse_layer_idx", false),
-               "loom scales attention scores by 1/sqrt(head size) only",
-               "Hugging Face config '{}': scale_attn_weights false or scale_attn_by_inverse_layer_idx true is not "
-               "supported",
-               path);
+    LOOM_CHECK(
+        get("scale_attn_weights", true) && !get("scale_attn_by_inverse_layer_idx", false),
+        "loom scales attention scores by 1/sqrt(head size) only",
+        "Hugging Face config '{}': scale_attn_weights false or scale_attn_by_inverse_layer_idx true is not "
+        "supported",
+        path);
   } catch (const json::exception& e) {
     throw Error(fmt::format("Hugging Face config '{}': {}", path, e.what()), hint);
   }
   LOOM_CHECK(m.layers >= 1 && m.channels >= 1 && m.heads >= 1 && m.channels % m.heads == 0 && m.vocab >= 1 &&
                  m.seq_len >= 1 && m.ffn >= 1,
-             hint, "Hugging Face config '{}': n_layer {}, n_embd {}, n_head {}, vocab_size {}, n_positions {}, "
+             hint,
+             "Hugging Face config '{}': n_layer {}, n_embd {}, n_head {}, vocab_size {}, n_positions {}, "
              "n_inner {} do not describe a GPT (all >= 1, n_embd divisible by n_head)",
              path, m.layers, m.channels, m.heads, m.vocab, m.seq_len, m.ffn);
   return m;

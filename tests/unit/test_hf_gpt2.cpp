@@ -100,7 +100,8 @@ void dump_for_python(const std::string& weights, const std::string& dir) {
 // "" when python3 can import safetensors and numpy, else what is missing.
 std::string python_missing() {
   if (std::system("python3 -c 'import safetensors, numpy' >/dev/null 2>&1") == 0) return "";
-  return "python3 with the packages safetensors and numpy is needed: run launch/test.sh (it installs them), or "
+  return "python3 with the packages safetensors and numpy is needed: run launch/test.sh (it installs them), "
+         "or "
          "python3 -m pip install safetensors numpy";
 }
 
@@ -114,7 +115,8 @@ std::string python_missing() {
   } while (0)
 
 int run_reference(const std::string& args) {
-  const std::string cmd = "python3 " + std::string(LOOM_SOURCE_DIR) + "/tests/unit/hf_gpt2_reference.py " + args;
+  const std::string cmd =
+      "python3 " + std::string(LOOM_SOURCE_DIR) + "/tests/unit/hf_gpt2_reference.py " + args;
   return std::system(cmd.c_str());
 }
 
@@ -125,7 +127,8 @@ TEST(HfGpt2Python, ExportHasGpt2NamesShapesAndLoomValues) {
     make_weights(dir.file("w.h5"), tiny(ffn));
     export_hf_gpt2(dir.file("w.h5"), dir.file("hf"), Overwrite::no);
     dump_for_python(dir.file("w.h5"), dir.file("dump"));
-    EXPECT_EQ(run_reference("--export " + dir.file("hf") + " --loom " + dir.file("dump")), 0) << "ffn " << ffn;
+    EXPECT_EQ(run_reference("--export " + dir.file("hf") + " --loom " + dir.file("dump")), 0)
+        << "ffn " << ffn;
   }
 }
 
@@ -243,7 +246,7 @@ TEST(HfGpt2Errors, TruncatedFileIsNamed) {
   EXPECT_FALSE(fs::exists(x.dir.file("o.h5")));
 }
 
-TEST(HfGpt2Errors, MissingExtraAndMisshapenTensorsAreNamed) {
+TEST(HfGpt2Errors, MissingAndMisshapenTensorsAreNamed) {
   Exported x;
   x.rewrite([](NamedArray& a) { return a.name != "h.1.mlp.c_fc.bias"; });
   std::string e = error_of([&] { import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no); });
@@ -281,7 +284,8 @@ TEST(HfGpt2Errors, UntiedLmHeadIsRefused) {
   x.add({"lm_head.weight", {257, 16}, head.data()});
   import_hf_gpt2(x.st(), x.dir.file("tied.h5"), Overwrite::no);  // equal to wte: ignored
   head[5] += 1.0f;
-  x.rewrite([](NamedArray& a) { return a.name != "lm_head.weight"; }, {{"lm_head.weight", {257, 16}, head.data()}});
+  x.rewrite([](NamedArray& a) { return a.name != "lm_head.weight"; },
+            {{"lm_head.weight", {257, 16}, head.data()}});
   const std::string e = error_of([&] { import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no); });
   EXPECT_TRUE(contains(e, "lm_head.weight differs from wte.weight") && contains(e, "tied")) << e;
 }
@@ -297,9 +301,12 @@ TEST(HfGpt2Errors, UnsupportedConfigIsRefused) {
   Exported x;
   const std::string path = x.dir.file("hf/config.json");
   const auto good = nlohmann::json::parse(test::read_file(path));
-  const std::vector<std::pair<std::string, nlohmann::json>> bad = {
-      {"activation_function", "gelu"}, {"layer_norm_epsilon", 1e-6}, {"tie_word_embeddings", false},
-      {"model_type", "llama"},         {"n_head", 5},                {"n_embd", 32}};
+  const std::vector<std::pair<std::string, nlohmann::json>> bad = {{"activation_function", "gelu"},
+                                                                   {"layer_norm_epsilon", 1e-6},
+                                                                   {"tie_word_embeddings", false},
+                                                                   {"model_type", "llama"},
+                                                                   {"n_head", 5},
+                                                                   {"n_embd", 32}};
   for (const auto& [key, value] : bad) {
     auto c = good;
     c[key] = value;
@@ -310,14 +317,16 @@ TEST(HfGpt2Errors, UnsupportedConfigIsRefused) {
   auto c = good;
   c.erase("n_head");
   test::write_file(path, c.dump());
-  EXPECT_TRUE(contains(error_of([&] { import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no); }), "'n_head'"));
+  EXPECT_TRUE(
+      contains(error_of([&] { import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no); }), "'n_head'"));
   EXPECT_FALSE(fs::exists(x.dir.file("o.h5")));
 }
 
 TEST(HfGpt2Errors, NonGpt2ArchitectureIsNamed) {
   TempDir dir("hf-gpt2");
   std::vector<float> v(4, 0.0f);
-  write_weights(dir.file("l.h5"), {{"tok_embeddings", {2, 2}, v.data()}}, R"({"architecture":"llama","layers":1})");
+  write_weights(dir.file("l.h5"), {{"tok_embeddings", {2, 2}, v.data()}},
+                R"({"architecture":"llama","layers":1})");
   const std::string e = error_of([&] { export_hf_gpt2(dir.file("l.h5"), dir.file("hf"), Overwrite::no); });
   EXPECT_TRUE(contains(e, "'llama'") && contains(e, dir.file("l.h5"))) << e;
 }
@@ -335,7 +344,8 @@ TEST(HfGpt2Errors, ExistingOutputsAreNotOverwritten) {
   export_hf_gpt2(x.dir.file("w.h5"), x.dir.file("hf"), Overwrite::yes);
   EXPECT_TRUE(fs::exists(x.dir.file("hf/config.json")));
   import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no);
-  EXPECT_TRUE(contains(error_of([&] { import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no); }), "already exists"));
+  EXPECT_TRUE(contains(error_of([&] { import_hf_gpt2(x.st(), x.dir.file("o.h5"), Overwrite::no); }),
+                       "already exists"));
 }
 
 }  // namespace

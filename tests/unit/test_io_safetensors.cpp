@@ -37,7 +37,8 @@ TEST(Safetensors, RoundTripIsBitExact) {
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<float> a = {-0.0f, inf, -inf, std::numeric_limits<float>::denorm_min(), 1.5f, -2.0f},
                            s = {3.25f};
-  write_safetensors(path, {{"b.weight", {2, 3}, a.data()}, {"a.scalar", {}, s.data()}, {"empty", {0, 4}, nullptr}},
+  write_safetensors(path,
+                    {{"b.weight", {2, 3}, a.data()}, {"a.scalar", {}, s.data()}, {"empty", {0, 4}, nullptr}},
                     {{"format", "pt"}}, Overwrite::no);
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   const std::string bytes = test::read_file(path);
@@ -98,7 +99,8 @@ TEST(Safetensors, CorruptFilesAreRefusedNamingTheFile) {
       {file_bytes(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8), "not 12 bytes"},
       {file_bytes(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}})", d8), "invalid extent"},
       {file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8),
+                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                  d8),
        "must not overlap"},
       {file_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8), "starts at byte 4"},
       {file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", d8 + "xx"), "holds 10"},
