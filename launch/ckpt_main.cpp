@@ -95,7 +95,7 @@ int verify(const std::string& path) {
   return bad ? 1 : 0;
 }
 
-int export_weights(const std::string& path, const std::string& output, Overwrite overwrite) {
+int export_weights(const std::string& path, const std::string& output, Overwrite overwrite, bool say = true) {
   const CheckpointReader r = CheckpointReader::open(checkpoint_or_throw(path));
   std::vector<std::vector<float>> data;
   std::vector<NamedArray> arrays;
@@ -106,7 +106,7 @@ int export_weights(const std::string& path, const std::string& output, Overwrite
     arrays.push_back({n, r.shape("params", n), data.back().data()});
   }
   write_weights(output, arrays, r.attr("config"), overwrite);
-  fmt::print("wrote {} ({} tensors, step {})\n", output, arrays.size(), r.int_attr("step"));
+  if (say) fmt::print("wrote {} ({} tensors, step {})\n", output, arrays.size(), r.int_attr("step"));
   return 0;
 }
 
@@ -118,7 +118,7 @@ int export_hf(const std::string& path, const std::string& out_dir, Overwrite ove
     fs::create_directories(out_dir, ec);
     LOOM_CHECK(!ec, "choose a directory you can write to", "cannot create '{}': {}", out_dir, ec.message());
     const std::string tmp = (fs::path(out_dir) / ".loom-export-weights.h5").string();
-    export_weights(path, tmp, Overwrite::yes);
+    export_weights(path, tmp, Overwrite::yes, false);
     try {
       export_hf_gpt2(tmp, out_dir, overwrite);
     } catch (...) {
