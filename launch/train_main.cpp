@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ranges>
 
 #include <fmt/format.h>
@@ -66,13 +67,13 @@ void keep_metrics_before(const std::string& path, std::int64_t step) {
   std::ofstream(path, std::ios::trunc) << kept;
 }
 
-// checkpoint.resume: the progress to start from (step 0 for a new run). "auto" tries the
+// checkpoint.resume: the progress to start from (none: a new run). "auto" tries the
 // checkpoint `latest` names, then older ones, each verified (checksums) before loading;
 // an explicit path must verify. Collective: every rank lists the same directory.
-TrainProgress resume(const RunConfig& cfg, ParallelContext& ctx, Checkpointer& ckpt) {
+std::optional<TrainProgress> resume(const RunConfig& cfg, ParallelContext& ctx, Checkpointer& ckpt) {
   const std::string& how = cfg.checkpoint.resume;
   const bool lead = ctx.world_rank == 0;
-  if (how.empty()) return {};
+  if (how.empty()) return std::nullopt;
   const bool automatic = how == "auto";
   std::vector<std::string> candidates;
   if (automatic) {
@@ -85,7 +86,7 @@ TrainProgress resume(const RunConfig& cfg, ParallelContext& ctx, Checkpointer& c
   }
   if (candidates.empty()) {
     if (lead) fmt::print("checkpoint.resume auto: no checkpoint in {} yet; starting at step 0\n", cfg.checkpoint.dir);
-    return {};
+    return std::nullopt;
   }
   for (const std::string& c : candidates) {
     const std::string problem = ckpt.verify(c);
@@ -186,8 +187,9 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline);
   Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader);
   Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), {{"run_config", to_ini(cfg)}});
-  const TrainProgress start = resume(cfg, ctx, checkpointer);
-  trainer.restore(start);
+  const std::optional<TrainProgress> resumed = resume(cfg, ctx, checkpointer);
+  if (resumed) trainer.restore(*resumed);
+  const TrainProgress start = trainer.progress();
   if (lead) {
     fmt::print("loom-train: effective configuration\n{}\n", to_ini(cfg));
     std::ofstream(cfg.checkpoint.dir + "/config.ini") << to_ini(cfg);

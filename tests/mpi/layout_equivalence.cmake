@@ -54,7 +54,7 @@ endif()
 set(common --data.train ${train_spec} --model.layers ${LAYERS} --model.channels 32 --model.heads 4 --model.seq_len 16
            --train.steps 10 --train.global_batch 8 --train.micro_batch 1 --train.eval_interval 5
            --train.eval_batches 2 --optim.lr 3e-3 --optim.warmup_steps 2 --train.log_interval 100
-           --checkpoint.save_init)
+           --checkpoint.save_init --checkpoint.overwrite)  # overwrite: ctest may run again in WORK
 # BOTH (optional): options for both runs, e.g. "--train.precision bf16".
 if(DEFINED BOTH)
   separate_arguments(both_args UNIX_COMMAND "${BOTH}")

@@ -231,7 +231,8 @@ TEST_F(TrainCli, Fp16OverflowSkipsStepsLowersTheScaleAndRecovers) {
   const auto recovers = run_program(
       "loom-train", tiny({{"--train.precision", "fp16"}, {"--optim.initial_loss_scale", "1e12"},
                           {"--optim.loss_scale_window", "5"}, {"--train.steps", "60"}, {"--optim.lr", "3e-3"},
-                          {"--train.log_interval", "100"}, {"--checkpoint.dir", run.string()}}));
+                          {"--train.log_interval", "100"}, {"--checkpoint.dir", run.string()}}) +
+                     " --checkpoint.overwrite");  // the same directory again: start over
   ASSERT_EQ(recovers.exit_code, 0) << recovers.output;
   const auto rows = read_metrics(run / "metrics.jsonl");
   ASSERT_EQ(rows.size(), 60u);
