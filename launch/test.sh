@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 bash launch/install-deps.sh
 # Python reference packages the tests compare against (tests/unit/test_hf_tokenizer:
 # Hugging Face `tokenizers`; tests/unit/test_sentencepiece: `sentencepiece`;
-# tests/unit/test_hf_gpt2: `safetensors` and `numpy`); installed only when not
+# tests/unit/test_hf_gpt2: `safetensors` and `numpy`; tests/unit/test_cli_checkpoint: `h5py`,
+# reading a checkpoint without loom); installed only when not
 # importable. Debian marks its Python externally managed, hence the
 # --break-system-packages retry.
-for pkg in tokenizers sentencepiece safetensors numpy; do
+for pkg in tokenizers sentencepiece safetensors numpy h5py; do
   if ! python3 -c "import $pkg" 2>/dev/null; then
     python3 -m pip install --quiet "$pkg" 2>/dev/null ||
       python3 -m pip install --quiet --break-system-packages "$pkg"
