@@ -258,6 +258,28 @@ TEST_F(CheckpointCli, SigtermSavesACompleteCheckpointAndExitsCleanly) {
   EXPECT_EQ("step_" + fmt::format("{:08d}", metric_lines(run / "metrics.jsonl")), name);
 }
 
+// Jobs with a time limit: end cleanly with a checkpoint, and the next invocation continues
+// the same schedule (train.steps is the whole run's).
+TEST_F(CheckpointCli, ExitAfterMinutesOrStepsEndsWithACheckpointAndTheScheduleGoesOn) {
+  const fs::path run = run_dir("exit_after");
+  const auto first = run_program("loom-train", tiny(run, "--train.steps 6 --train.exit_after_minutes 0.00001"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("stopped after step 1 of 6 (train.exit_after_minutes = 1e-05)"));
+  EXPECT_EQ(latest(run), "step_00000001");
+  EXPECT_FALSE(fs::exists(run / "weights.h5"));
+  const auto second = run_program("loom-train", tiny(run, "--train.steps 6 --train.exit_after_steps 2 --checkpoint.resume auto"));
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("stopped after step 3 of 6 (train.exit_after_steps = 2)"));
+  const auto third = run_program("loom-train", tiny(run, "--train.steps 6 --train.exit_after_steps 2 --checkpoint.resume auto"));
+  ASSERT_EQ(third.exit_code, 0) << third.output;
+  EXPECT_THAT(third.output, HasSubstr("stopped after step 5 of 6"));
+  const auto last = run_program("loom-train", tiny(run, "--train.steps 6 --train.exit_after_steps 2 --checkpoint.resume auto"));
+  ASSERT_EQ(last.exit_code, 0) << last.output;  // the run's last step: it finishes, with weights
+  EXPECT_THAT(last.output, Not(HasSubstr("stopped after")));
+  EXPECT_TRUE(fs::exists(run / "weights.h5"));
+  EXPECT_EQ(metric_lines(run / "metrics.jsonl"), 6u);
+}
+
 TEST_F(CheckpointCli, Sigusr1ThroughMpirunStopsEveryRank) {
   const fs::path run = run_dir("sigusr1");
   fs::create_directories(run);
