@@ -265,7 +265,11 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
   save_weights(model, tp, weights, lead, &pp, writer_pipeline);  // tp shards and pp stages gathered; rank 0 writes
   if (!lead) return 0;
-  fmt::print("\nwrote {}\nfinal train loss {:.4f}, val loss {:.4f} (nats per token)\n", weights, last.loss, last_val);
+  if (start.step >= cfg.train.steps)
+    fmt::print("\nnothing left to train: the checkpoint is at step {} of train.steps = {}; wrote {}\n", start.step,
+               cfg.train.steps, weights);
+  else
+    fmt::print("\nwrote {}\nfinal train loss {:.4f}, val loss {:.4f} (nats per token)\n", weights, last.loss, last_val);
   const double mib = 1 << 20, planned = double(plan_bytes.total()) + baseline_rss;
   fmt::print("memory: plan {:.1f} MiB + {:.1f} MiB resident before allocating (code, libraries, BLAS buffers)"
              " = {:.1f} MiB; measured peak RSS {:.1f} MiB ({:+.1f}%); backend peak {:.1f} MiB\n",
