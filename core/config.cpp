@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 
@@ -22,10 +23,33 @@ bool is_decay_schedule(const std::string& d) {
   return false;
 }
 
+// inf and NaN pass some range checks (inf >= 0) and would reach the optimizer: refuse them
+// first, by name, for every floating-point option.
+void check_finite(const OptimConfig& o) {
+  const std::pair<const char*, float> values[] = {
+      {"optim.lr", o.lr},
+      {"optim.min_lr", o.min_lr},
+      {"optim.warmup_start_lr", o.warmup_start_lr},
+      {"optim.gamma", o.gamma},
+      {"optim.decay_fraction", o.decay_fraction},
+      {"optim.beta1", o.beta1},
+      {"optim.beta2", o.beta2},
+      {"optim.eps", o.eps},
+      {"optim.weight_decay", o.weight_decay},
+      {"optim.clip_grad", o.clip_grad},
+      {"optim.loss_scale", o.loss_scale},
+      {"optim.initial_loss_scale", o.initial_loss_scale},
+      {"optim.loss_scale_backoff", o.loss_scale_backoff},
+      {"optim.min_loss_scale", o.min_loss_scale}};
+  for (const auto& [name, v] : values)
+    LOOM_CHECK(std::isfinite(v), "give a finite number", "{} must be a finite number, got {}", name, v);
+}
+
 void check_optim(const OptimConfig& o) {
   const OptimConfig def;
+  check_finite(o);
   // Written so that NaN fails every check.
-  LOOM_CHECK(o.lr > 0 && std::isfinite(o.lr), "", "optim.lr must be > 0, got {}", o.lr);
+  LOOM_CHECK(o.lr > 0, "", "optim.lr must be > 0, got {}", o.lr);
   LOOM_CHECK(o.min_lr >= 0, "use 0 to decay all the way", "optim.min_lr must be >= 0, got {}", o.min_lr);
   LOOM_CHECK(o.min_lr <= o.lr, "lower optim.min_lr or raise optim.lr; min_lr is the floor after warmup",
              "optim.min_lr ({}) is above optim.lr ({})", shown(o.min_lr, def.min_lr), shown(o.lr, def.lr));

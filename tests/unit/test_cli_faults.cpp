@@ -95,3 +95,45 @@ TEST_F(Faults, Fp16OverflowsAtTheMinimumScaleStopTheRun) {
   EXPECT_THAT(r.output, HasSubstr("skipped (inf/NaN gradient)"));  // skipping still comes first
   EXPECT_FALSE(fs::exists(run_dir("diverge_fp16") / "weights.h5"));
 }
+
+TEST_F(Faults, NonFiniteOptimizerOptionsAreRefusedByName) {
+  expect_rejected({{"--optim.lr", "inf"}}, {"optim.lr must be a finite number, got inf"});
+  expect_rejected({{"--optim.lr", "nan"}}, {"optim.lr must be a finite number, got nan"});
+  expect_rejected({{"--optim.min_lr", "nan"}}, {"optim.min_lr must be a finite number"});
+  expect_rejected({{"--optim.warmup_start_lr", "inf"}}, {"optim.warmup_start_lr must be a finite number"});
+  expect_rejected({{"--optim.clip_grad", "inf"}}, {"optim.clip_grad must be a finite number"});
+  expect_rejected({{"--optim.weight_decay", "inf"}}, {"optim.weight_decay must be a finite number"});
+  expect_rejected({{"--optim.loss_scale", "inf"}}, {"optim.loss_scale must be a finite number"});
+}
+
+// A weights file holding a NaN (here: a good file with one element replaced) is refused
+// before training, naming the parameter and the file.
+TEST_F(Faults, NonFiniteInitialWeightsAreRefusedNamingTheParameterAndFile) {
+  const auto good = run_program("loom-train", tiny("nan_src", {{"--train.steps", "1"}}));
+  ASSERT_EQ(good.exit_code, 0) << good.output;
+  const auto reader = loom::WeightsReader::open((run_dir("nan_src") / "weights.h5").string());
+  std::vector<std::vector<float>> values;
+  std::vector<loom::NamedArray> arrays;
+  const std::vector<std::string> names = reader.names();
+  for (const std::string& name : names) {
+    std::int64_t n = 1;
+    for (auto d : reader.shape(name)) n *= d;
+    values.emplace_back(static_cast<std::size_t>(n));
+    reader.read(name, values.back().data(), n);
+  }
+  std::string victim;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (victim.empty() && names[i].find("c_fc.weight") != std::string::npos) {
+      victim = names[i];
+      values[i][5] = std::numeric_limits<float>::quiet_NaN();
+    }
+    arrays.push_back({names[i], reader.shape(names[i]), values[i].data()});
+  }
+  ASSERT_FALSE(victim.empty());
+  const fs::path bad = dir_ / "nan_weights.h5";
+  loom::write_weights(bad.string(), arrays, reader.config_json());
+  const auto r = run_program("loom-train", tiny("nan_init", {{"--model.init", bad.string()}}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr(bad.string()), HasSubstr("parameter '" + victim + "' holds nan at element 5")));
+  EXPECT_THAT(r.output, Not(HasSubstr("step ")));
+}
