@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <ranges>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -51,7 +52,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int train(RunConfig cfg, ParallelContext& ctx) {
+// `given`: the options set explicitly (parse_train_options).
+int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& given) {
   const auto t_start = std::chrono::steady_clock::now();
   const bool lead = ctx.world_rank == 0;  // prints, logs and writes files
   LOOM_CHECK(ctx.shape.dp == cfg.parallel.dp && ctx.shape.tp == cfg.parallel.tp && ctx.shape.pp == cfg.parallel.pp, "",
@@ -75,7 +77,9 @@ int train(RunConfig cfg, ParallelContext& ctx) {
     const std::string init = cfg.model.init, arch = read_architecture(init);
     LOOM_CHECK(arch == "gpt2" || arch.empty(), "start from weights of a GPT model",
                "model.init '{}' holds a '{}' model; loom-train builds 'gpt2'", init, arch);
-    cfg.model = Gpt::from_json(read_config_json(init));
+    const ModelConfig from_file = Gpt::from_json(read_config_json(init));
+    check_init_matches_options(cfg.model, from_file, given, init);
+    cfg.model = from_file;
     cfg.model.init = init;
   }
   if (cfg.model.vocab == 0) cfg.model.vocab = train_set.vocab_size();
@@ -182,7 +186,8 @@ int main(int argc, char** argv) {
     int world = 1, rank = 0;
     MPI_Comm_size(mpi.world(), &world);
     MPI_Comm_rank(mpi.world(), &rank);
-    auto cfg = loom::parse_train_options(argc, argv, rank == 0);
+    std::set<std::string> given;
+    auto cfg = loom::parse_train_options(argc, argv, rank == 0, &given);
     if (!cfg) return 0;
     {
       // Options are checked before any file is touched (the vocabulary may still come
@@ -193,6 +198,6 @@ int main(int argc, char** argv) {
     }
     loom::validate_layout(*cfg, world);  // before any work, on every rank
     loom::ParallelContext ctx = loom::make_mpi_context(mpi.world(), {cfg->parallel.dp, cfg->parallel.tp, cfg->parallel.pp});
-    return loom::train(*cfg, ctx);
+    return loom::train(*cfg, ctx, given);
   });
 }

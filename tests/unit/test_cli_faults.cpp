@@ -137,3 +137,78 @@ TEST_F(Faults, NonFiniteInitialWeightsAreRefusedNamingTheParameterAndFile) {
   EXPECT_THAT(r.output, AllOf(HasSubstr(bad.string()), HasSubstr("parameter '" + victim + "' holds nan at element 5")));
   EXPECT_THAT(r.output, Not(HasSubstr("step ")));
 }
+
+TEST_F(Faults, ConfigNamingADirectoryIsAnError) {
+  const auto r = run_program("loom-train", "--config " + dir_.string() + " --data.train " + data());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("--config '" + dir_.string() + "' is a directory"), Not(HasSubstr("step "))));
+}
+
+// A file cut in half: HDF5 says "truncated file" (with "sblock" in it, which once
+// matched the file-locking hint). The message says truncated, with both sizes.
+TEST_F(Faults, TruncatedDatasetSaysTruncatedNotLocking) {
+  const fs::path cut = dir_ / "cut.h5";
+  fs::copy_file(data(), cut, fs::copy_options::overwrite_existing);
+  const auto full = fs::file_size(cut);
+  fs::resize_file(cut, full / 2);
+  const auto r = run_program("loom-train", tiny("cut", {{"--data.train", cut.string()}}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("'" + cut.string() + "' is truncated (" + std::to_string(full / 2) +
+                                  " bytes, HDF5 expected " + std::to_string(full) + ")"));
+  EXPECT_THAT(r.output, HasSubstr("re-create it"));
+  EXPECT_THAT(r.output, Not(HasSubstr("lock")));
+}
+
+TEST_F(Faults, LoomDataRefusesToOverwriteItsInputEvenWithForce) {
+  const fs::path in = dir_ / "own.txt";
+  std::ofstream(in) << "some text that must survive\n";
+  const auto r = run_program("loom-data", "--quiet --force --input " + in.string() + " --output " + in.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("is the input"));
+  std::ifstream still(in);
+  std::string line;
+  std::getline(still, line);
+  EXPECT_EQ(line, "some text that must survive");
+  // Another name for the same file (through a directory) is the same file.
+  const auto via = run_program("loom-data", "--quiet --force --input " + in.string() + " --output " +
+                                                (dir_ / "." / "own.txt").string());
+  EXPECT_EQ(via.exit_code, 2) << via.output;
+  // A directory input holding the output, too.
+  const fs::path sub = dir_ / "corpus";
+  fs::create_directories(sub);
+  std::ofstream(sub / "a.txt") << "text\n";
+  const auto dir_in = run_program("loom-data", "--quiet --force --input " + sub.string() + " --output " +
+                                                   (sub / "a.txt").string());
+  EXPECT_EQ(dir_in.exit_code, 2) << dir_in.output;
+  EXPECT_THAT(dir_in.output, HasSubstr("is the input"));
+}
+
+// --model.init takes the architecture from the file: an explicit model option that
+// disagrees is refused naming both values; one that agrees is fine.
+TEST_F(Faults, ModelInitRefusesExplicitModelOptionsThatDiffer) {
+  const auto src = run_program("loom-train", tiny("init_src", {{"--train.steps", "1"}}));
+  ASSERT_EQ(src.exit_code, 0) << src.output;
+  const std::string weights = (run_dir("init_src") / "weights.h5").string();
+  const auto differ = run_program("loom-train", tiny("init_differ", {{"--model.init", weights}, {"--model.layers", "3"}}));
+  EXPECT_EQ(differ.exit_code, 2) << differ.output;
+  EXPECT_THAT(differ.output, AllOf(HasSubstr("model.layers = 3 was given"), HasSubstr("model.layers = 1"),
+                                   HasSubstr(weights)));
+  const auto same = run_program("loom-train", tiny("init_same", {{"--model.init", weights}, {"--train.steps", "1"}}));
+  EXPECT_EQ(same.exit_code, 0) << same.output;  // tiny() gives layers 1, channels 16, ...: all agree
+}
+
+TEST_F(Faults, GenerateRefusesNonsenseSamplingOptions) {
+  const auto src = run_program("loom-train", tiny("gen_src", {{"--train.steps", "1"}}));
+  ASSERT_EQ(src.exit_code, 0) << src.output;
+  const std::string w = "--weights " + (run_dir("gen_src") / "weights.h5").string() + " --prompt In";
+  const std::pair<const char*, const char*> cases[] = {{"--tokens 2 --top_k -1", "--top_k must be >= 0, got -1"},
+                                                       {"--tokens 2 --temperature -1", "--temperature must be a finite number >= 0"},
+                                                       {"--tokens 2 --temperature nan", "--temperature must be a finite number >= 0"},
+                                                       {"--tokens 2 --temperature inf", "--temperature must be a finite number >= 0"},
+                                                       {"--tokens -3", "--tokens must be >= 0, got -3"}};
+  for (const auto& [args, message] : cases) {
+    const auto r = run_program("loom-generate", w + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr(message)) << args;
+  }
+}
