@@ -128,6 +128,8 @@ void validate(const RunConfig& c) {
   const std::string& g = c.parallel.grad_reduce_dtype;
   LOOM_CHECK(g == "fp32" || g == "bf16" || g == "fp16", "fp32 (the default) keeps the reduction exact to f32",
              "parallel.grad_reduce_dtype must be fp32, bf16 or fp16, got '{}'", g);
+  LOOM_CHECK(c.parallel.timeout >= 0 && std::isfinite(c.parallel.timeout), "seconds, e.g. 600; 0 turns the watchdog off",
+             "parallel.timeout must be a finite number >= 0, got {}", c.parallel.timeout);
   LOOM_CHECK(t.device == "cpu" || t.device == "cuda", "", "train.device must be cpu or cuda, got '{}'", t.device);
   LOOM_CHECK(t.eval_interval >= 0 && t.eval_batches > 0, "",
              "train.eval_interval must be >= 0 and train.eval_batches > 0");

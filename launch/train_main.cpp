@@ -197,7 +197,8 @@ int main(int argc, char** argv) {
       if (early.model.init.empty()) loom::validate(early);
     }
     loom::validate_layout(*cfg, world);  // before any work, on every rank
-    loom::ParallelContext ctx = loom::make_mpi_context(mpi.world(), {cfg->parallel.dp, cfg->parallel.tp, cfg->parallel.pp});
+    loom::ParallelContext ctx = loom::make_mpi_context(mpi.world(), {cfg->parallel.dp, cfg->parallel.tp, cfg->parallel.pp},
+                                                           cfg->parallel.timeout);
     return loom::train(*cfg, ctx, given);
   });
 }

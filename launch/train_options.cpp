@@ -118,7 +118,10 @@ struct Table {
          po::value<bool>(&c.parallel.sequence_parallel)->default_value(false, "false")->implicit_value(true, "true"),
          "Megatron's sequence parallelism: layernorms and the residual stream split over the tp group "
          "(reduce-scatter / all-gather instead of all-reduce); needs parallel.tp > 1 and micro_batch * seq_len "
-         "divisible by tp");
+         "divisible by tp")
+        ("parallel.timeout", po::value(&c.parallel.timeout)->default_value(c.parallel.timeout),
+         "watchdog: seconds a collective or pipeline transfer may wait for the other ranks before the job stops, "
+         "naming the step, the group and the operation (0: wait forever)");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split), or a blend \"W1 PATH1 W2 PATH2 ...\"")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split; a blend's first dataset's)");
@@ -209,7 +212,8 @@ std::string to_ini(const RunConfig& c) {
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
     << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages
     << "\ngrad_reduce_dtype = " << c.parallel.grad_reduce_dtype
-    << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false") << "\n";
+    << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false")
+    << "\ntimeout = " << c.parallel.timeout << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\n\n[log]\nmetrics = " << c.log.metrics << "\n";
