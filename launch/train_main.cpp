@@ -23,6 +23,7 @@
 #include "io/token_dataset.h"
 #include "launch/gemm_peak.h"
 #include "launch/model_io.h"
+#include "launch/rank_agreement.h"
 #include "launch/trainer.h"
 #include "launch/train_options.h"
 #include "layers/gpt.h"
@@ -72,6 +73,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   const Blend train_blend = open_blend(cfg.data.train, "train");
   const TokenDataset& train_set = train_blend.sets.front();
   const TokenDataset val_set = TokenDataset::open(cfg.data.val, "val");
+  check_ranks_agree(MPI_COMM_WORLD, data_checksums_ini(train_blend, val_set), "data");  // same paths, same files?
   if (!cfg.model.init.empty()) {
     // The architecture comes from the weights file (transfer learning keeps the model).
     const std::string init = cfg.model.init, arch = read_architecture(init);
@@ -189,6 +191,7 @@ int main(int argc, char** argv) {
     std::set<std::string> given;
     auto cfg = loom::parse_train_options(argc, argv, rank == 0, &given);
     if (!cfg) return 0;
+    loom::check_ranks_agree(mpi.world(), loom::to_ini(*cfg), "options");  // before anything depends on them
     {
       // Options are checked before any file is touched (the vocabulary may still come
       // from the dataset or the weights file, so a placeholder stands in for it here).
