@@ -51,7 +51,8 @@ std::vector<std::string> all_gather_text(MPI_Comm comm, const std::string& mine,
   std::string all(std::size_t(total), '\0');
   MPI_Allgatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, comm);
   std::vector<std::string> out;
-  for (int r = 0; r < size; ++r) out.push_back(all.substr(std::size_t(displs[std::size_t(r)]), std::size_t(lens[std::size_t(r)])));
+  for (int r = 0; r < size; ++r)
+    out.push_back(all.substr(std::size_t(displs[std::size_t(r)]), std::size_t(lens[std::size_t(r)])));
   return out;
 }
 
@@ -69,14 +70,16 @@ std::string ini_differences(const std::vector<std::string>& ini_per_rank) {
       const auto it = fields[r].find(key);
       const std::string value = it == fields[r].end() ? "(missing)" : it->second;
       auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& p) { return p.first == value; });
-      if (g == groups.end()) groups.push_back({value, {int(r)}});
-      else g->second.push_back(int(r));
+      if (g == groups.end())
+        groups.push_back({value, {int(r)}});
+      else
+        g->second.push_back(int(r));
     }
     if (groups.size() < 2) continue;
     std::string line = "  " + key + ":";
     for (std::size_t i = 0; i < groups.size(); ++i)
-      line += fmt::format("{} {} on rank{} {}", i ? ";" : "", groups[i].first, groups[i].second.size() > 1 ? "s" : "",
-                          fmt::join(groups[i].second, ","));
+      line += fmt::format("{} {} on rank{} {}", i ? ";" : "", groups[i].first,
+                          groups[i].second.size() > 1 ? "s" : "", fmt::join(groups[i].second, ","));
     out += (out.empty() ? "" : "\n") + line;
   }
   return out;
@@ -99,10 +102,11 @@ void check_ranks_agree(MPI_Comm comm, const std::string& ini, const std::string&
   MPI_Allgather(&mine, 1, MPI_UINT64_T, hashes.data(), 1, MPI_UINT64_T, comm);
   if (std::all_of(hashes.begin(), hashes.end(), [&](std::uint64_t h) { return h == hashes.front(); })) return;
   const std::string diff = ini_differences(all_gather_text(comm, ini, size));
-  throw Error(fmt::format("the ranks of this job were given different {}:\n{}", what,
-                          diff.empty() ? "  (the texts differ, but no section.key does)" : diff),
-              "start every rank with the same options, config file and data files (check per-rank arguments of an "
-              "MPMD launch, and relative paths or files that differ between nodes)");
+  throw Error(
+      fmt::format("the ranks of this job were given different {}:\n{}", what,
+                  diff.empty() ? "  (the texts differ, but no section.key does)" : diff),
+      "start every rank with the same options, config file and data files (check per-rank arguments of an "
+      "MPMD launch, and relative paths or files that differ between nodes)");
 }
 
 }  // namespace loom

@@ -22,7 +22,8 @@ WaitOutcome wait_until(int n, MPI_Request* requests, MPI_Status* statuses, doubl
     for (int k = 0; k < n; ++k) {
       if (requests[k] == MPI_REQUEST_NULL) continue;  // completed (and its status taken) or never posted
       int flag = 0;
-      out.rc = MPI_Test(&requests[k], &flag, statuses == MPI_STATUSES_IGNORE ? MPI_STATUS_IGNORE : &statuses[k]);
+      out.rc =
+          MPI_Test(&requests[k], &flag, statuses == MPI_STATUSES_IGNORE ? MPI_STATUS_IGNORE : &statuses[k]);
       if (out.rc != MPI_SUCCESS) return out;
       done = done && flag;
     }

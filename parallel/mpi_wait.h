@@ -19,14 +19,15 @@ namespace loom {
 struct WaitOutcome {
   int rc = MPI_SUCCESS;  // MPI's return code (MPI_ERRORS_RETURN)
   bool timed_out = false;
-  double waited_s = 0;   // seconds spent in wait_until
+  double waited_s = 0;  // seconds spent in wait_until
 };
 
 inline constexpr double kSpinSeconds = 1.0;
 inline constexpr std::chrono::microseconds kMaxSleep{1000};
 
 // Completes the n requests (statuses: n entries or MPI_STATUSES_IGNORE). timeout_s <= 0:
-// MPI_Waitall. Otherwise an error of one request is returned as its own code. Otherwise returns with timed_out = true, the requests still pending,
+// MPI_Waitall. Otherwise polls each request with MPI_Test (a failed request's own error
+// code is returned) and gives up with timed_out = true, the requests still pending,
 // once timeout_s seconds have passed without all of them completing.
 WaitOutcome wait_until(int n, MPI_Request* requests, MPI_Status* statuses, double timeout_s);
 

@@ -24,14 +24,15 @@ using testing::Not;
 namespace {
 
 class Faults : public testing::Test {
-protected:
+ protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("loom_faults_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
     std::ofstream text(dir_ / "text.txt");
     for (int i = 0; i < 400; ++i) text << "In the beginning was the word, and the word was " << i << ".\n";
     text.close();
-    const auto r = run_program("loom-data", "--quiet --input " + (dir_ / "text.txt").string() + " --output " + data());
+    const auto r =
+        run_program("loom-data", "--quiet --input " + (dir_ / "text.txt").string() + " --output " + data());
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
@@ -39,10 +40,15 @@ protected:
   static fs::path run_dir(const std::string& name) { return dir_ / name; }
   // A tiny run writing into run_dir(name), with `changes` replacing or adding options.
   static std::string tiny(const std::string& name, std::map<std::string, std::string> changes = {}) {
-    std::map<std::string, std::string> o = {
-        {"--data.train", data()},     {"--model.layers", "1"},        {"--model.channels", "16"},
-        {"--model.heads", "2"},       {"--model.seq_len", "16"},      {"--train.global_batch", "4"},
-        {"--train.micro_batch", "2"}, {"--train.eval_batches", "1"},  {"--checkpoint.dir", run_dir(name).string()}};
+    std::map<std::string, std::string> o = {{"--data.train", data()},
+                                            {"--model.layers", "1"},
+                                            {"--model.channels", "16"},
+                                            {"--model.heads", "2"},
+                                            {"--model.seq_len", "16"},
+                                            {"--train.global_batch", "4"},
+                                            {"--train.micro_batch", "2"},
+                                            {"--train.eval_batches", "1"},
+                                            {"--checkpoint.dir", run_dir(name).string()}};
     for (auto& [k, v] : changes) o[k] = v;
     std::string args;
     for (auto& [k, v] : o) args += " " + k + "=" + v;
@@ -68,11 +74,13 @@ TEST_F(Faults, DivergedFp32RunStopsNamingTheStepAndWritesNoWeights) {
   for (const char* precision : {"fp32", "bf16"}) {
     SCOPED_TRACE(precision);
     const std::string name = std::string("diverge_") + precision;
-    const auto r = run_program("loom-train", tiny(name, {{"--optim.lr", "1e30"}, {"--optim.warmup_steps", "0"},
-                                                         {"--train.steps", "10"}, {"--train.precision", precision}}));
+    const auto r = run_program("loom-train", tiny(name, {{"--optim.lr", "1e30"},
+                                                         {"--optim.warmup_steps", "0"},
+                                                         {"--train.steps", "10"},
+                                                         {"--train.precision", precision}}));
     EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_THAT(r.output, AllOf(HasSubstr("error: step "), HasSubstr("/10: the "), HasSubstr("training diverged"),
-                                HasSubstr("lower optim.lr")));
+    EXPECT_THAT(r.output, AllOf(HasSubstr("error: step "), HasSubstr("/10: the "),
+                                HasSubstr("training diverged"), HasSubstr("lower optim.lr")));
     EXPECT_THAT(r.output, testing::ContainsRegex("the (loss|gradient norm) is -?(nan|inf)"));
     EXPECT_FALSE(fs::exists(run_dir(name) / "weights.h5")) << "a diverged run saved its weights";
     EXPECT_THAT(r.output, Not(HasSubstr("wrote ")));
@@ -134,14 +142,16 @@ TEST_F(Faults, NonFiniteInitialWeightsAreRefusedNamingTheParameterAndFile) {
   loom::write_weights(bad.string(), arrays, reader.config_json());
   const auto r = run_program("loom-train", tiny("nan_init", {{"--model.init", bad.string()}}));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_THAT(r.output, AllOf(HasSubstr(bad.string()), HasSubstr("parameter '" + victim + "' holds nan at element 5")));
+  EXPECT_THAT(r.output,
+              AllOf(HasSubstr(bad.string()), HasSubstr("parameter '" + victim + "' holds nan at element 5")));
   EXPECT_THAT(r.output, Not(HasSubstr("step ")));
 }
 
 TEST_F(Faults, ConfigNamingADirectoryIsAnError) {
   const auto r = run_program("loom-train", "--config " + dir_.string() + " --data.train " + data());
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_THAT(r.output, AllOf(HasSubstr("--config '" + dir_.string() + "' is a directory"), Not(HasSubstr("step "))));
+  EXPECT_THAT(r.output,
+              AllOf(HasSubstr("--config '" + dir_.string() + "' is a directory"), Not(HasSubstr("step "))));
 }
 
 // A file cut in half: HDF5 says "truncated file" (with "sblock" in it, which once
@@ -162,7 +172,8 @@ TEST_F(Faults, TruncatedDatasetSaysTruncatedNotLocking) {
 TEST_F(Faults, LoomDataRefusesToOverwriteItsInputEvenWithForce) {
   const fs::path in = dir_ / "own.txt";
   std::ofstream(in) << "some text that must survive\n";
-  const auto r = run_program("loom-data", "--quiet --force --input " + in.string() + " --output " + in.string());
+  const auto r =
+      run_program("loom-data", "--quiet --force --input " + in.string() + " --output " + in.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("is the input"));
   std::ifstream still(in);
@@ -177,8 +188,8 @@ TEST_F(Faults, LoomDataRefusesToOverwriteItsInputEvenWithForce) {
   const fs::path sub = dir_ / "corpus";
   fs::create_directories(sub);
   std::ofstream(sub / "a.txt") << "text\n";
-  const auto dir_in = run_program("loom-data", "--quiet --force --input " + sub.string() + " --output " +
-                                                   (sub / "a.txt").string());
+  const auto dir_in = run_program(
+      "loom-data", "--quiet --force --input " + sub.string() + " --output " + (sub / "a.txt").string());
   EXPECT_EQ(dir_in.exit_code, 2) << dir_in.output;
   EXPECT_THAT(dir_in.output, HasSubstr("is the input"));
 }
@@ -189,11 +200,13 @@ TEST_F(Faults, ModelInitRefusesExplicitModelOptionsThatDiffer) {
   const auto src = run_program("loom-train", tiny("init_src", {{"--train.steps", "1"}}));
   ASSERT_EQ(src.exit_code, 0) << src.output;
   const std::string weights = (run_dir("init_src") / "weights.h5").string();
-  const auto differ = run_program("loom-train", tiny("init_differ", {{"--model.init", weights}, {"--model.layers", "3"}}));
+  const auto differ =
+      run_program("loom-train", tiny("init_differ", {{"--model.init", weights}, {"--model.layers", "3"}}));
   EXPECT_EQ(differ.exit_code, 2) << differ.output;
   EXPECT_THAT(differ.output, AllOf(HasSubstr("model.layers = 3 was given"), HasSubstr("model.layers = 1"),
                                    HasSubstr(weights)));
-  const auto same = run_program("loom-train", tiny("init_same", {{"--model.init", weights}, {"--train.steps", "1"}}));
+  const auto same =
+      run_program("loom-train", tiny("init_same", {{"--model.init", weights}, {"--train.steps", "1"}}));
   EXPECT_EQ(same.exit_code, 0) << same.output;  // tiny() gives layers 1, channels 16, ...: all agree
 }
 
@@ -201,11 +214,12 @@ TEST_F(Faults, GenerateRefusesNonsenseSamplingOptions) {
   const auto src = run_program("loom-train", tiny("gen_src", {{"--train.steps", "1"}}));
   ASSERT_EQ(src.exit_code, 0) << src.output;
   const std::string w = "--weights " + (run_dir("gen_src") / "weights.h5").string() + " --prompt In";
-  const std::pair<const char*, const char*> cases[] = {{"--tokens 2 --top_k -1", "--top_k must be >= 0, got -1"},
-                                                       {"--tokens 2 --temperature -1", "--temperature must be a finite number >= 0"},
-                                                       {"--tokens 2 --temperature nan", "--temperature must be a finite number >= 0"},
-                                                       {"--tokens 2 --temperature inf", "--temperature must be a finite number >= 0"},
-                                                       {"--tokens -3", "--tokens must be >= 0, got -3"}};
+  const std::pair<const char*, const char*> cases[] = {
+      {"--tokens 2 --top_k -1", "--top_k must be >= 0, got -1"},
+      {"--tokens 2 --temperature -1", "--temperature must be a finite number >= 0"},
+      {"--tokens 2 --temperature nan", "--temperature must be a finite number >= 0"},
+      {"--tokens 2 --temperature inf", "--temperature must be a finite number >= 0"},
+      {"--tokens -3", "--tokens must be >= 0, got -3"}};
   for (const auto& [args, message] : cases) {
     const auto r = run_program("loom-generate", w + " " + args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
