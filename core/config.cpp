@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 
@@ -22,10 +23,33 @@ bool is_decay_schedule(const std::string& d) {
   return false;
 }
 
+// inf and NaN pass some range checks (inf >= 0) and would reach the optimizer: refuse them
+// first, by name, for every floating-point option.
+void check_finite(const OptimConfig& o) {
+  const std::pair<const char*, float> values[] = {
+      {"optim.lr", o.lr},
+      {"optim.min_lr", o.min_lr},
+      {"optim.warmup_start_lr", o.warmup_start_lr},
+      {"optim.gamma", o.gamma},
+      {"optim.decay_fraction", o.decay_fraction},
+      {"optim.beta1", o.beta1},
+      {"optim.beta2", o.beta2},
+      {"optim.eps", o.eps},
+      {"optim.weight_decay", o.weight_decay},
+      {"optim.clip_grad", o.clip_grad},
+      {"optim.loss_scale", o.loss_scale},
+      {"optim.initial_loss_scale", o.initial_loss_scale},
+      {"optim.loss_scale_backoff", o.loss_scale_backoff},
+      {"optim.min_loss_scale", o.min_loss_scale}};
+  for (const auto& [name, v] : values)
+    LOOM_CHECK(std::isfinite(v), "give a finite number", "{} must be a finite number, got {}", name, v);
+}
+
 void check_optim(const OptimConfig& o) {
   const OptimConfig def;
+  check_finite(o);
   // Written so that NaN fails every check.
-  LOOM_CHECK(o.lr > 0 && std::isfinite(o.lr), "", "optim.lr must be > 0, got {}", o.lr);
+  LOOM_CHECK(o.lr > 0, "", "optim.lr must be > 0, got {}", o.lr);
   LOOM_CHECK(o.min_lr >= 0, "use 0 to decay all the way", "optim.min_lr must be >= 0, got {}", o.min_lr);
   LOOM_CHECK(o.min_lr <= o.lr, "lower optim.min_lr or raise optim.lr; min_lr is the floor after warmup",
              "optim.min_lr ({}) is above optim.lr ({})", shown(o.min_lr, def.min_lr), shown(o.lr, def.lr));
@@ -104,6 +128,8 @@ void validate(const RunConfig& c) {
   const std::string& g = c.parallel.grad_reduce_dtype;
   LOOM_CHECK(g == "fp32" || g == "bf16" || g == "fp16", "fp32 (the default) keeps the reduction exact to f32",
              "parallel.grad_reduce_dtype must be fp32, bf16 or fp16, got '{}'", g);
+  LOOM_CHECK(c.parallel.timeout >= 0 && std::isfinite(c.parallel.timeout), "seconds, e.g. 600; 0 turns the watchdog off",
+             "parallel.timeout must be a finite number >= 0, got {}", c.parallel.timeout);
   LOOM_CHECK(t.device == "cpu" || t.device == "cuda", "", "train.device must be cpu or cuda, got '{}'", t.device);
   LOOM_CHECK(t.eval_interval >= 0 && t.eval_batches > 0, "",
              "train.eval_interval must be >= 0 and train.eval_batches > 0");

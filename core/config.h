@@ -96,6 +96,9 @@ struct ParallelConfig {
   int virtual_stages = 1;          // model chunks per pipeline rank (interleaved 1F1B); 1: plain
   std::string grad_reduce_dtype = "fp32";  // the data-parallel gradient reduction: fp32, bf16 or fp16
   bool sequence_parallel = false;  // Megatron's sequence parallelism over the tp group (needs tp > 1)
+  // Watchdog: seconds a collective or pipeline transfer may wait for its peers before the
+  // job stops naming the step, group and operation; 0: wait forever.
+  double timeout = 600;
 };
 
 struct DataConfig {

@@ -17,6 +17,16 @@ namespace loom {
 
 namespace fs = std::filesystem;
 
+void check_output_is_not_an_input(const std::string& output, std::span<const std::string> inputs) {
+  std::error_code ec;
+  if (!fs::exists(output, ec)) return;
+  for (const std::string& in : inputs) {
+    std::error_code e2;
+    LOOM_CHECK(!fs::equivalent(output, in, e2), "choose another output path; --force never overwrites an input",
+               "the output '{}' is the input '{}': writing it would destroy the data being read", output, in);
+  }
+}
+
 AtomicWrite::AtomicWrite(std::string path, Overwrite overwrite, const std::string& what)
     : path_(std::move(path)), tmp_(path_ + ".tmp") {
   LOOM_CHECK(!path_.empty(), "", "{}: empty output path", what);

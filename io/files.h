@@ -38,6 +38,11 @@ private:
   bool committed_ = false;
 };
 
+// Refuses (loom::Error, even under Overwrite::yes) when `output` is the same file as one
+// of `inputs` (the same path, or another name of it: a link, "./x"), so a converter never
+// replaces the data it reads. An output that does not exist yet is no input.
+void check_output_is_not_an_input(const std::string& output, std::span<const std::string> inputs);
+
 // CRC-32 continued over n bytes (start with crc = 0).
 std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t n);
 

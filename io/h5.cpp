@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <mutex>
+#include <regex>
 
 #include "core/error.h"
 
@@ -56,6 +57,17 @@ constexpr const char* kLockHint =
     "another process may be writing it, or the file system refuses file locks: "
     "try HDF5_USE_FILE_LOCKING=FALSE";
 
+// HDF5 reports a file shorter than its superblock says as
+// "truncated file: eof = N, sblock->base_addr = B, stored_eof = M".
+void throw_if_truncated(const std::string& path, const std::string& detail) {
+  std::smatch m;
+  if (!std::regex_search(detail, m, std::regex(R"(truncated file: eof = (\d+).*stored_eof = (\d+))"))) return;
+  throw Error(fmt::format("'{}' is truncated ({} bytes, HDF5 expected {}): the file was not completely written; "
+                          "re-create it",
+                          path, m[1].str(), m[2].str()),
+              "loom's writers rename only complete files into place: an interrupted copy or a full disk cut this one");
+}
+
 }  // namespace
 
 Handle open_file(const std::string& path, const std::string& hint) {
@@ -64,7 +76,9 @@ Handle open_file(const std::string& path, const std::string& hint) {
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
   if (id < 0) {
     const std::string detail = last_error();
-    const bool lock = detail.find("lock") != std::string::npos;
+    throw_if_truncated(path, detail);
+    // "lock" as a word: HDF5's truncation message mentions "sblock" (the superblock).
+    const bool lock = std::regex_search(detail, std::regex(R"(\block)"));
     if (lock) throw Error(fmt::format("cannot open '{}' ({})", path, detail), kLockHint);
     throw Error(fmt::format("'{}' is not a readable HDF5 file ({})", path,
                             detail.empty() ? "HDF5 could not open it" : detail),

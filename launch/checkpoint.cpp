@@ -229,7 +229,11 @@ void Checkpointer::commit() {
                            {"precision", cfg_.train.precision}}
                           .dump();
     const LossScaler::State sc = saved_.scaler;
-    attrs["loss_scaler"] = json{{"scale", sc.scale}, {"good_steps", sc.good}, {"skipped_steps", sc.skipped}}.dump();
+    attrs["loss_scaler"] = json{{"scale", sc.scale},
+                                {"good_steps", sc.good},
+                                {"skipped_steps", sc.skipped},
+                                {"skipped_at_min_scale", sc.skipped_at_min}}
+                               .dump();
     const std::map<std::string, std::int64_t> ints = {{"step", saved_.step},
                                                       {"updates", saved_.updates},
                                                       {"tokens", saved_.tokens},
@@ -312,7 +316,8 @@ TrainProgress Checkpointer::load(const std::string& path) {
   p.updates = r.int_attr("updates");
   p.tokens = r.int_attr("tokens");
   const json sc = json::parse(r.attr("loss_scaler"));
-  p.scaler = {sc["scale"].get<float>(), sc["good_steps"].get<std::int64_t>(), sc["skipped_steps"].get<std::int64_t>()};
+  p.scaler = {sc["scale"].get<float>(), sc["good_steps"].get<std::int64_t>(), sc["skipped_steps"].get<std::int64_t>(),
+              sc.value("skipped_at_min_scale", std::int64_t(0))};
   return p;
 }
 

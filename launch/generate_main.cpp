@@ -72,7 +72,12 @@ int generate(int argc, char** argv) {
   } catch (const po::error& e) {
     throw Error(fmt::format("loom-generate: {}", e.what()), "run 'loom-generate --help'");
   }
-  LOOM_CHECK(tokens >= 0 && temperature >= 0, "", "loom-generate: --tokens and --temperature must be >= 0");
+  LOOM_CHECK(tokens >= 0, "", "loom-generate: --tokens must be >= 0, got {}", tokens);
+  // Written so that NaN fails: a NaN or infinite temperature would sample garbage silently.
+  LOOM_CHECK(temperature >= 0 && std::isfinite(temperature), "0 is greedy; 0.8 is a usual choice",
+             "loom-generate: --temperature must be a finite number >= 0, got {}", temperature);
+  LOOM_CHECK(top_k >= 0, "0 samples among all tokens; e.g. --top_k 40",
+             "loom-generate: --top_k must be >= 0, got {}", top_k);
 
   const ModelConfig mc = Gpt::from_json(read_config_json(weights));
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);

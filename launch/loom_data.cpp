@@ -142,6 +142,9 @@ int run(const Options& o) {
   LOOM_CHECK(o.force || !fs::exists(o.output, ec), "pass --force to overwrite it, or choose another --output",
              "output '{}' already exists", o.output);
   const std::vector<loom::CorpusFile> files = loom::enumerate_corpus(o.inputs);
+  std::vector<std::string> input_paths;
+  for (const loom::CorpusFile& f : files) input_paths.push_back(f.path);
+  loom::check_output_is_not_an_input(o.output, input_paths);
   std::uint64_t total_bytes = 0;
   for (const loom::CorpusFile& f : files) total_bytes += f.bytes;
   LOOM_CHECK(total_bytes > 0, "give at least one non-empty --input file", "the input is empty ({} file(s), 0 bytes)",

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "io/files.h"
 #include "io/megatron_dataset.h"
 
 namespace po = boost::program_options;
@@ -69,6 +71,8 @@ int from_megatron(int argc, char** argv) {
   LOOM_CHECK(deflate >= 0 && deflate <= 9, "", "--deflate-level {} is outside [0, 9]", deflate);
   o.write.deflate_level = deflate;
   o.write.overwrite = force ? loom::Overwrite::yes : loom::Overwrite::no;
+  const std::string in_prefix = loom::megatron_prefix(input);
+  loom::check_output_is_not_an_input(output, std::vector<std::string>{in_prefix + ".idx", in_prefix + ".bin"});
   const loom::ConversionSummary s = loom::megatron_to_loom(input, output, o);
   if (!quiet) {
     std::printf(
@@ -100,6 +104,9 @@ int to_megatron(int argc, char** argv) {
   LOOM_CHECK(!input.empty(), "name the dataset: --input PATH.h5", "no --input given");
   LOOM_CHECK(!output.empty(), "name the pair to write: --output PREFIX", "no --output given");
   o.overwrite = force ? loom::Overwrite::yes : loom::Overwrite::no;
+  const std::string out_prefix = loom::megatron_prefix(output);
+  for (const char* ext : {".idx", ".bin"})
+    loom::check_output_is_not_an_input(out_prefix + ext, std::vector<std::string>{input});
   const loom::ConversionSummary s = loom::loom_to_megatron(input, output, o);
   if (!quiet) {
     const std::string prefix = loom::megatron_prefix(output);

@@ -1,6 +1,9 @@
 // launch/model_io.cpp — see model_io.h.
 #include "launch/model_io.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "core/param_blocks.h"
@@ -132,6 +135,11 @@ void load_weights(StageModel& model, const std::string& path) {
                fmt::join(r.shape(s.name), "x"), fmt::join(want, "x"));
     std::vector<float> global(static_cast<std::size_t>(global_shape(s).numel()), 0.0f);  // padding rows stay 0
     r.read(s.name, global.data(), stored_shape(s).numel());
+    // Every rank reads the whole tensor, so every rank refuses alike.
+    const auto bad = std::ranges::find_if(global, [](float v) { return !std::isfinite(v); });
+    LOOM_CHECK(bad == global.end(), "the file was written by a run that diverged; start from an earlier checkpoint",
+               "weights file '{}': parameter '{}' holds {} at element {}: non-finite initial weights", path, s.name,
+               *bad, bad - global.begin());
     std::vector<float> local(static_cast<std::size_t>(s.shape.numel()));  // this tp rank's shard
     for (std::int64_t j = 0; j < s.shape.numel(); ++j) local[std::size_t(j)] = global[std::size_t(global_index(s, j))];
     ps.write(i, local);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 #include <ranges>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@
 #include "launch/checkpoint.h"
 #include "launch/gemm_peak.h"
 #include "launch/model_io.h"
+#include "launch/rank_agreement.h"
 #include "launch/run_dir.h"
 #include "launch/stop_signal.h"
 #include "launch/trainer.h"
@@ -104,7 +106,8 @@ std::optional<TrainProgress> resume(const RunConfig& cfg, ParallelContext& ctx, 
               "run loom-ckpt verify on them; start over with --checkpoint.overwrite");
 }
 
-int train(RunConfig cfg, ParallelContext& ctx) {
+// `given`: the options set explicitly (parse_train_options).
+int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& given) {
   const auto t_start = std::chrono::steady_clock::now();
   const bool lead = ctx.world_rank == 0;  // prints, logs and writes files
   LOOM_CHECK(ctx.shape.dp == cfg.parallel.dp && ctx.shape.tp == cfg.parallel.tp && ctx.shape.pp == cfg.parallel.pp, "",
@@ -123,12 +126,15 @@ int train(RunConfig cfg, ParallelContext& ctx) {
   const Blend train_blend = open_blend(cfg.data.train, "train");
   const TokenDataset& train_set = train_blend.sets.front();
   const TokenDataset val_set = TokenDataset::open(cfg.data.val, "val");
+  check_ranks_agree(MPI_COMM_WORLD, data_checksums_ini(train_blend, val_set), "data");  // same paths, same files?
   if (!cfg.model.init.empty()) {
     // The architecture comes from the weights file (transfer learning keeps the model).
     const std::string init = cfg.model.init, arch = read_architecture(init);
     LOOM_CHECK(arch == "gpt2" || arch.empty(), "start from weights of a GPT model",
                "model.init '{}' holds a '{}' model; loom-train builds 'gpt2'", init, arch);
-    cfg.model = Gpt::from_json(read_config_json(init));
+    const ModelConfig from_file = Gpt::from_json(read_config_json(init));
+    check_init_matches_options(cfg.model, from_file, given, init);
+    cfg.model = from_file;
     cfg.model.init = init;
   }
   if (cfg.model.vocab == 0) cfg.model.vocab = train_set.vocab_size();
@@ -288,8 +294,10 @@ int main(int argc, char** argv) {
     int world = 1, rank = 0;
     MPI_Comm_size(mpi.world(), &world);
     MPI_Comm_rank(mpi.world(), &rank);
-    auto cfg = loom::parse_train_options(argc, argv, rank == 0);
+    std::set<std::string> given;
+    auto cfg = loom::parse_train_options(argc, argv, rank == 0, &given);
     if (!cfg) return 0;
+    loom::check_ranks_agree(mpi.world(), loom::to_ini(*cfg), "options");  // before anything depends on them
     {
       // Options are checked before any file is touched (the vocabulary may still come
       // from the dataset or the weights file, so a placeholder stands in for it here).
@@ -298,7 +306,8 @@ int main(int argc, char** argv) {
       if (early.model.init.empty()) loom::validate(early);
     }
     loom::validate_layout(*cfg, world);  // before any work, on every rank
-    loom::ParallelContext ctx = loom::make_mpi_context(mpi.world(), {cfg->parallel.dp, cfg->parallel.tp, cfg->parallel.pp});
-    return loom::train(*cfg, ctx);
+    loom::ParallelContext ctx = loom::make_mpi_context(mpi.world(), {cfg->parallel.dp, cfg->parallel.tp, cfg->parallel.pp},
+                                                           cfg->parallel.timeout);
+    return loom::train(*cfg, ctx, given);
   });
 }

@@ -1,9 +1,11 @@
 // launch/train_options.cpp — the Boost.Program_options table behind loom-train.
 #include "launch/train_options.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -122,7 +124,10 @@ struct Table {
          po::value<bool>(&c.parallel.sequence_parallel)->default_value(false, "false")->implicit_value(true, "true"),
          "Megatron's sequence parallelism: layernorms and the residual stream split over the tp group "
          "(reduce-scatter / all-gather instead of all-reduce); needs parallel.tp > 1 and micro_batch * seq_len "
-         "divisible by tp");
+         "divisible by tp")
+        ("parallel.timeout", po::value(&c.parallel.timeout)->default_value(c.parallel.timeout),
+         "watchdog: seconds a collective or pipeline transfer may wait for the other ranks before the job stops, "
+         "naming the step, the group and the operation (0: wait forever)");
     data.add_options()
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split), or a blend \"W1 PATH1 W2 PATH2 ...\"")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split; a blend's first dataset's)");
@@ -153,7 +158,7 @@ struct Table {
 
 }  // namespace
 
-std::optional<RunConfig> parse_train_options(int argc, char** argv, bool print) {
+std::optional<RunConfig> parse_train_options(int argc, char** argv, bool print, std::set<std::string>* given) {
   RunConfig c;
   Table t(c);
   const po::options_description all = t.all();
@@ -166,17 +171,38 @@ std::optional<RunConfig> parse_train_options(int argc, char** argv, bool print) 
     }
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
+      // A directory opens as a stream that reads nothing: it would silently configure nothing.
+      LOOM_CHECK(!std::filesystem::is_directory(path), "give the INI file itself, e.g. --config run.ini",
+                 "--config '{}' is a directory, not a config file", path);
       std::ifstream in(path);
       LOOM_CHECK(in.good(), "check the path given to --config", "cannot open config file '{}'", path);
       // The command line was stored first, so its values win over the file's.
       po::store(po::parse_config_file(in, all), vm);
     }
     po::notify(vm);
+    if (given)
+      for (const auto& [name, value] : vm)
+        if (!value.defaulted()) given->insert(name);
   } catch (const po::error& e) {
     throw Error(e.what(), "run 'loom-train --help' for the options");
   }
   if (c.log.metrics.empty()) c.log.metrics = c.checkpoint.dir + "/metrics.jsonl";
   return c;
+}
+
+void check_init_matches_options(const ModelConfig& options, const ModelConfig& file,
+                                const std::set<std::string>& given, const std::string& path) {
+  // An explicit 0 for ffn or vocab means "derive it", which the file then does.
+  const std::tuple<const char*, std::int64_t, std::int64_t, bool> fields[] = {
+      {"model.layers", options.layers, file.layers, false},  {"model.channels", options.channels, file.channels, false},
+      {"model.heads", options.heads, file.heads, false},     {"model.ffn", options.ffn, file.ffn_size(), true},
+      {"model.vocab", options.vocab, file.vocab, true},      {"model.seq_len", options.seq_len, file.seq_len, false}};
+  for (const auto& [name, mine, theirs, zero_derives] : fields) {
+    if (!given.contains(name) || mine == theirs || (zero_derives && mine == 0)) continue;
+    throw Error(fmt::format("{} = {} was given, but model.init '{}' holds a model with {} = {}", name, mine, path, name,
+                            theirs),
+                fmt::format("the architecture comes from the weights file: drop --{} or start from other weights", name));
+  }
 }
 
 std::string to_ini(const RunConfig& c) {
@@ -203,7 +229,8 @@ std::string to_ini(const RunConfig& c) {
   o << "\n[parallel]\ntp = " << c.parallel.tp << "\npp = " << c.parallel.pp << "\ndp = " << c.parallel.dp
     << "\nschedule = " << c.parallel.schedule << "\nvirtual_stages = " << c.parallel.virtual_stages
     << "\ngrad_reduce_dtype = " << c.parallel.grad_reduce_dtype
-    << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false") << "\n";
+    << "\nsequence_parallel = " << (c.parallel.sequence_parallel ? "true" : "false")
+    << "\ntimeout = " << c.parallel.timeout << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\ninterval = " << c.checkpoint.interval

@@ -35,7 +35,16 @@ std::int64_t count_targets(const std::vector<std::int32_t>& w, std::int64_t T) {
   return n;
 }
 
+constexpr const char* kDivergedHint =
+    "lower optim.lr (or raise optim.warmup_steps), check the data, and resume from the last checkpoint";
+
 }  // namespace
+
+// Divergence ends the run with its step named, before anything non-finite is saved.
+void Trainer::check_finite_step(std::int64_t s, const char* what, double value) const {
+  LOOM_CHECK(std::isfinite(value), kDivergedHint, "step {}/{}: the {} is {}: training diverged",
+             s + 1, cfg_.train.steps, what, value);
+}
 
 // The executor's view of the model for one pass: micro-batch mb is rows
 // [mb * B, (mb + 1) * B) of this rank's inputs and targets.
@@ -129,6 +138,7 @@ double Trainer::global_sum(double value) {
 }
 
 StepRecord Trainer::step(std::int64_t s) {
+  ctx_.watchdog->step = s + 1;  // named by a rank that gives up waiting for its peers
   const auto t0 = std::chrono::steady_clock::now();
   tp_.reset();
   pp_.reset();
@@ -162,9 +172,16 @@ StepRecord Trainer::step(std::int64_t s) {
     dp_grads_.finish();
     if (tied_) tied_->sum();
   }
-  // The norm is the same on every rank (all-reduced), so is the decision to skip.
+  // The norm is the same on every rank (all-reduced), so is the decision to skip or stop.
   r.grad_norm = (zero_ ? zero_->grad_norm() : opt_->grad_norm()) / r.loss_scale;
+  // Without a loss scale an inf/NaN gradient is divergence, not overflow: stop before the
+  // update writes it into the weights.
+  if (scaler_.mode() == LossScaler::Mode::none) check_finite_step(s, "gradient norm", r.grad_norm);
   r.skipped = scaler_.update(std::isfinite(r.grad_norm));
+  LOOM_CHECK(!scaler_.exhausted(), kDivergedHint,
+             "step {}/{}: the gradients overflowed on {} steps in a row at optim.min_loss_scale = {}: fp16 cannot "
+             "represent this run's gradients (training diverged)",
+             s + 1, cfg_.train.steps, scaler_.skipped_at_min(), cfg_.optim.min_loss_scale);
   r.lr = learning_rate(cfg_.optim, cfg_.train.steps, progress_.updates);
   if (!r.skipped) {
     const float grad_scale = float(clip_scale(cfg_.optim, r.grad_norm) / r.loss_scale);
@@ -180,6 +197,10 @@ StepRecord Trainer::step(std::int64_t s) {
   r.t_pp = pp_.seconds();
   r.t_dp = dp_.seconds();  // what of the dp communication was not hidden behind backward
   r.loss = global_sum(model_.take_loss_sum()) / double(targets);
+  // A skipped step's loss may be inf/NaN from the overflow itself. Every rank holds the same
+  // sum (tp ranks compute the loss from tp-reduced statistics; pp and dp sum it), and an
+  // inf/NaN term makes any summation order non-finite, so all ranks stop alike.
+  if (!r.skipped) check_finite_step(s, "loss", r.loss);
   return r;
 }
 

@@ -10,6 +10,8 @@
 // computes in 16 bits, the optimizers keep f32 master weights; under a loss scale
 // (optimizer/loss_scaler.h) the loss gradient is multiplied by it, the norm and the update
 // divide it out, and a step whose gradient norm is not finite is skipped on every rank.
+// Without a loss scale an inf/NaN loss or gradient norm stops the run with a loom::Error
+// naming the step, as do fp16 overflows that persist at the minimum loss scale.
 // The AdamW step count and the learning-rate schedule advance with applied updates only
 // (Megatron: a skipped iteration does not step the scheduler). Evaluation runs a forward-only plan through the same executor. Each step
 // logs a line (rank 0) and a JSON record; the time split compute + tp + pp + dp adds
@@ -83,6 +85,8 @@ public:
 private:
   class Stage;  // the PipelineStage adapter: data in, model calls out
   double global_sum(double v);  // over pp then dp
+  // Throws (naming step s and `what`) when value is inf or NaN: training diverged.
+  void check_finite_step(std::int64_t s, const char* what, double value) const;
 
   const RunConfig& cfg_;
   ParallelContext& ctx_;

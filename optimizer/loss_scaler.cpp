@@ -20,6 +20,7 @@ void LossScaler::restore(const State& s) {
   if (mode_ == Mode::dynamic) scale_ = s.scale;  // fixed and none keep this run's option
   good_ = s.good;
   skipped_ = s.skipped;
+  skipped_at_min_ = s.skipped_at_min;
 }
 
 bool LossScaler::update(bool finite) {
@@ -27,9 +28,11 @@ bool LossScaler::update(bool finite) {
   if (!finite) {
     ++skipped_;
     good_ = 0;
+    skipped_at_min_ = mode_ == Mode::dynamic && scale_ <= min_ ? skipped_at_min_ + 1 : 0;
     if (mode_ == Mode::dynamic) scale_ = std::max(min_, scale_ * backoff_);
     return true;
   }
+  skipped_at_min_ = 0;
   if (mode_ == Mode::dynamic && ++good_ == window_) {
     scale_ *= 2;
     good_ = 0;

@@ -32,19 +32,26 @@ public:
   // gradients under a loss scale) and updates the scale.
   bool update(bool finite);
   std::int64_t skipped() const { return skipped_; }  // steps skipped so far
+  // Dynamic scaling cannot go below min: overflows that persist there are divergence, not
+  // a scale too high. exhausted() once kMaxSkipsAtMin steps in a row were skipped at the
+  // minimum scale (DeepSpeed stops at the first; a few allow for a transient spike).
+  static constexpr std::int64_t kMaxSkipsAtMin = 3;
+  bool exhausted() const { return skipped_at_min_ >= kMaxSkipsAtMin; }
+  std::int64_t skipped_at_min() const { return skipped_at_min_; }  // consecutive, at the minimum scale
 
   // What a checkpoint keeps, so a resumed run scales exactly as the uninterrupted one.
   struct State {
     float scale = 1;
     std::int64_t good = 0, skipped = 0;  // finite steps since the last change; skipped so far
+    std::int64_t skipped_at_min = 0;     // consecutive skips at the minimum scale
   };
-  State state() const { return {scale_, good_, skipped_}; }
+  State state() const { return {scale_, good_, skipped_, skipped_at_min_}; }
   void restore(const State& s);
 
 private:
   Mode mode_ = Mode::none;
   float scale_ = 1, backoff_ = 0.5f, min_ = 1;
-  std::int64_t window_ = 1000, good_ = 0, skipped_ = 0;
+  std::int64_t window_ = 1000, good_ = 0, skipped_ = 0, skipped_at_min_ = 0;
 };
 
 }  // namespace loom

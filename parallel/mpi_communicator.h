@@ -5,6 +5,9 @@
 // move-only, destroyed before MPI_Finalize (MpiSession). Every op checks device ==
 // cpu, dtypes and sizes before any MPI call, so a bad call throws the same
 // loom::Error on every rank; MPI failures become loom::Error (MPI_ERRORS_RETURN).
+// With a Watchdog (watchdog.h) armed, every operation is non-blocking underneath
+// (MPI_Iallreduce, MPI_Isend/Irecv, ...) and completed by a polling wait, so a rank
+// waits a bounded time for a stalled peer; without one the collectives block in MPI.
 #pragma once
 
 #include <mpi.h>
@@ -16,6 +19,7 @@
 #include <string>
 
 #include "parallel/communicator.h"
+#include "parallel/watchdog.h"
 
 namespace loom {
 
@@ -54,6 +58,12 @@ public:
   void exchange(const std::vector<P2P>& ops) override;
   void barrier() override;
 
+  // Every blocking operation then waits at most watchdog->timeout_s and, past it, throws
+  // a loom::Error naming watchdog->where(), this group and its world ranks, and the
+  // operation. Null (the default) or a timeout of 0: wait forever. Not owned.
+  void set_watchdog(const Watchdog* watchdog) { watchdog_ = watchdog; }
+  const std::vector<int>& world_ranks() const { return world_ranks_; }  // MPI_COMM_WORLD rank of each member
+
 private:
   std::vector<MPI_Request> pending_;  // started by all_reduce_start, completed by wait_all
   std::deque<std::vector<int>> pending_counts_;  // MPI reads a pending reduce-scatter's counts until it completes
@@ -70,11 +80,21 @@ private:
   MPI_Op reduce_op(DType t, ReduceOp op) const;
   // Throws loom::Error("<what> on group <name> failed: <MPI's message>") when rc != MPI_SUCCESS.
   void check_mpi(int rc, const char* what) const;
+  // Completes the requests of `op` (e.g. "all_reduce of f32[4]", formatted only on a
+  // timeout) under the watchdog's deadline (mpi_wait.h); throws when it passes.
+  template <class Describe>
+  void wait(int n, MPI_Request* requests, MPI_Status* statuses, const char* mpi_call, Describe&& op);
+  // A collective: `blocking()` (MPI's return code) without an armed watchdog; else
+  // start(&request) and wait() for it.
+  template <class Blocking, class Start, class Describe>
+  void collective(const char* name, Blocking&& blocking, const char* start_name, Start&& start, Describe&& op);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 0;
   std::string name_;
+  std::vector<int> world_ranks_;
   std::unique_ptr<MpiHalfOps> half_;
+  const Watchdog* watchdog_ = nullptr;
 };
 
 }  // namespace loom

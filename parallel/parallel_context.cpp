@@ -22,8 +22,9 @@ namespace loom {
 namespace {
 
 std::unique_ptr<Communicator> split_group(MPI_Comm world, const std::vector<int>& ranks, int index,
-                                          const char* name) {
+                                          const char* name, const Watchdog* watchdog) {
   auto c = std::make_unique<MpiCommunicator>(MpiCommunicator::split(world, ranks.front(), index, name));
+  c->set_watchdog(watchdog);
   LOOM_CHECK(c->size() == int(ranks.size()) && c->rank() == index, "",
              "make_mpi_context: the {} group has size {} and rank {}, expected size {} and rank {}", name,
              c->size(), c->rank(), ranks.size(), index);
@@ -32,7 +33,7 @@ std::unique_ptr<Communicator> split_group(MPI_Comm world, const std::vector<int>
 
 }  // namespace
 
-ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape) {
+ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape, double timeout_s) {
   int world_size = 0, world_rank = 0;
   MPI_Comm_size(world, &world_size);
   MPI_Comm_rank(world, &world_rank);
@@ -42,10 +43,13 @@ ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape) {
   ctx.shape = shape;
   ctx.coord = coord_of(shape, world_rank);
   ctx.world_rank = world_rank;
-  ctx.world = std::make_unique<MpiCommunicator>(MpiCommunicator::dup(world, "world"));
-  ctx.tp = split_group(world, tp_group(shape, world_rank), ctx.coord.tp, "tp");
-  ctx.dp = split_group(world, dp_group(shape, world_rank), ctx.coord.dp, "dp");
-  ctx.pp = split_group(world, pp_group(shape, world_rank), ctx.coord.pp, "pp");
+  ctx.watchdog->timeout_s = timeout_s;
+  auto w = std::make_unique<MpiCommunicator>(MpiCommunicator::dup(world, "world"));
+  w->set_watchdog(ctx.watchdog.get());
+  ctx.world = std::move(w);
+  ctx.tp = split_group(world, tp_group(shape, world_rank), ctx.coord.tp, "tp", ctx.watchdog.get());
+  ctx.dp = split_group(world, dp_group(shape, world_rank), ctx.coord.dp, "dp", ctx.watchdog.get());
+  ctx.pp = split_group(world, pp_group(shape, world_rank), ctx.coord.pp, "pp", ctx.watchdog.get());
   return ctx;
 }
 

@@ -15,6 +15,7 @@
 
 #include "parallel/communicator.h"
 #include "parallel/process_grid.h"
+#include "parallel/watchdog.h"
 
 namespace loom {
 
@@ -23,6 +24,9 @@ struct ParallelContext {
   GridCoord coord;
   int world_rank = 0;
   std::unique_ptr<Communicator> world, tp, dp, pp;
+  // The deadline of the MPI communicators' blocking operations, and the step the trainer
+  // is in (watchdog.h); on the heap so the communicators' pointer survives moves.
+  std::unique_ptr<Watchdog> watchdog = std::make_unique<Watchdog>();
 
   bool first_stage() const { return coord.pp == 0; }
   bool last_stage() const { return coord.pp == shape.pp - 1; }
@@ -31,8 +35,10 @@ struct ParallelContext {
 // Collective over `world`: checks the grid against world's size (check_grid's
 // message on every rank if it does not fit), then duplicates `world` and splits
 // it into this rank's tp, dp and pp groups (MpiCommunicators) ordered by coordinate.
-// The context must be destroyed before MPI_Finalize.
-ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape);
+// Their blocking operations give up after timeout_s seconds (0: never) with a message
+// naming the step, group and operation (ctx.watchdog). The context must be destroyed
+// before MPI_Finalize.
+ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape, double timeout_s = 0);
 
 // The (1, 1, 1) context of a single process, with LocalCommunicators; needs no MPI.
 ParallelContext make_local_context();

@@ -136,6 +136,29 @@ TEST(LossScaler, NoneFixedAndDynamic) {
   EXPECT_EQ(s.skipped(), 4);
 }
 
+// Overflows that persist at min_loss_scale are divergence: exhausted() after
+// kMaxSkipsAtMin of them in a row; a good step in between starts the count again.
+TEST(LossScaler, OverflowsAtTheMinimumScaleExhaustIt) {
+  OptimConfig o;
+  o.initial_loss_scale = 4, o.min_loss_scale = 2, o.loss_scale_backoff = 0.5f;
+  LossScaler s("fp16", o);
+  EXPECT_TRUE(s.update(false));  // 4 -> 2: reaching the floor is not yet at it
+  EXPECT_EQ(s.skipped_at_min(), 0);
+  EXPECT_TRUE(s.update(false));
+  EXPECT_TRUE(s.update(false));
+  EXPECT_FALSE(s.exhausted());
+  EXPECT_FALSE(s.update(true));  // a good step resets
+  EXPECT_EQ(s.skipped_at_min(), 0);
+  for (int i = 0; i < LossScaler::kMaxSkipsAtMin; ++i) {
+    EXPECT_FALSE(s.exhausted());
+    EXPECT_TRUE(s.update(false));
+  }
+  EXPECT_TRUE(s.exhausted());
+  LossScaler none("bf16", o);  // nothing scaled: never exhausted (the trainer stops on the norm)
+  for (int i = 0; i < 5; ++i) none.update(false);
+  EXPECT_FALSE(none.exhausted());
+}
+
 // A bf16 / fp16 GPT from the same (rounded) weights as an f32 one: the same loss to the
 // dtype's precision, and parameter gradients (f32 main_grad) close to the f32 model's.
 // Tolerances: relative 3e-2 (bf16: 8-bit mantissa, errors grow through 2 blocks) and 5e-3
