@@ -9,7 +9,8 @@
 //      background shard write, then commit() (index + rename, on the main thread);
 //   B  a raw write: each rank writes a file of its shard's size with large write() calls
 //      and fsync, as the shard writer fsyncs;
-//   A  verify (every shard's CRC-32) and load, each from a cold page cache;
+//   A  verify (every shard's CRC-32) from a cold page cache and load right after it, as
+//      loom-train resumes; then load again from a cold page cache;
 //   B  a raw read of the raw file, from a cold page cache;
 // so load drift hits both alike. Cold means: after fsync, the files' pages are dropped
 // (posix_fadvise DONTNEED per file, or /proc/sys/vm/drop_caches with --cache drop), and
@@ -249,7 +250,12 @@ int run_checkpoint(int argc, char** argv) {
       state_elems += s.elems.size();
     }
     be->synchronize();
-    const double load_bytes = 4.0 * double(ps.numel() + 3 * state_elems);  // what load() reads on this rank
+    // What load() reads on this rank: the working weights, then the moments, and the master
+    // weights unless they are the working weights themselves (f32).
+    bool aliased = true;
+    for (const StateSlice& s : state)
+      aliased = aliased && s.master.ptr == static_cast<const float*>(ps.param(s.param).ptr) + s.elems.begin;
+    const double load_bytes = 4.0 * double(ps.numel() + (aliased ? 2 : 3) * state_elems);
 
     std::string cache_note;
     if (lead) {
@@ -299,7 +305,8 @@ int run_checkpoint(int argc, char** argv) {
 
     // Per repetition, the figures (slowest rank's times, total bytes, mean per-rank MB/s).
     Series blocked, bg_write, commit_s, save_total, save_agg, save_rank, raw_w, raw_w_agg, raw_w_rank, verify_s,
-        verify_agg, load_s, load_agg, load_rank, raw_r, raw_r_agg, raw_r_rank, res_ckpt, res_raw, crc_s;
+        verify_agg, load_s, load_agg, load_rank, raw_r, raw_r_agg, raw_r_rank, res_ckpt, res_raw, crc_s,
+        warm_s, resume_s, resume_agg;
     double ckpt_bytes = 0, shard_max = 0, load_total = 0;
     int shards = 0;
     for (int rep = 0; rep < repeat; ++rep) {
@@ -319,7 +326,7 @@ int run_checkpoint(int argc, char** argv) {
       const std::string shard = (fs::path(dir) / fmt::format("rank_{:05d}.h5", rank)).string();
       std::error_code ec;
       const double my_bytes = fs::exists(shard, ec) ? double(fs::file_size(shard, ec)) : 0.0;
-      // The shard writer's CRC-32 re-read alone, from the page cache (as in close()).
+      // A whole shard's CRC-32 read back from the page cache (what verify does per shard).
       double t_crc = 0;
       if (my_bytes > 0) {
         const auto tq = clock_type::now();
@@ -343,12 +350,17 @@ int run_checkpoint(int argc, char** argv) {
       const std::string problem = ckpt.verify(dir);
       const double t_verify = since(tv);
       LOOM_CHECK(problem.empty(), "", "the checkpoint just written does not verify: {}", problem);
+      ctx.world->barrier();
+      const auto tw = clock_type::now();  // as loom-train resumes: load right after verify
+      (void)ckpt.load(dir);
+      const double t_warm = since(tw);
       make_cold(ckpt_files);
       const auto tl = clock_type::now();
       const TrainProgress back = ckpt.load(dir);
       const double t_load = since(tl);
       LOOM_CHECK(back.step == p.step, "", "loaded step {}, saved {}", back.step, p.step);
-      const auto g_verify = gather(t_verify), g_load = gather(t_load), g_load_bytes = gather(load_bytes);
+      const auto g_verify = gather(t_verify), g_load = gather(t_load), g_load_bytes = gather(load_bytes),
+                 g_warm = gather(t_warm), g_resume = gather(t_verify + t_warm);
 
       // B: raw read, cold.
       make_cold(my_bytes > 0 ? std::vector<std::string>{raw_path} : std::vector<std::string>{});
@@ -375,6 +387,9 @@ int run_checkpoint(int argc, char** argv) {
         raw_w_rank.v.push_back(per_rank_mbs(g_bytes, g_raw_w));
         verify_s.v.push_back(vmax(g_verify));
         verify_agg.v.push_back(ckpt_bytes / vmax(g_verify) / 1e6);
+        warm_s.v.push_back(vmax(g_warm));
+        resume_s.v.push_back(vmax(g_resume));
+        resume_agg.v.push_back(ckpt_bytes / vmax(g_resume) / 1e6);
         load_s.v.push_back(vmax(g_load));
         load_agg.v.push_back(ckpt_bytes / vmax(g_load) / 1e6);
         load_rank.v.push_back(per_rank_mbs(g_load_bytes, g_load));
@@ -384,9 +399,9 @@ int run_checkpoint(int argc, char** argv) {
         res_ckpt.v.push_back(100.0 * res_c / ckpt_bytes);
         res_raw.v.push_back(100.0 * vsum(g_res_r) / ckpt_bytes);
         fmt::print("repetition {}: save {:.2f} s (blocked {:.3f}, write {:.2f}, commit {:.3f}), raw write {:.2f} s; "
-                   "verify {:.2f} s, load {:.2f} s, raw read {:.2f} s\n",
+                   "verify {:.2f} s + load {:.2f} s, cold load {:.2f} s, raw read {:.2f} s\n",
                    rep + 1, save_total.v.back(), blocked.v.back(), bg_write.v.back(), commit_s.v.back(),
-                   raw_w.v.back(), verify_s.v.back(), load_s.v.back(), raw_r.v.back());
+                   raw_w.v.back(), verify_s.v.back(), warm_s.v.back(), load_s.v.back(), raw_r.v.back());
         std::fflush(stdout);
       }
     }
@@ -421,7 +436,7 @@ int run_checkpoint(int argc, char** argv) {
       };
       row_s("save: step loop blocked (save())", blocked);
       row_s("save: background shard write", bg_write);
-      row_s("save: CRC-32 re-read of a shard (in the write)", crc_s);
+      row_s("(CRC-32 of a whole shard read back, warm)", crc_s);
       row_s("save: commit() (main thread)", commit_s);
       row_s("save: total, save() to committed", save_total);
       row_mbs("save: aggregate (checkpoint bytes / total)", save_agg);
@@ -431,15 +446,19 @@ int run_checkpoint(int argc, char** argv) {
       row_mbs("raw write: per rank", raw_w_rank);
       row_pct("save / raw write, aggregate", save_agg, raw_w_agg);
       row_pct("save / raw write, per rank", save_rank, raw_w_rank);
-      row_s("verify (CRC-32 of every shard)", verify_s);
+      row_s("verify (CRC-32 of every shard), cold", verify_s);
       row_mbs("verify: aggregate", verify_agg);
-      row_s("load", load_s);
-      row_mbs("load: aggregate (checkpoint bytes / load)", load_agg);
-      row_mbs("load: per rank (bytes it reads / load)", load_rank);
+      row_s("load right after verify (as loom-train resumes)", warm_s);
+      row_s("resume: verify + load", resume_s);
+      row_mbs("resume: aggregate (checkpoint bytes / resume)", resume_agg);
+      row_s("load alone, cold", load_s);
+      row_mbs("load cold: aggregate (checkpoint bytes / load)", load_agg);
+      row_mbs("load cold: per rank (bytes it reads / load)", load_rank);
       row_s("raw read", raw_r);
       row_mbs("raw read: aggregate", raw_r_agg);
       row_mbs("raw read: per rank", raw_r_rank);
-      row_pct("load / raw read, aggregate", load_agg, raw_r_agg);
+      row_pct("resume (verify + load) / raw read, aggregate", resume_agg, raw_r_agg);
+      row_pct("load cold / raw read, aggregate", load_agg, raw_r_agg);
       row_pct("verify / raw read, aggregate", verify_agg, raw_r_agg);
       if (!json_path.empty()) {
         nlohmann::json j;
@@ -452,7 +471,8 @@ int run_checkpoint(int argc, char** argv) {
         put("save_blocked_s", blocked), put("save_write_s", bg_write), put("save_crc_reread_s", crc_s),
             put("save_commit_s", commit_s), put("save_total_s", save_total), put("save_mb_s", save_agg),
             put("save_rank_mb_s", save_rank), put("raw_write_s", raw_w), put("raw_write_mb_s", raw_w_agg),
-            put("raw_write_rank_mb_s", raw_w_rank), put("verify_s", verify_s), put("load_s", load_s),
+            put("raw_write_rank_mb_s", raw_w_rank), put("verify_s", verify_s), put("load_after_verify_s", warm_s),
+            put("resume_s", resume_s), put("resume_mb_s", resume_agg), put("load_cold_s", load_s),
             put("load_mb_s", load_agg), put("load_rank_mb_s", load_rank), put("raw_read_s", raw_r),
             put("raw_read_mb_s", raw_r_agg), put("raw_read_rank_mb_s", raw_r_rank);
         std::ofstream(json_path) << j.dump(2) << "\n";
