@@ -10,11 +10,11 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
-#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "io/files.h"

@@ -31,8 +31,8 @@
 #include <iostream>
 #include <thread>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
 #include "backend/registry.h"
@@ -55,7 +55,9 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+double since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
 
 constexpr std::size_t kIoBlock = std::size_t(8) << 20;  // raw I/O: 8 MiB write() / read() calls
 
@@ -66,7 +68,8 @@ double raw_write(const std::string& path, std::int64_t bytes, const std::vector<
   LOOM_CHECK(fd >= 0, "check --checkpoint.dir", "cannot create '{}'", path);
   std::int64_t left = bytes;
   while (left > 0) {
-    const ssize_t n = ::write(fd, buf.data(), std::size_t(std::min<std::int64_t>(left, std::int64_t(buf.size()))));
+    const ssize_t n =
+        ::write(fd, buf.data(), std::size_t(std::min<std::int64_t>(left, std::int64_t(buf.size()))));
     LOOM_CHECK(n > 0, "check the free disk space", "cannot write '{}'", path);
     left -= n;
   }
@@ -81,7 +84,8 @@ double raw_read(const std::string& path, std::vector<char>& buf) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   LOOM_CHECK(fd >= 0, "", "cannot read '{}'", path);
   std::uint64_t sink = 0;
-  for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) sink += std::uint8_t(buf[std::size_t(n) - 1]);
+  for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;)
+    sink += std::uint8_t(buf[std::size_t(n) - 1]);
   ::close(fd);
   volatile std::uint64_t keep = sink;
   (void)keep;
@@ -179,26 +183,28 @@ int run_checkpoint(int argc, char** argv) {
     int repeat = 3;
     std::string cache = "fadvise", json_path;
     cfg.checkpoint.dir = "bench-checkpoint";
-    po::options_description opts("loom-bench checkpoint options (run under mpirun; every rank takes the same)");
-    opts.add_options()("help", "show this help")
-        ("parallel.dp", po::value(&cfg.parallel.dp)->default_value(0), "data-parallel ranks (0: world / (tp x pp))")
-        ("parallel.tp", po::value(&cfg.parallel.tp)->default_value(1), "tensor-parallel ranks")
-        ("parallel.pp", po::value(&cfg.parallel.pp)->default_value(1), "pipeline stages")
-        ("optim.zero", po::value(&cfg.optim.zero)->default_value(0), "1: ZeRO-1, each dp rank writes its optimizer shard")
-        ("model.layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")
-        ("model.channels", po::value(&m.channels)->default_value(m.channels), "width C")
-        ("model.heads", po::value(&m.heads)->default_value(m.heads), "attention heads")
-        ("model.vocab", po::value(&m.vocab)->default_value(m.vocab), "vocabulary")
-        ("model.seq_len", po::value(&m.seq_len)->default_value(m.seq_len), "context (wpe rows)")
-        ("seq", po::value(&T)->default_value(T),
-         "activation buffers' sequence length (memory only: the checkpoint holds parameters)")
-        ("checkpoint.dir", po::value(&cfg.checkpoint.dir)->default_value(cfg.checkpoint.dir),
-         "where to write (checkpoints and raw files; emptied of them at the end)")
-        ("repeat", po::value(&repeat)->default_value(repeat), "repetitions (best and median reported)")
-        ("cache", po::value(&cache)->default_value(cache),
-         "before each read: fadvise (drop the files' pages, posix_fadvise), drop (echo 3 > "
-         "/proc/sys/vm/drop_caches, else fadvise) or warm (read what the page cache holds)")
-        ("json", po::value(&json_path), "also write the figures as JSON to this file (rank 0)");
+    po::options_description opts(
+        "loom-bench checkpoint options (run under mpirun; every rank takes the same)");
+    opts.add_options()("help", "show this help")("parallel.dp", po::value(&cfg.parallel.dp)->default_value(0),
+                                                 "data-parallel ranks (0: world / (tp x pp))")(
+        "parallel.tp", po::value(&cfg.parallel.tp)->default_value(1), "tensor-parallel ranks")(
+        "parallel.pp", po::value(&cfg.parallel.pp)->default_value(1), "pipeline stages")(
+        "optim.zero", po::value(&cfg.optim.zero)->default_value(0),
+        "1: ZeRO-1, each dp rank writes its optimizer shard")(
+        "model.layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")(
+        "model.channels", po::value(&m.channels)->default_value(m.channels), "width C")(
+        "model.heads", po::value(&m.heads)->default_value(m.heads), "attention heads")(
+        "model.vocab", po::value(&m.vocab)->default_value(m.vocab), "vocabulary")(
+        "model.seq_len", po::value(&m.seq_len)->default_value(m.seq_len), "context (wpe rows)")(
+        "seq", po::value(&T)->default_value(T),
+        "activation buffers' sequence length (memory only: the checkpoint holds parameters)")(
+        "checkpoint.dir", po::value(&cfg.checkpoint.dir)->default_value(cfg.checkpoint.dir),
+        "where to write (checkpoints and raw files; emptied of them at the end)")(
+        "repeat", po::value(&repeat)->default_value(repeat), "repetitions (best and median reported)")(
+        "cache", po::value(&cache)->default_value(cache),
+        "before each read: fadvise (drop the files' pages, posix_fadvise), drop (echo 3 > "
+        "/proc/sys/vm/drop_caches, else fadvise) or warm (read what the page cache holds)")(
+        "json", po::value(&json_path), "also write the figures as JSON to this file (rank 0)");
     po::variables_map vm;
     try {
       po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -210,16 +216,18 @@ int run_checkpoint(int argc, char** argv) {
       if (lead) std::cout << opts << "\n";
       return 0;
     }
-    LOOM_CHECK(repeat > 0 && T > 0 && T <= m.seq_len, "", "loom-bench checkpoint: --repeat > 0, 0 < --seq <= model.seq_len");
-    LOOM_CHECK(cache == "fadvise" || cache == "drop" || cache == "warm", "", "--cache: fadvise, drop or warm");
+    LOOM_CHECK(repeat > 0 && T > 0 && T <= m.seq_len, "",
+               "loom-bench checkpoint: --repeat > 0, 0 < --seq <= model.seq_len");
+    LOOM_CHECK(cache == "fadvise" || cache == "drop" || cache == "warm", "",
+               "--cache: fadvise, drop or warm");
     cfg.train.micro_batch = 1;
     cfg.train.global_batch = 0;  // set by validate_layout's dp below
     validate(m);
     if (cfg.parallel.dp == 0) cfg.parallel.dp = world / std::max(1, cfg.parallel.tp * cfg.parallel.pp);
     cfg.train.global_batch = cfg.parallel.dp;
     LOOM_CHECK(cfg.parallel.dp * cfg.parallel.tp * cfg.parallel.pp == world, "",
-               "dp x tp x pp = {} x {} x {} is not the {} ranks", cfg.parallel.dp, cfg.parallel.tp, cfg.parallel.pp,
-               world);
+               "dp x tp x pp = {} x {} x {} is not the {} ranks", cfg.parallel.dp, cfg.parallel.tp,
+               cfg.parallel.pp, world);
     ParallelContext ctx = make_mpi_context(mpi.world(), {cfg.parallel.dp, cfg.parallel.tp, cfg.parallel.pp});
     Gpt::check_tp(m, ctx.shape.tp);
 
@@ -228,14 +236,16 @@ int run_checkpoint(int argc, char** argv) {
     Gpt model(*be, m, 1, T, *ctx.tp, stage, {1}, {});
     model.params().init(1);
     ParamStore& ps = model.params();
-    const auto first_holder = [&](const std::string& g) { return model.tied_stages(g).front() == ctx.coord.pp; };
+    const auto first_holder = [&](const std::string& g) {
+      return model.tied_stages(g).front() == ctx.coord.pp;
+    };
     const std::vector<float> weights = norm_weights(ps.specs(), ctx.shape.tp, first_holder);
     std::unique_ptr<AdamW> opt;
     std::unique_ptr<ZeroAdamW> zero;
     if (cfg.optim.zero == 1)
-      zero = std::make_unique<ZeroAdamW>(*be, ps.specs(), ps.flat_params(), ps.flat_grads(), model.grad_buckets(),
-                                         cfg.optim, *ctx.dp, std::vector<Communicator*>{ctx.tp.get(), ctx.pp.get()},
-                                         weights);
+      zero = std::make_unique<ZeroAdamW>(*be, ps.specs(), ps.flat_params(), ps.flat_grads(),
+                                         model.grad_buckets(), cfg.optim, *ctx.dp,
+                                         std::vector<Communicator*>{ctx.tp.get(), ctx.pp.get()}, weights);
     else
       opt = std::make_unique<AdamW>(*be, ps.specs(), ps.flat_params(), ps.flat_grads(), cfg.optim,
                                     std::vector<Communicator*>{ctx.tp.get(), ctx.pp.get()}, weights);
@@ -261,8 +271,8 @@ int run_checkpoint(int argc, char** argv) {
     if (lead) {
       std::error_code ec;
       fs::create_directories(cfg.checkpoint.dir, ec);
-      LOOM_CHECK(!ec, "choose a --checkpoint.dir you can write to", "cannot create '{}': {}", cfg.checkpoint.dir,
-                 ec.message());
+      LOOM_CHECK(!ec, "choose a --checkpoint.dir you can write to", "cannot create '{}': {}",
+                 cfg.checkpoint.dir, ec.message());
     }
     ctx.world->barrier();
     bool drop_ok = false;
@@ -276,7 +286,8 @@ int run_checkpoint(int argc, char** argv) {
     MPI_Bcast(&drop_ok, 1, MPI_CXX_BOOL, 0, mpi.world());
     if (cache == "drop" && !drop_ok) {
       cache = "fadvise";
-      cache_note = "echo 3 > /proc/sys/vm/drop_caches is not permitted here: fell back to posix_fadvise DONTNEED; ";
+      cache_note =
+          "echo 3 > /proc/sys/vm/drop_caches is not permitted here: fell back to posix_fadvise DONTNEED; ";
     }
     // Drops the page cache before a read (rank 0 for `shared` files, each rank its own).
     auto make_cold = [&](const std::vector<std::string>& files) {
@@ -298,15 +309,18 @@ int run_checkpoint(int argc, char** argv) {
     };
 
     Checkpointer ckpt(cfg, ctx, *be, model, state, {{"bench", "loom-bench checkpoint"}});
-    const double unique_params = vsum(gather(double(ckpt.memory_plan().total()) / 12.0));  // each written once
-    const std::string raw_path = (fs::path(cfg.checkpoint.dir) / fmt::format("raw_{:05d}.bin", rank)).string();
+    const double unique_params =
+        vsum(gather(double(ckpt.memory_plan().total()) / 12.0));  // each written once
+    const std::string raw_path =
+        (fs::path(cfg.checkpoint.dir) / fmt::format("raw_{:05d}.bin", rank)).string();
     std::vector<char> buf(kIoBlock);
-    fill_uniform(reinterpret_cast<float*>(buf.data()), std::int64_t(buf.size() / 4), 9, std::uint64_t(rank), 0, -1, 1);
+    fill_uniform(reinterpret_cast<float*>(buf.data()), std::int64_t(buf.size() / 4), 9, std::uint64_t(rank),
+                 0, -1, 1);
 
     // Per repetition, the figures (slowest rank's times, total bytes, mean per-rank MB/s).
-    Series blocked, bg_write, commit_s, save_total, save_agg, save_rank, raw_w, raw_w_agg, raw_w_rank, verify_s,
-        verify_agg, load_s, load_agg, load_rank, raw_r, raw_r_agg, raw_r_rank, res_ckpt, res_raw, crc_s,
-        warm_s, resume_s, resume_agg;
+    Series blocked, bg_write, commit_s, save_total, save_agg, save_rank, raw_w, raw_w_agg, raw_w_rank,
+        verify_s, verify_agg, load_s, load_agg, load_rank, raw_r, raw_r_agg, raw_r_rank, res_ckpt, res_raw,
+        crc_s, warm_s, resume_s, resume_agg;
     double ckpt_bytes = 0, shard_max = 0, load_total = 0;
     int shards = 0;
     for (int rep = 0; rep < repeat; ++rep) {
@@ -333,8 +347,9 @@ int run_checkpoint(int argc, char** argv) {
         (void)file_checksum(shard);
         t_crc = since(tq);
       }
-      const auto g_blocked = gather(t_blocked), g_write = gather(ckpt.write_seconds()), g_commit = gather(t_commit),
-                 g_total = gather(t_total), g_bytes = gather(my_bytes), g_crc = gather(t_crc);
+      const auto g_blocked = gather(t_blocked), g_write = gather(ckpt.write_seconds()),
+                 g_commit = gather(t_commit), g_total = gather(t_total), g_bytes = gather(my_bytes),
+                 g_crc = gather(t_crc);
 
       // B: raw write of the same size.
       ctx.world->barrier();
@@ -398,10 +413,11 @@ int run_checkpoint(int argc, char** argv) {
         raw_r_rank.v.push_back(per_rank_mbs(g_bytes, g_raw_r));
         res_ckpt.v.push_back(100.0 * res_c / ckpt_bytes);
         res_raw.v.push_back(100.0 * vsum(g_res_r) / ckpt_bytes);
-        fmt::print("repetition {}: save {:.2f} s (blocked {:.3f}, write {:.2f}, commit {:.3f}), raw write {:.2f} s; "
-                   "verify {:.2f} s + load {:.2f} s, cold load {:.2f} s, raw read {:.2f} s\n",
-                   rep + 1, save_total.v.back(), blocked.v.back(), bg_write.v.back(), commit_s.v.back(),
-                   raw_w.v.back(), verify_s.v.back(), warm_s.v.back(), load_s.v.back(), raw_r.v.back());
+        fmt::print(
+            "repetition {}: save {:.2f} s (blocked {:.3f}, write {:.2f}, commit {:.3f}), raw write {:.2f} s; "
+            "verify {:.2f} s + load {:.2f} s, cold load {:.2f} s, raw read {:.2f} s\n",
+            rep + 1, save_total.v.back(), blocked.v.back(), bg_write.v.back(), commit_s.v.back(),
+            raw_w.v.back(), verify_s.v.back(), warm_s.v.back(), load_s.v.back(), raw_r.v.back());
         std::fflush(stdout);
       }
     }
@@ -411,17 +427,21 @@ int run_checkpoint(int argc, char** argv) {
     if (lead) {
       fs::remove(fs::path(cfg.checkpoint.dir) / "latest", ec);
       if (cache_note.empty())
-        cache_note = cache == "warm"   ? "warm: reads may come from the page cache; "
-                     : cache == "drop" ? "cold: echo 3 > /proc/sys/vm/drop_caches before each read; "
-                                       : "cold: each file's pages dropped (posix_fadvise DONTNEED) before each read; ";
-      cache_note += fmt::format("resident before reading: checkpoint {:.0f}%, raw {:.0f}% (median)", res_ckpt.median(),
-                                res_raw.median());
-      fmt::print("\nloom-bench checkpoint: GPT L={} C={} H={} V={} seq_len={}: {:.2f} M parameters; {} ranks = dp {} x "
-                 "tp {} x pp {}{}; {} repetitions in {}\n",
-                 m.layers, m.channels, m.heads, m.vocab, m.seq_len, unique_params / 1e6, world, ctx.shape.dp, ctx.shape.tp,
-                 ctx.shape.pp, cfg.optim.zero ? ", ZeRO-1" : "", repeat, cfg.checkpoint.dir);
-      fmt::print("checkpoint {:.1f} MB in {} shard(s), largest {:.1f} MB; load reads {:.1f} MB over all ranks\n",
-                 ckpt_bytes / 1e6, shards, shard_max / 1e6, load_total / 1e6);
+        cache_note = cache == "warm" ? "warm: reads may come from the page cache; "
+                     : cache == "drop"
+                         ? "cold: echo 3 > /proc/sys/vm/drop_caches before each read; "
+                         : "cold: each file's pages dropped (posix_fadvise DONTNEED) before each read; ";
+      cache_note += fmt::format("resident before reading: checkpoint {:.0f}%, raw {:.0f}% (median)",
+                                res_ckpt.median(), res_raw.median());
+      fmt::print(
+          "\nloom-bench checkpoint: GPT L={} C={} H={} V={} seq_len={}: {:.2f} M parameters; {} ranks = dp "
+          "{} x "
+          "tp {} x pp {}{}; {} repetitions in {}\n",
+          m.layers, m.channels, m.heads, m.vocab, m.seq_len, unique_params / 1e6, world, ctx.shape.dp,
+          ctx.shape.tp, ctx.shape.pp, cfg.optim.zero ? ", ZeRO-1" : "", repeat, cfg.checkpoint.dir);
+      fmt::print(
+          "checkpoint {:.1f} MB in {} shard(s), largest {:.1f} MB; load reads {:.1f} MB over all ranks\n",
+          ckpt_bytes / 1e6, shards, shard_max / 1e6, load_total / 1e6);
       fmt::print("page cache: {}\n\n", cache_note);
       fmt::print("| figure | best | median |\n|---|---:|---:|\n");
       auto row_s = [](const char* name, const Series& s) {
@@ -463,18 +483,24 @@ int run_checkpoint(int argc, char** argv) {
       if (!json_path.empty()) {
         nlohmann::json j;
         auto put = [&](const char* k, const Series& s) { j[k] = {{"values", s.v}, {"median", s.median()}}; };
-        j["layout"] = {{"world", world}, {"dp", ctx.shape.dp}, {"tp", ctx.shape.tp}, {"pp", ctx.shape.pp},
+        j["layout"] = {{"world", world},
+                       {"dp", ctx.shape.dp},
+                       {"tp", ctx.shape.tp},
+                       {"pp", ctx.shape.pp},
                        {"zero", cfg.optim.zero}};
-        j["model"] = {{"layers", m.layers}, {"channels", m.channels}, {"heads", m.heads}, {"vocab", m.vocab},
+        j["model"] = {{"layers", m.layers},
+                      {"channels", m.channels},
+                      {"heads", m.heads},
+                      {"vocab", m.vocab},
                       {"seq_len", m.seq_len}};
         j["checkpoint_bytes"] = ckpt_bytes, j["shards"] = shards, j["page_cache"] = cache_note;
         put("save_blocked_s", blocked), put("save_write_s", bg_write), put("save_crc_reread_s", crc_s),
             put("save_commit_s", commit_s), put("save_total_s", save_total), put("save_mb_s", save_agg),
             put("save_rank_mb_s", save_rank), put("raw_write_s", raw_w), put("raw_write_mb_s", raw_w_agg),
-            put("raw_write_rank_mb_s", raw_w_rank), put("verify_s", verify_s), put("load_after_verify_s", warm_s),
-            put("resume_s", resume_s), put("resume_mb_s", resume_agg), put("load_cold_s", load_s),
-            put("load_mb_s", load_agg), put("load_rank_mb_s", load_rank), put("raw_read_s", raw_r),
-            put("raw_read_mb_s", raw_r_agg), put("raw_read_rank_mb_s", raw_r_rank);
+            put("raw_write_rank_mb_s", raw_w_rank), put("verify_s", verify_s),
+            put("load_after_verify_s", warm_s), put("resume_s", resume_s), put("resume_mb_s", resume_agg),
+            put("load_cold_s", load_s), put("load_mb_s", load_agg), put("load_rank_mb_s", load_rank),
+            put("raw_read_s", raw_r), put("raw_read_mb_s", raw_r_agg), put("raw_read_rank_mb_s", raw_r_rank);
         std::ofstream(json_path) << j.dump(2) << "\n";
       }
     }
