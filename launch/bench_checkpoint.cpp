@@ -16,7 +16,8 @@
 // (posix_fadvise DONTNEED per file, or /proc/sys/vm/drop_caches with --cache drop), and
 // the table says which fraction of the bytes was still resident (mincore) before reading.
 // Times are wall times of the slowest rank; MB/s are 1e6 bytes per second. Best and median
-// over --repeat repetitions; ratios are checkpoint MB/s over raw MB/s of the same run.
+// over --repeat repetitions after --warmup untimed ones; ratios are checkpoint MB/s over raw MB/s of the same
+// run.
 #include <fcntl.h>
 #include <mpi.h>
 #include <sys/mman.h>
@@ -180,7 +181,7 @@ int run_checkpoint(int argc, char** argv) {
     ModelConfig& m = cfg.model;
     m.layers = 12, m.channels = 768, m.heads = 12, m.vocab = 50257, m.seq_len = 1024;
     std::int64_t T = 64;
-    int repeat = 3;
+    int repeat = 3, warmup = 1;
     std::string cache = "fadvise", json_path;
     cfg.checkpoint.dir = "bench-checkpoint";
     po::options_description opts(
@@ -201,6 +202,8 @@ int run_checkpoint(int argc, char** argv) {
         "checkpoint.dir", po::value(&cfg.checkpoint.dir)->default_value(cfg.checkpoint.dir),
         "where to write (checkpoints and raw files; emptied of them at the end)")(
         "repeat", po::value(&repeat)->default_value(repeat), "repetitions (best and median reported)")(
+        "warmup", po::value(&warmup)->default_value(warmup),
+        "untimed repetitions first (the first touches the snapshot and allocates fresh disk blocks)")(
         "cache", po::value(&cache)->default_value(cache),
         "before each read: fadvise (drop the files' pages, posix_fadvise), drop (echo 3 > "
         "/proc/sys/vm/drop_caches, else fadvise) or warm (read what the page cache holds)")(
@@ -216,7 +219,7 @@ int run_checkpoint(int argc, char** argv) {
       if (lead) std::cout << opts << "\n";
       return 0;
     }
-    LOOM_CHECK(repeat > 0 && T > 0 && T <= m.seq_len, "",
+    LOOM_CHECK(repeat > 0 && warmup >= 0 && T > 0 && T <= m.seq_len, "",
                "loom-bench checkpoint: --repeat > 0, 0 < --seq <= model.seq_len");
     LOOM_CHECK(cache == "fadvise" || cache == "drop" || cache == "warm", "",
                "--cache: fadvise, drop or warm");
@@ -323,7 +326,7 @@ int run_checkpoint(int argc, char** argv) {
         crc_s, warm_s, resume_s, resume_agg;
     double ckpt_bytes = 0, shard_max = 0, load_total = 0;
     int shards = 0;
-    for (int rep = 0; rep < repeat; ++rep) {
+    for (int rep = 0; rep < warmup + repeat; ++rep) {
       TrainProgress p;
       p.step = rep + 1;
       // A: checkpoint save.
@@ -387,7 +390,12 @@ int run_checkpoint(int argc, char** argv) {
       if (lead) fs::remove_all(dir, ec);
       ctx.world->barrier();
 
-      if (lead) {
+      if (lead && rep < warmup) {
+        fmt::print("warm-up {}: save {:.2f} s, raw write {:.2f} s (not counted)\n", rep + 1, vmax(g_total),
+                   vmax(g_raw_w));
+        std::fflush(stdout);
+      }
+      if (lead && rep >= warmup) {
         ckpt_bytes = vsum(g_bytes), shard_max = vmax(g_bytes), load_total = vsum(g_load_bytes);
         shards = int(std::count_if(g_bytes.begin(), g_bytes.end(), [](double b) { return b > 0; }));
         blocked.v.push_back(vmax(g_blocked));
@@ -436,9 +444,9 @@ int run_checkpoint(int argc, char** argv) {
       fmt::print(
           "\nloom-bench checkpoint: GPT L={} C={} H={} V={} seq_len={}: {:.2f} M parameters; {} ranks = dp "
           "{} x "
-          "tp {} x pp {}{}; {} repetitions in {}\n",
+          "tp {} x pp {}{}; {} repetitions after {} warm-up in {}\n",
           m.layers, m.channels, m.heads, m.vocab, m.seq_len, unique_params / 1e6, world, ctx.shape.dp,
-          ctx.shape.tp, ctx.shape.pp, cfg.optim.zero ? ", ZeRO-1" : "", repeat, cfg.checkpoint.dir);
+          ctx.shape.tp, ctx.shape.pp, cfg.optim.zero ? ", ZeRO-1" : "", repeat, warmup, cfg.checkpoint.dir);
       fmt::print(
           "checkpoint {:.1f} MB in {} shard(s), largest {:.1f} MB; load reads {:.1f} MB over all ranks\n",
           ckpt_bytes / 1e6, shards, shard_max / 1e6, load_total / 1e6);
