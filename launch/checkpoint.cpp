@@ -180,10 +180,17 @@ Checkpointer::Written Checkpointer::write_shard(const std::string& path) const {
       const ParamSpec& spec = model_.params().spec(s.param);
       const std::vector<std::int64_t> shape = dims(stored_shape(spec));
       for (const GlobalBlock& b : global_blocks(spec, s.elems.begin, s.elems.end)) {
-        block.resize(std::size_t(b.numel()));
+        // A block whose rows are adjacent in the run is written from the snapshot itself.
+        const bool contiguous = b.rows == 1 || b.local_stride == b.cols;
+        if (!contiguous) block.resize(std::size_t(b.numel()));
         for (int k = 0; k < 3; ++k) {
-          pack(b, s.elems.begin, const_cast<float*>(snapshot_[k].data()) + it.host, block.data(), true);
-          out.add(kKinds[k], spec.name, shape, b, block.data());
+          const float* run = snapshot_[k].data() + it.host;
+          if (contiguous) {
+            out.add(kKinds[k], spec.name, shape, b, run + (b.local - s.elems.begin));
+          } else {
+            pack(b, s.elems.begin, const_cast<float*>(run), block.data(), true);
+            out.add(kKinds[k], spec.name, shape, b, block.data());
+          }
         }
       }
     }
@@ -303,8 +310,12 @@ TrainProgress Checkpointer::load(const std::string& path) {
   }
   for (const StateSlice& s : state_) {  // master weights and moments: the runs this rank keeps
     const Tensor dst[3] = {s.master, s.m, s.v};
+    // f32 working weights are their own master (AdamW, ZeRO-1): already read above.
+    const Tensor p = ps.param(s.param);
+    const bool aliased = s.master.dtype == DType::f32 && p.dtype == DType::f32 &&
+                         s.master.ptr == static_cast<const float*>(p.ptr) + s.elems.begin;
     std::vector<float> run(std::size_t(s.elems.size()));
-    for (int k = 0; k < 3; ++k) {
+    for (int k = aliased ? 1 : 0; k < 3; ++k) {
       std::fill(run.begin(), run.end(), 0.0f);
       read_run(kKinds[k], s.param, s.elems.begin, s.elems.size(), run.data());
       be_.copy(dst[k], host_tensor(run.data(), Shape{s.elems.size()}));
