@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <limits>
 
@@ -173,6 +174,22 @@ Checkpointer::Written Checkpointer::write_shard(const std::string& path) const {
   Written w;
   if (items_.empty()) return w;
   try {
+    // Weights or moments that are no longer finite (a run diverging) are never saved: the
+    // last good checkpoint stays `latest`. The values are on the host already; this is
+    // one pass, off the step loop.
+    for (const Item& it : items_)
+      for (int k = 0; k < 3; ++k) {
+        const float* run = snapshot_[k].data() + it.host;
+        const std::int64_t n = state_[it.slice].elems.size();
+        for (std::int64_t j = 0; j < n; ++j)
+          if (!std::isfinite(run[j])) {
+            w.error = fmt::format("{} of parameter {} holds {} at step {}: training diverged; this checkpoint is not "
+                                  "saved, the last good one stays latest (lower optim.lr and resume from it)",
+                                  kKinds[k], model_.params().spec(state_[it.slice].param).name, run[j], saved_.step);
+            w.seconds = seconds_since(t0);
+            return w;
+          }
+      }
     ShardWriter out(path);
     std::vector<float> block;
     for (const Item& it : items_) {
@@ -211,9 +228,13 @@ void Checkpointer::commit() {
   pending_ = false;
   Communicator& world = *ctx_.world;
   const std::string problem = first_problem(
-      world, w.error.empty() ? "" : fmt::format("rank {} could not write its checkpoint shard: {}", ctx_.world_rank, w.error));
-  LOOM_CHECK(problem.empty(), "check checkpoint.dir (free space, permissions); the previous checkpoint is intact",
-             "{}", problem);
+      world, w.error.empty() ? "" : fmt::format("rank {} did not write its checkpoint shard: {}", ctx_.world_rank, w.error));
+  if (!problem.empty() && ctx_.world_rank == 0) {
+    std::error_code ec;
+    fs::remove_all(tmp_dir_, ec);  // never committed: leave nothing half-made behind
+  }
+  LOOM_CHECK(problem.empty(), "the previous checkpoint is intact and stays latest; for a write error, check "
+             "checkpoint.dir (free space, permissions)", "{}", problem);
   const std::vector<std::uint64_t> all =
       all_gather_u64(world, {std::uint64_t(w.has_shard), std::uint64_t(w.info.bytes), w.info.crc32});
   if (ctx_.world_rank == 0) {

@@ -260,7 +260,15 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
     return stop;
   };
   double last_val = -1;
-  const StepRecord last = trainer.run(lead ? &metrics : nullptr, peak, last_val, after_step);
+  StepRecord last;
+  try {
+    last = trainer.run(lead ? &metrics : nullptr, peak, last_val, after_step);
+  } catch (const Diverged&) {
+    // Every rank stopped at the same step: a save of an earlier, good step may still be in
+    // flight; commit it (it refuses non-finite values itself) so it becomes `latest`.
+    checkpointer.commit();
+    throw;
+  }
   if (!stopped.empty()) {
     if (lead)
       fmt::print("\nstopped after step {} of {} ({}); continue with --checkpoint.resume auto\n", last.step + 1,

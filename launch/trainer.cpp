@@ -42,8 +42,9 @@ constexpr const char* kDivergedHint =
 
 // Divergence ends the run with its step named, before anything non-finite is saved.
 void Trainer::check_finite_step(std::int64_t s, const char* what, double value) const {
-  LOOM_CHECK(std::isfinite(value), kDivergedHint, "step {}/{}: the {} is {}: training diverged",
-             s + 1, cfg_.train.steps, what, value);
+  if (!std::isfinite(value))
+    throw Diverged(fmt::format("step {}/{}: the {} is {}: training diverged", s + 1, cfg_.train.steps, what, value),
+                   kDivergedHint);
 }
 
 // The executor's view of the model for one pass: micro-batch mb is rows
@@ -178,10 +179,11 @@ StepRecord Trainer::step(std::int64_t s) {
   // update writes it into the weights.
   if (scaler_.mode() == LossScaler::Mode::none) check_finite_step(s, "gradient norm", r.grad_norm);
   r.skipped = scaler_.update(std::isfinite(r.grad_norm));
-  LOOM_CHECK(!scaler_.exhausted(), kDivergedHint,
-             "step {}/{}: the gradients overflowed on {} steps in a row at optim.min_loss_scale = {}: fp16 cannot "
-             "represent this run's gradients (training diverged)",
-             s + 1, cfg_.train.steps, scaler_.skipped_at_min(), cfg_.optim.min_loss_scale);
+  if (scaler_.exhausted())
+    throw Diverged(fmt::format("step {}/{}: the gradients overflowed on {} steps in a row at optim.min_loss_scale = {}: "
+                               "fp16 cannot represent this run's gradients (training diverged)",
+                               s + 1, cfg_.train.steps, scaler_.skipped_at_min(), cfg_.optim.min_loss_scale),
+                   kDivergedHint);
   r.lr = learning_rate(cfg_.optim, cfg_.train.steps, progress_.updates);
   if (!r.skipped) {
     const float grad_scale = float(clip_scale(cfg_.optim, r.grad_norm) / r.loss_scale);

@@ -43,6 +43,15 @@ struct StepRecord {
   bool skipped = false;   // no update: the scaled gradients overflowed
 };
 
+// Thrown by Trainer::step when training diverged (a non-finite loss or gradient norm, or
+// fp16 overflows persisting at the minimum loss scale). The verdict comes from all-reduced
+// values, so every rank throws it at the same step: the caller may still act collectively
+// (commit a checkpoint already written) before ending the run.
+class Diverged : public Error {
+public:
+  using Error::Error;
+};
+
 // Where a run stands: what a checkpoint saves and a resumed run restores. The data
 // loader needs no position of its own: the batch of step s is a pure function of
 // (seed, s), so `step` is the position.

@@ -227,6 +227,29 @@ TEST_F(CheckpointCli, DamagedCheckpointsAreFoundAndAutoResumeFallsBack) {
   EXPECT_EQ(metric_lines(run / "metrics.jsonl"), 8u);  // steps 2..5 written again, not twice
 }
 
+// A diverging run stops naming the step; the save of the last good step (still being
+// written in the background when the next step diverged) is committed and stays `latest`.
+// Weights that are already inf are never saved at all.
+TEST_F(CheckpointCli, DivergenceLeavesTheLastGoodCheckpointAsLatest) {
+  const fs::path run = run_dir("diverged");
+  const auto r = run_program("loom-train", tiny(run, "--train.steps 20 --checkpoint.interval 1 --optim.lr 1e30 "
+                                                     "--optim.warmup_steps 0"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("step 2/20: the gradient norm is -nan: training diverged"));
+  EXPECT_EQ(latest(run), "step_00000001");
+  EXPECT_EQ(run_program("loom-ckpt", "verify " + run.string()).exit_code, 0);
+  EXPECT_FALSE(fs::exists(run / "weights.h5"));
+
+  const fs::path inf = run_dir("inf_weights");  // the first update overflows the weights to inf
+  const auto r2 = run_program("loom-train", tiny(inf, "--train.steps 20 --checkpoint.interval 1 --optim.lr 3.4e38 "
+                                                      "--optim.warmup_steps 0"));
+  EXPECT_EQ(r2.exit_code, 2) << r2.output;
+  EXPECT_THAT(r2.output, HasSubstr("holds inf at step 1: training diverged; this checkpoint is not saved"));
+  EXPECT_FALSE(fs::exists(inf / "latest"));
+  EXPECT_FALSE(fs::exists(inf / "step_00000001"));
+  EXPECT_FALSE(fs::exists(inf / "step_00000001.tmp"));
+}
+
 TEST_F(CheckpointCli, KeepDeletesOlderCheckpointsOnlyAfterANewerOneIsComplete) {
   const fs::path run = run_dir("keep");
   const auto r = run_program("loom-train", tiny(run, "--train.steps 9 --checkpoint.interval 2 --checkpoint.keep 2"));
