@@ -311,7 +311,9 @@ int run_checkpoint(int argc, char** argv) {
       return double(in);
     };
 
-    Checkpointer ckpt(cfg, ctx, *be, model, state, {{"bench", "loom-bench checkpoint"}});
+    Checkpointer ckpt(
+        cfg, ctx, *be, model, state, [&] { zero ? zero->params_from_master() : opt->params_from_master(); },
+        {{"bench", "loom-bench checkpoint"}});
     const double unique_params =
         vsum(gather(double(ckpt.memory_plan().total()) / 12.0));  // each written once
     const std::string raw_path =

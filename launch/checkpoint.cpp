@@ -109,8 +109,15 @@ std::string config_differences(const json& ckpt, const json& mine) {
 }  // namespace
 
 Checkpointer::Checkpointer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model,
-                           std::vector<StateSlice> state, std::map<std::string, std::string> attrs)
-    : cfg_(cfg), ctx_(ctx), be_(be), model_(model), state_(std::move(state)), attrs_(std::move(attrs)) {
+                           std::vector<StateSlice> state, std::function<void()> params_from_master,
+                           std::map<std::string, std::string> attrs)
+    : cfg_(cfg),
+      ctx_(ctx),
+      be_(be),
+      model_(model),
+      state_(std::move(state)),
+      params_from_master_(std::move(params_from_master)),
+      attrs_(std::move(attrs)) {
   std::int64_t total = 0;
   for (std::size_t s = 0; s < state_.size(); ++s)
     if (writes(state_[s].param)) {
@@ -324,24 +331,20 @@ TrainProgress Checkpointer::load(const std::string& path) {
       pack(b, first, run, block.data(), false);
     }
   };
-  for (std::size_t i = 0; i < ps.size(); ++i) {  // the working weights: every element this rank holds
-    std::vector<float> w(std::size_t(ps.spec(i).shape.numel()), 0.0f);  // padding rows stay 0
-    read_run("params", i, 0, std::int64_t(w.size()), w.data());
-    ps.write(i, w);
-  }
-  for (const StateSlice& s : state_) {  // master weights and moments: the runs this rank keeps
+  // Only the runs whose state this rank keeps are read (master weights, m, v); the working
+  // weights are made from the master weights (rounded, and under ZeRO-1 all-gathered over
+  // dp), exactly as after an update.
+  for (const StateSlice& s : state_) {
     const Tensor dst[3] = {s.master, s.m, s.v};
-    // f32 working weights are their own master (AdamW, ZeRO-1): already read above.
-    const Tensor p = ps.param(s.param);
-    const bool aliased = s.master.dtype == DType::f32 && p.dtype == DType::f32 &&
-                         s.master.ptr == static_cast<const float*>(p.ptr) + s.elems.begin;
     std::vector<float> run(std::size_t(s.elems.size()));
-    for (int k = aliased ? 1 : 0; k < 3; ++k) {
-      std::fill(run.begin(), run.end(), 0.0f);
+    for (int k = 0; k < 3; ++k) {
+      std::fill(run.begin(), run.end(), 0.0f);  // padding rows stay 0
       read_run(kKinds[k], s.param, s.elems.begin, s.elems.size(), run.data());
       be_.copy(dst[k], host_tensor(run.data(), Shape{s.elems.size()}));
     }
   }
+  be_.synchronize();
+  params_from_master_();
   be_.synchronize();
   TrainProgress p;
   p.step = r.int_attr("step");

@@ -17,6 +17,7 @@
 // leaves the previous checkpoints untouched.
 #pragma once
 
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -36,10 +37,14 @@ namespace loom {
 
 class Checkpointer {
 public:
-  // `state`: the optimizer's slices on this rank (Trainer::optimizer_state). `attrs`: more
-  // string attributes for the index (the run configuration, the data's checksums).
+  // `state`: the optimizer's slices on this rank (Trainer::optimizer_state);
+  // `params_from_master`: makes the working parameters from the master weights once load()
+  // wrote those (Trainer::params_from_master: rounding; under ZeRO-1 an all-gather over dp,
+  // so each rank reads only the part of the weights whose state it keeps). `attrs`: more
+  // string attributes for the index (the run configuration).
   Checkpointer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model,
-               std::vector<StateSlice> state, std::map<std::string, std::string> attrs);
+               std::vector<StateSlice> state, std::function<void()> params_from_master,
+               std::map<std::string, std::string> attrs);
   ~Checkpointer();  // waits for a running write (it is not committed)
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
@@ -83,6 +88,7 @@ private:
   Backend& be_;
   StageModel& model_;
   std::vector<StateSlice> state_;
+  std::function<void()> params_from_master_;
   std::map<std::string, std::string> attrs_;
   std::vector<Item> items_;
   std::vector<float> snapshot_[3];  // master, m, v of the items, back to back

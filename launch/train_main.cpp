@@ -192,7 +192,8 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   const bool writer_pipeline = ctx.coord.dp == 0 && ctx.coord.tp == 0;
   if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline);
   Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader);
-  Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), {{"run_config", to_ini(cfg)}});
+  Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), [&] { trainer.params_from_master(); },
+                            {{"run_config", to_ini(cfg)}});
   const std::optional<TrainProgress> resumed = resume(cfg, ctx, checkpointer);
   if (resumed) trainer.restore(*resumed);
   const TrainProgress start = trainer.progress();

@@ -90,6 +90,8 @@ public:
   void restore(const TrainProgress& p);  // a resumed run: the step loop starts at p.step
   // This rank's optimizer state (the runs of each parameter it keeps), for checkpoints.
   std::vector<StateSlice> optimizer_state() const { return zero_ ? zero_->state() : opt_->state(); }
+  // The working parameters from the optimizer's master weights (ZeRO-1: collective over dp).
+  void params_from_master() { zero_ ? zero_->params_from_master() : opt_->params_from_master(); }
 
 private:
   class Stage;  // the PipelineStage adapter: data in, model calls out

@@ -104,6 +104,10 @@ std::vector<StateSlice> AdamW::state() const {
   return out;
 }
 
+void AdamW::params_from_master() {
+  if (master_.ptr != params_.ptr) be_.cast(params_, master_);
+}
+
 double AdamW::step(float lr, std::int64_t step) {
   const double norm = grad_norm();
   update(lr, step, clip_scale(cfg_, norm));

@@ -59,6 +59,9 @@ public:
   Tensor v() const { return v_; }
   Tensor master() const { return master_; }  // the f32 weights AdamW updates
   std::vector<StateSlice> state() const;      // every parameter, whole
+  // The working parameters from the master weights (rounded; nothing to do in fp32, where
+  // they are one buffer): after a checkpoint wrote the master weights.
+  void params_from_master();
   MemoryPlan memory_plan() const { return mem_.plan(); }
 
 private:

@@ -99,10 +99,14 @@ void ZeroAdamW::update(float lr, std::int64_t step, float grad_scale) {
     be_.adamw(weights, flat_range(grads_, s.flat), flat_range(m_, state), flat_range(v_, state),
               adamw_args(cfg_, specs_[s.param].role, lr, step, grad_scale));
   }
+  params_from_master();
+}
+
+void ZeroAdamW::params_from_master() {
   for (const Bucket& b : buckets_) {
     if (!master_.empty()) be_.cast(flat_range(params_, own(b)), flat_range(master_, shard(b)));  // round my part
     be_.synchronize();
-    dp_.all_gather_parts(flat_range(params_, b.flat));  // every rank's updated part
+    dp_.all_gather_parts(flat_range(params_, b.flat));  // every rank's part
   }
 }
 

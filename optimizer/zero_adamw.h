@@ -52,6 +52,10 @@ public:
   std::int64_t owned() const { return owned_; }  // elements of optimizer state on this rank
   // The owned runs, per parameter (master: the parameters themselves in fp32).
   std::vector<StateSlice> state() const;
+  // Every rank's part of the working parameters from its master weights (rounded), then
+  // all-gathered over dp: the end of every update, and after a checkpoint wrote the owned
+  // master weights (so each rank reads only its part of the weights).
+  void params_from_master();
 
 private:
   // An owned run of one parameter: flat elements [flat.begin, flat.end), at `shard` in m_, v_.
