@@ -39,43 +39,53 @@ std::string Watchdog::message(double waited_s, const std::string& description) c
       .full_message();
 }
 
-// The fast path: a lock, three stores, a clock read (vDSO), an unlock.
+// The fast path: three stores (one with release ordering, a plain store on x86).
 void Watchdog::enter(Describe describe, const void* context) {
-  const clock::time_point now = clock::now();
-  std::lock_guard<std::mutex> lock(mutex_);
-  describe_ = describe;
-  context_ = context;
-  since_ = now;
+  ++seq_;
+  describe_.store(describe, std::memory_order_relaxed);
+  context_.store(context, std::memory_order_relaxed);
+  state_.store(seq_ << 2 | kPending, std::memory_order_release);
 }
 
-// Takes the lock even to clear the slot: while the thread formats the description (under
-// the lock), the operation's arguments must stay alive, so the main thread waits here.
+// One exchange. If the thread has claimed this operation it is printing from what the
+// description reads, and will end the process: stay here (do not free it) until it does.
 void Watchdog::leave() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  describe_ = nullptr;
-  context_ = nullptr;
+  if ((state_.exchange(seq_ << 2 | kIdle, std::memory_order_acq_rel) & kPhase) == kFiring)
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
 void Watchdog::run() {
   // Wake often enough to fire within 10% of the timeout, at most once a second.
   const auto period = std::chrono::duration_cast<clock::duration>(
       std::chrono::duration<double>(std::min(1.0, timeout_s_ / 10)));
+  std::uint64_t watched = kIdle;  // the pending state seen at the last wake
+  clock::time_point first_seen;   // when it was first seen
   std::unique_lock<std::mutex> stop_lock(stop_mutex_);
   while (!wake_.wait_for(stop_lock, period, [this] { return stop_; })) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (describe_ == nullptr) continue;
-    const double waited = std::chrono::duration<double>(clock::now() - since_).count();
-    if (waited <= timeout_s_) continue;
-    // Fire. Still under the lock: the main thread cannot leave the operation (and free
-    // what the description reads) until the process is gone.
-    const std::string text = message(waited, describe_(context_));
-    std::fprintf(stderr, "loom: rank %d: error: %s\n", world_rank_, text.c_str());
-    std::fflush(stderr);
-    std::fflush(stdout);
-    // No MPI_Abort: only the main thread may call MPI. A non-zero exit makes mpirun (or
-    // srun) end every other rank of the job.
-    std::_Exit(2);
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    const clock::time_point now = clock::now();
+    if ((s & kPhase) != kPending) continue;
+    if (s != watched) {  // a new operation (the number changes with every call)
+      watched = s;
+      first_seen = now;
+      continue;
+    }
+    const double waited = std::chrono::duration<double>(now - first_seen).count();
+    if (waited < timeout_s_) continue;
+    // Claim exactly this operation; fails if the main thread left it meanwhile.
+    if (state_.compare_exchange_strong(s, (s & ~kPhase) | kFiring, std::memory_order_acq_rel)) fire(waited);
   }
+}
+
+void Watchdog::fire(double waited_s) {
+  const Describe describe = describe_.load(std::memory_order_relaxed);
+  const std::string text = message(waited_s, describe(context_.load(std::memory_order_relaxed)));
+  std::fprintf(stderr, "loom: rank %d: error: %s\n", world_rank_, text.c_str());
+  std::fflush(stderr);
+  std::fflush(stdout);
+  // No MPI_Abort: only the main thread may call MPI. A non-zero exit makes mpirun (or
+  // srun) end every other rank of the job.
+  std::_Exit(2);
 }
 
 }  // namespace loom
