@@ -139,7 +139,7 @@ double Trainer::global_sum(double value) {
 }
 
 StepRecord Trainer::step(std::int64_t s) {
-  ctx_.watchdog->step = s + 1;  // named by a rank that gives up waiting for its peers
+  ctx_.watchdog->set_step(s + 1);  // named by a rank that gives up waiting for its peers
   const auto t0 = std::chrono::steady_clock::now();
   tp_.reset();
   pp_.reset();

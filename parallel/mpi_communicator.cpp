@@ -5,12 +5,10 @@
 // f32, combine and round once with from_float (core/dtype.h): a group of two rounds
 // exactly once, larger groups once per combine (as NCCL does). The datatype and ops
 // belong to the communicator (MpiHalfOps). Buffers are the callers'; no allocation.
-// With an armed Watchdog each operation starts its non-blocking MPI call and completes
-// it in wait(), which honours the deadline (mpi_wait.h) and, past it, names the step,
-// the group with its world ranks, and the operation. Without one, collectives make the
-// blocking call: Open MPI 4.1's blocking collectives have tuned algorithms that its
-// non-blocking ones (libnbc) lack (an in-place 1 MiB all-reduce at 2 ranks: 189 us
-// blocking, 340 us non-blocking), so --parallel.timeout 0 keeps that speed.
+// Every operation makes the blocking MPI call (for the non-blocking starts, wait_all's
+// MPI_Waitall) inside a Watchdog::Pending scope: with an armed watchdog that records
+// the call's start and a describer, formatted only if the watchdog's thread fires
+// (watchdog.h); the MPI calls are the same whether it is armed or not.
 #include "parallel/mpi_communicator.h"
 
 #include <climits>
@@ -21,7 +19,6 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
-#include "parallel/mpi_wait.h"
 
 namespace loom {
 
@@ -223,10 +220,19 @@ void MpiCommunicator::check_mpi(int rc, const char* what) const {
 }
 
 template <class Describe>
+std::string MpiCommunicator::describe(const char* mpi_call, const Describe& op) const {
+  return fmt::format("{} ({}) on group '{}' (world ranks {}; this is its rank {} of {})", op(), mpi_call, name_,
+                     fmt::join(world_ranks_, ","), rank_, size_);
+}
+
+template <class Describe>
 void MpiCommunicator::wait(int n, MPI_Request* requests, MPI_Status* statuses, const char* mpi_call, Describe&& op) {
-  const double timeout = watchdog_ ? watchdog_->timeout_s : 0;
-  const WaitOutcome w = wait_until(n, requests, statuses, timeout);
-  int rc = w.rc;
+  int rc = MPI_SUCCESS;
+  {
+    const auto full = [&] { return describe(mpi_call, op); };
+    const Watchdog::Pending pending(watchdog_, full);
+    rc = MPI_Waitall(n, requests, statuses);
+  }
   // A multi-request wait reports MPI_ERR_IN_STATUS; the request's own error says what failed.
   if (rc == MPI_ERR_IN_STATUS && statuses != MPI_STATUSES_IGNORE)
     for (int k = 0; k < n; ++k)
@@ -235,26 +241,17 @@ void MpiCommunicator::wait(int n, MPI_Request* requests, MPI_Status* statuses, c
         break;
       }
   check_mpi(rc, mpi_call);
-  if (!w.timed_out) return;
-  throw Error(fmt::format("watchdog: {}: world rank {} waited {:.1f} s in {} ({}) on group '{}' (world ranks {}; "
-                          "this is its rank {} of {}), more than parallel.timeout = {:g} s: a rank of that group is "
-                          "stalled, has died, or is in a different operation",
-                          watchdog_->where(), world_ranks_[std::size_t(rank_)], w.waited_s, op(), mpi_call, name_,
-                          fmt::join(world_ranks_, ","), rank_, size_, timeout),
-              "look for the rank of that group that did not report (stopped, out of memory, blocked on I/O); if "
-              "steps are legitimately this slow, raise --parallel.timeout (0 turns the watchdog off)");
 }
 
-template <class Blocking, class Start, class Describe>
-void MpiCommunicator::collective(const char* name, Blocking&& blocking, const char* start_name, Start&& start,
-                                 Describe&& op) {
-  if (!watchdog_ || !watchdog_->armed()) {
-    check_mpi(blocking(), name);
-    return;
+template <class Call, class Describe>
+void MpiCommunicator::blocking(const char* mpi_call, Call&& call, Describe&& op) {
+  int rc = MPI_SUCCESS;
+  {
+    const auto full = [&] { return describe(mpi_call, op); };
+    const Watchdog::Pending pending(watchdog_, full);
+    rc = call();
   }
-  MPI_Request req = MPI_REQUEST_NULL;
-  check_mpi(start(&req), start_name);
-  wait(1, &req, MPI_STATUSES_IGNORE, start_name, op);
+  check_mpi(rc, mpi_call);
 }
 
 // ---- collectives -----------------------------------------------------------------
@@ -264,9 +261,8 @@ void MpiCommunicator::all_reduce(Tensor x, ReduceOp op) {
   const int n = count_of(x, "all_reduce");
   const MPI_Datatype dt = datatype(x.dtype);
   const MPI_Op mop = reduce_op(x.dtype, op);
-  collective(
-      "MPI_Allreduce", [&] { return MPI_Allreduce(MPI_IN_PLACE, x.ptr, n, dt, mop, comm_); }, "MPI_Iallreduce",
-      [&](MPI_Request* r) { return MPI_Iallreduce(MPI_IN_PLACE, x.ptr, n, dt, mop, comm_, r); },
+  blocking(
+      "MPI_Allreduce", [&] { return MPI_Allreduce(MPI_IN_PLACE, x.ptr, n, dt, mop, comm_); },
       [&] { return fmt::format("all_reduce of {}", x.str()); });
 }
 
@@ -324,13 +320,8 @@ void MpiCommunicator::all_gather_parts(Tensor x) {
   std::vector<int> counts, displs;
   parts_of(x.numel(), size_, counts, displs);
   const MPI_Datatype dt = datatype(x.dtype);
-  collective(
-      "MPI_Allgatherv",
-      [&] { return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.ptr, counts.data(), displs.data(), dt, comm_); },
-      "MPI_Iallgatherv",
-      [&](MPI_Request* r) {
-        return MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.ptr, counts.data(), displs.data(), dt, comm_, r);
-      },
+  blocking(
+      "MPI_Allgatherv", [&] { return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.ptr, counts.data(), displs.data(), dt, comm_); },
       [&] { return fmt::format("all_gather_parts of {}", x.str()); });
 }
 
@@ -362,20 +353,16 @@ void MpiCommunicator::reduce_scatter(Tensor out, Tensor in) {
   char* own = static_cast<char*>(in.ptr) + std::size_t(rank_) * out.bytes();
   if (out.bytes() > 0 && out.ptr == own) {
     // In place (out is this rank's chunk of in): MPI leaves the result at the start of in.
-    collective(
-        "MPI_Reduce_scatter_block", [&] { return MPI_Reduce_scatter_block(MPI_IN_PLACE, in.ptr, n, dt, sum, comm_); },
-        "MPI_Ireduce_scatter_block",
-        [&](MPI_Request* r) { return MPI_Ireduce_scatter_block(MPI_IN_PLACE, in.ptr, n, dt, sum, comm_, r); },
-        [&] { return fmt::format("reduce_scatter of {} (in place)", in.str()); });
+    blocking(
+      "MPI_Reduce_scatter_block", [&] { return MPI_Reduce_scatter_block(MPI_IN_PLACE, in.ptr, n, dt, sum, comm_); },
+      [&] { return fmt::format("reduce_scatter of {} (in place)", in.str()); });
     if (rank_ != 0) std::memmove(own, in.ptr, out.bytes());
     return;
   }
   LOOM_CHECK(!overlaps(out, in), "pass separate buffers, or out = exactly chunk rank() of in",
              "reduce_scatter: out and in overlap");
-  collective(
+  blocking(
       "MPI_Reduce_scatter_block", [&] { return MPI_Reduce_scatter_block(in.ptr, out.ptr, n, dt, sum, comm_); },
-      "MPI_Ireduce_scatter_block",
-      [&](MPI_Request* r) { return MPI_Ireduce_scatter_block(in.ptr, out.ptr, n, dt, sum, comm_, r); },
       [&] { return fmt::format("reduce_scatter of {} into {}", in.str(), out.str()); });
 }
 
@@ -397,9 +384,8 @@ void MpiCommunicator::all_gather(Tensor out, Tensor in) {
   const void* send = in_place ? MPI_IN_PLACE : in.ptr;
   const int scount = in_place ? 0 : n;
   const MPI_Datatype sdt = in_place ? MPI_DATATYPE_NULL : dt;
-  collective(
-      "MPI_Allgather", [&] { return MPI_Allgather(send, scount, sdt, out.ptr, n, dt, comm_); }, "MPI_Iallgather",
-      [&](MPI_Request* r) { return MPI_Iallgather(send, scount, sdt, out.ptr, n, dt, comm_, r); },
+  blocking(
+      "MPI_Allgather", [&] { return MPI_Allgather(send, scount, sdt, out.ptr, n, dt, comm_); },
       [&] { return fmt::format("all_gather of {} into {}", in.str(), out.str()); });
 }
 
@@ -409,9 +395,8 @@ void MpiCommunicator::broadcast(Tensor x, int root) {
              root, size_);
   const int n = count_of(x, "broadcast");
   const MPI_Datatype dt = datatype(x.dtype);
-  collective(
-      "MPI_Bcast", [&] { return MPI_Bcast(x.ptr, n, dt, root, comm_); }, "MPI_Ibcast",
-      [&](MPI_Request* r) { return MPI_Ibcast(x.ptr, n, dt, root, comm_, r); },
+  blocking(
+      "MPI_Bcast", [&] { return MPI_Bcast(x.ptr, n, dt, root, comm_); },
       [&] { return fmt::format("broadcast of {} from rank {}", x.str(), root); });
 }
 
@@ -439,21 +424,17 @@ void MpiCommunicator::send_recv(Tensor send, int dest, Tensor recv, int source) 
   const int scount = sending ? count_of(send, "send_recv") : 0;
   const int rcount = receiving ? count_of(recv, "send_recv") : 0;
   MPI_Status status[2];
-  if (!watchdog_ || !watchdog_->armed()) {
-    check_mpi(MPI_Sendrecv(sending ? send.ptr : nullptr, scount, sdt, sending ? dest : MPI_PROC_NULL, kTag,
-                           receiving ? recv.ptr : nullptr, rcount, rdt, receiving ? source : MPI_PROC_NULL, kTag,
-                           comm_, &status[0]),
-              "MPI_Sendrecv");
-  } else {
-    // MPI_Sendrecv's halves, posted at once and completed under the deadline.
-    MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-    if (receiving) check_mpi(MPI_Irecv(recv.ptr, rcount, rdt, source, kTag, comm_, &reqs[0]), "MPI_Irecv");
-    if (sending) check_mpi(MPI_Isend(send.ptr, scount, sdt, dest, kTag, comm_, &reqs[1]), "MPI_Isend");
-    wait(2, reqs, status, "MPI_Isend/MPI_Irecv", [&] {
-      return fmt::format("send_recv: send {} to rank {}, receive {} from rank {}", sending ? send.str() : "nothing",
-                         sending ? dest : -1, receiving ? recv.str() : "nothing", receiving ? source : -1);
-    });
-  }
+  blocking(
+      "MPI_Sendrecv",
+      [&] {
+        return MPI_Sendrecv(sending ? send.ptr : nullptr, scount, sdt, sending ? dest : MPI_PROC_NULL, kTag,
+                            receiving ? recv.ptr : nullptr, rcount, rdt, receiving ? source : MPI_PROC_NULL, kTag,
+                            comm_, &status[0]);
+      },
+      [&] {
+        return fmt::format("send_recv: send {} to rank {}, receive {} from rank {}", sending ? send.str() : "nothing",
+                           sending ? dest : -1, receiving ? recv.str() : "nothing", receiving ? source : -1);
+      });
   if (receiving) {
     int got = 0;
     MPI_Get_count(&status[0], rdt, &got);
@@ -480,6 +461,7 @@ void MpiCommunicator::exchange(const std::vector<P2P>& ops) {
       check_mpi(MPI_Irecv(op.tensor.ptr, n, datatype(op.tensor.dtype), op.peer, kTag, comm_, &requests[k]), "MPI_Irecv");
   }
   std::vector<MPI_Status> status(ops.size());
+  // The description reads `ops`, which outlives the wait (watchdog.h).
   wait(int(requests.size()), requests.data(), status.data(), "MPI_Isend/MPI_Irecv", [&] {
     std::string parts;
     for (const P2P& op : ops)
@@ -499,9 +481,9 @@ void MpiCommunicator::exchange(const std::vector<P2P>& ops) {
 
 void MpiCommunicator::barrier() {
   check_live();
-  collective(
-      "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
-      [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); }, [] { return std::string("barrier"); });
+  blocking(
+      "MPI_Barrier", [&] { return MPI_Barrier(comm_); },
+      [] { return std::string("barrier"); });
 }
 
 }  // namespace loom

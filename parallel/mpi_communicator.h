@@ -5,9 +5,9 @@
 // move-only, destroyed before MPI_Finalize (MpiSession). Every op checks device ==
 // cpu, dtypes and sizes before any MPI call, so a bad call throws the same
 // loom::Error on every rank; MPI failures become loom::Error (MPI_ERRORS_RETURN).
-// With a Watchdog (watchdog.h) armed, every operation is non-blocking underneath
-// (MPI_Iallreduce, MPI_Isend/Irecv, ...) and completed by a polling wait, so a rank
-// waits a bounded time for a stalled peer; without one the collectives block in MPI.
+// Every blocking operation tells the Watchdog (watchdog.h), if it has one, that it is
+// in progress, so a rank stuck in it longer than the timeout ends the job with its name;
+// the MPI calls are the blocking ones either way.
 #pragma once
 
 #include <mpi.h>
@@ -58,10 +58,11 @@ public:
   void exchange(const std::vector<P2P>& ops) override;
   void barrier() override;
 
-  // Every blocking operation then waits at most watchdog->timeout_s and, past it, throws
-  // a loom::Error naming watchdog->where(), this group and its world ranks, and the
-  // operation. Null (the default) or a timeout of 0: wait forever. Not owned.
-  void set_watchdog(const Watchdog* watchdog) { watchdog_ = watchdog; }
+  // Every blocking operation (and wait_all) is then marked pending in the watchdog, which
+  // ends the process naming watchdog->where(), the operation, this group and its world
+  // ranks if it lasts longer than watchdog->timeout_s(). Null (the default) or disarmed:
+  // wait forever. Not owned; must outlive the operations.
+  void set_watchdog(Watchdog* watchdog) { watchdog_ = watchdog; }
   const std::vector<int>& world_ranks() const { return world_ranks_; }  // MPI_COMM_WORLD rank of each member
 
 private:
@@ -80,21 +81,24 @@ private:
   MPI_Op reduce_op(DType t, ReduceOp op) const;
   // Throws loom::Error("<what> on group <name> failed: <MPI's message>") when rc != MPI_SUCCESS.
   void check_mpi(int rc, const char* what) const;
-  // Completes the requests of `op` (e.g. "all_reduce of f32[4]", formatted only on a
-  // timeout) under the watchdog's deadline (mpi_wait.h); throws when it passes.
+  // "<op()> (<mpi_call>) on group '<name>' (world ranks ...; this is its rank i of n)": what
+  // the watchdog prints, formatted only when it fires.
+  template <class Describe>
+  std::string describe(const char* mpi_call, const Describe& op) const;
+  // Runs call() (a blocking MPI call; returns MPI's code) marked pending in the watchdog as
+  // `op` (e.g. "all_reduce of (4) f32"); throws when it fails.
+  template <class Call, class Describe>
+  void blocking(const char* mpi_call, Call&& call, Describe&& op);
+  // MPI_Waitall of the requests of `op`, marked pending likewise; throws when one fails.
   template <class Describe>
   void wait(int n, MPI_Request* requests, MPI_Status* statuses, const char* mpi_call, Describe&& op);
-  // A collective: `blocking()` (MPI's return code) without an armed watchdog; else
-  // start(&request) and wait() for it.
-  template <class Blocking, class Start, class Describe>
-  void collective(const char* name, Blocking&& blocking, const char* start_name, Start&& start, Describe&& op);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 0;
   std::string name_;
   std::vector<int> world_ranks_;
   std::unique_ptr<MpiHalfOps> half_;
-  const Watchdog* watchdog_ = nullptr;
+  Watchdog* watchdog_ = nullptr;
 };
 
 }  // namespace loom

@@ -22,7 +22,7 @@ namespace loom {
 namespace {
 
 std::unique_ptr<Communicator> split_group(MPI_Comm world, const std::vector<int>& ranks, int index,
-                                          const char* name, const Watchdog* watchdog) {
+                                          const char* name, Watchdog* watchdog) {
   auto c = std::make_unique<MpiCommunicator>(MpiCommunicator::split(world, ranks.front(), index, name));
   c->set_watchdog(watchdog);
   LOOM_CHECK(c->size() == int(ranks.size()) && c->rank() == index, "",
@@ -43,7 +43,7 @@ ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape, double 
   ctx.shape = shape;
   ctx.coord = coord_of(shape, world_rank);
   ctx.world_rank = world_rank;
-  ctx.watchdog->timeout_s = timeout_s;
+  ctx.watchdog = std::make_unique<Watchdog>(timeout_s, world_rank);
   auto w = std::make_unique<MpiCommunicator>(MpiCommunicator::dup(world, "world"));
   w->set_watchdog(ctx.watchdog.get());
   ctx.world = std::move(w);

@@ -24,8 +24,9 @@ struct ParallelContext {
   GridCoord coord;
   int world_rank = 0;
   std::unique_ptr<Communicator> world, tp, dp, pp;
-  // The deadline of the MPI communicators' blocking operations, and the step the trainer
-  // is in (watchdog.h); on the heap so the communicators' pointer survives moves.
+  // Ends the process when an MPI communicator's operation blocks longer than its timeout,
+  // naming the step the trainer is in (watchdog.h); on the heap so the communicators'
+  // pointer survives moves. Disarmed (no thread) unless make_mpi_context arms it.
   std::unique_ptr<Watchdog> watchdog = std::make_unique<Watchdog>();
 
   bool first_stage() const { return coord.pp == 0; }
@@ -35,9 +36,9 @@ struct ParallelContext {
 // Collective over `world`: checks the grid against world's size (check_grid's
 // message on every rank if it does not fit), then duplicates `world` and splits
 // it into this rank's tp, dp and pp groups (MpiCommunicators) ordered by coordinate.
-// Their blocking operations give up after timeout_s seconds (0: never) with a message
-// naming the step, group and operation (ctx.watchdog). The context must be destroyed
-// before MPI_Finalize.
+// When one of their operations blocks longer than timeout_s seconds (0: never), the
+// watchdog's thread prints the step, group and operation and ends the process (exit
+// code 2; ctx.watchdog). The context must be destroyed before MPI_Finalize.
 ParallelContext make_mpi_context(MPI_Comm world, const GridShape& shape, double timeout_s = 0);
 
 // The (1, 1, 1) context of a single process, with LocalCommunicators; needs no MPI.

@@ -6,6 +6,8 @@
 //   bad_grid       every rank asks for a (2,2,2) grid from a smaller world (make_mpi_context throws)
 //   single_rank    the only rank throws: run_guarded returns 2, no MPI_Abort
 //   ok             nothing throws: every rank returns 0 and rank 0 says so
+//   watchdog_late  --parallel.timeout 0.5 at step 7; rank 0 arrives 30 s late at an all_reduce:
+//                  the others' watchdog names the step, operation and group and ends the job
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -26,6 +28,16 @@ int run(const std::string& mode) {
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   const int thrower = mode == "loom_error" && world_size > 1 ? 1 : world_size - 1;
 
+  if (mode == "watchdog_late") {
+    ParallelContext ctx = make_mpi_context(MPI_COMM_WORLD, GridShape{.dp = world_size, .tp = 1, .pp = 1}, 0.5);
+    ctx.watchdog->set_step(7);
+    std::vector<float> x(16, 1.0f);
+    // Longer than the test's own limit: only the watchdog can end this job in time.
+    if (world_rank == 0) std::this_thread::sleep_for(std::chrono::seconds(30));
+    ctx.world->all_reduce(host_tensor(x.data(), Shape{16}));
+    std::printf("rank %d: left the all_reduce; the watchdog did not fire\n", world_rank);
+    return 0;
+  }
   if (mode == "bad_grid") {
     ParallelContext ctx = make_mpi_context(MPI_COMM_WORLD, GridShape{.dp = 2, .tp = 2, .pp = 2});
     return 0;  // not reached: the grid does not fit
@@ -62,8 +74,8 @@ int main(int argc, char** argv) {
   loom::MpiSession mpi(argc, argv);
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode != "loom_error" && mode != "std_exception" && mode != "bad_grid" && mode != "single_rank" &&
-      mode != "ok") {
-    std::fprintf(stderr, "usage: test_abort loom_error|std_exception|bad_grid|single_rank|ok\n");
+      mode != "ok" && mode != "watchdog_late") {
+    std::fprintf(stderr, "usage: test_abort loom_error|std_exception|bad_grid|single_rank|ok|watchdog_late\n");
     return 1;
   }
   return loom::run_guarded(mpi.world(), [&] { return run(mode == "single_rank" ? "loom_error" : mode); });
