@@ -263,12 +263,9 @@ int run_checkpoint(int argc, char** argv) {
       state_elems += s.elems.size();
     }
     be->synchronize();
-    // What load() reads on this rank: the working weights, then the moments, and the master
-    // weights unless they are the working weights themselves (f32).
-    bool aliased = true;
-    for (const StateSlice& s : state)
-      aliased = aliased && s.master.ptr == static_cast<const float*>(ps.param(s.param).ptr) + s.elems.begin;
-    const double load_bytes = 4.0 * double(ps.numel() + (aliased ? 2 : 3) * state_elems);
+    // What load() reads on this rank: master weights, m and v of the runs whose state it keeps
+    // (the working weights are made from the master weights: under ZeRO-1 an all-gather).
+    const double load_bytes = 4.0 * 3.0 * double(state_elems);
 
     std::string cache_note;
     if (lead) {
