@@ -6,8 +6,9 @@
 // written with. Each element is written by exactly one rank: the pipeline stage that holds
 // it (a tied group's first holder), tp rank 0 for tensors every tp rank holds alike, and
 // dp rank 0 — or, under ZeRO-1, the dp rank that owns its optimizer state. Any layout
-// loads any checkpoint: each rank reads the global blocks of exactly the elements it
-// holds (core/param_blocks.h), by hyperslab through the index.
+// loads any checkpoint: each rank reads the global blocks (core/param_blocks.h) of exactly
+// the elements whose optimizer state it keeps, by hyperslab through the index, and the
+// working weights are made from those master weights (params_from_master).
 //
 // Saving is asynchronous: save() copies this rank's part to a host snapshot (allocated
 // once, in the memory plan) — the only time the step loop waits — and a background thread
