@@ -83,8 +83,8 @@ void fsync_path(const std::string& path) {
   ::close(fd);
 }
 
-// Copies block b of a run of local elements (starting at local element `first`, held at
-// `src`) into `dst`, row-major (rows, cols) — and back with `to_block` false.
+// Copies block b out of `run` (a run of local elements starting at local element `first`)
+// into `block`, row-major (rows, cols); with `to_block` false, from `block` into `run`.
 void pack(const GlobalBlock& b, std::int64_t first, float* run, float* block, bool to_block) {
   for (std::int64_t r = 0; r < b.rows; ++r) {
     float* row = run + (b.local - first) + r * b.local_stride;
