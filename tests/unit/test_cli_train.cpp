@@ -258,7 +258,9 @@ TEST_F(TrainCli, Fp16OverflowSkipsStepsLowersTheScaleAndRecovers) {
 }
 
 TEST_F(TrainCli, Bf16TrainsAndPrintsThePrecisionInThePlan) {
-  const auto r = run_program("loom-train", tiny({{"--train.precision", "bf16"}, {"--train.steps", "2"}}));
+  // Its own run directory: a run directory belongs to one run, and other tests train in `run`.
+  const auto r = run_program("loom-train", tiny({{"--train.precision", "bf16"}, {"--train.steps", "2"},
+                                                 {"--checkpoint.dir", (dir_ / "bf16").string()}}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, AllOf(HasSubstr("parameters (bf16)"), HasSubstr("master weights (f32)"),
                               HasSubstr("gradients (f32)"), HasSubstr("bf16 gemm peak")));
