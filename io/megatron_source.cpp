@@ -54,7 +54,9 @@ void check_options(const std::string& prefix, const std::string& split, const Me
 
 bool is_megatron_path(const std::string& path) {
   std::error_code ec;
-  return ends_with(path, ".idx") || ends_with(path, ".bin") || std::filesystem::exists(path + ".idx", ec);
+  // PATH.bin alone counts too, so a lost .idx is reported as such, not as a missing HDF5 file.
+  return ends_with(path, ".idx") || ends_with(path, ".bin") || std::filesystem::exists(path + ".idx", ec) ||
+         std::filesystem::exists(path + ".bin", ec);
 }
 
 std::unique_ptr<MegatronSource> MegatronSource::open(const std::string& path_or_prefix, const std::string& split,

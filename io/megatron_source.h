@@ -29,7 +29,7 @@ struct MegatronSourceOptions {
   double val_fraction = 0.05;   // in (0, 1); loom-data from-megatron's default
 };
 
-// True when `path` names a Megatron pair: it ends in .idx or .bin, or PATH.idx exists.
+// True when `path` names a Megatron pair: it ends in .idx or .bin, or PATH.idx or PATH.bin exists.
 bool is_megatron_path(const std::string& path);
 
 class MegatronSource final : public TokenSource {

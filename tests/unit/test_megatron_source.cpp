@@ -196,8 +196,10 @@ TEST(MegatronSource, BrokenPairsAreNamed) {
             std::string::npos);
 
   fs::remove(idx);
-  EXPECT_NE(error_of([&] { open_token_source(bin, "train", options()); }).find("corpus.idx' does not exist"),
-            std::string::npos);
+  for (const std::string& path : {bin, prefix})
+    EXPECT_NE(error_of([&] { open_token_source(path, "train", options()); }).find("corpus.idx' does not exist"),
+              std::string::npos)
+        << path;
 }
 
 // loom-train on the pair and on its conversion: the same losses, train and val.
