@@ -104,6 +104,10 @@ struct ParallelConfig {
 struct DataConfig {
   std::string train;  // HDF5 token dataset (split "train")
   std::string val;    // default: the same file (split "val")
+  // Only for a Megatron pair (io/megatron_source.h), which records no eod id and no
+  // val split: the eod appended after each document, and the stream's tail held out as val.
+  std::int32_t eod_id = -1;
+  double val_fraction = 0.05;
 };
 
 struct CheckpointConfig {

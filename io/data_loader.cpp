@@ -1,6 +1,6 @@
 // io/data_loader.cpp — window arithmetic and batch assembly (see data_loader.h).
 //
-// Each row is one TokenDataset::read of T + 1 tokens, so a resident split costs a
+// Each row is one TokenSource::read of T + 1 tokens, so a resident split costs a
 // copy per row and a streamed one an HDF5 hyperslab read per row.
 #include "io/data_loader.h"
 
@@ -50,29 +50,35 @@ std::vector<BlendSource> parse_blend(const std::string& spec) {
   return out;
 }
 
+std::unique_ptr<TokenSource> open_token_source(const std::string& path, const std::string& split,
+                                               const MegatronSourceOptions& megatron) {
+  if (is_megatron_path(path)) return MegatronSource::open(path, split, megatron);
+  return std::make_unique<TokenDataset>(TokenDataset::open(path, split));
+}
+
 // Vocabulary and tokenizer agreement is checked by the DataLoader built on the blend.
-Blend open_blend(const std::string& spec, const std::string& split) {
+Blend open_blend(const std::string& spec, const std::string& split, const MegatronSourceOptions& megatron) {
   Blend b;
   for (const BlendSource& s : parse_blend(spec)) {
-    b.sets.push_back(TokenDataset::open(s.path, split));
+    b.sets.push_back(open_token_source(s.path, split, megatron));
     b.weights.push_back(s.weight);
   }
   return b;
 }
 
-DataLoader::DataLoader(const TokenDataset& data, std::int64_t seq_len, std::uint64_t seed)
-    : DataLoader(std::vector<const TokenDataset*>{&data}, std::vector<double>{1.0}, seq_len, seed) {}
+DataLoader::DataLoader(const TokenSource& data, std::int64_t seq_len, std::uint64_t seed)
+    : DataLoader(std::vector<const TokenSource*>{&data}, std::vector<double>{1.0}, seq_len, seed) {}
 
 DataLoader::DataLoader(const Blend& blend, std::int64_t seq_len, std::uint64_t seed)
     : DataLoader(
           [&] {
-            std::vector<const TokenDataset*> p;
-            for (const TokenDataset& d : blend.sets) p.push_back(&d);
+            std::vector<const TokenSource*> p;
+            for (const auto& d : blend.sets) p.push_back(d.get());
             return p;
           }(),
           blend.weights, seq_len, seed) {}
 
-DataLoader::DataLoader(std::vector<const TokenDataset*> sources, std::vector<double> weights,
+DataLoader::DataLoader(std::vector<const TokenSource*> sources, std::vector<double> weights,
                        std::int64_t seq_len, std::uint64_t seed)
     : sources_(std::move(sources)), seq_len_(seq_len), seed_(seed) {
   LOOM_CHECK(seq_len >= 1, "", "DataLoader: seq_len must be >= 1, got {}", seq_len);
@@ -86,12 +92,12 @@ DataLoader::DataLoader(std::vector<const TokenDataset*> sources, std::vector<dou
   double acc = 0;
   for (double w : weights) cumulative_.push_back(acc += w / total);
   cumulative_.back() = 1.0;
-  for (const TokenDataset* d : sources_) {
-    const TokenDataset& first = *sources_.front();
-    LOOM_CHECK(d->vocab_size() == first.vocab_size() && d->meta().tokenizer == first.meta().tokenizer,
+  for (const TokenSource* d : sources_) {
+    const TokenSource& first = *sources_.front();
+    LOOM_CHECK(d->vocab_size() == first.vocab_size() && d->tokenizer() == first.tokenizer(),
                "tokenise every dataset of a blend with the same tokenizer",
                "blend: '{}' (tokenizer '{}', vocabulary {}) and '{}' (tokenizer '{}', vocabulary {}) differ",
-               first.path(), first.meta().tokenizer, first.vocab_size(), d->path(), d->meta().tokenizer,
+               first.path(), first.tokenizer(), first.vocab_size(), d->path(), d->tokenizer(),
                d->vocab_size());
     LOOM_CHECK(d->size() >= seq_len + 1,
                "use a shorter sequence length (model.seq_len) or more data (for the val split: a larger "
@@ -115,7 +121,7 @@ std::int64_t DataLoader::train_source(std::int64_t step, std::int64_t seq) const
 }
 
 std::int64_t DataLoader::train_window(std::int64_t step, std::int64_t seq) const {
-  const TokenDataset* data = sources_[static_cast<std::size_t>(train_source(step, seq))];
+  const TokenSource* data = sources_[static_cast<std::size_t>(train_source(step, seq))];
   const auto span = static_cast<std::uint64_t>(data->size() - seq_len_);
   return static_cast<std::int64_t>(
       rng_u64(seed_, static_cast<std::uint64_t>(step), static_cast<std::uint64_t>(seq)) % span);

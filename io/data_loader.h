@@ -16,10 +16,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "io/megatron_source.h"
 #include "io/token_dataset.h"
+#include "io/token_source.h"
 
 namespace loom {
 
@@ -36,21 +39,26 @@ struct BlendSource {
 };
 std::vector<BlendSource> parse_blend(const std::string& spec);
 
-// Opens `split` of every source of the spec; loom::Error (naming both files) when
-// two sources differ in vocabulary size or tokenizer.
+// Opens `split` of `path`: a Megatron pair (is_megatron_path: PREFIX, PREFIX.idx or
+// PREFIX.bin) read in place with `megatron`, else a loom HDF5 token dataset.
+std::unique_ptr<TokenSource> open_token_source(const std::string& path, const std::string& split,
+                                               const MegatronSourceOptions& megatron = {});
+
+// Opens `split` of every source of the spec (open_token_source); loom::Error (naming
+// both files) when two sources differ in vocabulary size or tokenizer.
 struct Blend {
-  std::vector<TokenDataset> sets;
+  std::vector<std::unique_ptr<TokenSource>> sets;
   std::vector<double> weights;  // normalised
 };
-Blend open_blend(const std::string& spec, const std::string& split);
+Blend open_blend(const std::string& spec, const std::string& split, const MegatronSourceOptions& megatron = {});
 
 class DataLoader {
  public:
   // loom::Error when the split has fewer than seq_len + 1 tokens.
-  DataLoader(const TokenDataset& data, std::int64_t seq_len, std::uint64_t seed);
+  DataLoader(const TokenSource& data, std::int64_t seq_len, std::uint64_t seed);
   // A blend of sources with positive weights (normalised here); every source must
   // hold seq_len + 1 tokens and share vocabulary size and tokenizer.
-  DataLoader(std::vector<const TokenDataset*> sources, std::vector<double> weights, std::int64_t seq_len,
+  DataLoader(std::vector<const TokenSource*> sources, std::vector<double> weights, std::int64_t seq_len,
              std::uint64_t seed);
   // Borrows the blend's datasets.
   DataLoader(const Blend& blend, std::int64_t seq_len, std::uint64_t seed);
@@ -78,7 +86,7 @@ class DataLoader {
                   std::int64_t seqs_per_batch, std::int32_t* out) const;
 
  private:
-  std::vector<const TokenDataset*> sources_;
+  std::vector<const TokenSource*> sources_;
   std::vector<double> cumulative_;  // cumulative normalised weights, the last exactly 1
   std::int64_t seq_len_;
   std::uint64_t seed_;

@@ -49,17 +49,19 @@ T load(const unsigned char* p) {
   return v;
 }
 
-// Reads one stored token and checks it is a valid id (0 <= id <= INT32_MAX).
+// Reads n stored tokens, those from `first` on in sequence `seq` (for messages), and
+// checks each is a valid id (0 <= id <= INT32_MAX).
 template <class T>
-void widen(const unsigned char* src, std::int64_t n, std::int32_t* out, const std::string& file, std::int64_t seq) {
+void widen(const unsigned char* src, std::int64_t n, std::int32_t* out, const std::string& file, std::int64_t seq,
+           std::int64_t first) {
   for (std::int64_t i = 0; i < n; ++i) {
     const T v = load<T>(src + i * std::int64_t(sizeof(T)));
     if constexpr (std::is_signed_v<T>) {
       LOOM_CHECK(v >= 0 && std::int64_t(v) <= std::numeric_limits<std::int32_t>::max(), kMegatronHint,
-                 "{}: sequence {} token {} is {}, not a token id in [0, 2^31)", file, seq, i, std::int64_t(v));
+                 "{}: sequence {} token {} is {}, not a token id in [0, 2^31)", file, seq, first + i, std::int64_t(v));
     } else {
       LOOM_CHECK(std::uint64_t(v) <= std::uint64_t(std::numeric_limits<std::int32_t>::max()), kMegatronHint,
-                 "{}: sequence {} token {} is {}, not a token id in [0, 2^31)", file, seq, i, std::uint64_t(v));
+                 "{}: sequence {} token {} is {}, not a token id in [0, 2^31)", file, seq, first + i, std::uint64_t(v));
     }
     out[i] = static_cast<std::int32_t>(v);
   }
@@ -252,17 +254,26 @@ std::int64_t MegatronDataset::document_tokens(std::int64_t doc) const {
 void MegatronDataset::read_sequence(std::int64_t seq, std::int32_t* out) const {
   LOOM_CHECK(seq >= 0 && seq < num_sequences(), "", "{}: sequence {} out of range [0, {})", impl_->idx_path, seq,
              num_sequences());
-  const std::int64_t n = impl_->lengths[seq];
+  read_sequence_part(seq, 0, impl_->lengths[seq], out);
+}
+
+void MegatronDataset::read_sequence_part(std::int64_t seq, std::int64_t first, std::int64_t n,
+                                         std::int32_t* out) const {
+  LOOM_CHECK(seq >= 0 && seq < num_sequences(), "", "{}: sequence {} out of range [0, {})", impl_->idx_path, seq,
+             num_sequences());
+  LOOM_CHECK(first >= 0 && n >= 0 && first + n <= impl_->lengths[seq], "",
+             "{}: tokens [{}, {}) of sequence {} lie outside its {} tokens", impl_->idx_path, first, first + n, seq,
+             impl_->lengths[seq]);
   if (n == 0) return;
-  const unsigned char* src = impl_->map + impl_->pointers[seq];
+  const unsigned char* src = impl_->map + impl_->pointers[seq] + first * megatron_dtype_size(impl_->dtype);
   const std::string& f = impl_->bin_path;
   switch (impl_->dtype) {
-    case MegatronDType::uint8: widen<std::uint8_t>(src, n, out, f, seq); break;
-    case MegatronDType::int8: widen<std::int8_t>(src, n, out, f, seq); break;
-    case MegatronDType::int16: widen<std::int16_t>(src, n, out, f, seq); break;
-    case MegatronDType::uint16: widen<std::uint16_t>(src, n, out, f, seq); break;
-    case MegatronDType::int32: widen<std::int32_t>(src, n, out, f, seq); break;
-    case MegatronDType::int64: widen<std::int64_t>(src, n, out, f, seq); break;
+    case MegatronDType::uint8: widen<std::uint8_t>(src, n, out, f, seq, first); break;
+    case MegatronDType::int8: widen<std::int8_t>(src, n, out, f, seq, first); break;
+    case MegatronDType::int16: widen<std::int16_t>(src, n, out, f, seq, first); break;
+    case MegatronDType::uint16: widen<std::uint16_t>(src, n, out, f, seq, first); break;
+    case MegatronDType::int32: widen<std::int32_t>(src, n, out, f, seq, first); break;
+    case MegatronDType::int64: widen<std::int64_t>(src, n, out, f, seq, first); break;
     default: LOOM_CHECK(false, "", "{}: unsupported dtype", impl_->idx_path);
   }
 }

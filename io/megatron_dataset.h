@@ -58,6 +58,9 @@ public:
   std::int64_t document_tokens(std::int64_t doc) const;  // tokens in document doc
   // out receives sequence_lengths()[seq] tokens.
   void read_sequence(std::int64_t seq, std::int32_t* out) const;
+  // out receives tokens [first, first + count) of the sequence (a training window
+  // needs a slice of a long sequence, not all of it).
+  void read_sequence_part(std::int64_t seq, std::int64_t first, std::int64_t count, std::int32_t* out) const;
   std::vector<std::int32_t> sequence(std::int64_t seq) const;
   // The document's sequences, concatenated.
   std::vector<std::int32_t> document(std::int64_t doc) const;

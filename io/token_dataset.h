@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "io/files.h"
+#include "io/token_source.h"
 
 namespace loom {
 
@@ -66,7 +67,7 @@ struct TokenReadOptions {
   std::int64_t max_resident_bytes = std::int64_t(2) << 30;
 };
 
-class TokenDataset {
+class TokenDataset final : public TokenSource {
 public:
   // split: "train" or "val".
   static TokenDataset open(const std::string& path, const std::string& split, const TokenReadOptions& options = {});
@@ -74,18 +75,19 @@ public:
   TokenDataset& operator=(TokenDataset&&) noexcept;
   ~TokenDataset();
 
-  std::int64_t size() const;  // tokens in this split
-  std::int64_t vocab_size() const;
+  std::int64_t size() const override;  // tokens in this split
+  std::int64_t vocab_size() const override;
+  const std::string& tokenizer() const override { return meta().tokenizer; }
   const DatasetMeta& meta() const;
-  const std::string& path() const;
-  const std::string& split() const;
+  const std::string& path() const override;
+  const std::string& split() const override;
   std::span<const std::uint64_t> doc_offsets() const;
-  std::uint32_t tokens_checksum() const;  // as stored in the file
-  bool resident() const;                  // whole split held in memory
-  std::int64_t resident_bytes() const;    // host memory the split holds (for the memory plan)
+  std::uint32_t tokens_checksum() const override;  // as stored in the file
+  bool resident() const;                           // whole split held in memory
+  std::int64_t resident_bytes() const override;    // host memory the split holds (for the memory plan)
 
   // out[i] = token[offset + i] for i < count; [offset, offset + count) must lie in the split.
-  void read(std::int64_t offset, std::int64_t count, std::int32_t* out) const;
+  void read(std::int64_t offset, std::int64_t count, std::int32_t* out) const override;
   // Streams the split from disk checking range and checksum (open() already did
   // this when resident()).
   void verify() const;

@@ -85,11 +85,11 @@ std::string ini_differences(const std::vector<std::string>& ini_per_rank) {
   return out;
 }
 
-std::string data_checksums_ini(const Blend& train, const TokenDataset& val) {
+std::string data_checksums_ini(const Blend& train, const TokenSource& val) {
   std::string out = "[data]\n";
   for (std::size_t i = 0; i < train.sets.size(); ++i)
-    out += fmt::format("train_source_{} = tokens {} checksum {:08x}\n", i, train.sets[i].size(),
-                       train.sets[i].tokens_checksum());
+    out += fmt::format("train_source_{} = tokens {} checksum {:08x}\n", i, train.sets[i]->size(),
+                       train.sets[i]->tokens_checksum());
   return out + fmt::format("val = tokens {} checksum {:08x}\n", val.size(), val.tokens_checksum());
 }
 

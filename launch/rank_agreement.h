@@ -22,9 +22,10 @@ namespace loom {
 void check_ranks_agree(MPI_Comm comm, const std::string& ini, const std::string& what);
 
 // The datasets' identity as INI text for check_ranks_agree: each training source's and
-// the val set's stored tokens checksum (token_dataset.h) and size, so the same path naming
-// different files on different ranks is caught.
-std::string data_checksums_ini(const Blend& train, const TokenDataset& val);
+// the val set's tokens checksum (token_source.h: an HDF5 dataset's stored one, a
+// Megatron pair's index CRC) and size, so the same path naming different files on
+// different ranks is caught.
+std::string data_checksums_ini(const Blend& train, const TokenSource& val);
 
 // "section.key" differences between the ranks' INI texts, one line each (no final
 // newline): "  train.steps: 3 on rank 0; 4 on rank 1". Empty when all agree.

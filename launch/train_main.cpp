@@ -120,12 +120,15 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   const double baseline_rss = current_rss_bytes();
 
   LOOM_CHECK(!cfg.data.train.empty(), "make one with loom-data --input FILE --output data.h5",
-             "data.train is required (an HDF5 token dataset)");
+             "data.train is required (an HDF5 token dataset or a Megatron pair)");
   // A blend evaluates on its first source's val split unless data.val names one.
   if (cfg.data.val.empty()) cfg.data.val = parse_blend(cfg.data.train).front().path;
-  const Blend train_blend = open_blend(cfg.data.train, "train");
-  const TokenDataset& train_set = train_blend.sets.front();
-  const TokenDataset val_set = TokenDataset::open(cfg.data.val, "val");
+  // A Megatron pair records neither vocabulary nor eod (io/megatron_source.h): the options give them.
+  const MegatronSourceOptions megatron{cfg.model.vocab, cfg.data.eod_id, cfg.data.val_fraction};
+  const Blend train_blend = open_blend(cfg.data.train, "train", megatron);
+  const TokenSource& train_set = *train_blend.sets.front();
+  const std::unique_ptr<TokenSource> val_source = open_token_source(cfg.data.val, "val", megatron);
+  const TokenSource& val_set = *val_source;
   check_ranks_agree(MPI_COMM_WORLD, data_checksums_ini(train_blend, val_set), "data");  // same paths, same files?
   if (!cfg.model.init.empty()) {
     // The architecture comes from the weights file (transfer learning keeps the model).
@@ -205,7 +208,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   MemoryPlan plan_bytes = trainer.memory_plan();
   plan_bytes.add(checkpointer.memory_plan());
   std::int64_t data_bytes = val_set.resident_bytes();
-  for (const TokenDataset& d : train_blend.sets) data_bytes += d.resident_bytes();
+  for (const auto& d : train_blend.sets) data_bytes += d->resident_bytes();
   plan_bytes.add("token datasets (host)", std::size_t(data_bytes));
   if (lead) {
     const std::int64_t local = cfg.train.global_batch / ctx.shape.dp;
