@@ -90,6 +90,9 @@ void write_token_dataset(const std::string& path, std::span<const std::int32_t> 
   LOOM_CHECK(meta.eod_token >= 0 && meta.eod_token < meta.vocab_size, "",
              "write_token_dataset: eod_token {} outside [0, {})", meta.eod_token, meta.vocab_size);
   LOOM_CHECK(!meta.tokenizer.empty(), "", "write_token_dataset: empty tokenizer name");
+  LOOM_CHECK(!meta.embedded.known() || meta.embedded.name == meta.tokenizer, "",
+             "write_token_dataset: the embedded tokenizer '{}' is not the named one '{}'", meta.embedded.name,
+             meta.tokenizer);
   LOOM_CHECK(nlohmann::json::accept(meta.source_files), "", "write_token_dataset: source_files is not valid JSON");
   LOOM_CHECK(options.chunk_tokens >= 1 && options.deflate_level >= 0 && options.deflate_level <= 9, "",
              "write_token_dataset: chunk_tokens {} must be >= 1 and deflate_level {} in [0, 9]",
@@ -107,6 +110,7 @@ void write_token_dataset(const std::string& path, std::span<const std::int32_t> 
     h5::write_attr(file, "eod_token", std::int64_t(meta.eod_token));
     h5::write_attr(file, "source_files", meta.source_files);
     h5::write_attr(file, "created_by", meta.created_by);
+    for (const auto& [name, value] : tokenizer_attrs(meta.embedded)) h5::write_attr(file, name, value);
     write_split(file, "train", train_tokens, train_doc_offsets, meta.vocab_size, options);
     write_split(file, "val", val_tokens, val_doc_offsets, meta.vocab_size, options);
     h5::check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), fmt::format("cannot flush '{}'", out.tmp_path()));
@@ -226,6 +230,8 @@ TokenDataset TokenDataset::open(const std::string& path, const std::string& spli
   d->meta.tokenizer = *tokenizer;
   d->meta.source_files = h5::read_string_attr(file, "source_files", at).value_or("[]");
   d->meta.created_by = h5::read_string_attr(file, "created_by", at).value_or("");
+  const auto embedded = tokenizer_from_attrs([&](const std::string& a) { return h5::read_string_attr(file, a, at); }, at);
+  d->meta.embedded = embedded.value_or(EmbeddedTokenizer{d->meta.tokenizer == "bytes" ? "bytes" : "", d->meta.tokenizer, ""});
 
   LOOM_CHECK(h5::has_link(file, split), fmt::format("loom-data always writes 'train' and 'val'; {}", kRecreate),
              "'{}' has no '{}' split", path, split);

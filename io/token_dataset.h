@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "io/embedded_tokenizer.h"
 #include "io/files.h"
 #include "io/token_source.h"
 
@@ -27,6 +28,10 @@ inline constexpr std::int64_t kTokensFormatVersion = 1;
 // them from the file (format_version included).
 struct DatasetMeta {
   std::string tokenizer = "bytes";
+  // The tokenizer itself (io/embedded_tokenizer.h), written when known(); its name must
+  // equal `tokenizer`. The reader fills it from the file; a file without one reads as
+  // kind "bytes" when `tokenizer` is "bytes", else as unknown (the name only).
+  EmbeddedTokenizer embedded;
   std::int64_t vocab_size = 257;
   std::int32_t eod_token = 256;
   std::string source_files = "[]";  // JSON array of {"path", "bytes", "crc32"}, one per input

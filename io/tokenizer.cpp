@@ -46,6 +46,12 @@ void encode_append(const TokenizerInfo& info, std::string_view text, std::vector
   else encode_bytes_append(text, out);
 }
 
+std::string decode_with(const TokenizerInfo& info, std::span<const std::int32_t> tokens) {
+  if (info.hf) return info.hf->decode(tokens);
+  if (info.spm) return info.spm->decode(tokens);
+  return decode_bytes(tokens);
+}
+
 void encode_bytes_append(std::string_view text, std::vector<std::int32_t>& out) {
   const std::size_t first = out.size();
   out.resize(first + text.size());

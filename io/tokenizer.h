@@ -41,6 +41,10 @@ TokenizerInfo tokenizer_by_name(const std::string& name);
 // Appends the tokens of `text` (no eod) with the tokenizer `info` describes.
 void encode_append(const TokenizerInfo& info, std::string_view text, std::vector<std::int32_t>& out);
 
+// Decodes with the tokenizer `info` describes (eod and other special tokens: as that
+// tokenizer decodes them; the byte tokenizer drops eod).
+std::string decode_with(const TokenizerInfo& info, std::span<const std::int32_t> tokens);
+
 std::vector<std::int32_t> encode_bytes(std::string_view text);
 // Appends the tokens of `text` to `out` (no eod): the streaming form loom-data uses.
 void encode_bytes_append(std::string_view text, std::vector<std::int32_t>& out);

@@ -31,6 +31,7 @@
 #include "io/corpus.h"
 #include "io/files.h"
 #include "io/token_dataset.h"
+#include "io/embedded_tokenizer.h"
 #include "io/tokenizer.h"
 #include "launch/loom_data_megatron.h"  // Megatron-LM conversion subcommands
 #include "launch/loom_data_tokenizer.h"  // train-tokenizer (SentencePiece)
@@ -177,6 +178,7 @@ int run(const Options& o) {
   const std::span<const std::int32_t> all(tokens);
   loom::DatasetMeta meta;
   meta.tokenizer = tok.name;
+  meta.embedded = loom::embed_tokenizer(o.tokenizer);  // the tokenizer travels with the data
   meta.vocab_size = tok.vocab_size;
   meta.eod_token = tok.eod;
   meta.source_files = sources.dump();
