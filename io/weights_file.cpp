@@ -34,7 +34,7 @@ std::int64_t numel(const std::vector<std::int64_t>& shape) {
 }  // namespace
 
 void write_weights(const std::string& path, const std::vector<NamedArray>& arrays, const std::string& config_json,
-                   Overwrite overwrite) {
+                   Overwrite overwrite, const std::map<std::string, std::string>& attrs) {
   LOOM_CHECK(nlohmann::json::accept(config_json), "", "write_weights: config is not valid JSON");
   std::set<std::string> seen;
   for (const NamedArray& a : arrays) {
@@ -44,6 +44,11 @@ void write_weights(const std::string& path, const std::vector<NamedArray>& array
     for (auto d : a.shape) LOOM_CHECK(d >= 0, "", "write_weights: '{}' has a negative extent", a.name);
     LOOM_CHECK(a.data != nullptr || numel(a.shape) == 0, "", "write_weights: '{}' has no data", a.name);
   }
+
+  for (const auto& [name, value] : attrs)
+    LOOM_CHECK(name != "magic" && name != "format_version" && name != "config" && name != "architecture" &&
+                   name != "created_by",
+               "", "write_weights: attribute '{}' is the file's own", name);
 
   AtomicWrite out(path, overwrite, "write_weights");
   {
@@ -55,6 +60,7 @@ void write_weights(const std::string& path, const std::vector<NamedArray>& array
     if (config.is_object() && config.contains("architecture") && config["architecture"].is_string())
       h5::write_attr(file, "architecture", config["architecture"].get<std::string>());
     h5::write_attr(file, "created_by", "loom");
+    for (const auto& [name, value] : attrs) h5::write_attr(file, name, value);
     for (const NamedArray& a : arrays) {
       const std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
       h5::Handle space(h5::check(a.shape.empty() ? H5Screate(H5S_SCALAR)
@@ -160,6 +166,9 @@ WeightsReader WeightsReader::open(const std::string& path) {
 const std::string& WeightsReader::path() const { return impl_->path; }
 const std::string& WeightsReader::config_json() const { return impl_->config; }
 const std::string& WeightsReader::architecture() const { return impl_->architecture; }
+std::optional<std::string> WeightsReader::string_attr(const std::string& name) const {
+  return h5::read_string_attr(impl_->file, name, fmt::format("weights file '{}'", impl_->path));
+}
 bool WeightsReader::has(const std::string& name) const { return impl_->shapes.count(name) > 0; }
 std::vector<std::string> WeightsReader::names() const { return impl_->order; }
 std::vector<std::int64_t> WeightsReader::shape(const std::string& name) const { return impl_->shape_of(name); }

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,9 +33,10 @@ struct NamedArray {
 // Writes every array, in order, plus the attributes. config_json must be valid JSON.
 // Replaces an existing file by default (a training run re-saving its weights);
 // Overwrite::no refuses instead. Either way the old file stays intact until the
-// new one is complete.
+// new one is complete. `attrs`: more string attributes for the root (the embedded
+// tokenizer, io/embedded_tokenizer.h).
 void write_weights(const std::string& path, const std::vector<NamedArray>& arrays, const std::string& config_json,
-                   Overwrite overwrite = Overwrite::yes);
+                   Overwrite overwrite = Overwrite::yes, const std::map<std::string, std::string>& attrs = {});
 
 class WeightsReader {
 public:
@@ -47,6 +50,8 @@ public:
   // The `architecture` attribute ("gpt2", ...; empty when absent), written from the config's
   // "architecture" key: what a model checks before loading the file.
   const std::string& architecture() const;
+  // A string attribute of the root (nullopt when absent).
+  std::optional<std::string> string_attr(const std::string& name) const;
   bool has(const std::string& name) const;
   // Parameter names in file order (creation order when the file tracks it, as
   // write_weights' files do; name order otherwise).

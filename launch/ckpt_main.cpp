@@ -20,6 +20,7 @@
 #include "io/checkpoint_files.h"
 #include "io/weights_file.h"
 #include "launch/hf_gpt2.h"
+#include "launch/model_io.h"
 #include "launch/run_dir.h"
 
 namespace po = boost::program_options;
@@ -105,7 +106,10 @@ int export_weights(const std::string& path, const std::string& output, Overwrite
     data.push_back(read_whole(r, "params", n));
     arrays.push_back({n, r.shape("params", n), data.back().data()});
   }
-  write_weights(output, arrays, r.attr("config"), overwrite);
+  // The checkpoint's embedded tokenizer goes along (verified: its checksum is read back).
+  std::map<std::string, std::string> tok;
+  if (const auto t = read_model_tokenizer(path)) tok = tokenizer_attrs(*t);
+  write_weights(output, arrays, r.attr("config"), overwrite, tok);
   if (say) fmt::print("wrote {} ({} tensors, step {})\n", output, arrays.size(), r.int_attr("step"));
   return 0;
 }

@@ -46,7 +46,7 @@ std::vector<float> gather_stored(ParamStore& ps, Communicator& tp, std::size_t i
 }  // namespace
 
 void save_weights(StageModel& model, Communicator& tp, const std::string& path, bool write, Communicator* pp,
-                  bool in_writer_pipeline) {
+                  bool in_writer_pipeline, const std::map<std::string, std::string>& attrs) {
   ParamStore& ps = model.params();
   const int stages = pp ? pp->size() : 1, stage = pp ? pp->rank() : 0;
   // A tied group is written once: by its first holder.
@@ -78,7 +78,7 @@ void save_weights(StageModel& model, Communicator& tp, const std::string& path, 
   if (!write) return;
   auto config = nlohmann::json::parse(model.config_json());
   config["architecture"] = model.architecture();
-  write_weights(path, arrays, config.dump());
+  write_weights(path, arrays, config.dump(), Overwrite::yes, attrs);
 }
 
 std::string read_architecture(const std::string& path) {
@@ -89,6 +89,18 @@ std::string read_architecture(const std::string& path) {
 std::string read_config_json(const std::string& path) {
   if (const std::string c = find_checkpoint(path); !c.empty()) return CheckpointReader::open(c).attr("config");
   return WeightsReader::open(path).config_json();
+}
+
+std::optional<EmbeddedTokenizer> read_model_tokenizer(const std::string& path) {
+  if (const std::string c = find_checkpoint(path); !c.empty()) {
+    const CheckpointReader r = CheckpointReader::open(c);
+    return tokenizer_from_attrs(
+        [&](const std::string& a) { return r.has_attr(a) ? std::optional(r.attr(a)) : std::nullopt; },
+        fmt::format("checkpoint '{}'", c));
+  }
+  const WeightsReader r = WeightsReader::open(path);
+  return tokenizer_from_attrs([&](const std::string& a) { return r.string_attr(a); },
+                              fmt::format("weights file '{}'", path));
 }
 
 namespace {

@@ -9,7 +9,11 @@
 // and a file of another architecture is refused by name.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
+
+#include "io/embedded_tokenizer.h"
 
 #include "layers/stage_model.h"
 #include "parallel/communicator.h"
@@ -20,8 +24,10 @@ namespace loom {
 // stages, over `pp`: the ranks of the writer's pipeline (`in_writer_pipeline`: dp rank 0,
 // tp rank 0) send their stage's tensors to stage 0. Only the caller with write = true
 // (world rank 0) writes the file.
+// `attrs`: more root attributes for the file (the embedded tokenizer's).
 void save_weights(StageModel& model, Communicator& tp, const std::string& path, bool write = true,
-                  Communicator* pp = nullptr, bool in_writer_pipeline = true);
+                  Communicator* pp = nullptr, bool in_writer_pipeline = true,
+                  const std::map<std::string, std::string>& attrs = {});
 // Loads every parameter this rank holds (its tp shard of each; every tied copy) from a
 // weights file, or from a checkpoint (a step_N directory, or a run directory: its latest;
 // the master weights, read block by block, launch/checkpoint.h); throws
@@ -31,5 +37,8 @@ void load_weights(StageModel& model, const std::string& path);
 // The file's (or checkpoint's) architecture attribute and model config JSON.
 std::string read_architecture(const std::string& path);
 std::string read_config_json(const std::string& path);
+// The tokenizer embedded in the file (or checkpoint index); nullopt for one written
+// before tokenizers travelled with the model (io/embedded_tokenizer.h).
+std::optional<EmbeddedTokenizer> read_model_tokenizer(const std::string& path);
 
 }  // namespace loom
