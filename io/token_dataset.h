@@ -84,6 +84,7 @@ public:
   std::int64_t vocab_size() const override;
   const std::string& tokenizer() const override { return meta().tokenizer; }
   const DatasetMeta& meta() const;
+  EmbeddedTokenizer embedded_tokenizer() const override { return meta().embedded; }
   const std::string& path() const override;
   const std::string& split() const override;
   std::span<const std::uint64_t> doc_offsets() const;

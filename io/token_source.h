@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "io/embedded_tokenizer.h"
+
 namespace loom {
 
 class TokenSource {
@@ -20,6 +22,11 @@ public:
   virtual std::int64_t size() const = 0;  // tokens in this split
   virtual std::int64_t vocab_size() const = 0;
   virtual const std::string& tokenizer() const = 0;  // blends require the same on every source
+  // The tokenizer itself when the file embeds it (io/embedded_tokenizer.h); else known
+  // by name only ("bytes" needs no payload). loom-train carries it into the model.
+  virtual EmbeddedTokenizer embedded_tokenizer() const {
+    return {tokenizer() == "bytes" ? "bytes" : "", tokenizer(), ""};
+  }
   virtual const std::string& path() const = 0;       // the file named in messages
   virtual const std::string& split() const = 0;      // "train" or "val"
   // Identity for the rank-agreement check (launch/rank_agreement.h): equal on two

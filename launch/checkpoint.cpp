@@ -1,5 +1,6 @@
 // launch/checkpoint.cpp — see checkpoint.h.
 #include "launch/checkpoint.h"
+#include "launch/model_tokenizer.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -317,6 +318,13 @@ TrainProgress Checkpointer::load(const std::string& path) {
   const std::string diff = config_differences(json::parse(r.attr("config")), json::parse(model_.config_json()));
   LOOM_CHECK(diff.empty(), "give the model.* options the checkpoint was written with (its config.ini has them)",
              "checkpoint '{}' does not fit this model: {}", path, diff);
+  // The run's tokenizer (in attrs_, taken from its data) must be the checkpoint's.
+  const AttrGetter run_attr = [&](const std::string& a) {
+    return attrs_.contains(a) ? std::optional(attrs_.at(a)) : std::nullopt;
+  };
+  const AttrGetter ckpt_attr = [&](const std::string& a) { return r.has_attr(a) ? std::optional(r.attr(a)) : std::nullopt; };
+  if (const auto data = tokenizer_from_attrs(run_attr, "this run's data"))
+    check_model_tokenizer("checkpoint.resume", path, tokenizer_from_attrs(ckpt_attr, "checkpoint '" + path + "'"), *data);
   ParamStore& ps = model_.params();
   std::vector<float> block;
   // Reads local elements [first, first + n) of parameter i's tensor `kind` into run.

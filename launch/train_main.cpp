@@ -25,6 +25,7 @@
 #include "launch/checkpoint.h"
 #include "launch/gemm_peak.h"
 #include "launch/model_io.h"
+#include "launch/model_tokenizer.h"
 #include "launch/rank_agreement.h"
 #include "launch/run_dir.h"
 #include "launch/stop_signal.h"
@@ -130,6 +131,12 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   const std::unique_ptr<TokenSource> val_source = open_token_source(cfg.data.val, "val", megatron);
   const TokenSource& val_set = *val_source;
   check_ranks_agree(MPI_COMM_WORLD, data_checksums_ini(train_blend, val_set), "data");  // same paths, same files?
+  // The tokenizer travels from the data into the model: the weights file and the checkpoints
+  // embed it, and a model trained on another one is refused (launch/model_tokenizer.h).
+  const EmbeddedTokenizer data_tok = data_tokenizer(train_blend, val_set);
+  const std::map<std::string, std::string> tok_attrs = tokenizer_attrs(data_tok);
+  if (!cfg.model.init.empty())
+    check_model_tokenizer("model.init", cfg.model.init, read_model_tokenizer(cfg.model.init), data_tok);
   if (!cfg.model.init.empty()) {
     // The architecture comes from the weights file (transfer learning keeps the model).
     const std::string init = cfg.model.init, arch = read_architecture(init);
@@ -193,10 +200,14 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
     if (lead) fmt::print("initialised from {}\n", mc.init);
   }
   const bool writer_pipeline = ctx.coord.dp == 0 && ctx.coord.tp == 0;
-  if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline);
+  if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline, tok_attrs);
   Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader);
   Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), [&] { trainer.params_from_master(); },
-                            {{"run_config", to_ini(cfg)}});
+                            [&] {  // the index's attributes: the tokenizer's and the run's configuration
+                              auto attrs = tok_attrs;
+                              attrs["run_config"] = to_ini(cfg);
+                              return attrs;
+                            }());
   const std::optional<TrainProgress> resumed = resume(cfg, ctx, checkpointer);
   if (resumed) trainer.restore(*resumed);
   const TrainProgress start = trainer.progress();
@@ -281,7 +292,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   }
 
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
-  save_weights(model, tp, weights, lead, &pp, writer_pipeline);  // tp shards and pp stages gathered; rank 0 writes
+  save_weights(model, tp, weights, lead, &pp, writer_pipeline, tok_attrs);  // tp shards and pp stages gathered; rank 0 writes
   if (!lead) return 0;
   if (start.step >= cfg.train.steps)
     fmt::print("\nnothing left to train: the checkpoint is at step {} of train.steps = {}; wrote {}\n", start.step,
