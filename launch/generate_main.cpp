@@ -2,7 +2,9 @@
 //
 //   loom-generate --weights runs/latest/weights.h5 --prompt "In the beginning"
 //                 --tokens 200 --temperature 0.8 --top_k 40 --seed 1
-// The model architecture is read from the file. Each new token re-runs the
+// The model architecture is read from the file, and so is the tokenizer that encodes
+// the prompt and decodes the output (the one the training data was made with; bytes
+// for a file written before tokenizers were embedded). Each new token re-runs the
 // forward over the (at most seq_len) most recent tokens; sampling draws come
 // from the counter-based RNG (seed, stream 0, index = token number), so a
 // seed always gives the same text.
@@ -11,12 +13,15 @@
 #include <cstdio>
 #include <iostream>
 #include <numeric>
+#include <optional>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "backend/registry.h"
 #include "core/rng.h"
+#include "io/embedded_tokenizer.h"
 #include "io/tokenizer.h"
 #include "launch/model_io.h"
 #include "layers/gpt.h"
@@ -45,12 +50,26 @@ std::int32_t sample(std::vector<float>& logits, float temperature, int top_k, fl
   return order[std::size_t(k - 1)];
 }
 
+// The tokenizer the weights file (or checkpoint) embeds; bytes, saying so, for a file
+// written before tokenizers travelled with the model.
+TokenizerInfo model_tokenizer(const std::string& weights) {
+  const std::optional<EmbeddedTokenizer> t = read_model_tokenizer(weights);
+  if (!t || !t->known()) {
+    std::fprintf(stderr, "loom-generate: note: '%s' carries no tokenizer (written by an older loom); using bytes\n",
+                 weights.c_str());
+    return TokenizerInfo{};
+  }
+  std::fprintf(stderr, "loom-generate: tokenizer %s\n", t->describe().c_str());
+  return tokenizer_info(*t);
+}
+
 int generate(int argc, char** argv) {
   std::string weights, prompt = "\n", device = "cpu";
   std::int64_t tokens = 200;
   float temperature = 0.8f;
   int top_k = 40;
   std::uint64_t seed = 1;
+  bool print_ids = false;
   po::options_description opts("loom-generate options");
   opts.add_options()("help,h", "show this help")
       ("weights", po::value(&weights)->required(),
@@ -60,7 +79,8 @@ int generate(int argc, char** argv) {
       ("temperature", po::value(&temperature)->default_value(temperature), "softmax temperature (0: greedy)")
       ("top_k", po::value(&top_k)->default_value(top_k), "sample among the k most likely tokens (0: all)")
       ("seed", po::value(&seed)->default_value(seed), "sampling seed")
-      ("device", po::value(&device)->default_value(device), "cpu or cuda");
+      ("device", po::value(&device)->default_value(device), "cpu or cuda")
+      ("print_ids", po::bool_switch(&print_ids), "also print the generated token ids (to stderr)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -85,23 +105,34 @@ int generate(int argc, char** argv) {
   Gpt model(*be, mc, 1, T);
   load_weights(model, weights);
 
-  std::vector<std::int32_t> ctx = encode_bytes(prompt);
+  const TokenizerInfo tok = model_tokenizer(weights);
+  std::vector<std::int32_t> ctx;
+  encode_append(tok, prompt, ctx);
   LOOM_CHECK(!ctx.empty(), "", "loom-generate: the prompt must not be empty");
   for (std::int32_t t : ctx)
     LOOM_CHECK(t < mc.vocab, "", "loom-generate: prompt token {} is outside the model's vocabulary {}", t, mc.vocab);
-  std::fputs(prompt.c_str(), stdout);
+  // The prompt as the model sees it (decode(encode(prompt))), then each token's text: the
+  // whole context is decoded again and its new tail printed, because a token's text can
+  // depend on its neighbours (SentencePiece's leading-space marker, split UTF-8 sequences).
+  std::string printed = decode_with(tok, ctx);
+  std::fputs(printed.c_str(), stdout);
   std::vector<float> logits(static_cast<std::size_t>(mc.vocab));
   std::vector<std::int32_t> window(static_cast<std::size_t>(T), 0);
+  const std::size_t prompt_tokens = ctx.size();
   for (std::int64_t i = 0; i < tokens; ++i) {
     const std::int64_t n = std::min<std::int64_t>(std::int64_t(ctx.size()), T);
     std::copy(ctx.end() - n, ctx.end(), window.begin());  // positions after n are ignored (causal)
     model.logits_at(window.data(), 0, n - 1, logits.data());
     const std::int32_t next = sample(logits, temperature, top_k, rng_uniform(seed, 0, std::uint64_t(i)));
     ctx.push_back(next);
-    const std::string text = decode_bytes(std::span<const std::int32_t>(&next, 1));
-    std::fputs(text.c_str(), stdout);
+    const std::string text = decode_with(tok, ctx);
+    std::fputs(text.substr(std::min(printed.size(), text.size())).c_str(), stdout);
     std::fflush(stdout);
+    printed = text;
   }
+  if (print_ids)
+    std::fprintf(stderr, "loom-generate: ids %s\n",
+                 fmt::format("{}", fmt::join(ctx.begin() + std::ptrdiff_t(prompt_tokens), ctx.end(), " ")).c_str());
   std::fputs("\n", stdout);
   return 0;
 }
