@@ -17,6 +17,7 @@
 #include "io/checkpoint_files.h"
 #include "io/embedded_tokenizer.h"
 #include "io/hf_tokenizer.h"
+#include "io/spm_tokenizer.h"
 #include "io/token_dataset.h"
 #include "io/weights_file.h"
 #include "launch/run_dir.h"
@@ -230,6 +231,45 @@ TEST_F(TokenizerTravels, OlderWeightsFilesStillLoadAsBytes) {
   // Nothing to compare against: --model.init accepts it with any data.
   const auto init = test::run_program("loom-train", tiny(file("hf.h5"), "r-old", "--model.init " + file("old.h5")));
   EXPECT_EQ(init.exit_code, 0) << init.output;
+}
+
+// A SentencePiece model is binary: it travels base64-encoded and must come back byte for byte.
+TEST_F(TokenizerTravels, ASentencePieceModelTravelsToo) {
+  const std::string prefix = file("spm");
+  auto r = test::run_program("loom-data", "train-tokenizer --quiet --input " + file("text.txt") + " --output " + prefix +
+                                              " --model-type bpe --vocab-size 60");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_program("loom-data", "--quiet --input " + file("text.txt") + " --output " + file("spm.h5") +
+                                         " --tokenizer " + prefix + ".model");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_program("loom-train", tiny(file("spm.h5"), "spm-run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto in_weights = weights_tokenizer(file("spm-run/weights.h5"));
+  ASSERT_TRUE(in_weights.has_value());
+  EXPECT_EQ(in_weights->kind, "sentencepiece");
+  EXPECT_EQ(in_weights->payload, test::read_file(prefix + ".model"));
+  const auto in_ckpt = checkpoint_tokenizer(find_checkpoint(file("spm-run")));
+  ASSERT_TRUE(in_ckpt.has_value());
+  EXPECT_TRUE(same_tokenizer(*in_ckpt, *in_weights));
+
+  const test::TempDir out("tok-spm");
+  const std::string prompt = "in the thin";
+  const SplitRun g = run_split(out, "loom-generate", "--weights " + file("spm-run/weights.h5") + " --prompt '" + prompt +
+                                                         "' --tokens 10 --temperature 0 --print_ids");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_THAT(g.err, HasSubstr("tokenizer sentencepiece"));
+  const SpmTokenizer tok = SpmTokenizer::load(prefix + ".model");
+  std::vector<std::int32_t> ids = tok.encode(prompt);
+  EXPECT_LT(ids.size(), prompt.size());  // merged pieces, not bytes
+  std::istringstream ss(g.err.substr(g.err.find("ids ") + 4));
+  for (std::int32_t id; ss >> id;) ids.push_back(id);
+  EXPECT_EQ(g.out, tok.decode(ids) + "\n");
+  // Another tokenizer's model on this data: refused, naming both.
+  train_hf();
+  const auto init = test::run_program("loom-train", tiny(file("spm.h5"), "r-spm", "--model.init " + file("hf-run/weights.h5")));
+  EXPECT_EQ(init.exit_code, 2) << init.output;
+  EXPECT_THAT(init.output, AllOf(HasSubstr("the data was tokenised with sentencepiece 'spm:" + prefix + ".model' (crc32 "),
+                                 HasSubstr("the model with hf-json")));
 }
 
 }  // namespace
