@@ -167,6 +167,12 @@ TEST_F(TokenizerTravels, WeightsAndCheckpointCarryItAndGenerateDecodesWithIt) {
   const auto in_ckpt = checkpoint_tokenizer(find_checkpoint(file("hf-run")));
   ASSERT_TRUE(in_ckpt.has_value());
   EXPECT_TRUE(same_tokenizer(*in_ckpt, data)) << in_ckpt->describe();
+  // loom-ckpt export keeps it in the weights file it makes.
+  const auto exported = test::run_program("loom-ckpt", "export " + file("hf-run") + " --output " + file("exported.h5"));
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const auto in_export = weights_tokenizer(file("exported.h5"));
+  ASSERT_TRUE(in_export.has_value());
+  EXPECT_TRUE(same_tokenizer(*in_export, data));
 
   // Greedy, with the ids printed: stdout must be the tokenizer's decoding of prompt + ids.
   const test::TempDir out("tok-gen");
