@@ -96,6 +96,38 @@ std::optional<EmbeddedTokenizer> checkpoint_tokenizer(const std::string& dir) {
                               dir);
 }
 
+// The attributes round-trip any bytes (base64 of every length mod 3), and damage is named.
+TEST(EmbeddedTokenizer, AttributesRoundTripAndDamageIsNamed) {
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(char(b));
+  for (std::size_t n : {0, 1, 2, 3, 4, 5, 256}) {
+    const EmbeddedTokenizer t{"sentencepiece", "spm:x.model", all.substr(0, n)};
+    const auto attrs = tokenizer_attrs(t);
+    const auto back = tokenizer_from_attrs(
+        [&](const std::string& a) { return attrs.contains(a) ? std::optional(attrs.at(a)) : std::nullopt; }, "f");
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(back->payload, t.payload) << n;
+    EXPECT_EQ(back->name, "spm:x.model");
+  }
+  auto damaged = [](std::map<std::string, std::string> attrs) {
+    return test::error_of([&] {
+      tokenizer_from_attrs([&](const std::string& a) { return attrs.contains(a) ? std::optional(attrs.at(a)) : std::nullopt; },
+                           "file 'f'");
+    });
+  };
+  auto attrs = tokenizer_attrs(EmbeddedTokenizer{"hf-json", "hf:t.json", "{}"});
+  attrs["tokenizer_data"] = "{ }";
+  EXPECT_THAT(damaged(attrs), HasSubstr("file 'f': the embedded tokenizer fails its checksum"));
+  attrs = tokenizer_attrs(EmbeddedTokenizer{"sentencepiece", "spm:m", "abcd"});
+  EXPECT_EQ(attrs["tokenizer_data"], "YWJjZA==");  // Python: base64.b64encode(b"abcd")
+  EXPECT_EQ(attrs["tokenizer_crc32"], "ed82cd11");  // Python: "%08x" % zlib.crc32(b"abcd")
+  attrs["tokenizer_data"] = "YWJj*A==";
+  EXPECT_THAT(damaged(attrs), HasSubstr("tokenizer_data is not valid base64"));
+  attrs["tokenizer_kind"] = "tiktoken";
+  EXPECT_THAT(damaged(attrs), HasSubstr("unknown tokenizer_kind 'tiktoken'"));
+  EXPECT_FALSE(tokenizer_from_attrs([](const std::string&) { return std::optional<std::string>(); }, "f").has_value());
+}
+
 class TokenizerTravels : public testing::Test {
 protected:
   static void SetUpTestSuite() {
