@@ -15,15 +15,7 @@ foreach(var MPIEXEC NP_FLAG LOOM_DATA LOOM_TRAIN COMPARE WORK MODE NP LAYOUT)
     message(FATAL_ERROR "checkpoint_resume.cmake: -D${var}=... is required")
   endif()
 endforeach()
-include(${CMAKE_CURRENT_LIST_DIR}/small_dataset.cmake)
-
-function(run_checked)
-  execute_process(COMMAND timeout -k 10 300 ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (exit ${rc}): ${ARGN}\n${out}")
-  endif()
-  message("${out}")
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
 
 loom_small_dataset(${WORK} ${LOOM_DATA})
 set(common --data.train ${WORK}/data.h5 --model.layers 4 --model.channels 32 --model.heads 4 --model.seq_len 16

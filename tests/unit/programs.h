@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace loom::test {
@@ -33,6 +34,18 @@ inline RunResult run_program(const std::string& name, const std::string& args) {
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// `dir` (created) with a small byte-level dataset, dir/data.h5 (400 short lines through loom-data), for tests that run loom-train.
+// Returns loom-data's result (exit code 0 when the dataset is there).
+inline RunResult make_small_dataset(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream text(dir / "text.txt");
+    for (int i = 0; i < 400; ++i) text << "In the beginning was the word, and the word was " << i << ".\n";
+  }
+  return run_program("loom-data", "--quiet --input " + (dir / "text.txt").string() + " --output " +
+                                      (dir / "data.h5").string());
 }
 
 }  // namespace loom::test

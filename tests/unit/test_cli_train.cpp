@@ -27,11 +27,7 @@ class TrainCli : public testing::Test {
 protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("loom_cli_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    std::ofstream text(dir_ / "text.txt");
-    for (int i = 0; i < 400; ++i) text << "In the beginning was the word, and the word was " << i << ".\n";
-    text.close();
-    const auto r = run_program("loom-data", "--quiet --input " + (dir_ / "text.txt").string() + " --output " + data());
+    const auto r = loom::test::make_small_dataset(dir_);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
