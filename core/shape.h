@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 #include <initializer_list>
 #include <string>
 
@@ -39,6 +40,7 @@ public:
   // Product of all dims but the last: the number of "rows" an op over the last dim sees.
   std::int64_t rows() const { return rank_ == 0 ? 1 : numel() / dims_[rank_ - 1]; }
   std::int64_t last() const { return rank_ == 0 ? 1 : dims_[rank_ - 1]; }
+  std::vector<std::int64_t> dims() const { return {dims_.begin(), dims_.begin() + rank_}; }  // for files, messages
 
   bool operator==(const Shape& o) const {
     if (rank_ != o.rank_) return false;

@@ -374,4 +374,19 @@ void CheckpointReader::read(const std::string& kind, const std::string& tensor, 
                    "run loom-ckpt verify on it");
 }
 
+void read_local_run(const CheckpointReader& r, const std::string& kind, const ParamSpec& spec, std::int64_t first,
+                    std::int64_t n, float* run) {
+  const std::vector<std::int64_t> want = stored_shape(spec).dims();
+  LOOM_CHECK(r.has(kind, spec.name) && r.shape(kind, spec.name) == want,
+             "the checkpoint must come from a model with the same architecture and model.* options",
+             "checkpoint '{}' has no {} tensor {} of shape [{}]", r.dir(), kind, spec.name, fmt::join(want, ", "));
+  std::vector<float> block;
+  for (const GlobalBlock& b : global_blocks(spec, first, first + n)) {
+    block.resize(std::size_t(b.numel()));
+    r.read(kind, spec.name, b, block.data());
+    for (std::int64_t row = 0; row < b.rows; ++row)
+      std::copy_n(block.data() + row * b.cols, b.cols, run + (b.local - first) + row * b.local_stride);
+  }
+}
+
 }  // namespace loom

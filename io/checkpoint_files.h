@@ -93,6 +93,13 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
+// Reads local elements [first, first + n) of parameter `spec`'s tensor `kind` into `run`
+// (n values; elements in padding rows are left as they are), block by block: the one read
+// path of resuming, --model.init and loom-generate. Throws, naming the checkpoint, when the
+// tensor is missing or its stored shape is not the spec's.
+void read_local_run(const CheckpointReader& r, const std::string& kind, const ParamSpec& spec, std::int64_t first,
+                    std::int64_t n, float* run);
+
 // "" when dir/<s.file> exists with s's size and CRC-32; otherwise what is wrong with it.
 std::string verify_shard(const std::string& dir, const ShardInfo& s);
 

@@ -36,12 +36,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::vector<std::int64_t> dims(const Shape& s) {
-  std::vector<std::int64_t> d;
-  for (int i = 0; i < s.rank(); ++i) d.push_back(s[i]);
-  return d;
-}
-
 // The communicators move floats only; a u64 travels as four 16-bit pieces (exact in f32).
 std::vector<std::uint64_t> all_gather_u64(Communicator& world, const std::vector<std::uint64_t>& mine) {
   const std::size_t n = mine.size(), w = std::size_t(world.size());
@@ -85,14 +79,10 @@ void fsync_path(const std::string& path) {
 }
 
 // Copies block b out of `run` (a run of local elements starting at local element `first`)
-// into `block`, row-major (rows, cols); with `to_block` false, from `block` into `run`.
-void pack(const GlobalBlock& b, std::int64_t first, float* run, float* block, bool to_block) {
-  for (std::int64_t r = 0; r < b.rows; ++r) {
-    float* row = run + (b.local - first) + r * b.local_stride;
-    float* out = block + r * b.cols;
-    if (to_block) std::copy_n(row, b.cols, out);
-    else std::copy_n(out, b.cols, row);
-  }
+// into `block`, row-major (rows, cols). (Reading back: read_local_run, io/checkpoint_files.h.)
+void pack(const GlobalBlock& b, std::int64_t first, const float* run, float* block) {
+  for (std::int64_t r = 0; r < b.rows; ++r)
+    std::copy_n(run + (b.local - first) + r * b.local_stride, b.cols, block + r * b.cols);
 }
 
 // "model.layers: the checkpoint has 4, this run 6; ..." for every differing field.
@@ -203,7 +193,7 @@ Checkpointer::Written Checkpointer::write_shard(const std::string& path) const {
     for (const Item& it : items_) {
       const StateSlice& s = state_[it.slice];
       const ParamSpec& spec = model_.params().spec(s.param);
-      const std::vector<std::int64_t> shape = dims(stored_shape(spec));
+      const std::vector<std::int64_t> shape = stored_shape(spec).dims();
       for (const GlobalBlock& b : global_blocks(spec, s.elems.begin, s.elems.end)) {
         // A block whose rows are adjacent in the run is written from the snapshot itself.
         const bool contiguous = b.rows == 1 || b.local_stride == b.cols;
@@ -213,7 +203,7 @@ Checkpointer::Written Checkpointer::write_shard(const std::string& path) const {
           if (contiguous) {
             out.add(kKinds[k], spec.name, shape, b, run + (b.local - s.elems.begin));
           } else {
-            pack(b, s.elems.begin, const_cast<float*>(run), block.data(), true);
+            pack(b, s.elems.begin, run, block.data());
             out.add(kKinds[k], spec.name, shape, b, block.data());
           }
         }
@@ -326,19 +316,6 @@ TrainProgress Checkpointer::load(const std::string& path) {
   if (const auto data = tokenizer_from_attrs(run_attr, "this run's data"))
     check_model_tokenizer("checkpoint.resume", path, tokenizer_from_attrs(ckpt_attr, "checkpoint '" + path + "'"), *data);
   ParamStore& ps = model_.params();
-  std::vector<float> block;
-  // Reads local elements [first, first + n) of parameter i's tensor `kind` into run.
-  auto read_run = [&](const char* kind, std::size_t i, std::int64_t first, std::int64_t n, float* run) {
-    const ParamSpec& spec = ps.spec(i);
-    LOOM_CHECK(r.has(kind, spec.name) && r.shape(kind, spec.name) == dims(stored_shape(spec)),
-               "the checkpoint must come from the same model", "checkpoint '{}' has no {} tensor {} of shape {}", path,
-               kind, spec.name, shape_string(dims(stored_shape(spec))));
-    for (const GlobalBlock& b : global_blocks(spec, first, first + n)) {
-      block.resize(std::size_t(b.numel()));
-      r.read(kind, spec.name, b, block.data());
-      pack(b, first, run, block.data(), false);
-    }
-  };
   // Only the runs whose state this rank keeps are read (master weights, m, v); the working
   // weights are made from the master weights (rounded, and under ZeRO-1 all-gathered over
   // dp), exactly as after an update.
@@ -347,7 +324,7 @@ TrainProgress Checkpointer::load(const std::string& path) {
     std::vector<float> run(std::size_t(s.elems.size()));
     for (int k = 0; k < 3; ++k) {
       std::fill(run.begin(), run.end(), 0.0f);  // padding rows stay 0
-      read_run(kKinds[k], s.param, s.elems.begin, s.elems.size(), run.data());
+      read_local_run(r, kKinds[k], model_.params().spec(s.param), s.elems.begin, s.elems.size(), run.data());
       be_.copy(dst[k], host_tensor(run.data(), Shape{s.elems.size()}));
     }
   }

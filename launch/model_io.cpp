@@ -15,11 +15,6 @@ namespace loom {
 
 namespace {
 
-std::vector<std::int64_t> dims(const Shape& s) {
-  std::vector<std::int64_t> d;
-  for (int i = 0; i < s.rank(); ++i) d.push_back(s[i]);
-  return d;
-}
 
 // The whole (global) tensor of parameter i, gathered over the tp group (collective:
 // every tp rank calls it), cut to its stored rows.
@@ -59,7 +54,7 @@ void save_weights(StageModel& model, Communicator& tp, const std::string& path, 
   for (std::size_t i = 0; i < ps.size(); ++i) {
     if (!stored(ps.spec(i), stage)) continue;
     host.push_back(gather_stored(ps, tp, i));  // collective over tp
-    arrays.push_back({ps.spec(i).name, dims(stored_shape(ps.spec(i))), host.back().data()});
+    arrays.push_back({ps.spec(i).name, stored_shape(ps.spec(i)).dims(), host.back().data()});
   }
   const bool carries = stages > 1 && in_writer_pipeline && tp.rank() == 0;
   if (carries && stage != 0) {  // send this stage's tensors to stage 0, in order
@@ -72,7 +67,7 @@ void save_weights(StageModel& model, Communicator& tp, const std::string& path, 
         if (!stored(spec, s)) continue;
         host.emplace_back(static_cast<std::size_t>(stored_shape(spec).numel()));
         pp->send_recv({}, -1, host_tensor(host.back().data(), Shape{std::int64_t(host.back().size())}), s);
-        arrays.push_back({spec.name, dims(stored_shape(spec)), host.back().data()});
+        arrays.push_back({spec.name, stored_shape(spec).dims(), host.back().data()});
       }
   }
   if (!write) return;
@@ -111,19 +106,10 @@ void load_checkpoint_weights(StageModel& model, const std::string& dir) {
   LOOM_CHECK(r.attr("architecture") == model.architecture(), "start from a checkpoint of the same model family",
              "checkpoint '{}' holds a '{}' model, not '{}'", dir, r.attr("architecture"), model.architecture());
   ParamStore& ps = model.params();
-  std::vector<float> block;
   for (std::size_t i = 0; i < ps.size(); ++i) {
     const ParamSpec& s = ps.spec(i);
-    LOOM_CHECK(r.has("params", s.name) && r.shape("params", s.name) == dims(stored_shape(s)),
-               "model.* options must match the model that wrote the checkpoint",
-               "checkpoint '{}' has no parameter '{}' of shape {}", dir, s.name, shape_string(dims(stored_shape(s))));
     std::vector<float> local(static_cast<std::size_t>(s.shape.numel()), 0.0f);  // padding rows stay 0
-    for (const GlobalBlock& b : global_blocks(s, 0, s.shape.numel())) {
-      block.resize(std::size_t(b.numel()));
-      r.read("params", s.name, b, block.data());
-      for (std::int64_t row = 0; row < b.rows; ++row)
-        std::copy_n(block.data() + row * b.cols, b.cols, local.data() + b.local + row * b.local_stride);
-    }
+    read_local_run(r, "params", s, 0, s.shape.numel(), local.data());
     ps.write(i, local);
   }
 }
@@ -139,7 +125,7 @@ void load_weights(StageModel& model, const std::string& path) {
   ParamStore& ps = model.params();
   for (std::size_t i = 0; i < ps.size(); ++i) {
     const ParamSpec& s = ps.spec(i);
-    const std::vector<std::int64_t> want = dims(stored_shape(s));
+    const std::vector<std::int64_t> want = stored_shape(s).dims();
     LOOM_CHECK(r.has(s.name), "the file must come from a model with the same architecture",
                "weights file '{}' has no parameter '{}'", path, s.name);
     LOOM_CHECK(r.shape(s.name) == want, "model.* options must match the model that wrote the file",
