@@ -205,6 +205,11 @@ TEST_F(TokenizerTravels, WeightsAndCheckpointCarryItAndGenerateDecodesWithIt) {
   const auto in_export = weights_tokenizer(file("exported.h5"));
   ASSERT_TRUE(in_export.has_value());
   EXPECT_TRUE(same_tokenizer(*in_export, data));
+  // export --hf writes it as transformers loads it: tokenizer.json, the original verbatim.
+  const auto hf = test::run_program("loom-ckpt", "export " + file("hf-run") + " --hf " + file("hf-export"));
+  ASSERT_EQ(hf.exit_code, 0) << hf.output;
+  EXPECT_THAT(hf.output, HasSubstr("hf-export/tokenizer.json"));
+  EXPECT_EQ(test::read_file(file("hf-export/tokenizer.json")), bpe_json());
 
   // Greedy, with the ids printed: stdout must be the tokenizer's decoding of prompt + ids.
   const test::TempDir out("tok-gen");
