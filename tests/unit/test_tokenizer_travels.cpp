@@ -294,6 +294,10 @@ TEST_F(TokenizerTravels, ASentencePieceModelTravelsToo) {
   const auto in_ckpt = checkpoint_tokenizer(find_checkpoint(file("spm-run")));
   ASSERT_TRUE(in_ckpt.has_value());
   EXPECT_TRUE(same_tokenizer(*in_ckpt, *in_weights));
+  // export --hf writes it as tokenizer.model, byte for byte.
+  r = test::run_program("loom-ckpt", "export " + file("spm-run/weights.h5") + " --hf " + file("spm-export"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(test::read_file(file("spm-export/tokenizer.model")), test::read_file(prefix + ".model"));
 
   const test::TempDir out("tok-spm");
   const std::string prompt = "in the thin";
