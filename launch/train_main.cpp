@@ -124,8 +124,14 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              "data.train is required (an HDF5 token dataset or a Megatron pair)");
   // A blend evaluates on its first source's val split unless data.val names one.
   if (cfg.data.val.empty()) cfg.data.val = parse_blend(cfg.data.train).front().path;
-  // A Megatron pair records neither vocabulary nor eod (io/megatron_source.h): the options give them.
-  const MegatronSourceOptions megatron{cfg.model.vocab, cfg.data.eod_id, cfg.data.val_fraction};
+  // A Megatron pair records neither vocabulary nor eod nor tokenizer (io/megatron_source.h):
+  // the options give them, data.tokenizer all three.
+  std::optional<DeclaredTokenizer> declared;
+  if (!cfg.data.tokenizer.empty())
+    declared = declare_tokenizer(cfg.data.tokenizer, cfg.model.vocab, cfg.data.eod_id, "model.vocab", "data.eod_id");
+  const MegatronSourceOptions megatron{declared ? declared->vocab_size : cfg.model.vocab,
+                                       declared ? declared->eod_id : cfg.data.eod_id, cfg.data.val_fraction,
+                                       declared ? declared->tokenizer : EmbeddedTokenizer{}};
   const Blend train_blend = open_blend(cfg.data.train, "train", megatron);
   const TokenSource& train_set = *train_blend.sets.front();
   const std::unique_ptr<TokenSource> val_source = open_token_source(cfg.data.val, "val", megatron);
@@ -134,6 +140,10 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   // The tokenizer travels from the data into the model: the weights file and the checkpoints
   // embed it, and a model trained on another one is refused (launch/model_tokenizer.h).
   const EmbeddedTokenizer data_tok = data_tokenizer(train_blend, val_set);
+  LOOM_CHECK(!declared || same_tokenizer(declared->tokenizer, data_tok),
+             "drop data.tokenizer, or re-tokenise the data with it (loom-data --tokenizer)",
+             "data.tokenizer is {}, but '{}' was made with {}", declared ? declared->tokenizer.describe() : "",
+             train_set.path(), data_tok.describe());
   const std::map<std::string, std::string> tok_attrs = tokenizer_attrs(data_tok);
   if (!cfg.model.init.empty())
     check_model_tokenizer("model.init", cfg.model.init, read_model_tokenizer(cfg.model.init), data_tok);
