@@ -67,7 +67,15 @@ double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int
 double memory_bandwidth() {
   const std::size_t n = std::size_t(256) << 20;
   std::vector<char> src(n, 1), dst(n, 0);
-  const double t = best_time([&] { std::memcpy(dst.data(), src.data(), n); });
+  // Every thread copies its share, as the elementwise kernels do.
+  const double t = best_time([&] {
+    const int parts = omp_get_max_threads();
+#pragma omp parallel for
+    for (int i = 0; i < parts; ++i) {
+      const std::size_t b = n * std::size_t(i) / std::size_t(parts), e = n * std::size_t(i + 1) / std::size_t(parts);
+      std::memcpy(dst.data() + b, src.data() + b, e - b);
+    }
+  });
   return 2.0 * double(n) / t;  // read + write
 }
 
@@ -110,13 +118,16 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
   c.name = std::string(host) + " (calibrated, " + o.precision + ")";
   c.devices_per_node = o.ranks;
   c.device_memory = host_memory_bytes() / o.ranks;
+  c.gemm_rates_dtype = o.precision;
   c.gemm_efficiency = 1;  // the measured rates are what GEMMs achieve
   c.memory_efficiency = 1;
   c.kernel_overhead = 0;
-  double peak = 0;
+  double peaks[2] = {0, 0};  // f32, 16-bit
   if (o.rank == 0) {
     auto be = make_backend(Device::cpu);
-    peak = measure_gemm_peak_flops(*be, dt);
+    peaks[0] = measure_gemm_peak_flops(*be, DType::f32);
+    peaks[1] = measure_gemm_peak_flops(*be, DType::bf16);
+    double& peak = peaks[dt == DType::f32 ? 0 : 1];
     // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d).
     const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768},  {512, 3072, 768}, {512, 768, 3072},
                                       {2048, 768, 768},  {2048, 3072, 768}, {2048, 768, 3072}, {256, 256, 64},
@@ -128,15 +139,16 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
       if (o.print) std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s\n", (long long)m, (long long)n, (long long)k, r / 1e9);
     }
     c.memory_bandwidth = memory_bandwidth();
+    if (o.print) std::printf("  peak (launch/gemm_peak.h) fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", peaks[0] / 1e9, peaks[1] / 1e9);
     if (o.print) std::printf("  memory bandwidth %.1f GB/s (memcpy, read + write); %d OpenMP threads; OpenBLAS %s\n",
                              c.memory_bandwidth / 1e9, omp_get_max_threads(), blas_core_name().c_str());
   }
   polled_barrier(o.ranks);
   if (o.ranks > 1) {
-    MPI_Bcast(&peak, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(peaks, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&c.memory_bandwidth, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   }
-  c.peak_16bit = c.peak_fp32 = peak;
+  c.peak_fp32 = peaks[0], c.peak_16bit = peaks[1];
   // Links: alpha from 8-byte messages, beta from 16 MiB ones.
   c.intra_node = {.bandwidth = 10e9, .latency = 5e-6, .efficiency = 1};
   if (o.ranks > 1) {

@@ -59,6 +59,7 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
   c.kernel_overhead = j.value("kernel_overhead_us", 0.0) * us;
   c.intra_node = parse_link(j, "intra_node", origin);
   c.inter_node = parse_link(j, "inter_node", origin);
+  c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");
   if (j.contains("gemm_rates"))
     for (const auto& r : j.at("gemm_rates"))
       c.gemm_rates.push_back({.m = r.at("m"), .n = r.at("n"), .k = r.at("k"), .flops = double(r.at("TFLOP_per_s")) * T});
@@ -91,6 +92,7 @@ std::string to_json(const Cluster& c) {
                    {"intra_node", link_json(c.intra_node)},
                    {"inter_node", link_json(c.inter_node)}};
   if (!c.gemm_rates.empty()) {
+    j["gemm_rates_dtype"] = c.gemm_rates_dtype;
     auto& rates = j["gemm_rates"] = nlohmann::json::array();
     for (const GemmRate& r : c.gemm_rates)
       rates.push_back({{"m", r.m}, {"n", r.n}, {"k", r.k}, {"TFLOP_per_s", r.flops / T}});

@@ -40,7 +40,10 @@ struct Cluster {
   double gemm_efficiency = 1;    // achieved fraction of the peak by large GEMMs (calibrated)
   double kernel_overhead = 0;    // seconds per kernel (launch + tail), calibrated
   Link intra_node, inter_node;
-  std::vector<GemmRate> gemm_rates;  // when present, GEMM times come from these (nearest shape)
+  // When present, GEMM times in gemm_rates_dtype come from these (nearest shape); other
+  // dtypes use the roofline.
+  std::vector<GemmRate> gemm_rates;
+  std::string gemm_rates_dtype = "fp32";
 
   double peak(DType dtype) const { return dtype == DType::f32 ? peak_fp32 : peak_16bit; }
 };

@@ -60,7 +60,7 @@ std::int64_t layers_of(const RunConfig& c, int stage) {
 
 double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch) {
   const double flops = 2 * m * n * k * batch;
-  if (!cl.gemm_rates.empty()) {
+  if (!cl.gemm_rates.empty() && parse_dtype(cl.gemm_rates_dtype) == dtype) {
     // The measured shape nearest in log space; its rate.
     const GemmRate* best = nullptr;
     double dist = 1e300;
