@@ -108,6 +108,16 @@ void print_prediction(const RunConfig& c, const Cluster& cl, const Prediction& p
               "activations %.2f)\n",
               m.stage, m.total() / GiB, cl.device_memory / GiB, m.parameters / GiB, m.gradients / GiB,
               m.optimizer / GiB, m.activations / GiB);
+  // The same stage's activations under each recompute mode, without and with sp (tp > 1).
+  std::string modes;
+  for (const char* rc : {"none", "attention", "full"})
+    for (int sp = 0; sp <= (c.parallel.tp > 1 ? 1 : 0); ++sp) {
+      RunConfig o = c;
+      o.train.recompute = rc, o.parallel.sequence_parallel = sp == 1;
+      modes += fmt::format("{}{}{} {:.2f}", modes.empty() ? "" : ", ", rc, sp ? "+sp" : "",
+                           stage_memory(o, m.stage).activations / GiB);
+    }
+  std::printf("activations  by recompute mode (GiB): %s\n", modes.c_str());
 }
 
 int predict_cmd(PlanArgs& a) {
@@ -181,12 +191,14 @@ int validate_cmd(PlanArgs& a) {
   const Cluster cl = load_cluster(a.cluster.empty() ? "plan/clusters/a100-80gb.json" : a.cluster);
   std::printf("Korthikanti et al. 2022, Table 5 (A100 80GB, seconds per iteration) vs loom-plan on %s\n",
               cl.name.c_str());
-  std::printf("%-5s %-16s %10s %10s %8s %7s\n", "model", "mode", "published", "predicted", "error", "MFU");
+  std::printf("%-5s %-16s %10s %10s %8s %7s %9s %9s\n", "model", "mode", "published", "predicted", "error", "MFU",
+              "act GiB", "total GiB");
   double sum = 0, worst = 0;
   const auto rows = validate_table5(cl);
   for (const ValidationRow& r : rows) {
-    std::printf("%-5s %-16s %10.2f %10.2f %+7.1f%% %6.1f%%\n", r.name.c_str(), r.mode.c_str(), r.published, r.predicted,
-                100 * r.error(), 100 * r.prediction.mfu);
+    std::printf("%-5s %-16s %10.2f %10.2f %+7.1f%% %6.1f%% %9.1f %9.1f\n", r.name.c_str(), r.mode.c_str(), r.published,
+                r.predicted, 100 * r.error(), 100 * r.prediction.mfu, r.prediction.memory.activations / GiB,
+                r.prediction.memory.total() / GiB);
     sum += std::abs(r.error()), worst = std::max(worst, std::abs(r.error()));
   }
   std::printf("mean |error| %.2f %%, worst %.2f %%\n", 100 * sum / double(rows.size()), 100 * worst);
