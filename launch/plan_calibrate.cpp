@@ -72,7 +72,8 @@ double memory_bandwidth() {
     const int parts = omp_get_max_threads();
 #pragma omp parallel for
     for (int i = 0; i < parts; ++i) {
-      const std::size_t b = n * std::size_t(i) / std::size_t(parts), e = n * std::size_t(i + 1) / std::size_t(parts);
+      const std::size_t b = n * std::size_t(i) / std::size_t(parts),
+                        e = n * std::size_t(i + 1) / std::size_t(parts);
       std::memcpy(dst.data() + b, src.data() + b, e - b);
     }
   });
@@ -129,19 +130,25 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     peaks[1] = measure_gemm_peak_flops(*be, DType::bf16);
     double& peak = peaks[dt == DType::f32 ? 0 : 1];
     // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d).
-    const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768},  {512, 3072, 768}, {512, 768, 3072},
-                                      {2048, 768, 768},  {2048, 3072, 768}, {2048, 768, 3072}, {256, 256, 64},
-                                      {256, 64, 256},    {1024, 1024, 64},  {128, 128, 128},  {64, 64, 64}};
+    const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768}, {512, 3072, 768},
+                                      {512, 768, 3072},  {2048, 768, 768}, {2048, 3072, 768},
+                                      {2048, 768, 3072}, {256, 256, 64},   {256, 64, 256},
+                                      {1024, 1024, 64},  {128, 128, 128},  {64, 64, 64}};
     for (auto [m, n, k] : shapes) {
       const double r = gemm_rate(*be, dt, m, n, k);
       c.gemm_rates.push_back({.m = double(m), .n = double(n), .k = double(k), .flops = r});
       peak = std::max(peak, r);
-      if (o.print) std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s\n", (long long)m, (long long)n, (long long)k, r / 1e9);
+      if (o.print)
+        std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s\n", (long long)m, (long long)n, (long long)k,
+                    r / 1e9);
     }
     c.memory_bandwidth = memory_bandwidth();
-    if (o.print) std::printf("  peak (launch/gemm_peak.h) fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", peaks[0] / 1e9, peaks[1] / 1e9);
-    if (o.print) std::printf("  memory bandwidth %.1f GB/s (memcpy, read + write); %d OpenMP threads; OpenBLAS %s\n",
-                             c.memory_bandwidth / 1e9, omp_get_max_threads(), blas_core_name().c_str());
+    if (o.print)
+      std::printf("  peak (launch/gemm_peak.h) fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", peaks[0] / 1e9,
+                  peaks[1] / 1e9);
+    if (o.print)
+      std::printf("  memory bandwidth %.1f GB/s (memcpy, read + write); %d OpenMP threads; OpenBLAS %s\n",
+                  c.memory_bandwidth / 1e9, omp_get_max_threads(), blas_core_name().c_str());
   }
   polled_barrier(o.ranks);
   if (o.ranks > 1) {
@@ -155,15 +162,19 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     const double alpha = one_way(o.rank, 8, 200);
     const std::size_t big = std::size_t(16) << 20;
     const double t_big = one_way(o.rank, big, 10);
-    c.intra_node = {.bandwidth = double(big) / std::max(t_big - alpha, 1e-9), .latency = alpha, .efficiency = 1};
+    c.intra_node = {
+        .bandwidth = double(big) / std::max(t_big - alpha, 1e-9), .latency = alpha, .efficiency = 1};
     if (o.print && o.rank == 0)
-      std::printf("  p2p alpha %.2f us, beta %.2f GB/s (ranks 0 and 1)\n", alpha * 1e6, c.intra_node.bandwidth / 1e9);
+      std::printf("  p2p alpha %.2f us, beta %.2f GB/s (ranks 0 and 1)\n", alpha * 1e6,
+                  c.intra_node.bandwidth / 1e9);
   }
   c.inter_node = c.intra_node;
-  c.sources = o.ranks > 1 ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "
-                            "and 1; one node, so inter_node = intra_node)"
-                          : "measured by loom-plan calibrate without mpirun: GEMMs and copy measured; links are "
-                            "placeholders (run under mpirun -np 2 to measure them)";
+  c.sources =
+      o.ranks > 1
+          ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "
+            "and 1; one node, so inter_node = intra_node)"
+          : "measured by loom-plan calibrate without mpirun: GEMMs and copy measured; links are "
+            "placeholders (run under mpirun -np 2 to measure them)";
   return c;
 }
 

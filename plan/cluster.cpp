@@ -26,15 +26,17 @@ Link parse_link(const nlohmann::json& j, const char* key, const std::string& ori
              "{}: the object '{}' is missing", origin, key);
   const auto& l = j.at(key);
   const std::string where = origin + " " + key;
-  Link out{.bandwidth = number(l, "bandwidth_GB_per_s", where) * GB, .latency = number(l, "latency_us", where) * us,
+  Link out{.bandwidth = number(l, "bandwidth_GB_per_s", where) * GB,
+           .latency = number(l, "latency_us", where) * us,
            .efficiency = l.value("efficiency", 1.0)};
-  LOOM_CHECK(out.bandwidth > 0 && out.efficiency > 0 && out.latency >= 0, "", "{}: bandwidth and efficiency must be > 0",
-             where);
+  LOOM_CHECK(out.bandwidth > 0 && out.efficiency > 0 && out.latency >= 0, "",
+             "{}: bandwidth and efficiency must be > 0", where);
   return out;
 }
 
 nlohmann::json link_json(const Link& l) {
-  return {{"bandwidth_GB_per_s", l.bandwidth / GB}, {"latency_us", l.latency / us}, {"efficiency", l.efficiency}};
+  return {
+      {"bandwidth_GB_per_s", l.bandwidth / GB}, {"latency_us", l.latency / us}, {"efficiency", l.efficiency}};
 }
 
 }  // namespace
@@ -62,16 +64,19 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
   c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");
   if (j.contains("gemm_rates"))
     for (const auto& r : j.at("gemm_rates"))
-      c.gemm_rates.push_back({.m = r.at("m"), .n = r.at("n"), .k = r.at("k"), .flops = double(r.at("TFLOP_per_s")) * T});
+      c.gemm_rates.push_back(
+          {.m = r.at("m"), .n = r.at("n"), .k = r.at("k"), .flops = double(r.at("TFLOP_per_s")) * T});
   LOOM_CHECK(c.devices_per_node >= 1 && c.device_memory > 0 && c.peak_16bit > 0 && c.peak_fp32 > 0 &&
                  c.memory_bandwidth > 0 && c.gemm_efficiency > 0 && c.memory_efficiency > 0,
-             "fix the cluster file", "{}: devices, memory, peaks, bandwidth and efficiencies must be positive", origin);
+             "fix the cluster file",
+             "{}: devices, memory, peaks, bandwidth and efficiencies must be positive", origin);
   return c;
 }
 
 Cluster load_cluster(const std::string& path) {
   std::ifstream in(path);
-  LOOM_CHECK(in.good(), "give a file such as plan/clusters/a100-80gb.json, or make one with 'loom-plan calibrate'",
+  LOOM_CHECK(in.good(),
+             "give a file such as plan/clusters/a100-80gb.json, or make one with 'loom-plan calibrate'",
              "cannot open cluster file '{}'", path);
   std::stringstream s;
   s << in.rdbuf();

@@ -17,9 +17,9 @@ namespace loom::plan {
 
 // One link class: time of a message of n bytes = latency + n / (bandwidth * efficiency).
 struct Link {
-  double bandwidth = 0;    // bytes/s per device, one direction
-  double latency = 0;      // seconds (alpha)
-  double efficiency = 1;   // achieved fraction of `bandwidth` (calibrated)
+  double bandwidth = 0;   // bytes/s per device, one direction
+  double latency = 0;     // seconds (alpha)
+  double efficiency = 1;  // achieved fraction of `bandwidth` (calibrated)
   double beta() const { return 1.0 / (bandwidth * efficiency); }  // seconds per byte
 };
 
@@ -32,10 +32,10 @@ struct Cluster {
   std::string name;
   std::string sources;  // where the published figures come from
   int devices_per_node = 8;
-  double device_memory = 0;    // bytes usable per device
-  double peak_16bit = 0;       // dense bf16/fp16 FLOP/s
-  double peak_fp32 = 0;        // FLOP/s of the f32 GEMMs loom runs
-  double memory_bandwidth = 0; // HBM (or DRAM) bytes/s
+  double device_memory = 0;      // bytes usable per device
+  double peak_16bit = 0;         // dense bf16/fp16 FLOP/s
+  double peak_fp32 = 0;          // FLOP/s of the f32 GEMMs loom runs
+  double memory_bandwidth = 0;   // HBM (or DRAM) bytes/s
   double memory_efficiency = 1;  // achieved fraction of memory_bandwidth by elementwise kernels
   double gemm_efficiency = 1;    // achieved fraction of the peak by large GEMMs (calibrated)
   double kernel_overhead = 0;    // seconds per kernel (launch + tail), calibrated

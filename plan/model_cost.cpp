@@ -17,8 +17,14 @@ struct Dims {
 
 Dims dims(const RunConfig& c) {
   const ModelConfig& m = c.model;
-  return {double(c.train.micro_batch), double(c.train.sequence(m)), double(m.channels), double(m.heads),
-          double(m.layers), double(m.padded_vocab()), double(m.ffn_size()), double(c.parallel.tp)};
+  return {double(c.train.micro_batch),
+          double(c.train.sequence(m)),
+          double(m.channels),
+          double(m.heads),
+          double(m.layers),
+          double(m.padded_vocab()),
+          double(m.ffn_size()),
+          double(c.parallel.tp)};
 }
 
 double act_bytes(const RunConfig& c) { return double(dtype_size(parse_dtype(c.train.precision))); }
@@ -73,9 +79,10 @@ double layer_activation_bytes(const RunConfig& c) {
 }
 
 std::int64_t stage_parameters(const RunConfig& c, int stage) {
-  const GptStage st = c.parallel.pp == 1 && c.parallel.virtual_stages == 1
-                          ? GptStage{}
-                          : make_gpt_stage(c.model, c.parallel.pp, stage, c.parallel.virtual_stages, c.parallel.stages);
+  const GptStage st =
+      c.parallel.pp == 1 && c.parallel.virtual_stages == 1
+          ? GptStage{}
+          : make_gpt_stage(c.model, c.parallel.pp, stage, c.parallel.virtual_stages, c.parallel.stages);
   std::int64_t n = 0;
   for (const ParamSpec& s : Gpt::param_specs(c.model, c.parallel.tp, 0, st)) n += s.shape.numel();
   return n;
@@ -96,7 +103,8 @@ MemoryEstimate stage_memory(const RunConfig& c, int stage) {
   double layers = d.l;
   if (p > 1 || c.parallel.virtual_stages > 1) {
     layers = 0;
-    for (auto [b, en] : make_gpt_stage(c.model, p, stage, c.parallel.virtual_stages, c.parallel.stages).chunks)
+    for (auto [b, en] :
+         make_gpt_stage(c.model, p, stage, c.parallel.virtual_stages, c.parallel.stages).chunks)
       layers += double(en - b);
   }
   const double flight = in_flight(c, stage), ab = act_bytes(c) / 2;

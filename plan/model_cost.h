@@ -39,7 +39,9 @@ struct MemoryEstimate {
   double total() const { return parameters + gradients + optimizer + activations; }
   // (name, bytes) of each term, largest-first order not implied.
   std::vector<std::pair<std::string, double>> terms() const {
-    return {{"parameters", parameters}, {"gradients", gradients}, {"optimizer state", optimizer},
+    return {{"parameters", parameters},
+            {"gradients", gradients},
+            {"optimizer state", optimizer},
             {"activations", activations}};
   }
 };

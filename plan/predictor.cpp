@@ -37,21 +37,24 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
                core_bytes = 9 * a * s * s * b / t * ab / 2;
   const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout
   LayerCost lc;
-  lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw + kElementwiseKernels * cl.kernel_overhead;
+  lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw +
+               kElementwiseKernels * cl.kernel_overhead;
   lc.backward = 2 * lc.forward;
   if (c.train.recompute == "full") lc.recompute = lc.forward;
   if (c.train.recompute == "attention") lc.recompute = core;
   const Link& link = group_link(cl, c.parallel.tp, 1);
   const double msg = s * b * h * ab;
-  lc.tp_forward = sp ? 2 * (all_gather_time(msg, c.parallel.tp, link) + reduce_scatter_time(msg, c.parallel.tp, link))
-                     : 2 * all_reduce_time(msg, c.parallel.tp, link);
+  lc.tp_forward =
+      sp ? 2 * (all_gather_time(msg, c.parallel.tp, link) + reduce_scatter_time(msg, c.parallel.tp, link))
+         : 2 * all_reduce_time(msg, c.parallel.tp, link);
   return lc;
 }
 
 std::int64_t layers_of(const RunConfig& c, int stage) {
   if (c.parallel.pp == 1 && c.parallel.virtual_stages == 1) return c.model.layers;
   std::int64_t n = 0;
-  for (auto [b, e] : make_gpt_stage(c.model, c.parallel.pp, stage, c.parallel.virtual_stages, c.parallel.stages).chunks)
+  for (auto [b, e] :
+       make_gpt_stage(c.model, c.parallel.pp, stage, c.parallel.virtual_stages, c.parallel.stages).chunks)
     n += e - b;
   return n;
 }
@@ -65,20 +68,23 @@ double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, d
     const GemmRate* best = nullptr;
     double dist = 1e300;
     for (const GemmRate& r : cl.gemm_rates) {
-      const double dd = std::pow(std::log(m / r.m), 2) + std::pow(std::log(n / r.n), 2) + std::pow(std::log(k / r.k), 2);
+      const double dd =
+          std::pow(std::log(m / r.m), 2) + std::pow(std::log(n / r.n), 2) + std::pow(std::log(k / r.k), 2);
       if (dd < dist) dist = dd, best = &r;
     }
     return flops / best->flops + cl.kernel_overhead;
   }
   const double bytes = (m * k + k * n + m * n) * batch * double(dtype_size(dtype));
-  return std::max(flops / (cl.peak(dtype) * cl.gemm_efficiency), bytes / (cl.memory_bandwidth * cl.memory_efficiency)) +
+  return std::max(flops / (cl.peak(dtype) * cl.gemm_efficiency),
+                  bytes / (cl.memory_bandwidth * cl.memory_efficiency)) +
          cl.kernel_overhead;
 }
 
 Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& sw) {
   const ModelConfig& md = c.model;
   const DType dt = parse_dtype(c.train.precision);
-  const int p = c.parallel.pp, v = c.parallel.virtual_stages, tp = c.parallel.tp, dp = std::max(c.parallel.dp, 1);
+  const int p = c.parallel.pp, v = c.parallel.virtual_stages, tp = c.parallel.tp,
+            dp = std::max(c.parallel.dp, 1);
   const double m = double(c.train.global_batch / dp / c.train.micro_batch);
   const double b = double(c.train.micro_batch), s = double(c.train.sequence(md)), h = double(md.channels),
                V = double(md.padded_vocab()), ab = double(dtype_size(dt));
@@ -92,23 +98,23 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
   const Link& pp_link = group_link(cl, p, tp * dp);
   const double p2p = p > 1 ? 2 * v * p2p_time(stream_msg / (split_msg ? tp : 1), pp_link) : 0;
   double max_total = 0, sum_total = 0, max_compute = 0, max_tp = 0, last_backward = 0;
-  int slowest = 0;
   for (int st = 0; st < p; ++st) {
     const double L = double(layers_of(c, st));
     double compute = L * (lc.forward + lc.backward + lc.recompute);
     double tpc = L * lc.tp_forward * (c.train.recompute == "full" ? 3 : 2);
-    if (st == 0) tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
-                                                     : all_reduce_time(stream_msg, tp, tp_link);  // embedding
+    if (st == 0)
+      tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
+                                          : all_reduce_time(stream_msg, tp, tp_link);  // embedding
     if (st == p - 1) {  // the tied head: logits forward + 2 backward GEMMs, the loss over (s b, V/t) logits
-      compute += 3 * gemm_time(cl, dt, b * s, V / tp, h) + 3 * (4 + ab) * b * s * V / tp / bw + 6 * cl.kernel_overhead;
+      compute += 3 * gemm_time(cl, dt, b * s, V / tp, h) + 3 * (4 + ab) * b * s * V / tp / bw +
+                 6 * cl.kernel_overhead;
       tpc += 3 * all_reduce_time(4 * b * s, tp, tp_link);  // max, sum, target logit per row
     }
     const double total = compute + tpc + p2p;
     sum_total += total;
-    if (total > max_total) max_total = total, max_compute = compute, max_tp = tpc, slowest = st;
+    if (total > max_total) max_total = total, max_compute = compute, max_tp = tpc;
     if (st == p - 1 || p == 1) last_backward = L * (lc.backward + lc.recompute);
   }
-  (void)slowest;
   const double mean_total = sum_total / p;
 
   Prediction out;
@@ -123,8 +129,10 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
   const double n = double(stage_parameters(c, 0));
   const double grad_bytes = n * double(dtype_size(parse_dtype(c.parallel.grad_reduce_dtype)));
   const Link& dp_link = group_link(cl, dp, tp);
-  double dp_time = c.optim.zero == 1 ? reduce_scatter_time(grad_bytes, dp, dp_link) : all_reduce_time(grad_bytes, dp, dp_link);
-  if (sw.dp_overlap) dp_time = std::max(dp_time - last_backward, dp_time / std::max(1.0, double(layers_of(c, 0))));
+  double dp_time = c.optim.zero == 1 ? reduce_scatter_time(grad_bytes, dp, dp_link)
+                                     : all_reduce_time(grad_bytes, dp, dp_link);
+  if (sw.dp_overlap)
+    dp_time = std::max(dp_time - last_backward, dp_time / std::max(1.0, double(layers_of(c, 0))));
   if (c.optim.zero == 1) dp_time += all_gather_time(n * ab, dp, dp_link);
   sp.dp_comm = dp > 1 ? dp_time : 0;
 

@@ -45,8 +45,8 @@ struct TimeSplit {
 struct Prediction {
   double step_time = 0;  // seconds per optimizer step
   double tokens_per_s = 0;
-  double mfu = 0;        // model FLOPs / (step time x devices x peak)
-  double hfu = 0;        // the same with recompute FLOPs
+  double mfu = 0;  // model FLOPs / (step time x devices x peak)
+  double hfu = 0;  // the same with recompute FLOPs
   TimeSplit split;
   MemoryEstimate memory;
 };

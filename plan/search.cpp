@@ -40,7 +40,8 @@ std::string layout_flags(const RunConfig& c) {
   return s;
 }
 
-std::string check_layout(RunConfig& c, const Cluster& cl, int world, const SoftwareModel& sw, Prediction* out) {
+std::string check_layout(RunConfig& c, const Cluster& cl, int world, const SoftwareModel& sw,
+                         Prediction* out) {
   try {
     validate_layout(c, world);
     Gpt::check_tp(c.model, c.parallel.tp);
@@ -56,13 +57,15 @@ std::string check_layout(RunConfig& c, const Cluster& cl, int world, const Softw
     auto terms = m.terms();
     const auto big = *std::max_element(terms.begin(), terms.end(),
                                        [](const auto& x, const auto& y) { return x.second < y.second; });
-    return fmt::format("memory: stage {} needs {:.1f} GiB > {:.1f} GiB per device; largest term {} {:.1f} GiB", m.stage,
-                       m.total() / GiB, cl.device_memory / GiB, big.first, big.second / GiB);
+    return fmt::format(
+        "memory: stage {} needs {:.1f} GiB > {:.1f} GiB per device; largest term {} {:.1f} GiB", m.stage,
+        m.total() / GiB, cl.device_memory / GiB, big.first, big.second / GiB);
   }
   return "";
 }
 
-std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cl, int world, const SoftwareModel& sw) {
+std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cl, int world,
+                                      const SoftwareModel& sw) {
   std::vector<Candidate> valid, rejected;
   const std::int64_t L = base.model.layers;
   for (int tp : divisors(world))
@@ -96,7 +99,8 @@ std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cl, 
   std::stable_sort(valid.begin(), valid.end(), [](const Candidate& a, const Candidate& b) {
     return a.prediction.tokens_per_s > b.prediction.tokens_per_s;
   });
-  valid.insert(valid.end(), std::make_move_iterator(rejected.begin()), std::make_move_iterator(rejected.end()));
+  valid.insert(valid.end(), std::make_move_iterator(rejected.begin()),
+               std::make_move_iterator(rejected.end()));
   return valid;
 }
 

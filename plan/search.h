@@ -17,9 +17,9 @@
 namespace loom::plan {
 
 struct Candidate {
-  RunConfig config;          // the layout (parallel.dp filled in)
-  std::string rejected;      // empty: valid; else "divisibility: ..." or "memory: ..."
-  Prediction prediction;     // valid ones, and memory rejections (their memory is filled)
+  RunConfig config;       // the layout (parallel.dp filled in)
+  std::string rejected;   // empty: valid; else "divisibility: ..." or "memory: ..."
+  Prediction prediction;  // valid ones, and memory rejections (their memory is filled)
 };
 
 // Valid layouts first, fastest first; then the rejected ones in enumeration order.

@@ -17,12 +17,12 @@
 namespace loom::plan {
 
 struct PublishedRun {
-  std::string name;       // "22B"
+  std::string name;  // "22B"
   ModelConfig model;
   int tp = 1, pp = 1, virtual_stages = 1;
   std::int64_t global_batch = 1;
-  double full_recompute_s = 0;          // published: full recompute, no sp
-  double sp_selective_s = 0;            // published: sp + selective (attention) recompute
+  double full_recompute_s = 0;  // published: full recompute, no sp
+  double sp_selective_s = 0;    // published: sp + selective (attention) recompute
 };
 
 std::vector<PublishedRun> korthikanti_table5();

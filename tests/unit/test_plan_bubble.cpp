@@ -18,10 +18,12 @@ TEST(PlanBubble, ClosedFormIsTheSimulatedBubble) {
                                              {2, 4, 2}, {4, 8, 2}, {4, 8, 4}, {3, 6, 3}, {8, 16, 2}};
   for (auto [p, m, v] : cases) {
     const auto schedule = v > 1 ? PipeSchedule::interleaved : PipeSchedule::one_f_one_b;
-    const PlanStats st = simulate(make_pipeline_plans(schedule, p, m, v), {1.0 / v, 2.0 / v, CommModel::grouped});
+    const PlanStats st =
+        simulate(make_pipeline_plans(schedule, p, m, v), {1.0 / v, 2.0 / v, CommModel::grouped});
     EXPECT_NEAR(bubble_share_of_step(p, m, v), st.bubble_fraction, 1e-9) << p << " " << m << " " << v;
     // Ideal time m (f + b) = 3 m; the bubble over it.
-    EXPECT_NEAR(bubble_over_ideal(p, m, v), (st.total_time - 3.0 * m) / (3.0 * m), 1e-9) << p << " " << m << " " << v;
+    EXPECT_NEAR(bubble_over_ideal(p, m, v), (st.total_time - 3.0 * m) / (3.0 * m), 1e-9)
+        << p << " " << m << " " << v;
     EXPECT_DOUBLE_EQ(stage0_in_flight(p, m, v, false) * v, st.max_in_flight[0]) << p << " " << m << " " << v;
   }
   const PlanStats gp = simulate(make_pipeline_plans(PipeSchedule::gpipe, 4, 8), {});

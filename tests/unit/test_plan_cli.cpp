@@ -19,11 +19,13 @@ const std::string kGpt3 =
     " --train.precision bf16 --train.micro_batch 1";
 
 TEST(PlanCli, PredictTakesLoomTrainOptions) {
-  const auto r = test::run_program("loom-plan", "predict" + kA100 + kGpt3 +
-                                                    " --train.global_batch 64 --parallel.tp 8 --parallel.pp 8"
-                                                    " --parallel.sequence_parallel --train.recompute attention");
+  const auto r =
+      test::run_program("loom-plan", "predict" + kA100 + kGpt3 +
+                                         " --train.global_batch 64 --parallel.tp 8 --parallel.pp 8"
+                                         " --parallel.sequence_parallel --train.recompute attention");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* want : {"step time", "tokens/s", "MFU", "time split", "pp bubble", "memory", "activations"})
+  for (const char* want :
+       {"step time", "tokens/s", "MFU", "time split", "pp bubble", "memory", "activations"})
     EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
 }
 
@@ -38,9 +40,11 @@ TEST(PlanCli, PredictReadsAConfigFile) {
 }
 
 TEST(PlanCli, BadLayoutsAndMissingOptionsAreNamed) {
-  auto r = test::run_program("loom-plan", "predict" + kA100 + kGpt3 + " --train.global_batch 64 --parallel.tp 7");
+  auto r =
+      test::run_program("loom-plan", "predict" + kA100 + kGpt3 + " --train.global_batch 64 --parallel.tp 7");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("model.heads (96) is not divisible by parallel.tp (7)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model.heads (96) is not divisible by parallel.tp (7)"), std::string::npos)
+      << r.output;
   r = test::run_program("loom-plan", "predict" + kA100 + " --model.layers 2");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("model.vocab"), std::string::npos) << r.output;
@@ -55,8 +59,9 @@ TEST(PlanCli, BadLayoutsAndMissingOptionsAreNamed) {
 TEST(PlanCli, SearchRanksAndWritesEveryLayoutAsCsv) {
   test::TempDir dir("plan");
   const auto csv = dir.path / "layouts.csv";
-  const auto r = test::run_program("loom-plan", "search" + kA100 + kGpt3 +
-                                                    " --train.global_batch 64 --world 64 --top 5 --csv " + csv.string());
+  const auto r =
+      test::run_program("loom-plan", "search" + kA100 + kGpt3 +
+                                         " --train.global_batch 64 --world 64 --top 5 --csv " + csv.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("best: loom-train --parallel.tp"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("rejected for memory"), std::string::npos) << r.output;
@@ -71,8 +76,10 @@ TEST(PlanCli, SearchRanksAndWritesEveryLayoutAsCsv) {
     std::stringstream fields(line);
     std::string f;
     for (int i = 0; i < 9; ++i) std::getline(fields, f, ',');
-    if (f == "1") ++valid;
-    else if (line.find("divisibility: ") != std::string::npos || line.find("memory: ") != std::string::npos) ++with_reason;
+    if (f == "1")
+      ++valid;
+    else if (line.find("divisibility: ") != std::string::npos || line.find("memory: ") != std::string::npos)
+      ++with_reason;
   }
   EXPECT_GT(valid, 0);
   EXPECT_EQ(valid + with_reason, rows);

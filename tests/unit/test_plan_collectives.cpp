@@ -19,7 +19,8 @@ TEST(PlanCollectives, RingFormulas) {
   EXPECT_DOUBLE_EQ(all_gather_time(n, 8, kLink), 7 * 1e-5 + 7.0 / 8 * n / 100e9);
   EXPECT_DOUBLE_EQ(reduce_scatter_time(n, 8, kLink), all_gather_time(n, 8, kLink));
   // An all-reduce is a reduce-scatter then an all-gather (what sequence parallelism does).
-  EXPECT_DOUBLE_EQ(all_reduce_time(n, 4, kLink), reduce_scatter_time(n, 4, kLink) + all_gather_time(n, 4, kLink));
+  EXPECT_DOUBLE_EQ(all_reduce_time(n, 4, kLink),
+                   reduce_scatter_time(n, 4, kLink) + all_gather_time(n, 4, kLink));
   EXPECT_DOUBLE_EQ(p2p_time(n, kLink), 1e-5 + 0.01);
   EXPECT_EQ(all_reduce_time(n, 1, kLink), 0);
   EXPECT_EQ(all_gather_time(n, 1, kLink), 0);

@@ -26,7 +26,8 @@ RunConfig small(const std::string& precision = "fp32") {
 
 RunConfig gpt3() {  // 175B, Korthikanti et al. Table 3
   RunConfig c;
-  c.model.layers = 96, c.model.channels = 12288, c.model.heads = 96, c.model.vocab = 51200, c.model.seq_len = 2048;
+  c.model.layers = 96, c.model.channels = 12288, c.model.heads = 96, c.model.vocab = 51200,
+  c.model.seq_len = 2048;
   c.train.global_batch = 64, c.train.micro_batch = 1, c.train.precision = "bf16";
   c.parallel.tp = 8, c.parallel.pp = 8, c.parallel.dp = 1;
   return c;
@@ -86,7 +87,8 @@ TEST(PlanModel, StageActivationsHoldTheMicroBatchesInFlight) {
   EXPECT_NEAR(stage_memory(c, 0).activations, 96 * per_layer + 3 * sbh_t * 8, 1);
   // Interleaved: x (1 + (p-1)/(p v)).
   c.parallel.virtual_stages = 3;
-  EXPECT_NEAR(stage_memory(c, 0).activations - 3 * sbh_t * 8 * (1 + 7.0 / 24), 96 * per_layer * (1 + 7.0 / 24), 1);
+  EXPECT_NEAR(stage_memory(c, 0).activations - 3 * sbh_t * 8 * (1 + 7.0 / 24),
+              96 * per_layer * (1 + 7.0 / 24), 1);
 }
 
 TEST(PlanModel, ParametersGradientsOptimizerMatchLoomsMemoryPlan) {
@@ -96,7 +98,8 @@ TEST(PlanModel, ParametersGradientsOptimizerMatchLoomsMemoryPlan) {
     LocalCommunicator one;
     Gpt model(*be, c.model, c.train.micro_batch, c.model.seq_len, one, {}, {},
               {.dtype = parse_dtype(c.train.precision)});
-    AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(), c.optim);
+    AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(),
+              c.optim);
     const MemoryPlan mp = model.memory_plan(), op = opt.memory_plan();
     const MemoryEstimate e = memory_per_device(c);
     EXPECT_EQ(e.parameters, double(plan_bytes(mp, "parameters"))) << precision;

@@ -15,7 +15,8 @@ Cluster a100() { return load_cluster(LOOM_SOURCE_DIR "/plan/clusters/a100-80gb.j
 
 RunConfig gpt(int tp, int pp, int dp, int v = 1) {
   RunConfig c;
-  c.model.layers = 24, c.model.channels = 2048, c.model.heads = 16, c.model.vocab = 51200, c.model.seq_len = 2048;
+  c.model.layers = 24, c.model.channels = 2048, c.model.heads = 16, c.model.vocab = 51200,
+  c.model.seq_len = 2048;
   c.train.global_batch = 64 * dp, c.train.micro_batch = 1, c.train.precision = "bf16";
   c.parallel.tp = tp, c.parallel.pp = pp, c.parallel.dp = dp, c.parallel.virtual_stages = v;
   return c;
@@ -81,11 +82,12 @@ TEST(PlanPredictor, RooflineGemms) {
   const Cluster cl = a100();
   // Large and square: compute-bound at gemm_efficiency of the peak.
   const double big = 8192;
-  EXPECT_NEAR(gemm_time(cl, DType::bf16, big, big, big), 2 * big * big * big / (312e12 * cl.gemm_efficiency), 1e-6);
+  EXPECT_NEAR(gemm_time(cl, DType::bf16, big, big, big), 2 * big * big * big / (312e12 * cl.gemm_efficiency),
+              1e-6);
   // K = 64: 2 M N K flops over (M N) x 2 bytes of output: memory-bound.
   const double m = 8192, n = 8192, k = 64;
-  EXPECT_NEAR(gemm_time(cl, DType::bf16, m, n, k), (m * k + k * n + m * n) * 2 / (2039e9 * cl.memory_efficiency),
-              1e-9);
+  EXPECT_NEAR(gemm_time(cl, DType::bf16, m, n, k),
+              (m * k + k * n + m * n) * 2 / (2039e9 * cl.memory_efficiency), 1e-9);
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ Cluster synthetic(double memory_gib = 16) {
 
 RunConfig model(std::int64_t heads = 6) {
   RunConfig c;
-  c.model.layers = 8, c.model.channels = 768, c.model.heads = heads, c.model.vocab = 50257, c.model.seq_len = 1024;
+  c.model.layers = 8, c.model.channels = 768, c.model.heads = heads, c.model.vocab = 50257,
+  c.model.seq_len = 1024;
   c.train.global_batch = 32, c.train.precision = "bf16";
   return c;
 }
