@@ -64,6 +64,7 @@ class CudaBackend final : public Backend {
     release();
   }
   CudaBackend(const CudaBackend&) = delete;
+  cudaStream_t stream() const { return stream_; }
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   // ---- Allocator --------------------------------------------------------------
@@ -330,7 +331,8 @@ class CudaBackend final : public Backend {
     check::same_dtype(op, "wte", wte, "out", out);
     if (!wpe.empty()) check::same_dtype(op, "wpe", wpe, "out", out);
     tokens_on_device(op, tokens);
-    on_device(op, {{"out", out}, {"wte", wte}, {"wpe", wpe}});
+    on_device(op, {{"out", out}, {"wte", wte}});
+    if (!wpe.empty()) on_device(op, {{"wpe", wpe}});  // optional: Tensor{} means none
     if (out.numel() == 0) return;
     check_launch(cuda::launch_embedding_forward(out.ptr, tokens.ptr, wte.ptr, wpe.empty() ? nullptr : wpe.ptr,
                                               out.dtype, B, T, C, Vs, vocab_start, stream_), op, {out, wte});
@@ -349,7 +351,9 @@ class CudaBackend final : public Backend {
     LOOM_CHECK(dwte.empty() || dwpe.empty() || dwte.dtype == dwpe.dtype, "", "{}: dwte is {} but dwpe is {}", op,
                dwte.str(), dwpe.str());
     tokens_on_device(op, tokens);
-    on_device(op, {{"dwte", dwte}, {"dwpe", dwpe}, {"dout", dout}});
+    on_device(op, {{"dout", dout}});
+    if (!dwte.empty()) on_device(op, {{"dwte", dwte}});  // optional: Tensor{} skips it
+    if (!dwpe.empty()) on_device(op, {{"dwpe", dwpe}});
     if (dout.numel() == 0 || (dwte.empty() && dwpe.empty())) return;
     const DType gdt = dwte.empty() ? dwpe.dtype : dwte.dtype;
     check_launch(cuda::launch_embedding_backward(dwte.empty() ? nullptr : dwte.ptr, dwpe.empty() ? nullptr : dwpe.ptr,
@@ -516,5 +520,10 @@ int cuda_visible_devices() noexcept {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int ordinal) { return std::make_unique<CudaBackend>(ordinal); }
+
+void* cuda_backend_stream(Backend& be) noexcept {
+  auto* cuda = dynamic_cast<CudaBackend*>(&be);
+  return cuda ? static_cast<void*>(cuda->stream()) : nullptr;
+}
 
 }  // namespace loom

@@ -23,4 +23,9 @@ int cuda_visible_devices() noexcept;
 // Throws loom::Error when the device does not exist or CUDA/cuBLASLt setup fails.
 std::unique_ptr<Backend> make_cuda_backend(int ordinal);
 
+// The cudaStream_t (as void*) a backend made by make_cuda_backend enqueues its ops
+// on, for communicators that must order themselves after it; nullptr for any
+// other backend.
+void* cuda_backend_stream(Backend& be) noexcept;
+
 }  // namespace loom
