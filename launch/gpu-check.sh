@@ -233,8 +233,8 @@ fi
 
 # ---- 5. benchmarks (measured, never asserted; bounded so the whole check stays short) ----
 if [ "$(step_rc build)" = 0 ] && [ -x "$B/loom-bench" ]; then
-  run_step bench-train optional timeout 240 "$B/loom-bench" train --device cuda --precision bf16 --steps 5
-  run_step bench-ops optional timeout 120 "$B/loom-bench" ops --device cuda
+  run_step bench-train optional timeout 150 "$B/loom-bench" train --device cuda --precision bf16 --steps 5
+  run_step bench-ops optional timeout 90 "$B/loom-bench" ops --device cuda
 else
   skip_step bench-train optional "the build failed or $B/loom-bench does not exist"
 fi
