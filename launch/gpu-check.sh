@@ -9,7 +9,9 @@
 # loom-data, loom-train, loom-bench), ctest -L gpu (CUDA vs CPU for every op and
 # dtype; the NCCL collectives), a small GPT trained for STEPS steps on the GPU and
 # on the CPU with the same seed and data (losses compared step by step, within
-# LOSS_TOL relative), and the GPU benchmarks (loom-bench train and ops). Aimed at
+# LOSS_TOL relative), with 2+ GPUs the layout-equivalence check on one GPU per rank
+# (dp, tp, pp; with 4+ GPUs two 4-rank layouts too), and the GPU benchmarks
+# (loom-bench train and ops). Aimed at
 # under 8 minutes on one H100. Logs go to "${OUT:-gpu-check-out}/<step>.log";
 # summary.txt holds the commit, the device, each step's exit status and time, the
 # loss comparison and the benchmark's headline. Exit status: 0 when every
@@ -150,7 +152,7 @@ fi
 
 # Only what the later steps run (the GPU tests depend on loom-data, loom-train and
 # loom-generate themselves); test_nccl_collectives exists when NCCL was found.
-TARGETS=(test_cuda_vs_cpu test_cuda_ops_vs_cpu loom-data loom-train loom-bench)
+TARGETS=(test_cuda_vs_cpu test_cuda_ops_vs_cpu loom-data loom-train loom-bench compare_runs)
 if [ "$(step_rc configure)" = 0 ]; then
   grep -q '^LOOM_NCCL_LIBRARY:.*nccl' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && TARGETS+=(test_nccl_collectives)
   target_args=()
@@ -229,6 +231,21 @@ if [ "$(step_rc build)" = 0 ]; then
   fi
 else
   skip_step train-cuda required "build failed"
+fi
+
+# ---- 4b. layouts on several GPUs: tests/mpi/layout_equivalence.cmake with --train.device cuda -----
+# Each layout on one GPU per rank against the single-GPU run (same seed, data, batch).
+GPUS="$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | wc -l)"
+if [ "$(step_rc build)" = 0 ] && [ "${GPUS:-0}" -ge 2 ]; then
+  layouts=("2|--parallel.dp 2" "2|--parallel.tp 2" "2|--parallel.pp 2")
+  [ "$GPUS" -ge 4 ] && layouts+=("4|--parallel.dp 2 --parallel.tp 2" "4|--parallel.tp 2 --parallel.pp 2")
+  for entry in "${layouts[@]}"; do
+    np="${entry%%|*}" layout="${entry#*|}"
+    run_step "layout-np$np-$(echo "$layout" | tr -cd 'a-z0-9')" required cmake -DMPIEXEC="$(command -v mpirun)" \
+      -DNP_FLAG=-np -DNP="$np" -DLOOM_DATA="$B/loom-data" -DLOOM_TRAIN="$B/loom-train" \
+      -DCOMPARE="$BUILD_DIR/tests/mpi/compare_runs" -DWORK="$OUT_DIR/layouts" -DLAYOUT="$layout" \
+      -DBOTH="--train.device cuda" -DTOL=1e-4 -P "$ROOT/tests/mpi/layout_equivalence.cmake"
+  done
 fi
 
 # ---- 5. benchmarks (measured, never asserted; bounded so the whole check stays short) ----

@@ -7,7 +7,8 @@
 // uneven reduce-scatter and all-gather (shard_range parts) are a group of one
 // ncclReduce / ncclBroadcast per rank. barrier is an all-reduce of one float
 // plus MPI_Barrier. Every CUDA and NCCL return code is checked; messages name the
-// operation, the group, the tensors and the library's error string.
+// operation, the group, the tensors and the library's error string. Waiting for the
+// comm stream is marked pending in the group's watchdog, as MpiCommunicator's calls are.
 #include "parallel/nccl/nccl_communicator.h"
 
 #include <cuda_runtime_api.h>
@@ -21,6 +22,7 @@
 
 #include "core/error.h"
 #include "core/range.h"
+#include "parallel/watchdog.h"
 
 namespace loom {
 
@@ -203,7 +205,8 @@ class NcclCommunicator final : public Communicator {
     if (!started_) return;
     started_ = false;
     cuda(cudaSetDevice(device_), "cudaSetDevice");
-    cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (wait_all)");
+    op_ = "wait_all";
+    wait_for_stream("cudaStreamSynchronize (wait_all)");
   }
 
  private:
@@ -218,7 +221,18 @@ class NcclCommunicator final : public Communicator {
     enqueue();
     cuda(cudaEventRecord(done_, stream_), "cudaEventRecord (comm)");
     cuda(cudaStreamWaitEvent(compute_, done_, 0), "cudaStreamWaitEvent (compute after comm)");
-    if (blocking) cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    if (blocking) wait_for_stream("cudaStreamSynchronize");
+  }
+
+  // Waits for the comm stream, marked pending in the group's watchdog (watchdog.h), if
+  // it has one: a stalled peer then ends the job naming this operation and group.
+  void wait_for_stream(const char* call) {
+    const auto describe = [this] {
+      return fmt::format("{} (NCCL, waiting for its stream) on group '{}' (CUDA device {}; this is its rank {} of {})",
+                         op_, host_->name(), device_, host_->rank(), host_->size());
+    };
+    Watchdog::Pending pending(host_->watchdog(), describe);
+    cuda(cudaStreamSynchronize(stream_), call);
   }
 
   void check(const Tensor& t, const char* op, const char* arg) const {

@@ -9,6 +9,7 @@
 // return when the collective has completed (the comm stream is synchronised), as
 // MpiCommunicator's do, so TimedCommunicator measures completed communication;
 // all_reduce_start / reduce_scatter_start only enqueue and wait_all completes them.
+// Those waits are marked in the MpiCommunicator's watchdog (watchdog.h), if it has one.
 // bf16/f16 reduce in NCCL's own way (f32 arithmetic per combine, rounded to the
 // dtype). Only parallel/device_comm.cpp includes this (it alone sees LOOM_WITH_NCCL).
 #pragma once
