@@ -6,8 +6,9 @@
 // for the three row ops (fixed-order reductions, block_reduce.cuh), one thread a
 // row for the loss. Outputs `=` except losses (`+=`). Backward may run in place
 // (dlogits == logits): every x is read by the thread that then writes its dx.
-// Unlike the CPU backend, a target >= vocab is not reported (that would need a
-// host round trip): it is treated as held by no shard.
+// A target >= vocab cannot throw from a kernel: shard_sumexp raises a device flag
+// (the backend reports it at its next host synchronisation) and every op treats
+// such a target as held by no shard.
 #include "backend/cuda/block_reduce.cuh"
 #include "backend/cuda/device_dtype.cuh"
 #include "backend/cuda/kernels.h"
@@ -30,7 +31,8 @@ __global__ void shard_max_kernel(float* max, const T* logits, std::int64_t Vs, s
 
 template <class T>
 __global__ void shard_sumexp_kernel(float* stats, const T* logits, const float* max, const std::int32_t* targets,
-                                    std::int64_t N, std::int64_t Vs, std::int64_t valid, std::int64_t vocab_start) {
+                                    std::int64_t N, std::int64_t Vs, std::int64_t valid, std::int64_t vocab_start,
+                                    std::int64_t vocab, int* bad_target) {
   __shared__ float shared[kMaxWarps];
   const std::int64_t i = blockIdx.x;
   const T* row = logits + i * Vs;
@@ -41,6 +43,7 @@ __global__ void shard_sumexp_kernel(float* stats, const T* logits, const float* 
   if (threadIdx.x == 0) {
     const std::int32_t target = targets[i];
     const std::int64_t local = std::int64_t(target) - vocab_start;
+    if (target >= vocab) *bad_target = 1;  // every writer stores the same value: no race to resolve
     stats[i] = sum;
     stats[N + i] = target >= 0 && 0 <= local && local < valid ? ld(row, local) : 0.0f;
   }
@@ -85,11 +88,12 @@ cudaError_t launch_cross_entropy_shard_max(float* max, const void* logits, DType
 
 cudaError_t launch_cross_entropy_shard_sumexp(float* stats, const void* logits, DType t, const float* max,
                                               const std::int32_t* targets, std::int64_t N, std::int64_t Vs,
-                                              std::int64_t valid, std::int64_t vocab_start, cudaStream_t stream) {
+                                              std::int64_t valid, std::int64_t vocab_start, std::int64_t vocab,
+                                              int* bad_target, cudaStream_t stream) {
   visit_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     shard_sumexp_kernel<<<unsigned(N), kRowThreads, 0, stream>>>(stats, static_cast<const T*>(logits), max, targets,
-                                                                 N, Vs, valid, vocab_start);
+                                                                 N, Vs, valid, vocab_start, vocab, bad_target);
   });
   return cudaGetLastError();
 }

@@ -51,6 +51,8 @@ class CudaBackend final : public Backend {
       LOOM_CUDA_CHECK(cudaSetDevice(ordinal_));
       LOOM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&scratch_), cuda::kReduceScratchBytes));
+      LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&bad_target_), sizeof(int)));
+      LOOM_CUDA_CHECK(cudaMemsetAsync(bad_target_, 0, sizeof(int), stream_));
       lt_ = std::make_unique<cuda::LtMatmul>(kLtWorkspaceBytes);
       attention_ = std::make_unique<cuda::Attention>(stream_);
     } catch (...) {
@@ -110,12 +112,16 @@ class CudaBackend final : public Backend {
     activate();
     LOOM_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, dst.bytes(), kind, stream_));
     // Host memory is the caller's to read or reuse as soon as copy returns.
-    if (dst_host || src_host) LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (dst_host || src_host) {
+      LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      report_bad_target();
+    }
   }
 
   void synchronize() override {
     activate();
     LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    report_bad_target();
   }
 
   // ---- elementwise and reductions ------------------------------------------------
@@ -384,9 +390,11 @@ class CudaBackend final : public Backend {
     tokens_on_device(op, targets);
     on_device(op, {{"stats", stats}, {"logits", logits}, {"max", max}});
     if (N == 0) return;
+    checked_vocab_ = vocab;
+    target_check_pending_ = true;
     check_launch(cuda::launch_cross_entropy_shard_sumexp(f32(stats), logits.ptr, logits.dtype, f32(max), targets.ptr,
                                                        N, Vs, valid_columns(vocab_start, Vs, vocab), vocab_start,
-                                                       stream_), op, {logits});
+                                                       vocab, bad_target_, stream_), op, {logits});
   }
 
   void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets) override {
@@ -446,6 +454,7 @@ class CudaBackend final : public Backend {
     LOOM_CUDA_CHECK(cudaMemcpyAsync(&result, scratch_ + cuda::kReduceBlocks, sizeof(double),
                                     cudaMemcpyDeviceToHost, stream_));
     LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    report_bad_target();
     return result;
   }
 
@@ -485,6 +494,23 @@ class CudaBackend final : public Backend {
     return workspace_;
   }
 
+  // After a host synchronisation: throws (once, clearing the flag) when a
+  // cross-entropy target >= vocab reached shard_sumexp since the last check, where
+  // the CPU backend throws at the call itself. One 4-byte read after each
+  // shard_sumexp, none otherwise.
+  void report_bad_target() {
+    if (!target_check_pending_) return;  // no shard_sumexp since the last look
+    target_check_pending_ = false;
+    int bad = 0;
+    LOOM_CUDA_CHECK(cudaMemcpy(&bad, bad_target_, sizeof(int), cudaMemcpyDeviceToHost));
+    if (bad == 0) return;
+    LOOM_CUDA_CHECK(cudaMemset(bad_target_, 0, sizeof(int)));
+    throw Error(fmt::format("cross_entropy_shard_sumexp: a target is not below the vocabulary size {} (found on "
+                            "the CUDA backend at its next synchronisation)",
+                            checked_vocab_),
+                "the dataset's vocabulary must fit the model's; negative ids mark positions without a target");
+  }
+
   // Several backends (devices) may share a thread; cheap when already current.
   void activate() { LOOM_CUDA_CHECK(cudaSetDevice(ordinal_)); }
 
@@ -494,6 +520,8 @@ class CudaBackend final : public Backend {
     if (workspace_) cudaFree(workspace_);
     workspace_ = nullptr;
     if (scratch_) cudaFree(scratch_);
+    if (bad_target_) cudaFree(bad_target_);
+    bad_target_ = nullptr;
     if (stream_) cudaStreamDestroy(stream_);
     scratch_ = nullptr;
     stream_ = nullptr;
@@ -505,6 +533,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::LtMatmul> lt_;
   std::unique_ptr<cuda::Attention> attention_;  // cuBLAS handle on stream_
   float* workspace_ = nullptr;                   // see workspace()
+  int* bad_target_ = nullptr;                    // set by shard_sumexp for a target >= vocab
+  std::int64_t checked_vocab_ = 0;               // the vocab of the last shard_sumexp, for the message
+  bool target_check_pending_ = false;            // a shard_sumexp ran since report_bad_target last looked
   std::size_t workspace_bytes_ = 0;
 };
 

@@ -6,9 +6,9 @@
 // backend.h is implemented, in f32, bf16 and f16 with f32 arithmetic. Ops never
 // allocate Buffers; layernorm_backward and 16-bit attention use one
 // backend-owned f32 workspace that grows to the largest request it has seen.
-// Token ids (embedding, cross-entropy targets) must be in device memory; a target
-// >= vocab is not reported as the CPU backend does (that would need a host round
-// trip per micro-batch): the kernels treat it as held by no shard.
+// Token ids (embedding, cross-entropy targets) must be in device memory. A
+// cross-entropy target >= vocab throws at the backend's next host synchronisation
+// (copy to or from the host, synchronize, sum), not at the call as on the CPU.
 #pragma once
 
 #include <memory>

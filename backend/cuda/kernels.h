@@ -101,9 +101,11 @@ cudaError_t launch_embedding_backward(void* dwte, void* dwpe, DType tg, const vo
 // ---- cross_entropy.cu (targets in device memory; `valid` real columns of Vs) ------
 cudaError_t launch_cross_entropy_shard_max(float* max, const void* logits, DType t, std::int64_t N,
                                            std::int64_t Vs, std::int64_t valid, cudaStream_t stream);
+// Sets *bad_target = 1 when a target is >= vocab (it is left alone otherwise).
 cudaError_t launch_cross_entropy_shard_sumexp(float* stats, const void* logits, DType t, const float* max,
                                               const std::int32_t* targets, std::int64_t N, std::int64_t Vs,
-                                              std::int64_t valid, std::int64_t vocab_start, cudaStream_t stream);
+                                              std::int64_t valid, std::int64_t vocab_start, std::int64_t vocab,
+                                              int* bad_target, cudaStream_t stream);
 cudaError_t launch_cross_entropy_loss(float* lse, float* losses, const float* max, const float* stats,
                                       const std::int32_t* targets, std::int64_t N, cudaStream_t stream);
 cudaError_t launch_cross_entropy_shard_backward(void* dlogits, const void* logits, DType t,

@@ -331,5 +331,26 @@ TEST_F(CudaOpsVsCpu, CrossEntropyOpsMatchCpu) {
     }
 }
 
+TEST_F(CudaOpsVsCpu, TargetAtOrAboveTheVocabularyThrowsAtTheNextSynchronisation) {
+  const std::int64_t N = 4, V = 10;
+  const std::vector<std::int32_t> targets = {1, -1, 10, 3};  // 10 is not below V
+  Buffer gl = upload(gpu(), randn(N * V, 2800), {N, V}, DType::f32), gt = upload_ids(gpu(), targets, {N});
+  Buffer gm(gpu(), {N}, DType::f32), gs(gpu(), {2, N}, DType::f32);
+  gpu().cross_entropy_shard_max(gm, gl, 0, V);
+  gpu().cross_entropy_shard_sumexp(gs, gl, gm, ids_of(gt, {N}), 0, V);
+  try {
+    gpu().synchronize();
+    ADD_FAILURE() << "no error for target 10 with vocab 10";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vocabulary size 10"), std::string::npos) << e.what();
+  }
+  gpu().synchronize();  // reported once
+  // The CPU backend throws at the call.
+  Buffer cl = upload(cpu(), randn(N * V, 2800), {N, V}, DType::f32), cm(cpu(), {N}, DType::f32),
+         cs(cpu(), {2, N}, DType::f32);
+  EXPECT_THROW(cpu().cross_entropy_shard_sumexp(cs, cl, cm, TokenView{targets.data(), {N}, Device::cpu}, 0, V),
+               Error);
+}
+
 }  // namespace
 }  // namespace loom
