@@ -32,6 +32,7 @@
 #include "launch/trainer.h"
 #include "launch/train_options.h"
 #include "layers/gpt.h"
+#include "parallel/device_comm.h"
 #include "parallel/parallel_context.h"
 #include "parallel/timed_communicator.h"
 
@@ -115,7 +116,23 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              "internal: the process grid does not match the parallel.* options");
   // The backend and the GEMM roof first: the resident memory measured after them
   // (code, libraries, BLAS buffers) is the base the memory plan adds to.
-  auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
+  // train.device: the backend, and for cuda one GPU per rank (its index on the node) and
+  // NCCL communicators for device tensors (parallel/device_comm.h).
+  const Device device = cfg.train.device == "cuda" ? Device::cuda : Device::cpu;
+  BackendOptions backend_opts;
+  if (device == Device::cuda) {
+    LOOM_CHECK(cuda_backend_compiled(), "reconfigure with -DLOOM_CUDA=ON on a machine with nvcc, or use --train.device cpu",
+               "train.device cuda: this loom was built without the CUDA backend");
+    const int gpus = cuda_device_count();
+    LOOM_CHECK(gpus > 0, "check nvidia-smi and CUDA_VISIBLE_DEVICES, or use --train.device cpu",
+               "train.device cuda: no CUDA device is visible to this process");
+    backend_opts.cuda_device = node_local_rank(MPI_COMM_WORLD);
+    LOOM_CHECK(backend_opts.cuda_device < gpus, "run at most one rank per GPU on each node",
+               "train.device cuda: this rank is number {} on its node but the node shows {} GPU(s)",
+               backend_opts.cuda_device, gpus);
+  }
+  auto be = make_backend(device, backend_opts);
+  use_device_communicators(ctx, device, backend_opts.cuda_device, cuda_stream_of(*be));
   const DType dtype = parse_dtype(cfg.train.precision);  // the working precision
   const double peak = measure_gemm_peak_flops(*be, dtype);
   const double baseline_rss = current_rss_bytes();
