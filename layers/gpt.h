@@ -26,6 +26,7 @@
 
 #include "core/config.h"
 #include "layers/block.h"
+#include "layers/positions.h"
 #include "layers/stage_model.h"
 #include "layers/vocab_parallel_loss.h"
 #include "parallel/communicator.h"
@@ -169,6 +170,11 @@ private:
   std::function<void(std::size_t)> hook_;
   Block::Scratch scratch_;
   Recompute recompute_;
+  NormKind norm_;
+  MlpKind mlp_;
+  Positions positions_;
+  Tensor pos_table_;  // sinusoidal: (T, C), added by the embedding on tp rank 0
+  Tensor alibi_;      // alibi: (H / tp) slopes of this rank's heads
   SequenceParallel sp_;  // tp == nullptr: off
   Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention: its probs
   VocabParallelLoss loss_;
