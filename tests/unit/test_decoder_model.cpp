@@ -166,6 +166,28 @@ TEST(DecoderModel, TpSplitNeedsWholeKvHeads) {
   }
 }
 
+// The memory plan is the allocation list: equal to the allocator's bytes, and its block
+// activations are the llama shapes (qkv (H + 2 Hkv) D wide, the MLP hidden [gate | up] 2F
+// wide, rmsnorm's rstd without a mean) in closed form.
+TEST(DecoderModel, MemoryPlanCountsTheNewShapes) {
+  auto be = make_backend(Device::cpu);
+  const ModelConfig m = llama_tiny();  // L 2, C 24, H 4, Hkv 2, D 6, F 40
+  const std::int64_t B = 2, T = 5, N = B * T, C = 24, L = 2, H = 4, QKV = (4 + 2 * 2) * 6, F = 40;
+  for (const char* positions : {"rope", "alibi", "sinusoidal"}) {
+    ModelConfig c = m;
+    c.positions = positions;
+    const std::size_t before = be->live_bytes();
+    Gpt gpt(*be, c, B, T);
+    EXPECT_EQ(gpt.memory_plan().total(), be->live_bytes() - before) << positions;
+  }
+  Gpt gpt(*be, m, B, T);
+  std::size_t blocks = 0;
+  for (const auto& [name, bytes] : gpt.memory_plan().items)
+    if (name == "activations: blocks") blocks = bytes;
+  const std::int64_t per_block = 3 * N * C + N * C + N * QKV + N * 2 * F + N * F + B * H * T * T + 2 * N;
+  EXPECT_EQ(blocks, std::size_t((L + 1) * N * C + L * per_block) * sizeof(float));
+}
+
 TEST(DecoderModel, ConfigJsonRoundTripsAndOldFilesLoadAsGpt2) {
   ModelConfig m = llama_tiny();
   m.rope_base = 500000;
