@@ -1,6 +1,7 @@
 // layers/gpt.h — the GPT-2 model as a StageModel (layers/stage_model.h): embedding,
 // L blocks, final layernorm, LM head tied to the token embedding, vocabulary-parallel
-// cross-entropy.
+// cross-entropy. Its parts are options (model.norm, mlp, positions, kv_heads; GPT-2's by
+// default), so the same class is also a Llama-style decoder (docs/models.md).
 //
 // Shapes: B micro-batch, T sequence (<= model.seq_len), C channels, H heads,
 // F ffn, V vocab, Vp padded vocab. All parameters live in one ParamStore
