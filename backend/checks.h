@@ -63,6 +63,35 @@ inline void targets(std::string_view op, const TokenView& targets, std::int64_t 
              targets.shape.str(), of.str(), rows);
 }
 
+// One dtype for several tensors of an op (the CUDA kernels take one storage type).
+inline void same_dtype(std::string_view op, std::string_view na, const Tensor& a, std::string_view nb,
+                       const Tensor& b) {
+  LOOM_CHECK(a.dtype == b.dtype, "", "{}: {} is {} but {} is {}; they must have the same dtype", op, na, a.str(), nb,
+             b.str());
+}
+
+// Causal attention (backend.h): qkv (B,T,3*H*D), probs (B,H,T,T) f32.
+struct AttentionDims {
+  std::int64_t B, T, H, D;
+};
+inline AttentionDims attention_dims(std::string_view op, const Tensor& qkv, const Tensor& probs, int heads) {
+  LOOM_CHECK(qkv.shape.rank() == 3 && heads > 0 && qkv.shape[2] % (3 * heads) == 0, "",
+             "{}: qkv is {}; expected (B,T,3*H*D) with H = {} heads", op, qkv.str(), heads);
+  const AttentionDims d{qkv.shape[0], qkv.shape[1], heads, qkv.shape[2] / (3 * heads)};
+  LOOM_CHECK(probs.shape == (Shape{d.B, d.H, d.T, d.T}), "", "{}: probs is {} but must be ({},{},{},{}) for qkv {}",
+             op, probs.str(), d.B, d.H, d.T, d.T, qkv.str());
+  dtype(op, "probs", probs, DType::f32);
+  return d;
+}
+
+// Embedding (backend.h): tokens (B,T) and out / dout (B,T,C).
+inline void embedding_tokens(std::string_view op, const TokenView& tokens, const Tensor& out) {
+  LOOM_CHECK(out.shape.rank() == 3 && tokens.shape.rank() == 2 && out.shape[0] == tokens.shape[0] &&
+                 out.shape[1] == tokens.shape[1],
+             "", "{}: tokens are {} and out/dout is {}; expected tokens (B,T) and (B,T,C)", op, tokens.shape.str(),
+             out.str());
+}
+
 // matmul's sizes from its operands: a is (M,K) or, transposed, (K,M); b is (K,N)
 // or (N,K); leading dims are the last dims. Checks inner dims, out and bias.
 struct MatmulDims {

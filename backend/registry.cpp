@@ -24,6 +24,15 @@ int cuda_device_count() {
 #endif
 }
 
+void* cuda_stream_of(Backend& be) {
+#if LOOM_WITH_CUDA
+  return cuda_backend_stream(be);
+#else
+  (void)be;
+  return nullptr;
+#endif
+}
+
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& opts) {
   if (device == Device::cpu) return make_cpu_backend();
 #if LOOM_WITH_CUDA

@@ -128,6 +128,10 @@ struct DataConfig {
   // val split: the eod appended after each document, and the stream's tail held out as val.
   std::int32_t eod_id = -1;
   double val_fraction = 0.05;
+  // The tokenizer of data that records none (a Megatron pair): bytes, PATH.json or
+  // PATH.model. It travels into the model, and gives model.vocab and eod_id when they are
+  // not set. With a loom dataset it must be the one the dataset embeds.
+  std::string tokenizer;
 };
 
 struct CheckpointConfig {

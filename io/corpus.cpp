@@ -351,18 +351,14 @@ private:
 
 }  // namespace
 
-EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const TokenizerInfo& tok,
-                            const CorpusOptions& o, const std::function<void(const CorpusProgress&)>& progress) {
+CorpusSummary encode_corpus(const std::vector<CorpusFile>& files, const TokenizerInfo& tok,
+                            const CorpusOptions& o, const TokenSink& sink,
+                            const std::function<void(const CorpusProgress&)>& progress) {
   LOOM_CHECK(o.threads >= 1, "", "threads must be at least 1 (got {})", o.threads);
-  EncodedCorpus out;
+  CorpusSummary out;
   CorpusProgress prog;
   for (const CorpusFile& f : files) prog.total_raw_bytes += f.bytes;
   std::uint64_t raw_done = 0;  // disk bytes of the files already finished
-  if (!tok.hf && !tok.spm) {  // bytes: about one token a byte of plain input (compressed input grows the vector as usual)
-    std::uint64_t plain = 0;
-    for (const CorpusFile& f : files) plain += f.compression == Compression::none ? f.bytes + 1 : 0;
-    out.tokens.reserve(plain);
-  }
 
   const std::size_t max_in_flight = 2 * std::size_t(o.threads);
   std::deque<std::unique_ptr<Batch>> in_flight;  // in stream order
@@ -372,13 +368,14 @@ EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const Tokenize
     Batch& b = *in_flight.front();
     workers.wait(&b);
     if (b.error) std::rethrow_exception(b.error);
-    const std::uint64_t base = out.tokens.size();
-    for (std::uint64_t s : b.doc_starts) out.doc_starts.push_back(base + s);
-    out.tokens.insert(out.tokens.end(), b.tokens.begin(), b.tokens.end());
+    for (std::uint64_t& s : b.doc_starts) s += out.tokens;  // batch-relative -> stream positions
+    sink(b.tokens, b.doc_starts);
+    out.tokens += b.tokens.size();
+    out.documents += b.doc_starts.size();
     out.skipped_empty += b.skipped_empty;
     prog.raw_bytes = b.raw_bytes_after;
-    prog.documents = out.doc_starts.size();
-    prog.tokens = out.tokens.size();
+    prog.documents = out.documents;
+    prog.tokens = out.tokens;
     in_flight.pop_front();
     if (progress) progress(prog);
   };
@@ -468,6 +465,19 @@ EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const Tokenize
   }
   cut(raw_done);
   while (!in_flight.empty()) consume_front();
+  return out;
+}
+
+EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const TokenizerInfo& tok, const CorpusOptions& o,
+                            const std::function<void(const CorpusProgress&)>& progress) {
+  EncodedCorpus out;
+  auto collect = [&](std::span<const std::int32_t> tokens, std::span<const std::uint64_t> doc_starts) {
+    out.tokens.insert(out.tokens.end(), tokens.begin(), tokens.end());
+    out.doc_starts.insert(out.doc_starts.end(), doc_starts.begin(), doc_starts.end());
+  };
+  CorpusSummary summary = encode_corpus(files, tok, o, collect, progress);
+  out.sources = std::move(summary.sources);
+  out.skipped_empty = summary.skipped_empty;
   return out;
 }
 

@@ -16,15 +16,20 @@
 //
 // Threads: the reading thread cuts the stream into batches (about batch_bytes of
 // text each, in input order); `threads` workers tokenise batches; results are
-// appended strictly in batch order, with at most 2 x threads batches in flight, so
-// memory for the text stays bounded and the output is identical for any thread
-// count. The tokens themselves are returned whole (4 bytes a token). The byte
+// handed to a TokenSink strictly in batch order, with at most 2 x threads batches in
+// flight, so memory stays bounded (about 2 x threads x batch_bytes of text and its tokens)
+// and the output is identical for any thread count. loom-data's sink streams the tokens
+// to disk (io/token_stream_writer.h); the overload that returns EncodedCorpus collects
+// them in memory, for small corpora and tests. A text file is one document and, with a
+// subword tokenizer, is held whole while it is encoded (a block boundary could cut a
+// word); JSON Lines records and byte-tokenised text are never held whole. The byte
 // tokenizer shares nothing; with a tokenizer.json each worker after the first loads
 // its own HfTokenizer (its word cache is behind a mutex), so workers never contend.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -83,13 +88,29 @@ struct CorpusSourceFile {
   std::uint32_t crc32 = 0;  // of the bytes on disk
 };
 
+// Receives the token stream in order, a piece at a time: `tokens` (every document's
+// tokens, each followed by eod) and the stream positions of the documents that start
+// in this piece. Called on the reading thread; the spans are valid during the call only.
+using TokenSink = std::function<void(std::span<const std::int32_t> tokens, std::span<const std::uint64_t> doc_starts)>;
+
+struct CorpusSummary {
+  std::vector<CorpusSourceFile> sources;  // one per file, in order
+  std::uint64_t skipped_empty = 0;        // JSONL records with text ""
+  std::uint64_t documents = 0, tokens = 0;
+};
+
+// Streams the corpus into `sink`; memory does not grow with the corpus.
+CorpusSummary encode_corpus(const std::vector<CorpusFile>& files, const TokenizerInfo& tokenizer,
+                            const CorpusOptions& options, const TokenSink& sink,
+                            const std::function<void(const CorpusProgress&)>& progress = {});
+
+// The whole corpus in memory (4 bytes a token): for small corpora and tests.
 struct EncodedCorpus {
   std::vector<std::int32_t> tokens;       // every document's tokens, each followed by eod
   std::vector<std::uint64_t> doc_starts;  // first token of every document
   std::vector<CorpusSourceFile> sources;  // one per file, in order
   std::uint64_t skipped_empty = 0;        // JSONL records with text ""
 };
-
 EncodedCorpus encode_corpus(const std::vector<CorpusFile>& files, const TokenizerInfo& tokenizer,
                             const CorpusOptions& options,
                             const std::function<void(const CorpusProgress&)>& progress = {});

@@ -417,7 +417,8 @@ ConversionSummary megatron_to_loom(const std::string& megatron_path, const std::
   s.train_tokens = split.train_tokens;
   s.val_tokens = split.val_tokens;
   DatasetMeta meta;
-  meta.tokenizer = o.tokenizer;
+  meta.tokenizer = o.embedded.known() ? o.embedded.name : o.tokenizer;
+  meta.embedded = o.embedded;
   meta.vocab_size = o.vocab_size;
   meta.eod_token = o.eod_id;
   const std::string prefix = megatron_prefix(megatron_path);

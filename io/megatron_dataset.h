@@ -103,7 +103,8 @@ struct FromMegatronOptions {
   std::int64_t vocab_size = 0;  // required: every token must lie in [0, vocab_size)
   std::int32_t eod_id = -1;     // required: in [0, vocab_size)
   double val_fraction = 0.05;
-  std::string tokenizer = "megatron";
+  std::string tokenizer = "megatron";  // the name stored; replaced by embedded.name when that is known
+  EmbeddedTokenizer embedded;           // embedded in the dataset when known (declare_tokenizer)
   TokenWriteOptions write;
 };
 struct ConversionSummary {

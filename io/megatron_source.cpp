@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "io/files.h"
 #include "io/token_dataset.h"
@@ -52,6 +54,21 @@ void check_options(const std::string& prefix, const std::string& split, const Me
 
 }  // namespace
 
+DeclaredTokenizer declare_tokenizer(const std::string& name, std::int64_t vocab_size, std::int32_t eod_id,
+                                    const std::string& vocab_option, const std::string& eod_option) {
+  DeclaredTokenizer d;
+  d.tokenizer = embed_tokenizer(name);
+  const TokenizerInfo info = tokenizer_info(d.tokenizer);
+  d.vocab_size = vocab_size > 0 ? vocab_size : info.vocab_size;
+  d.eod_id = eod_id >= 0 ? eod_id : info.eod;
+  LOOM_CHECK(d.vocab_size >= info.vocab_size, fmt::format("drop {} to take the tokenizer's, or raise it", vocab_option),
+             "{} = {} is smaller than the vocabulary of the tokenizer '{}' ({})", vocab_option, d.vocab_size, name,
+             info.vocab_size);
+  LOOM_CHECK(d.eod_id == info.eod, fmt::format("drop {} to take the tokenizer's", eod_option),
+             "{} = {} is not the end-of-document id of the tokenizer '{}' ({})", eod_option, d.eod_id, name, info.eod);
+  return d;
+}
+
 bool is_megatron_path(const std::string& path) {
   std::error_code ec;
   // PATH.bin alone counts too, so a lost .idx is reported as such, not as a missing HDF5 file.
@@ -66,6 +83,10 @@ std::unique_ptr<MegatronSource> MegatronSource::open(const std::string& path_or_
   s->split_ = split;
   s->vocab_ = o.vocab_size;
   s->eod_ = o.eod_id;
+  if (o.tokenizer.known()) {
+    s->embedded_ = o.tokenizer;
+    s->tokenizer_ = o.tokenizer.name;
+  }
   const std::vector<std::uint64_t> doc_starts = s->build_stream();
   LOOM_CHECK(s->total_ >= 2, "a split needs at least one token in each of train and val",
              "{}: {} document(s), only {} token(s) with eod", s->path(), s->data_.num_documents(), s->total_);

@@ -27,7 +27,23 @@ struct MegatronSourceOptions {
   std::int64_t vocab_size = 0;  // every token must lie in [0, vocab_size)
   std::int32_t eod_id = -1;     // in [0, vocab_size)
   double val_fraction = 0.05;   // in (0, 1); loom-data from-megatron's default
+  // The tokenizer the pair was made with, when the user names it (loom-train
+  // data.tokenizer): it then travels into the model like a loom dataset's. Unknown otherwise.
+  EmbeddedTokenizer tokenizer;
 };
+
+// The tokenizer a user names for data that records none (a Megatron pair): `name` is
+// bytes, PATH.json or PATH.model (tokenizer_by_name). vocab_size <= 0 and eod_id < 0
+// are filled in from it; given ones are checked against it (eod must be its eod; the
+// vocabulary may be larger, padded as Megatron pads it, never smaller). loom::Error
+// naming `vocab_option` / `eod_option` on a conflict.
+struct DeclaredTokenizer {
+  EmbeddedTokenizer tokenizer;
+  std::int64_t vocab_size = 0;
+  std::int32_t eod_id = -1;
+};
+DeclaredTokenizer declare_tokenizer(const std::string& name, std::int64_t vocab_size, std::int32_t eod_id,
+                                    const std::string& vocab_option, const std::string& eod_option);
 
 // True when `path` names a Megatron pair: it ends in .idx or .bin, or PATH.idx or PATH.bin exists.
 bool is_megatron_path(const std::string& path);
@@ -42,6 +58,9 @@ public:
   std::int64_t size() const override { return size_; }
   std::int64_t vocab_size() const override { return vocab_; }
   const std::string& tokenizer() const override { return tokenizer_; }
+  EmbeddedTokenizer embedded_tokenizer() const override {
+    return embedded_.known() ? embedded_ : TokenSource::embedded_tokenizer();
+  }
   const std::string& path() const override { return data_.idx_path(); }
   const std::string& split() const override { return split_; }
   // CRC-32 of the .idx continued with the .bin's size: the index pins every
@@ -58,6 +77,7 @@ private:
 
   MegatronDataset data_;
   std::string split_, tokenizer_ = "megatron";  // from-megatron's default tokenizer name
+  EmbeddedTokenizer embedded_;                   // MegatronSourceOptions::tokenizer
   std::int64_t vocab_ = 0;
   std::int32_t eod_ = -1;
   std::int64_t total_ = 0;                // tokens in the whole stream (both splits)

@@ -1,7 +1,7 @@
-// io/token_dataset.cpp — writing and reading HDF5 token datasets (see token_dataset.h).
+// io/token_dataset.cpp — reading HDF5 token datasets, and where loom-data splits a
+// stream (see token_dataset.h; the writers are in io/token_writer.cpp).
 //
-// Writer: validate everything first, then write PATH.tmp (groups, datasets,
-// attributes), close it and rename. Reader: check existence, HDF5-ness, magic,
+// Reader: check existence, HDF5-ness, magic,
 // version, split, dtypes and doc_offsets at open; then either load the split
 // (range + checksum verified) or keep the dataset open for hyperslab reads.
 #include "io/token_dataset.h"
@@ -23,100 +23,7 @@ namespace {
 
 constexpr const char* kRecreate = "re-create it with loom-data";
 
-void check_split_input(const char* split, std::span<const std::int32_t> tokens,
-                       std::span<const std::uint64_t> offsets, std::int64_t vocab) {
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    LOOM_CHECK(tokens[i] >= 0 && tokens[i] < vocab, "", "write_token_dataset: {} token {} at position {} is outside [0, {})",
-               split, tokens[i], i, vocab);
-  }
-  if (tokens.empty()) {
-    LOOM_CHECK(offsets.empty(), "", "write_token_dataset: {} has no tokens but {} doc_offsets", split, offsets.size());
-    return;
-  }
-  LOOM_CHECK(!offsets.empty() && offsets[0] == 0, "", "write_token_dataset: {} doc_offsets must start at 0", split);
-  for (std::size_t i = 0; i < offsets.size(); ++i) {
-    LOOM_CHECK(offsets[i] < tokens.size() && (i == 0 || offsets[i] > offsets[i - 1]), "",
-               "write_token_dataset: {} doc_offsets[{}] = {} is not increasing within [0, {})", split, i, offsets[i],
-               tokens.size());
-  }
-}
-
-void write_split(hid_t file, const char* split, std::span<const std::int32_t> tokens,
-                 std::span<const std::uint64_t> offsets, std::int64_t vocab, const TokenWriteOptions& opt) {
-  h5::Handle group = h5::create_group(file, split);
-  const hsize_t n = tokens.size();
-  h5::Handle space(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"), H5Sclose);
-  h5::Handle dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
-  // No modification times in the object headers: the same tokens give the same file bytes.
-  h5::check_status(H5Pset_obj_track_times(dcpl, false), "H5Pset_obj_track_times");
-  if (n > 0) {
-    const hsize_t chunk = std::min<hsize_t>(n, static_cast<hsize_t>(opt.chunk_tokens));
-    h5::check_status(H5Pset_chunk(dcpl, 1, &chunk), "H5Pset_chunk");
-    if (opt.deflate_level > 0) {
-      h5::check_status(H5Pset_shuffle(dcpl), "H5Pset_shuffle");
-      h5::check_status(H5Pset_deflate(dcpl, static_cast<unsigned>(opt.deflate_level)), "H5Pset_deflate");
-    }
-  }
-  const hid_t file_type = vocab <= 65536 ? H5T_STD_U16LE : H5T_STD_U32LE;
-  h5::Handle dset(h5::check(H5Dcreate2(group, "tokens", file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                            fmt::format("cannot create /{}/tokens", split)),
-                  H5Dclose);
-  if (n > 0) {
-    h5::check_status(H5Dwrite(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data()),
-                     fmt::format("cannot write /{}/tokens", split), "check the free disk space");
-  }
-  const hsize_t m = offsets.size();
-  h5::Handle ospace(h5::check(H5Screate_simple(1, &m, nullptr), "H5Screate_simple"), H5Sclose);
-  h5::Handle ocpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
-  h5::check_status(H5Pset_obj_track_times(ocpl, false), "H5Pset_obj_track_times");
-  h5::Handle odset(h5::check(H5Dcreate2(group, "doc_offsets", H5T_STD_U64LE, ospace, H5P_DEFAULT, ocpl, H5P_DEFAULT),
-                             fmt::format("cannot create /{}/doc_offsets", split)),
-                   H5Dclose);
-  if (m > 0) {
-    h5::check_status(H5Dwrite(odset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, offsets.data()),
-                     fmt::format("cannot write /{}/doc_offsets", split));
-  }
-  h5::write_attr(group, "tokens_checksum", static_cast<std::int64_t>(tokens_crc32(0, tokens)));
-}
-
 }  // namespace
-
-void write_token_dataset(const std::string& path, std::span<const std::int32_t> train_tokens,
-                         std::span<const std::uint64_t> train_doc_offsets,
-                         std::span<const std::int32_t> val_tokens, std::span<const std::uint64_t> val_doc_offsets,
-                         const DatasetMeta& meta, const TokenWriteOptions& options) {
-  LOOM_CHECK(meta.vocab_size >= 1 && meta.vocab_size <= (std::int64_t(1) << 31), "",
-             "write_token_dataset: vocab_size {} outside [1, 2^31]", meta.vocab_size);
-  LOOM_CHECK(meta.eod_token >= 0 && meta.eod_token < meta.vocab_size, "",
-             "write_token_dataset: eod_token {} outside [0, {})", meta.eod_token, meta.vocab_size);
-  LOOM_CHECK(!meta.tokenizer.empty(), "", "write_token_dataset: empty tokenizer name");
-  LOOM_CHECK(!meta.embedded.known() || meta.embedded.name == meta.tokenizer, "",
-             "write_token_dataset: the embedded tokenizer '{}' is not the named one '{}'", meta.embedded.name,
-             meta.tokenizer);
-  LOOM_CHECK(nlohmann::json::accept(meta.source_files), "", "write_token_dataset: source_files is not valid JSON");
-  LOOM_CHECK(options.chunk_tokens >= 1 && options.deflate_level >= 0 && options.deflate_level <= 9, "",
-             "write_token_dataset: chunk_tokens {} must be >= 1 and deflate_level {} in [0, 9]",
-             options.chunk_tokens, options.deflate_level);
-  check_split_input("train", train_tokens, train_doc_offsets, meta.vocab_size);
-  check_split_input("val", val_tokens, val_doc_offsets, meta.vocab_size);
-
-  AtomicWrite out(path, options.overwrite, "write_token_dataset");
-  {
-    h5::Handle file = h5::create_file(out.tmp_path());
-    h5::write_attr(file, "magic", kTokensMagic);
-    h5::write_attr(file, "format_version", kTokensFormatVersion);
-    h5::write_attr(file, "tokenizer", meta.tokenizer);
-    h5::write_attr(file, "vocab_size", meta.vocab_size);
-    h5::write_attr(file, "eod_token", std::int64_t(meta.eod_token));
-    h5::write_attr(file, "source_files", meta.source_files);
-    h5::write_attr(file, "created_by", meta.created_by);
-    for (const auto& [name, value] : tokenizer_attrs(meta.embedded)) h5::write_attr(file, name, value);
-    write_split(file, "train", train_tokens, train_doc_offsets, meta.vocab_size, options);
-    write_split(file, "val", val_tokens, val_doc_offsets, meta.vocab_size, options);
-    h5::check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), fmt::format("cannot flush '{}'", out.tmp_path()));
-  }  // closed before the rename
-  out.commit();
-}
 
 TrainValSplit split_train_val(std::int64_t total_tokens, std::span<const std::uint64_t> doc_starts,
                               double val_fraction) {

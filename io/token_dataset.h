@@ -65,6 +65,38 @@ struct TrainValSplit {
 TrainValSplit split_train_val(std::int64_t total_tokens, std::span<const std::uint64_t> doc_starts,
                               double val_fraction);
 
+// Writes a dataset from a token stream of any length with bounded memory: append() the
+// stream in order (tokens checked against meta.vocab_size as they come), then finish()
+// cuts it with split_train_val and writes PATH.tmp, renamed into place. The tokens are
+// spooled to an anonymous temporary file next to the output (on-disk width: 2 or 4 bytes
+// a token; unlinked at once, so nothing is left behind even on a crash) because the val
+// split is the stream's end, known only at finish(). Memory: the document starts (8
+// bytes a document, twice at finish) and a few MiB of buffers. Without finish(), nothing
+// is written under the final name. The output is the same file write_token_dataset makes.
+class TokenStreamWriter {
+public:
+  // Refuses at once (loom::Error) an existing `path` unless options.overwrite.
+  TokenStreamWriter(const std::string& path, const DatasetMeta& meta, const TokenWriteOptions& options = {});
+  ~TokenStreamWriter();
+  TokenStreamWriter(const TokenStreamWriter&) = delete;
+  TokenStreamWriter& operator=(const TokenStreamWriter&) = delete;
+
+  // doc_starts: stream positions (increasing) of the documents that start in `tokens`;
+  // the first append must start a document at position 0.
+  void append(std::span<const std::int32_t> tokens, std::span<const std::uint64_t> doc_starts);
+  std::int64_t tokens() const;
+  std::int64_t documents() const;
+  // The source_files attribute (JSON), when it is known only after the stream.
+  void set_source_files(const std::string& json);
+  // Cuts the stream (the last val_fraction is val), writes both splits and renames the
+  // file into place; returns the cut.
+  TrainValSplit finish(double val_fraction);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 struct TokenReadOptions {
   // A split whose tokens take at most this many bytes on disk (uncompressed) is
   // read into memory at open and checked there (range and checksum); a larger one

@@ -80,7 +80,10 @@ int run_ops(int argc, char** argv) {
   auto randn32 = [&](Shape s, float std = 0.02f) { return randn_dt(s, std, DType::f32); };
   std::vector<std::int32_t> tok_host(static_cast<std::size_t>(N));
   for (std::int64_t i = 0; i < N; ++i) tok_host[std::size_t(i)] = std::int32_t(rng_u64(7, 0, i) % std::uint64_t(V));
-  const TokenView tokens{tok_host.data(), Shape{B, T}, Device::cpu};
+  // The ids live where the backend reads them (int32 in 4-byte elements, as layers/gpt.cpp keeps them).
+  keep.emplace_back(*be, Shape{B, T}, DType::f32);
+  be->copy(keep.back(), Tensor{tok_host.data(), Shape{B, T}, DType::f32, Device::cpu});
+  const TokenView tokens{static_cast<const std::int32_t*>(keep.back().tensor().ptr), Shape{B, T}, be->device()};
 
   std::vector<Row> rows;
   auto time = [&](const std::string& op, const std::string& shape, double flops, const std::function<void()>& fn) {

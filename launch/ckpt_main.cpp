@@ -116,22 +116,23 @@ int export_weights(const std::string& path, const std::string& output, Overwrite
 
 int export_hf(const std::string& path, const std::string& out_dir, Overwrite overwrite) {
   std::error_code ec;
+  std::vector<std::string> written;
   if (fs::is_regular_file(path, ec)) {  // a weights file
-    export_hf_gpt2(path, out_dir, overwrite);
+    written = export_hf_gpt2(path, out_dir, overwrite);
   } else {
     fs::create_directories(out_dir, ec);
     LOOM_CHECK(!ec, "choose a directory you can write to", "cannot create '{}': {}", out_dir, ec.message());
     const std::string tmp = (fs::path(out_dir) / ".loom-export-weights.h5").string();
     export_weights(path, tmp, Overwrite::yes, false);
     try {
-      export_hf_gpt2(tmp, out_dir, overwrite);
+      written = export_hf_gpt2(tmp, out_dir, overwrite);
     } catch (...) {
       fs::remove(tmp, ec);
       throw;
     }
     fs::remove(tmp, ec);
   }
-  fmt::print("wrote {}/model.safetensors and {}/config.json\n", out_dir, out_dir);
+  for (const std::string& f : written) fmt::print("wrote {}/{}\n", out_dir, f);
   return 0;
 }
 

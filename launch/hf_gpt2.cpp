@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "io/safetensors.h"
 #include "io/weights_file.h"
 #include "launch/hf_gpt2_config.h"
+#include "launch/model_io.h"
 #include "layers/gpt.h"
 
 namespace loom {
@@ -69,7 +71,8 @@ std::int64_t numel(const std::vector<std::int64_t>& shape) {
 
 }  // namespace
 
-void export_hf_gpt2(const std::string& weights_h5, const std::string& out_dir, Overwrite overwrite) {
+std::vector<std::string> export_hf_gpt2(const std::string& weights_h5, const std::string& out_dir,
+                                        Overwrite overwrite) {
   const WeightsReader r = WeightsReader::open(weights_h5);
   LOOM_CHECK(r.architecture() == "gpt2", "only GPT-2 models have a Hugging Face GPT-2 export",
              "weights file '{}' holds a '{}' model, not 'gpt2'", weights_h5,
@@ -105,19 +108,36 @@ void export_hf_gpt2(const std::string& weights_h5, const std::string& out_dir, O
   fs::create_directories(out_dir, ec);
   LOOM_CHECK(!ec, "check the path and its permissions", "cannot create directory '{}': {}", out_dir,
              ec.message());
-  // config.json's AtomicWrite first: it refuses an existing config.json before anything
-  // is written, and removes its temporary if model.safetensors is refused.
+  // The tokenizer the model was trained with goes along, as transformers loads it:
+  // tokenizer.json (a Hugging Face one, verbatim) or tokenizer.model (SentencePiece). The
+  // byte tokenizer has no file: ids are byte values and 256 is eod.
+  const std::optional<EmbeddedTokenizer> tok = read_model_tokenizer(weights_h5);
+  std::string tok_file;
+  if (tok && tok->kind == "hf-json") tok_file = "tokenizer.json";
+  if (tok && tok->kind == "sentencepiece") tok_file = "tokenizer.model";
+
+  // The small files' AtomicWrites first: they refuse existing outputs before anything is
+  // written, and remove their temporaries if model.safetensors is refused.
   AtomicWrite config((fs::path(out_dir) / "config.json").string(), overwrite, "export_hf_gpt2");
+  std::optional<AtomicWrite> tokenizer;
+  if (!tok_file.empty()) tokenizer.emplace((fs::path(out_dir) / tok_file).string(), overwrite, "export_hf_gpt2");
   write_safetensors((fs::path(out_dir) / "model.safetensors").string(), arrays, {{"format", "pt"}},
                     overwrite);
-  {
-    std::ofstream f(config.tmp_path());
-    f << hf_gpt2_config_json(m);
+  auto write_text = [](const AtomicWrite& w, const std::string& bytes) {
+    std::ofstream f(w.tmp_path(), std::ios::binary);
+    f << bytes;
     f.close();
-    LOOM_CHECK(!f.fail(), "check the free disk space", "export_hf_gpt2: cannot write '{}'",
-               config.tmp_path());
-  }
+    LOOM_CHECK(!f.fail(), "check the free disk space", "export_hf_gpt2: cannot write '{}'", w.tmp_path());
+  };
+  write_text(config, hf_gpt2_config_json(m));
+  if (tokenizer) write_text(*tokenizer, tok->payload);
   config.commit();
+  std::vector<std::string> written{"model.safetensors", "config.json"};
+  if (tokenizer) {
+    tokenizer->commit();
+    written.push_back(tok_file);
+  }
+  return written;
 }
 
 namespace {

@@ -10,15 +10,19 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "io/files.h"
 
 namespace loom {
 
 // Writes out_dir/model.safetensors (F32, no `transformer.` prefix, no lm_head: it is
-// tied) and out_dir/config.json; creates out_dir. Refuses a file whose architecture is
-// not gpt2, and existing outputs unless overwrite is yes.
-void export_hf_gpt2(const std::string& weights_h5, const std::string& out_dir, Overwrite overwrite);
+// tied), out_dir/config.json and the model's embedded tokenizer: tokenizer.json (a
+// Hugging Face one, verbatim) or tokenizer.model (SentencePiece); nothing for bytes.
+// Creates out_dir; returns the names of the files written. Refuses a file whose
+// architecture is not gpt2, and existing outputs unless overwrite is yes.
+std::vector<std::string> export_hf_gpt2(const std::string& weights_h5, const std::string& out_dir,
+                                        Overwrite overwrite);
 
 // Reads a GPT-2 safetensors file (F32/F16/BF16; names with or without `transformer.`)
 // and the config.json beside it (the head count cannot be read off the shapes), checks

@@ -154,13 +154,27 @@ int run(const Options& o) {
   loom::CorpusOptions copt;
   copt.jsonl_field = o.jsonl_field;
   copt.threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  loom::DatasetMeta meta;
+  meta.tokenizer = tok.name;
+  meta.embedded = loom::embed_tokenizer(o.tokenizer);  // the tokenizer travels with the data
+  meta.vocab_size = tok.vocab_size;
+  meta.eod_token = tok.eod;
+  meta.created_by = "loom-data";
+  loom::TokenWriteOptions wopt;
+  wopt.overwrite = o.force ? loom::Overwrite::yes : loom::Overwrite::no;
+  wopt.deflate_level = o.deflate_level;
+  // The tokens stream to disk as they are made (TokenStreamWriter, io/token_writer.cpp): memory stays
+  // bounded whatever the corpus size. The source list is known only at the end.
+  loom::TokenStreamWriter writer(o.output, meta, wopt);
   Progress progress(o.quiet);
-  loom::EncodedCorpus corpus =
-      loom::encode_corpus(files, tok, copt, [&](const loom::CorpusProgress& p) { progress.update(p); });
+  const loom::CorpusSummary corpus = loom::encode_corpus(
+      files, tok, copt,
+      [&](std::span<const std::int32_t> tokens, std::span<const std::uint64_t> doc_starts) {
+        writer.append(tokens, doc_starts);
+      },
+      [&](const loom::CorpusProgress& p) { progress.update(p); });
   progress.finish();
   const double encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::vector<std::int32_t>& tokens = corpus.tokens;
-  const std::vector<std::uint64_t>& doc_starts = corpus.doc_starts;
   nlohmann::json sources = nlohmann::json::array();
   for (const loom::CorpusSourceFile& s : corpus.sources) {
     if (s.bytes == 0 && !o.quiet) std::fprintf(stderr, "loom-data: warning: input '%s' is empty\n", s.path.c_str());
@@ -169,26 +183,14 @@ int run(const Options& o) {
   if (corpus.skipped_empty > 0 && !o.quiet)
     std::fprintf(stderr, "loom-data: skipped %llu JSON Lines record(s) with empty text\n",
                  static_cast<unsigned long long>(corpus.skipped_empty));
-  LOOM_CHECK(tokens.size() >= 2, "give inputs with some text", "the input holds {} token(s): too few for a train and a val split",
-             tokens.size());
+  LOOM_CHECK(corpus.tokens >= 2, "give inputs with some text", "the input holds {} token(s): too few for a train and a val split",
+             corpus.tokens);
 
   // Split: the last val_fraction of the stream, at least one token on each side.
-  const auto total = static_cast<std::int64_t>(tokens.size());
-  const loom::TrainValSplit split = loom::split_train_val(total, doc_starts, o.val_fraction);
-  const std::span<const std::int32_t> all(tokens);
-  loom::DatasetMeta meta;
-  meta.tokenizer = tok.name;
-  meta.embedded = loom::embed_tokenizer(o.tokenizer);  // the tokenizer travels with the data
-  meta.vocab_size = tok.vocab_size;
-  meta.eod_token = tok.eod;
-  meta.source_files = sources.dump();
-  meta.created_by = "loom-data";
-  loom::TokenWriteOptions wopt;
-  wopt.overwrite = o.force ? loom::Overwrite::yes : loom::Overwrite::no;
-  wopt.deflate_level = o.deflate_level;
+  const auto total = static_cast<std::int64_t>(corpus.tokens);
   if (!o.quiet) std::fprintf(stderr, "loom-data: writing %s\n", o.output.c_str());
-  loom::write_token_dataset(o.output, all.first(split.train_tokens), split.train_doc_offsets,
-                           all.subspan(split.train_tokens), split.val_doc_offsets, meta, wopt);
+  writer.set_source_files(sources.dump());
+  const loom::TrainValSplit split = writer.finish(o.val_fraction);
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!o.quiet) {
@@ -199,7 +201,7 @@ int run(const Options& o) {
         "  val tokens    %lld in %zu document(s), %.2f%% of the stream (a document cut by the split counts in both)\n"
         "  vocabulary    %lld (tokenizer %s, eod %d)\n"
         "  file size     %s, %.2f s (read and tokenised in %.2f s: %.1f MB/s with %d thread(s))\n",
-        o.output.c_str(), doc_starts.size(), human(double(total_bytes)).c_str(), static_cast<long long>(split.train_tokens),
+        o.output.c_str(), static_cast<std::size_t>(corpus.documents), human(double(total_bytes)).c_str(), static_cast<long long>(split.train_tokens),
         split.train_doc_offsets.size(), static_cast<long long>(split.val_tokens), split.val_doc_offsets.size(),
         100.0 * double(split.val_tokens) / double(total),
         static_cast<long long>(tok.vocab_size), tok.name.c_str(), tok.eod, human(double(fs::file_size(o.output))).c_str(),

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "io/files.h"
 #include "io/megatron_dataset.h"
+#include "io/megatron_source.h"
 
 namespace po = boost::program_options;
 
@@ -45,7 +46,7 @@ int from_megatron(int argc, char** argv) {
   int deflate = 1;
   bool force = false, quiet = false;
   po::options_description opts(
-      "usage: loom-data from-megatron --input PREFIX --output PATH.h5 --vocab-size N --eod-id K [options]\n"
+      "usage: loom-data from-megatron --input PREFIX --output PATH.h5 (--vocab-size N --eod-id K | --tokenizer PATH) [options]\n"
       "Converts a Megatron-LM indexed dataset (PREFIX.idx + PREFIX.bin) into a loom HDF5 token dataset.\n"
       "Each Megatron document becomes a loom document followed by eod (not added twice when it already ends\n"
       "with eod); the end of the stream becomes the val split.\noptions");
@@ -55,7 +56,9 @@ int from_megatron(int argc, char** argv) {
       ("eod-id", po::value(&o.eod_id), "end-of-document token id (required)")
       ("val-fraction", po::value(&o.val_fraction)->default_value(o.val_fraction, "0.05"),
        "fraction of the token stream (its end) that becomes the val split, in (0, 1)")
-      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer name stored in the dataset")
+      ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer),
+       "the tokenizer that made the pair: bytes, PATH.json or PATH.model is embedded in the dataset (and gives "
+       "--vocab-size and --eod-id); any other name is only stored")
       ("deflate-level", po::value(&deflate)->default_value(deflate), "HDF5 deflate level, 0 (none) to 9")
       ("force", po::bool_switch(&force), "overwrite the output when it exists")
       ("quiet", po::bool_switch(&quiet), "no summary");
@@ -63,9 +66,21 @@ int from_megatron(int argc, char** argv) {
   if (!parse(argc, argv, opts, vm)) return 0;
   LOOM_CHECK(!input.empty(), "name the pair: --input PREFIX", "no --input given");
   LOOM_CHECK(!output.empty(), "name the dataset to write: --output PATH.h5", "no --output given");
-  LOOM_CHECK(vm.count("vocab-size"), "a Megatron pair does not record its vocabulary: give --vocab-size N",
+  // A tokenizer file: the pair's tokenizer travels with the dataset (and the model trained on it).
+  const bool embed = o.tokenizer == "bytes" || o.tokenizer.ends_with(".json") || o.tokenizer.ends_with(".model");
+  if (embed) {
+    const loom::DeclaredTokenizer d = loom::declare_tokenizer(
+        o.tokenizer, vm.count("vocab-size") ? o.vocab_size : 0, vm.count("eod-id") ? o.eod_id : -1, "--vocab-size",
+        "--eod-id");
+    o.embedded = d.tokenizer;
+    o.vocab_size = d.vocab_size;
+    o.eod_id = d.eod_id;
+  }
+  LOOM_CHECK(embed || vm.count("vocab-size"),
+             "a Megatron pair does not record its vocabulary: give --vocab-size N, or --tokenizer PATH",
              "no --vocab-size given");
-  LOOM_CHECK(vm.count("eod-id"), "give the tokenizer's end-of-document id: --eod-id K", "no --eod-id given");
+  LOOM_CHECK(embed || vm.count("eod-id"), "give the tokenizer's end-of-document id: --eod-id K, or --tokenizer PATH",
+             "no --eod-id given");
   LOOM_CHECK(o.val_fraction > 0.0 && o.val_fraction < 1.0, "e.g. --val-fraction 0.05",
              "--val-fraction {} is outside (0, 1)", o.val_fraction);
   LOOM_CHECK(deflate >= 0 && deflate <= 9, "", "--deflate-level {} is outside [0, 9]", deflate);

@@ -32,6 +32,7 @@
 #include "launch/trainer.h"
 #include "launch/train_options.h"
 #include "layers/gpt.h"
+#include "parallel/device_comm.h"
 #include "parallel/parallel_context.h"
 #include "parallel/timed_communicator.h"
 
@@ -115,7 +116,23 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              "internal: the process grid does not match the parallel.* options");
   // The backend and the GEMM roof first: the resident memory measured after them
   // (code, libraries, BLAS buffers) is the base the memory plan adds to.
-  auto be = make_backend(cfg.train.device == "cuda" ? Device::cuda : Device::cpu);
+  // train.device: the backend, and for cuda one GPU per rank (its index on the node) and
+  // NCCL communicators for device tensors (parallel/device_comm.h).
+  const Device device = cfg.train.device == "cuda" ? Device::cuda : Device::cpu;
+  BackendOptions backend_opts;
+  if (device == Device::cuda) {
+    LOOM_CHECK(cuda_backend_compiled(), "reconfigure with -DLOOM_CUDA=ON on a machine with nvcc, or use --train.device cpu",
+               "train.device cuda: this loom was built without the CUDA backend");
+    const int gpus = cuda_device_count();
+    LOOM_CHECK(gpus > 0, "check nvidia-smi and CUDA_VISIBLE_DEVICES, or use --train.device cpu",
+               "train.device cuda: no CUDA device is visible to this process");
+    backend_opts.cuda_device = node_local_rank(MPI_COMM_WORLD);
+    LOOM_CHECK(backend_opts.cuda_device < gpus, "run at most one rank per GPU on each node",
+               "train.device cuda: this rank is number {} on its node but the node shows {} GPU(s)",
+               backend_opts.cuda_device, gpus);
+  }
+  auto be = make_backend(device, backend_opts);
+  use_device_communicators(ctx, device, backend_opts.cuda_device, cuda_stream_of(*be));
   const DType dtype = parse_dtype(cfg.train.precision);  // the working precision
   const double peak = measure_gemm_peak_flops(*be, dtype);
   const double baseline_rss = current_rss_bytes();
@@ -124,8 +141,14 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              "data.train is required (an HDF5 token dataset or a Megatron pair)");
   // A blend evaluates on its first source's val split unless data.val names one.
   if (cfg.data.val.empty()) cfg.data.val = parse_blend(cfg.data.train).front().path;
-  // A Megatron pair records neither vocabulary nor eod (io/megatron_source.h): the options give them.
-  const MegatronSourceOptions megatron{cfg.model.vocab, cfg.data.eod_id, cfg.data.val_fraction};
+  // A Megatron pair records neither vocabulary nor eod nor tokenizer (io/megatron_source.h):
+  // the options give them, data.tokenizer all three.
+  std::optional<DeclaredTokenizer> declared;
+  if (!cfg.data.tokenizer.empty())
+    declared = declare_tokenizer(cfg.data.tokenizer, cfg.model.vocab, cfg.data.eod_id, "model.vocab", "data.eod_id");
+  const MegatronSourceOptions megatron{declared ? declared->vocab_size : cfg.model.vocab,
+                                       declared ? declared->eod_id : cfg.data.eod_id, cfg.data.val_fraction,
+                                       declared ? declared->tokenizer : EmbeddedTokenizer{}};
   const Blend train_blend = open_blend(cfg.data.train, "train", megatron);
   const TokenSource& train_set = *train_blend.sets.front();
   const std::unique_ptr<TokenSource> val_source = open_token_source(cfg.data.val, "val", megatron);
@@ -134,6 +157,10 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   // The tokenizer travels from the data into the model: the weights file and the checkpoints
   // embed it, and a model trained on another one is refused (launch/model_tokenizer.h).
   const EmbeddedTokenizer data_tok = data_tokenizer(train_blend, val_set);
+  LOOM_CHECK(!declared || same_tokenizer(declared->tokenizer, data_tok),
+             "drop data.tokenizer, or re-tokenise the data with it (loom-data --tokenizer)",
+             "data.tokenizer is {}, but '{}' was made with {}", declared ? declared->tokenizer.describe() : "",
+             train_set.path(), data_tok.describe());
   const std::map<std::string, std::string> tok_attrs = tokenizer_attrs(data_tok);
   if (!cfg.model.init.empty())
     check_model_tokenizer("model.init", cfg.model.init, read_model_tokenizer(cfg.model.init), data_tok);

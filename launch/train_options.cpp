@@ -146,7 +146,8 @@ struct Table {
         ("data.train", po::value(&c.data.train), "HDF5 token dataset made by loom-data (its train split), a Megatron pair PREFIX (PREFIX.idx + PREFIX.bin; needs model.vocab and data.eod_id), or a blend \"W1 PATH1 W2 PATH2 ...\"")
         ("data.val", po::value(&c.data.val), "dataset for validation (default: data.train's val split; a blend's first dataset's)")
         ("data.eod_id", po::value(&c.data.eod_id), "Megatron pairs only (required for them): the tokenizer's end-of-document id")
-        ("data.val_fraction", po::value(&c.data.val_fraction), "Megatron pairs only: the tail of the pair held out as its val split, as loom-data from-megatron (default 0.05)");
+        ("data.val_fraction", po::value(&c.data.val_fraction), "Megatron pairs only: the tail of the pair held out as its val split, as loom-data from-megatron (default 0.05)")
+        ("data.tokenizer", po::value(&c.data.tokenizer), "the tokenizer a Megatron pair was made with (bytes, PATH.json, PATH.model): it travels into the model and gives model.vocab and data.eod_id; with a loom dataset it must be the one embedded");
     checkpoint.add_options()
         ("checkpoint.dir", po::value(&c.checkpoint.dir)->default_value(c.checkpoint.dir),
          "the run directory: checkpoints step_N/, latest, weights.h5, config.ini, metrics.jsonl")
@@ -265,7 +266,7 @@ std::string to_ini(const RunConfig& c) {
     << "\ntimeout = " << c.parallel.timeout << "\n";
   if (!c.parallel.stages.empty()) o << "stages = " << c.parallel.stages << "\n";
   o << "\n[data]\ntrain = " << c.data.train << "\nval = " << c.data.val << "\neod_id = " << c.data.eod_id
-    << "\nval_fraction = " << c.data.val_fraction << "\n";
+    << "\nval_fraction = " << c.data.val_fraction << "\ntokenizer = " << c.data.tokenizer << "\n";
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\ninterval = " << c.checkpoint.interval
     << "\nkeep = " << c.checkpoint.keep << "\n";
   if (!c.checkpoint.resume.empty()) o << "resume = " << c.checkpoint.resume << "\n";

@@ -63,6 +63,7 @@ public:
   // ranks if it lasts longer than watchdog->timeout_s(). Null (the default) or disarmed:
   // wait forever. Not owned; must outlive the operations.
   void set_watchdog(Watchdog* watchdog) { watchdog_ = watchdog; }
+  Watchdog* watchdog() const { return watchdog_; }  // for a device communicator wrapping this one
   const std::vector<int>& world_ranks() const { return world_ranks_; }  // MPI_COMM_WORLD rank of each member
 
 private:

@@ -8,8 +8,10 @@
 // CPU reject bad input with the same message; kernels live in the .cu files.
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <initializer_list>
 #include <memory>
 #include <string_view>
@@ -19,6 +21,7 @@
 
 #include "backend/adamw_math.h"
 #include "backend/checks.h"
+#include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matmul.h"
@@ -31,7 +34,8 @@ using cuda::check_cuda;
 
 constexpr std::size_t kLtWorkspaceBytes = std::size_t(32) << 20;  // cuBLASLt's advice for Hopper
 
-[[noreturn]] void not_yet_available(std::string_view op) {
+// For ops added to backend.h before their CUDA kernel exists.
+[[noreturn, maybe_unused]] void not_yet_available(std::string_view op) {
   throw Error(fmt::format("{}: not yet available on the CUDA backend", op),
               "use --device cpu; the full CUDA backend is a later issue");
 }
@@ -47,7 +51,10 @@ class CudaBackend final : public Backend {
       LOOM_CUDA_CHECK(cudaSetDevice(ordinal_));
       LOOM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&scratch_), cuda::kReduceScratchBytes));
+      LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&bad_target_), sizeof(int)));
+      LOOM_CUDA_CHECK(cudaMemsetAsync(bad_target_, 0, sizeof(int), stream_));
       lt_ = std::make_unique<cuda::LtMatmul>(kLtWorkspaceBytes);
+      attention_ = std::make_unique<cuda::Attention>(stream_);
     } catch (...) {
       release();
       throw;
@@ -59,6 +66,7 @@ class CudaBackend final : public Backend {
     release();
   }
   CudaBackend(const CudaBackend&) = delete;
+  cudaStream_t stream() const { return stream_; }
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   // ---- Allocator --------------------------------------------------------------
@@ -104,12 +112,16 @@ class CudaBackend final : public Backend {
     activate();
     LOOM_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, dst.bytes(), kind, stream_));
     // Host memory is the caller's to read or reuse as soon as copy returns.
-    if (dst_host || src_host) LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (dst_host || src_host) {
+      LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      report_bad_target();
+    }
   }
 
   void synchronize() override {
     activate();
     LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    report_bad_target();
   }
 
   // ---- elementwise and reductions ------------------------------------------------
@@ -202,39 +214,218 @@ class CudaBackend final : public Backend {
         "adamw kernel");
   }
 
-  // ---- not yet on the GPU (a later issue) ----------------------------------------
-  void layernorm_forward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float) override {
-    not_yet_available("layernorm_forward");
+  // ---- layernorm ------------------------------------------------------------------
+  void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias,
+                         float eps) override {
+    const char* op = "layernorm_forward";
+    const std::int64_t N = x.shape.rows(), C = x.shape.last();
+    check::same_shape(op, "out", out, "x", x);
+    check::numel(op, "weight", weight, C);
+    check::numel(op, "bias", bias, C);
+    check::row_f32(op, "mean", mean, N);
+    check::row_f32(op, "rstd", rstd, N);
+    for (auto [name, t] : {std::pair{"out", out}, {"weight", weight}, {"bias", bias}}) check::same_dtype(op, name, t, "x", x);
+    on_device(op, {{"out", out}, {"mean", mean}, {"rstd", rstd}, {"x", x}, {"weight", weight}, {"bias", bias}});
+    if (N == 0 || C == 0) return;
+    check_launch(cuda::launch_layernorm_forward(out.ptr, f32(mean), f32(rstd), x.ptr, weight.ptr, bias.ptr, x.dtype, N,
+                                              C, eps, stream_), op, {x, weight});
   }
-  void layernorm_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
-                          Accumulate) override {
-    not_yet_available("layernorm_backward");
+
+  void layernorm_backward(Tensor dx, Tensor dweight, Tensor dbias, Tensor dout, Tensor x, Tensor weight,
+                          Tensor mean, Tensor rstd, Accumulate dx_acc) override {
+    const char* op = "layernorm_backward";
+    const std::int64_t N = x.shape.rows(), C = x.shape.last();
+    check::same_shape(op, "dx", dx, "x", x);
+    check::same_shape(op, "dout", dout, "x", x);
+    check::numel(op, "weight", weight, C);
+    check::numel(op, "dweight", dweight, C);
+    check::numel(op, "dbias", dbias, C);
+    check::row_f32(op, "mean", mean, N);
+    check::row_f32(op, "rstd", rstd, N);
+    for (auto [name, t] : {std::pair{"dx", dx}, {"dout", dout}, {"weight", weight}}) check::same_dtype(op, name, t, "x", x);
+    check::same_dtype(op, "dbias", dbias, "dweight", dweight);
+    on_device(op, {{"dx", dx}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"x", x}, {"weight", weight},
+                   {"mean", mean}, {"rstd", rstd}});
+    if (C == 0) return;
+    if (N == 0) return;  // no rows: nothing to add to dweight / dbias
+    float* scratch = workspace(cuda::layernorm_scratch_floats(N, C));
+    check_launch(cuda::launch_layernorm_backward(dx.ptr, dweight.ptr, dbias.ptr, dweight.dtype, dout.ptr, x.ptr,
+                                               weight.ptr, f32(mean), f32(rstd), x.dtype, N, C,
+                                               dx_acc == Accumulate::yes, scratch, stream_), op, {x, dweight});
   }
-  void gelu_forward(Tensor, Tensor) override { not_yet_available("gelu_forward"); }
-  void gelu_backward(Tensor, Tensor, Tensor) override { not_yet_available("gelu_backward"); }
-  void softmax_forward(Tensor, Tensor) override { not_yet_available("softmax_forward"); }
-  void softmax_backward(Tensor, Tensor, Tensor) override { not_yet_available("softmax_backward"); }
-  void attention_forward(Tensor, Tensor, Tensor, int) override { not_yet_available("attention_forward"); }
-  void attention_backward(Tensor, Tensor, Tensor, Tensor, Tensor, int) override {
-    not_yet_available("attention_backward");
+
+  // ---- GELU and softmax ---------------------------------------------------------------
+  void gelu_forward(Tensor out, Tensor x) override {
+    const char* op = "gelu_forward";
+    check::same_shape(op, "out", out, "x", x);
+    check::same_dtype(op, "out", out, "x", x);
+    on_device(op, {{"out", out}, {"x", x}});
+    if (x.numel() == 0) return;
+    check_launch(cuda::launch_gelu_forward(out.ptr, x.ptr, x.dtype, x.numel(), stream_), op, {x});
   }
-  void embedding_forward(Tensor, TokenView, Tensor, Tensor, std::int64_t) override {
-    not_yet_available("embedding_forward");
+
+  void gelu_backward(Tensor dx, Tensor dout, Tensor x) override {
+    const char* op = "gelu_backward";
+    check::same_shape(op, "dx", dx, "x", x);
+    check::same_shape(op, "dout", dout, "x", x);
+    check::same_dtype(op, "dx", dx, "x", x);
+    check::same_dtype(op, "dout", dout, "x", x);
+    on_device(op, {{"dx", dx}, {"dout", dout}, {"x", x}});
+    if (x.numel() == 0) return;
+    check_launch(cuda::launch_gelu_backward(dx.ptr, dout.ptr, x.ptr, x.dtype, x.numel(), stream_), op, {x});
   }
-  void embedding_backward(Tensor, Tensor, Tensor, TokenView, std::int64_t) override {
-    not_yet_available("embedding_backward");
+
+  void softmax_forward(Tensor out, Tensor x) override {
+    const char* op = "softmax_forward";
+    check::same_shape(op, "out", out, "x", x);
+    check::same_dtype(op, "out", out, "x", x);
+    on_device(op, {{"out", out}, {"x", x}});
+    if (x.numel() == 0) return;
+    check_launch(cuda::launch_softmax_forward(out.ptr, x.ptr, x.dtype, x.shape.rows(), x.shape.last(), stream_), op, {x});
   }
-  void cross_entropy_shard_max(Tensor, Tensor, std::int64_t, std::int64_t) override {
-    not_yet_available("cross_entropy_shard_max");
+
+  void softmax_backward(Tensor dx, Tensor dout, Tensor y) override {
+    const char* op = "softmax_backward";
+    check::same_shape(op, "dx", dx, "y", y);
+    check::same_shape(op, "dout", dout, "y", y);
+    check::same_dtype(op, "dx", dx, "y", y);
+    check::same_dtype(op, "dout", dout, "y", y);
+    on_device(op, {{"dx", dx}, {"dout", dout}, {"y", y}});
+    if (y.numel() == 0) return;
+    check_launch(
+        cuda::launch_softmax_backward(dx.ptr, dout.ptr, y.ptr, y.dtype, y.shape.rows(), y.shape.last(), stream_), op, {y});
   }
-  void cross_entropy_shard_sumexp(Tensor, Tensor, Tensor, TokenView, std::int64_t, std::int64_t) override {
-    not_yet_available("cross_entropy_shard_sumexp");
+
+  // ---- attention ------------------------------------------------------------------------
+  void attention_forward(Tensor out, Tensor probs, Tensor qkv, int heads) override {
+    const char* op = "attention_forward";
+    const auto [B, T, H, D] = check::attention_dims(op, qkv, probs, heads);
+    LOOM_CHECK(out.shape == (Shape{B, T, H * D}) && out.dtype == qkv.dtype, "",
+               "{}: out is {} but must be ({},{},{}) {}", op, out.str(), B, T, H * D, dtype_name(qkv.dtype));
+    on_device(op, {{"out", out}, {"probs", probs}, {"qkv", qkv}});
+    if (B == 0 || T == 0 || D == 0) return;
+    const cuda::AttentionDims d{B, T, H, D};
+    float* ws = workspace(cuda::Attention::workspace_floats(qkv.dtype, d, false));
+    attention_->forward(out, probs, qkv, d, ws);
   }
-  void cross_entropy_loss(Tensor, Tensor, Tensor, Tensor, TokenView) override {
-    not_yet_available("cross_entropy_loss");
+
+  void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, int heads) override {
+    const char* op = "attention_backward";
+    const auto [B, T, H, D] = check::attention_dims(op, qkv, probs, heads);
+    check::same_shape(op, "dqkv", dqkv, "qkv", qkv);
+    check::same_shape(op, "scratch", scratch, "probs", probs);
+    check::dtype(op, "scratch", scratch, DType::f32);
+    LOOM_CHECK(dout.shape == (Shape{B, T, H * D}), "", "{}: dout is {} but must be ({},{},{})", op, dout.str(), B, T,
+               H * D);
+    LOOM_CHECK(dqkv.dtype == qkv.dtype && dout.dtype == qkv.dtype, "", "{}: dtypes differ: qkv {}, dqkv {}, dout {}",
+               op, qkv.str(), dqkv.str(), dout.str());
+    on_device(op, {{"dqkv", dqkv}, {"scratch", scratch}, {"dout", dout}, {"qkv", qkv}, {"probs", probs}});
+    if (B == 0 || T == 0 || D == 0) return;
+    const cuda::AttentionDims d{B, T, H, D};
+    float* ws = workspace(cuda::Attention::workspace_floats(qkv.dtype, d, true));
+    attention_->backward(dqkv, scratch, dout, qkv, probs, d, ws);
   }
-  void cross_entropy_shard_backward(Tensor, Tensor, TokenView, std::int64_t, std::int64_t, Tensor, float) override {
-    not_yet_available("cross_entropy_shard_backward");
+
+  // ---- embedding ----------------------------------------------------------------------
+  void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start) override {
+    const char* op = "embedding_forward";
+    check::embedding_tokens(op, tokens, out);
+    const std::int64_t B = out.shape[0], T = out.shape[1], C = out.shape[2], Vs = wte.shape.rows();
+    LOOM_CHECK(wte.shape.last() == C, "", "{}: wte is {} but out is {}; channels differ", op, wte.str(), out.str());
+    LOOM_CHECK(wpe.empty() || (wpe.shape.last() == C && wpe.shape.rows() >= T), "",
+               "{}: wpe is {} but must be (>= {}, {})", op, wpe.str(), T, C);
+    check::same_dtype(op, "wte", wte, "out", out);
+    if (!wpe.empty()) check::same_dtype(op, "wpe", wpe, "out", out);
+    tokens_on_device(op, tokens);
+    on_device(op, {{"out", out}, {"wte", wte}});
+    if (!wpe.empty()) on_device(op, {{"wpe", wpe}});  // optional: Tensor{} means none
+    if (out.numel() == 0) return;
+    check_launch(cuda::launch_embedding_forward(out.ptr, tokens.ptr, wte.ptr, wpe.empty() ? nullptr : wpe.ptr,
+                                              out.dtype, B, T, C, Vs, vocab_start, stream_), op, {out, wte});
+  }
+
+  void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens,
+                          std::int64_t vocab_start) override {
+    const char* op = "embedding_backward";
+    check::embedding_tokens(op, tokens, dout);
+    const std::int64_t B = dout.shape[0], T = dout.shape[1], C = dout.shape[2];
+    const std::int64_t Vs = dwte.empty() ? 0 : dwte.shape.rows();
+    LOOM_CHECK(dwte.empty() || dwte.shape.last() == C, "", "{}: dwte is {} but dout is {}", op, dwte.str(),
+               dout.str());
+    LOOM_CHECK(dwpe.empty() || (dwpe.shape.last() == C && dwpe.shape.rows() >= T), "",
+               "{}: dwpe is {} but must be (>= {}, {})", op, dwpe.str(), T, C);
+    LOOM_CHECK(dwte.empty() || dwpe.empty() || dwte.dtype == dwpe.dtype, "", "{}: dwte is {} but dwpe is {}", op,
+               dwte.str(), dwpe.str());
+    tokens_on_device(op, tokens);
+    on_device(op, {{"dout", dout}});
+    if (!dwte.empty()) on_device(op, {{"dwte", dwte}});  // optional: Tensor{} skips it
+    if (!dwpe.empty()) on_device(op, {{"dwpe", dwpe}});
+    if (dout.numel() == 0 || (dwte.empty() && dwpe.empty())) return;
+    const DType gdt = dwte.empty() ? dwpe.dtype : dwte.dtype;
+    check_launch(cuda::launch_embedding_backward(dwte.empty() ? nullptr : dwte.ptr, dwpe.empty() ? nullptr : dwpe.ptr,
+                                               gdt, dout.ptr, dout.dtype, tokens.ptr, B, T, C, Vs, vocab_start,
+                                               stream_), op, {dout, dwte, dwpe});
+  }
+
+  // ---- vocabulary-parallel cross-entropy ---------------------------------------------
+  void cross_entropy_shard_max(Tensor max, Tensor logits, std::int64_t vocab_start, std::int64_t vocab) override {
+    const char* op = "cross_entropy_shard_max";
+    check::vocab_shard(op, logits, vocab_start, vocab);
+    const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+    check::row_f32(op, "max", max, N);
+    on_device(op, {{"max", max}, {"logits", logits}});
+    if (N == 0) return;
+    check_launch(cuda::launch_cross_entropy_shard_max(f32(max), logits.ptr, logits.dtype, N, Vs,
+                                                    valid_columns(vocab_start, Vs, vocab), stream_), op, {logits});
+  }
+
+  void cross_entropy_shard_sumexp(Tensor stats, Tensor logits, Tensor max, TokenView targets,
+                                  std::int64_t vocab_start, std::int64_t vocab) override {
+    const char* op = "cross_entropy_shard_sumexp";
+    check::vocab_shard(op, logits, vocab_start, vocab);
+    const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+    check::planar_stats(op, stats, N);
+    check::row_f32(op, "max", max, N);
+    check::targets(op, targets, N, logits);
+    tokens_on_device(op, targets);
+    on_device(op, {{"stats", stats}, {"logits", logits}, {"max", max}});
+    if (N == 0) return;
+    checked_vocab_ = vocab;
+    target_check_pending_ = true;
+    check_launch(cuda::launch_cross_entropy_shard_sumexp(f32(stats), logits.ptr, logits.dtype, f32(max), targets.ptr,
+                                                       N, Vs, valid_columns(vocab_start, Vs, vocab), vocab_start,
+                                                       vocab, bad_target_, stream_), op, {logits});
+  }
+
+  void cross_entropy_loss(Tensor lse, Tensor losses, Tensor max, Tensor stats, TokenView targets) override {
+    const char* op = "cross_entropy_loss";
+    const std::int64_t N = max.numel();
+    check::row_f32(op, "max", max, N);
+    check::row_f32(op, "lse", lse, N);
+    check::row_f32(op, "losses", losses, N);
+    check::planar_stats(op, stats, N);
+    check::targets(op, targets, N, max);
+    tokens_on_device(op, targets);
+    on_device(op, {{"lse", lse}, {"losses", losses}, {"max", max}, {"stats", stats}});
+    if (N == 0) return;
+    check_launch(cuda::launch_cross_entropy_loss(f32(lse), f32(losses), f32(max), f32(stats), targets.ptr, N, stream_), op, {max});
+  }
+
+  void cross_entropy_shard_backward(Tensor dlogits, Tensor logits, TokenView targets, std::int64_t vocab_start,
+                                    std::int64_t vocab, Tensor lse, float dloss) override {
+    const char* op = "cross_entropy_shard_backward";
+    check::vocab_shard(op, logits, vocab_start, vocab);
+    check::same_shape(op, "dlogits", dlogits, "logits", logits);
+    check::dtype(op, "dlogits", dlogits, logits.dtype);
+    const std::int64_t N = logits.shape.rows(), Vs = logits.shape.last();
+    check::row_f32(op, "lse", lse, N);
+    check::targets(op, targets, N, logits);
+    tokens_on_device(op, targets);
+    on_device(op, {{"dlogits", dlogits}, {"logits", logits}, {"lse", lse}});
+    if (N == 0 || Vs == 0) return;
+    check_launch(cuda::launch_cross_entropy_shard_backward(dlogits.ptr, logits.ptr, logits.dtype, targets.ptr, f32(lse),
+                                                         N, Vs, valid_columns(vocab_start, Vs, vocab), vocab_start,
+                                                         dloss, stream_), op, {logits});
   }
 
   // ---- decoder-parts ops (issue 11: RMSNorm, ReLU, SwiGLU, RoPE, GQA / ALiBi attention) ----
@@ -283,7 +474,61 @@ class CudaBackend final : public Backend {
     LOOM_CUDA_CHECK(cudaMemcpyAsync(&result, scratch_ + cuda::kReduceBlocks, sizeof(double),
                                     cudaMemcpyDeviceToHost, stream_));
     LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    report_bad_target();
     return result;
+  }
+
+  // Token ids are read by the kernels: they must be device memory.
+  static void tokens_on_device(std::string_view op, const TokenView& t) {
+    LOOM_CHECK(t.numel() == 0 || (t.device == Device::cuda && t.ptr != nullptr),
+               "copy the ids to the device first (Backend::copy)", "{}: token ids {} live on {} but this is the cuda backend",
+               op, t.shape.str(), device_name(t.device));
+  }
+  static float* f32(const Tensor& t) { return static_cast<float*>(t.ptr); }
+  // Throws when a launch failed, naming "<op> kernel on <shapes>" and CUDA's message.
+  static void check_launch(cudaError_t err, std::string_view op, std::initializer_list<Tensor> tensors) {
+    if (err == cudaSuccess) return;
+    std::string what = fmt::format("{} kernel on", op);
+    for (const Tensor& t : tensors)
+      if (!t.empty()) what += fmt::format(" {}", t.str());
+    check_cuda(err, what.c_str());
+  }
+  // The real columns of a shard: [0, valid) of its Vs local columns (backend.h).
+  static std::int64_t valid_columns(std::int64_t vocab_start, std::int64_t Vs, std::int64_t vocab) {
+    return std::clamp<std::int64_t>(vocab - vocab_start, 0, Vs);
+  }
+  // Backend-owned f32 scratch for layernorm's parameter partials and attention's
+  // f32 tiles; grows to the largest request (waiting for the stream before it
+  // frees the old one), never shrinks, and is not counted in live/peak bytes.
+  float* workspace(std::int64_t floats) {
+    if (floats <= 0) return workspace_;
+    const std::size_t bytes = std::size_t(floats) * sizeof(float);
+    if (bytes > workspace_bytes_) {
+      LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (workspace_) LOOM_CUDA_CHECK(cudaFree(workspace_));
+      workspace_ = nullptr;
+      workspace_bytes_ = 0;
+      LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&workspace_), bytes));
+      workspace_bytes_ = bytes;
+    }
+    return workspace_;
+  }
+
+  // After a host synchronisation: throws (once, clearing the flag) when a
+  // cross-entropy target >= vocab reached shard_sumexp since the last check, where
+  // the CPU backend throws at the call itself. One 4-byte read after each
+  // shard_sumexp, none otherwise.
+  void report_bad_target() {
+    if (!target_check_pending_) return;  // no shard_sumexp since the last look
+    target_check_pending_ = false;
+    int bad = 0;
+    LOOM_CUDA_CHECK(cudaMemcpy(&bad, bad_target_, sizeof(int), cudaMemcpyDeviceToHost));
+    if (bad == 0) return;
+    LOOM_CUDA_CHECK(cudaMemset(bad_target_, 0, sizeof(int)));
+    throw Error(fmt::format("cross_entropy_shard_sumexp: a target is not below the vocabulary size {} (found on "
+                            "the CUDA backend at its next synchronisation)",
+                            checked_vocab_),
+                "the dataset's vocabulary must fit the model's; negative ids mark positions without a target");
   }
 
   // Several backends (devices) may share a thread; cheap when already current.
@@ -291,7 +536,12 @@ class CudaBackend final : public Backend {
 
   void release() noexcept {
     lt_.reset();
+    attention_.reset();
+    if (workspace_) cudaFree(workspace_);
+    workspace_ = nullptr;
     if (scratch_) cudaFree(scratch_);
+    if (bad_target_) cudaFree(bad_target_);
+    bad_target_ = nullptr;
     if (stream_) cudaStreamDestroy(stream_);
     scratch_ = nullptr;
     stream_ = nullptr;
@@ -301,6 +551,12 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   double* scratch_ = nullptr;  // cuda::kReduceScratchBytes: sum and sum_squares
   std::unique_ptr<cuda::LtMatmul> lt_;
+  std::unique_ptr<cuda::Attention> attention_;  // cuBLAS handle on stream_
+  float* workspace_ = nullptr;                   // see workspace()
+  int* bad_target_ = nullptr;                    // set by shard_sumexp for a target >= vocab
+  std::int64_t checked_vocab_ = 0;               // the vocab of the last shard_sumexp, for the message
+  bool target_check_pending_ = false;            // a shard_sumexp ran since report_bad_target last looked
+  std::size_t workspace_bytes_ = 0;
 };
 
 }  // namespace
@@ -315,5 +571,10 @@ int cuda_visible_devices() noexcept {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int ordinal) { return std::make_unique<CudaBackend>(ordinal); }
+
+void* cuda_backend_stream(Backend& be) noexcept {
+  auto* cuda = dynamic_cast<CudaBackend*>(&be);
+  return cuda ? static_cast<void*>(cuda->stream()) : nullptr;
+}
 
 }  // namespace loom

@@ -1,10 +1,14 @@
-// backend/cuda/cuda_backend.h — the CUDA backend: cuBLASLt matmul + CUDA kernels.
+// backend/cuda/cuda_backend.h — the CUDA backend: cuBLASLt matmul, cuBLAS attention GEMMs + CUDA kernels.
 //
 // Only backend/registry.cpp includes this (it alone sees LOOM_WITH_CUDA). The
-// backend owns one CUDA stream, a cuBLASLt handle and its workspace, all made
-// at construction; ops enqueue on that stream and never allocate. This issue
-// covers memory, elementwise ops, reductions, AdamW and matmul; every other op
-// throws loom::Error saying it is not yet available on the CUDA backend.
+// backend owns one CUDA stream, a cuBLASLt handle and its workspace and a cuBLAS
+// handle, made at construction; ops enqueue on that stream. Every op of
+// backend.h is implemented, in f32, bf16 and f16 with f32 arithmetic. Ops never
+// allocate Buffers; layernorm_backward and 16-bit attention use one
+// backend-owned f32 workspace that grows to the largest request it has seen.
+// Token ids (embedding, cross-entropy targets) must be in device memory. A
+// cross-entropy target >= vocab throws at the backend's next host synchronisation
+// (copy to or from the host, synchronize, sum), not at the call as on the CPU.
 #pragma once
 
 #include <memory>
@@ -20,5 +24,10 @@ int cuda_visible_devices() noexcept;
 // A backend on CUDA device `ordinal` (0-based, within CUDA_VISIBLE_DEVICES).
 // Throws loom::Error when the device does not exist or CUDA/cuBLASLt setup fails.
 std::unique_ptr<Backend> make_cuda_backend(int ordinal);
+
+// The cudaStream_t (as void*) a backend made by make_cuda_backend enqueues its ops
+// on, for communicators that must order themselves after it; nullptr for any
+// other backend.
+void* cuda_backend_stream(Backend& be) noexcept;
 
 }  // namespace loom

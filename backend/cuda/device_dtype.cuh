@@ -31,6 +31,14 @@ __device__ __forceinline__ void st(f16* p, std::int64_t i, float v) {
   p[i].bits = __half_as_ushort(__float2half_rn(v));
 }
 
+// v rounded to storage type T and back (what st then ld would give).
+template <class T>
+__device__ __forceinline__ float rnd(float v) {
+  T t;
+  st(&t, 0, v);
+  return ld(&t, 0);
+}
+
 // Grid-stride launches: 256 threads a block, at most kMaxBlocks blocks.
 inline constexpr int kThreads = 256;
 inline constexpr std::int64_t kMaxBlocks = 65535;

@@ -1,4 +1,4 @@
-// backend/cuda/kernels.h — launchers for the CUDA kernels (elementwise.cu, reduce.cu, adamw.cu).
+// backend/cuda/kernels.h — launchers for the CUDA kernels (one .cu file per op family).
 //
 // Plain pointers, element counts and runtime DTypes: the CudaBackend class
 // (cuda_backend.cpp) validates Tensors and calls these; inside, visit_dtype
@@ -49,5 +49,68 @@ cudaError_t launch_bias_backward(void* dbias, DType tb, const void* dout, DType 
 // One adamw_element (backend/adamw_math.h) per element of f32 param/grad/m/v.
 cudaError_t launch_adamw(float* param, const float* grad, float* m, float* v, std::int64_t n,
                          const AdamWScalars& s, cudaStream_t stream);
+
+// ---- layernorm.cu --------------------------------------------------------------
+// x, out (N, C) and weight, bias (C) of dtype t; mean, rstd (N) f32 (=).
+cudaError_t launch_layernorm_forward(void* out, float* mean, float* rstd, const void* x, const void* weight,
+                                     const void* bias, DType t, std::int64_t N, std::int64_t C, float eps,
+                                     cudaStream_t stream);
+// The parameter gradients are summed over at most kLayernormGroups row groups
+// (layernorm_param_groups(N), fixed for a given N) into f32 partials, then in
+// order: scratch must hold layernorm_scratch_floats(N, C) floats.
+inline constexpr int kLayernormGroups = 64;
+int layernorm_param_groups(std::int64_t N);
+inline std::int64_t layernorm_scratch_floats(std::int64_t N, std::int64_t C) {
+  return std::int64_t(layernorm_param_groups(N)) * 2 * C;
+}
+// dx (= or += with accumulate_dx) of dtype t; dweight, dbias (+=) of dtype tg.
+cudaError_t launch_layernorm_backward(void* dx, void* dweight, void* dbias, DType tg, const void* dout,
+                                      const void* x, const void* weight, const float* mean, const float* rstd,
+                                      DType t, std::int64_t N, std::int64_t C, bool accumulate_dx,
+                                      float* scratch, cudaStream_t stream);
+
+// ---- activations.cu ------------------------------------------------------------
+cudaError_t launch_gelu_forward(void* out, const void* x, DType t, std::int64_t n, cudaStream_t stream);
+// dx may alias dout.
+cudaError_t launch_gelu_backward(void* dx, const void* dout, const void* x, DType t, std::int64_t n,
+                                 cudaStream_t stream);
+// Softmax over rows of n elements (rows >= 1).
+cudaError_t launch_softmax_forward(void* out, const void* x, DType t, std::int64_t rows, std::int64_t n,
+                                   cudaStream_t stream);
+cudaError_t launch_softmax_backward(void* dx, const void* dout, const void* y, DType t, std::int64_t rows,
+                                    std::int64_t n, cudaStream_t stream);
+
+// ---- attention.cu (the row kernels; attention.cpp runs the GEMMs) ---------------
+// In place over rows of T f32, row r being query position r % T: scaled scores ->
+// causal softmax (0 above the diagonal).
+cudaError_t launch_causal_softmax(float* scores, std::int64_t rows, std::int64_t T, cudaStream_t stream);
+// In place: dP -> dS = P * (dP - rowsum(P dP)) below the diagonal, 0 above.
+cudaError_t launch_causal_softmax_backward(float* dscores, const float* probs, std::int64_t rows, std::int64_t T,
+                                           cudaStream_t stream);
+
+// ---- embedding.cu (tokens in device memory) --------------------------------------
+// wpe may be null (no position term).
+cudaError_t launch_embedding_forward(void* out, const std::int32_t* tokens, const void* wte, const void* wpe,
+                                     DType t, std::int64_t B, std::int64_t T, std::int64_t C, std::int64_t Vs,
+                                     std::int64_t vocab_start, cudaStream_t stream);
+// dwte (Vs, C) and dwpe (>= T, C) of dtype tg, either null to skip; dout of dtype t.
+cudaError_t launch_embedding_backward(void* dwte, void* dwpe, DType tg, const void* dout, DType t,
+                                      const std::int32_t* tokens, std::int64_t B, std::int64_t T, std::int64_t C,
+                                      std::int64_t Vs, std::int64_t vocab_start, cudaStream_t stream);
+
+// ---- cross_entropy.cu (targets in device memory; `valid` real columns of Vs) ------
+cudaError_t launch_cross_entropy_shard_max(float* max, const void* logits, DType t, std::int64_t N,
+                                           std::int64_t Vs, std::int64_t valid, cudaStream_t stream);
+// Sets *bad_target = 1 when a target is >= vocab (it is left alone otherwise).
+cudaError_t launch_cross_entropy_shard_sumexp(float* stats, const void* logits, DType t, const float* max,
+                                              const std::int32_t* targets, std::int64_t N, std::int64_t Vs,
+                                              std::int64_t valid, std::int64_t vocab_start, std::int64_t vocab,
+                                              int* bad_target, cudaStream_t stream);
+cudaError_t launch_cross_entropy_loss(float* lse, float* losses, const float* max, const float* stats,
+                                      const std::int32_t* targets, std::int64_t N, cudaStream_t stream);
+cudaError_t launch_cross_entropy_shard_backward(void* dlogits, const void* logits, DType t,
+                                                const std::int32_t* targets, const float* lse, std::int64_t N,
+                                                std::int64_t Vs, std::int64_t valid, std::int64_t vocab_start,
+                                                float dloss, cudaStream_t stream);
 
 }  // namespace loom::cuda

@@ -5,7 +5,9 @@
 // is out^T (N,M) column-major, and out^T = op(b)^T op(a)^T is one cuBLASLt call
 // with A := b (op = trans_b), B := a (op = trans_a), m = N, n = M, k = K.
 // Descriptors live for one call (host-side only); the algorithm comes from the
-// cuBLASLt heuristic, told the real pointer alignments (views may be offset).
+// cuBLASLt heuristic, told the real pointer alignments (views may be offset), and
+// is cached per problem (matmul.h): the descriptors it was chosen for are rebuilt
+// identically from the same key on every call.
 #include "backend/cuda/matmul.h"
 
 #include <memory>
@@ -92,34 +94,40 @@ void LtMatmul::run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int6
                                     : make_layout(a.dtype, M, K, a.shape.last());
   const Layout lc = make_layout(out.dtype, N, M, N);
 
-  cublasLtMatmulPreference_t raw_pref = nullptr;
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&raw_pref));
-  Preference pref(raw_pref);
-  const std::uint64_t ws = workspace_bytes_;
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                         &ws, sizeof(ws)));
   const std::uint32_t align_a = alignment_of(b.ptr), align_b = alignment_of(a.ptr),
                       align_c = alignment_of(out.ptr);
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof(align_c)));
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c)));
+  const Key key{M, N, K, ta == Trans::yes, tb == Trans::yes, int(a.dtype), int(b.dtype), int(out.dtype),
+                align_a, align_b, align_c};
+  auto cached = algos_.find(key);
+  if (cached == algos_.end()) {
+    cublasLtMatmulPreference_t raw_pref = nullptr;
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&raw_pref));
+    Preference pref(raw_pref);
+    const std::uint64_t ws = workspace_bytes_;
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                           &ws, sizeof(ws)));
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof(align_c)));
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c)));
 
-  cublasLtMatmulHeuristicResult_t heuristic{};
-  int found = 0;
-  LOOM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, op.get(), la.get(), lb.get(), lc.get(), lc.get(),
-                                                   pref.get(), 1, &heuristic, &found));
-  LOOM_CHECK(found > 0, "this dtype combination or alignment may be unsupported by cuBLASLt; try f32",
-             "matmul: cuBLASLt found no algorithm for out {} = op(a {}) op(b {}) (M={}, N={}, K={}, "
-             "trans_a={}, trans_b={})",
-             out.str(), a.str(), b.str(), M, N, K, ta == Trans::yes, tb == Trans::yes);
+    cublasLtMatmulHeuristicResult_t heuristic{};
+    int found = 0;
+    LOOM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, op.get(), la.get(), lb.get(), lc.get(), lc.get(),
+                                                     pref.get(), 1, &heuristic, &found));
+    LOOM_CHECK(found > 0, "this dtype combination or alignment may be unsupported by cuBLASLt; try f32",
+               "matmul: cuBLASLt found no algorithm for out {} = op(a {}) op(b {}) (M={}, N={}, K={}, "
+               "trans_a={}, trans_b={})",
+               out.str(), a.str(), b.str(), M, N, K, ta == Trans::yes, tb == Trans::yes);
+    cached = algos_.emplace(key, heuristic.algo).first;
+  }
 
   LOOM_CUBLAS_CHECK(cublasLtMatmul(handle_, op.get(), &alpha, b.ptr, la.get(), a.ptr, lb.get(), &beta,
-                                   out.ptr, lc.get(), out.ptr, lc.get(), &heuristic.algo, workspace_,
+                                   out.ptr, lc.get(), out.ptr, lc.get(), &cached->second, workspace_,
                                    workspace_bytes_, stream));
 }
 

@@ -4,11 +4,15 @@
 // row-major (leading dims = last dims), f32 compute (CUBLAS_COMPUTE_32F: no
 // TF32). cuBLASLt is column-major, so run() computes out^T = op(b)^T op(a)^T.
 // The handle and the workspace are made once here; run() allocates no device
-// memory. Shapes and dtypes are validated by the caller (cuda_backend.cpp).
+// memory. Shapes and dtypes are validated by the caller (cuda_backend.cpp). The
+// algorithm the cuBLASLt heuristic picks is cached per problem (sizes, transposes,
+// dtypes, pointer alignments), so the heuristic runs once per distinct GEMM.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <tuple>
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -34,6 +38,10 @@ class LtMatmul {
   std::size_t workspace_bytes() const { return workspace_bytes_; }
 
  private:
+  // (M, N, K, trans_a, trans_b, dtype a, dtype b, dtype out, alignments of b, a, out)
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool, int, int, int, std::uint32_t,
+                         std::uint32_t, std::uint32_t>;
+  std::map<Key, cublasLtMatmulAlgo_t> algos_;
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;

@@ -1,4 +1,5 @@
-// tests/gpu/test_cuda_vs_cpu.cpp — the CUDA backend against the CPU reference on random inputs.
+// tests/gpu/test_cuda_vs_cpu.cpp — memory, elementwise, reductions, AdamW and matmul: CUDA vs the CPU.
+// (test_cuda_ops_vs_cpu.cpp covers the model's ops; cuda_vs_cpu.h holds the helpers.)
 //
 // Every test skips (saying so) when no CUDA device is visible, so this program
 // passes on machines without a GPU. Inputs come from core/rng.h on the host and
@@ -6,115 +7,10 @@
 // identical bits. Tolerances: conversions and fills bit for bit; AdamW 1e-6
 // relative; f32 matmul 1e-4 and bf16 1e-2 relative to the output's largest
 // magnitude (cuBLASLt runs CUBLAS_COMPUTE_32F, so f32 stays f32, not TF32).
-#include <gtest/gtest.h>
-
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <functional>
-#include <string>
-#include <vector>
-
-#include "backend/registry.h"
-#include "core/buffer.h"
-#include "core/rng.h"
+#include "tests/gpu/cuda_vs_cpu.h"
 
 namespace loom {
 namespace {
-
-constexpr std::uint64_t kSeed = 20240607;
-
-std::vector<float> randn(std::int64_t n, std::uint64_t stream, float stddev = 1.0f) {
-  std::vector<float> v(static_cast<std::size_t>(n));
-  fill_normal(v.data(), n, kSeed, stream, 0, 0.0f, stddev);
-  return v;
-}
-
-std::vector<float> randu(std::int64_t n, std::uint64_t stream, float lo, float hi) {
-  std::vector<float> v(static_cast<std::size_t>(n));
-  fill_uniform(v.data(), n, kSeed, stream, 0, lo, hi);
-  return v;
-}
-
-// `values` stored as dtype t on the host (rounded by core/dtype.h), and back.
-std::vector<std::byte> encode(const std::vector<float>& values, DType t) {
-  std::vector<std::byte> out(values.size() * dtype_size(t));
-  visit_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    T* p = reinterpret_cast<T*>(out.data());
-    for (std::size_t i = 0; i < values.size(); ++i) p[i] = from_float<T>(values[i]);
-  });
-  return out;
-}
-
-std::vector<float> decode(const std::vector<std::byte>& bytes, DType t) {
-  std::vector<float> out(bytes.size() / dtype_size(t));
-  visit_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    const T* p = reinterpret_cast<const T*>(bytes.data());
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = to_float(p[i]);
-  });
-  return out;
-}
-
-// A buffer on `be` holding `values` as dtype t; and the bytes / values of a tensor.
-Buffer upload(Backend& be, const std::vector<float>& values, Shape s, DType t) {
-  Buffer buf(be, s, t);
-  std::vector<std::byte> bytes = encode(values, t);
-  be.copy(buf, Tensor{bytes.data(), s, t, Device::cpu});
-  return buf;
-}
-std::vector<std::byte> bytes_of(Backend& be, Tensor t) {
-  std::vector<std::byte> out(t.bytes());
-  be.copy(Tensor{out.data(), t.shape, t.dtype, Device::cpu}, t);
-  return out;
-}
-std::vector<float> download(Backend& be, Tensor t) { return decode(bytes_of(be, t), t.dtype); }
-
-// Element-wise |got - want| <= abs + rel * |want|; reports the first few misses.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel, double abs,
-                  const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  int misses = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double g = got[i], w = want[i];
-    const bool same_inf = std::isinf(g) && std::isinf(w) && (g > 0) == (w > 0);
-    if (same_inf || std::fabs(g - w) <= abs + rel * std::fabs(w)) continue;
-    if (++misses <= 5)
-      ADD_FAILURE() << what << ": element " << i << " is " << g << " on CUDA but " << w << " on the CPU";
-  }
-  EXPECT_EQ(misses, 0) << what << ": " << misses << " of " << got.size() << " elements differ";
-}
-
-// |got - want| <= tol * max(1, max |want|): for sums whose terms may cancel.
-void expect_close_scaled(const std::vector<float>& got, const std::vector<float>& want, double tol,
-                         const std::string& what) {
-  double scale = 1.0;
-  for (float w : want) scale = std::max(scale, double(std::fabs(w)));
-  expect_close(got, want, 0.0, tol * scale, what);
-}
-
-std::string label(DType t) { return std::string(dtype_name(t)); }
-
-class CudaVsCpu : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-    cpu_ = make_backend(Device::cpu);
-    gpu_ = make_backend(Device::cuda);
-  }
-
-  Backend& cpu() { return *cpu_; }
-  Backend& gpu() { return *gpu_; }
-
-  std::unique_ptr<Backend> cpu_, gpu_;
-};
-
-const DType kDTypes[] = {DType::f32, DType::bf16, DType::f16};
-const std::int64_t kSizes[] = {1, 3, 17, 65, 768, 4099};
-
-// Relative tolerance for one rounding to dtype t (a one-ulp flip is allowed).
-double ulp_tol(DType t) { return t == DType::f32 ? 1e-6 : (t == DType::bf16 ? 1e-2 : 2e-3); }
 
 // ---- memory ---------------------------------------------------------------------
 
@@ -373,38 +269,6 @@ TEST_F(CudaVsCpu, BadShapesAndHostTensorsThrow) {
   EXPECT_THROW(gpu().axpy(y, 1.0f, x), Error);
   Buffer h(gpu(), {12}, DType::bf16);
   EXPECT_THROW(gpu().adamw(h, y, y, y, {}), Error);  // adamw is f32 only
-}
-
-TEST_F(CudaVsCpu, OpsNotYetOnTheGpuThrow) {
-  const std::vector<std::pair<const char*, std::function<void()>>> ops = {
-      {"layernorm_forward", [&] { gpu().layernorm_forward({}, {}, {}, {}, {}, {}, 1e-5f); }},
-      {"layernorm_backward",
-       [&] { gpu().layernorm_backward({}, {}, {}, {}, {}, {}, {}, {}, Accumulate::no); }},
-      {"gelu_forward", [&] { gpu().gelu_forward({}, {}); }},
-      {"gelu_backward", [&] { gpu().gelu_backward({}, {}, {}); }},
-      {"softmax_forward", [&] { gpu().softmax_forward({}, {}); }},
-      {"softmax_backward", [&] { gpu().softmax_backward({}, {}, {}); }},
-      {"attention_forward", [&] { gpu().attention_forward({}, {}, {}, 1); }},
-      {"attention_backward", [&] { gpu().attention_backward({}, {}, {}, {}, {}, 1); }},
-      {"embedding_forward", [&] { gpu().embedding_forward({}, {}, {}, {}, 0); }},
-      {"embedding_backward", [&] { gpu().embedding_backward({}, {}, {}, {}, 0); }},
-      {"cross_entropy_shard_max", [&] { gpu().cross_entropy_shard_max({}, {}, 0, 1); }},
-      {"cross_entropy_shard_sumexp", [&] { gpu().cross_entropy_shard_sumexp({}, {}, {}, {}, 0, 1); }},
-      {"cross_entropy_loss", [&] { gpu().cross_entropy_loss({}, {}, {}, {}, {}); }},
-      {"cross_entropy_shard_backward",
-       [&] { gpu().cross_entropy_shard_backward({}, {}, {}, 0, 1, {}, 1.0f); }},
-  };
-  for (const auto& [name, call] : ops) {
-    try {
-      call();
-      ADD_FAILURE() << name << " did not throw";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("not yet available on the CUDA backend"), std::string::npos)
-          << name << ": " << e.what();
-      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
-      EXPECT_FALSE(e.hint().empty()) << name;
-    }
-  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -301,6 +302,107 @@ TEST(LoomData, WritesTheSplitStreamAndRejectsBadInput) {
   std::ofstream(dir.file("empty.txt")).flush();
   EXPECT_EQ(run("--input " + dir.file("empty.txt") + " --output " + dir.file("x.h5")), 2);
   EXPECT_FALSE(fs::exists(dir.file("x.h5")));
+}
+
+// ---- TokenStreamWriter: the bounded-memory writer loom-data uses ----------------------
+
+// A random stream of `docs` documents (each ends in eod = vocab - 1) and its document starts.
+struct Stream {
+  std::vector<std::int32_t> tokens;
+  std::vector<std::uint64_t> starts;
+};
+Stream random_stream(std::int64_t vocab, int docs, unsigned seed) {
+  Stream s;
+  std::srand(seed);
+  for (int d = 0; d < docs; ++d) {
+    s.starts.push_back(s.tokens.size());
+    const int len = std::rand() % 300;
+    for (int i = 0; i < len; ++i) s.tokens.push_back(std::int32_t(std::rand() % (vocab - 1)));
+    s.tokens.push_back(std::int32_t(vocab - 1));
+  }
+  return s;
+}
+
+// Appends the stream in pieces of `piece` tokens, each with the document starts inside it.
+void append_in_pieces(TokenStreamWriter& w, const Stream& s, std::size_t piece) {
+  std::size_t d = 0;
+  for (std::size_t at = 0; at < s.tokens.size(); at += piece) {
+    const std::size_t n = std::min(piece, s.tokens.size() - at);
+    const std::size_t d0 = d;
+    while (d < s.starts.size() && s.starts[d] < at + n) ++d;
+    w.append(std::span(s.tokens).subspan(at, n), std::span(s.starts).subspan(d0, d - d0));
+  }
+}
+
+std::vector<std::string> names_in(const TempDir& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(TokenStreamWriter, WritesTheSameFileAsTheInMemoryWriterForAnyPieceSize) {
+  for (const std::int64_t vocab : {std::int64_t(300), std::int64_t(70000)}) {  // uint16 and uint32 on disk
+    TempDir dir("stream");
+    const Stream s = random_stream(vocab, 40, unsigned(vocab));
+    DatasetMeta meta;
+    meta.tokenizer = "test";
+    meta.vocab_size = vocab;
+    meta.eod_token = std::int32_t(vocab - 1);
+    TokenWriteOptions opt;
+    opt.chunk_tokens = 97;  // several chunks, and blocks of whole chunks that end mid-split
+    const TrainValSplit split = split_train_val(std::int64_t(s.tokens.size()), s.starts, 0.2);
+    const std::span<const std::int32_t> all(s.tokens);
+    write_token_dataset(dir.file("ref.h5"), all.first(split.train_tokens), split.train_doc_offsets,
+                        all.subspan(split.train_tokens), split.val_doc_offsets, meta, opt);
+    for (const std::size_t piece : {std::size_t(1), std::size_t(13), std::size_t(4096), s.tokens.size()}) {
+      const std::string out = dir.file(fmt::format("s{}.h5", piece));
+      TokenStreamWriter w(out, meta, opt);
+      append_in_pieces(w, s, piece);
+      EXPECT_EQ(w.tokens(), std::int64_t(s.tokens.size()));
+      EXPECT_EQ(w.documents(), 40);
+      const TrainValSplit got = w.finish(0.2);
+      EXPECT_EQ(got.train_tokens, split.train_tokens);
+      EXPECT_EQ(got.val_doc_offsets, split.val_doc_offsets);
+      EXPECT_EQ(test::read_file(out), test::read_file(dir.file("ref.h5"))) << "vocab " << vocab << " piece " << piece;
+      auto joined = read_all(TokenDataset::open(out, "train"));
+      const auto val = read_all(TokenDataset::open(out, "val"));
+      joined.insert(joined.end(), val.begin(), val.end());
+      EXPECT_EQ(joined, s.tokens);
+    }
+  }
+}
+
+TEST(TokenStreamWriter, LeavesNothingBehindOnABadTokenOrWithoutFinish) {
+  TempDir dir("stream-bad");
+  DatasetMeta meta;  // bytes: vocab 257
+  const std::vector<std::int32_t> good{1, 2, 3, 256}, bad{4, 300};
+  const std::vector<std::uint64_t> start0{0};
+  {
+    TokenStreamWriter w(dir.file("a.h5"), meta);
+    w.append(good, start0);
+    const std::string err = error_of([&] { w.append(bad, {}); });
+    EXPECT_NE(err.find("token 300 at position 5"), std::string::npos) << err;
+  }
+  {
+    TokenStreamWriter w(dir.file("b.h5"), meta);  // abandoned: an error elsewhere, say
+    w.append(good, start0);
+  }
+  EXPECT_TRUE(names_in(dir).empty()) << names_in(dir).front();  // no output, no .tmp, no spool
+  // The first piece must start a document; starts must lie inside their piece.
+  TokenStreamWriter w(dir.file("c.h5"), meta);
+  EXPECT_NE(error_of([&] { w.append(good, {}); }).find("must start with a document"), std::string::npos);
+  const std::vector<std::uint64_t> outside{0, 9};
+  EXPECT_NE(error_of([&] { w.append(good, outside); }).find("document start 9"), std::string::npos);
+}
+
+TEST(TokenStreamWriter, RefusesAnExistingOutputBeforeAnyTokenIsMade) {
+  TempDir dir("stream-exists");
+  test::write_file(dir.file("out.h5"), "precious");
+  EXPECT_NE(error_of([&] { TokenStreamWriter w(dir.file("out.h5"), DatasetMeta{}); }).find("already exists"),
+            std::string::npos);
+  EXPECT_EQ(test::read_file(dir.file("out.h5")), "precious");
+  EXPECT_EQ(names_in(dir), std::vector<std::string>{"out.h5"});
 }
 
 }  // namespace

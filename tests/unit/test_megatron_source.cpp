@@ -1,6 +1,7 @@
 // Training straight from a Megatron pair (io/megatron_source.h): its token stream,
 // splits and batches equal those of the same pair converted by loom-data
 // from-megatron; bad pairs and missing options are errors naming the file.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,9 @@
 #include "io/megatron_dataset.h"
 #include "io/megatron_source.h"
 #include "io/token_dataset.h"
+#include "io/tokenizer.h"
+#include "launch/model_io.h"
+#include "layers/gpt.h"
 #include "programs.h"
 #include "temp_dir.h"
 
@@ -242,6 +246,67 @@ TEST(MegatronSourceCli, RefusesWithoutVocabularyOrEod) {
   r = test::run_program("loom-train", base + " --model.vocab 50");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--data.eod_id"), std::string::npos) << r.output;
+}
+
+// data.tokenizer: a pair made with a known tokenizer (here bytes: ids 0-255, eod 256)
+// gives model.vocab and data.eod_id, and the tokenizer travels into the weights file.
+std::string write_byte_pair(const TempDir& dir) {
+  const std::string prefix = dir.file("bytes");
+  MegatronWriter w(prefix, MegatronDType::uint16);
+  for (int d = 0; d < 60; ++d) {
+    std::vector<std::int32_t> doc = encode_bytes(fmt::format("In the beginning was the word, number {}.", d));
+    doc.push_back(256);
+    w.add_sequence(doc);
+    w.end_document();
+  }
+  w.finish();
+  return prefix;
+}
+
+TEST(MegatronSourceCli, DataTokenizerGivesVocabularyAndEodAndTravelsIntoTheModel) {
+  TempDir dir("megtok");
+  const std::string prefix = write_byte_pair(dir);
+  const std::string base = "--model.layers 1 --model.channels 16 --model.heads 2 --model.seq_len 16"
+                           " --train.global_batch 2 --train.micro_batch 2 --train.steps 2 --train.eval_interval 0";
+  auto r = test::run_program("loom-train", "--data.train " + prefix + " --data.tokenizer bytes " + base +
+                                               " --checkpoint.dir " + dir.file("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto weights = read_model_tokenizer(dir.file("run/weights.h5"));
+  ASSERT_TRUE(weights.has_value());
+  EXPECT_EQ(weights->kind, "bytes");
+  EXPECT_EQ(Gpt::from_json(read_config_json(dir.file("run/weights.h5"))).vocab, 257);
+  // Without it the model's tokenizer is unknown (only a name).
+  r = test::run_program("loom-train", "--data.train " + prefix + " --model.vocab 257 --data.eod_id 256 " + base +
+                                          " --checkpoint.dir " + dir.file("plain"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(read_model_tokenizer(dir.file("plain/weights.h5"))->known());
+  // A conflicting eod or a too small vocabulary is named.
+  r = test::run_program("loom-train", "--data.train " + prefix + " --data.tokenizer bytes --data.eod_id 0 " + base +
+                                          " --checkpoint.dir " + dir.file("bad"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("data.eod_id = 0 is not the end-of-document id of the tokenizer 'bytes' (256)"),
+            std::string::npos)
+      << r.output;
+  r = test::run_program("loom-train", "--data.train " + prefix + " --data.tokenizer bytes --model.vocab 100 " + base +
+                                          " --checkpoint.dir " + dir.file("bad"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("model.vocab = 100 is smaller than the vocabulary"), std::string::npos) << r.output;
+
+  // from-megatron --tokenizer embeds it in the converted dataset, which then trains with it.
+  r = test::run_program("loom-data", "from-megatron --quiet --input " + prefix + " --output " + dir.file("c.h5") +
+                                         " --tokenizer bytes");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(TokenDataset::open(dir.file("c.h5"), "train").meta().embedded.kind, "bytes");
+
+  // With a loom dataset, data.tokenizer must be the one it embeds.
+  test::write_file(dir.file("t.txt"), "In the beginning was the word.\nAnd the word was with God.\n");
+  r = test::run_program("loom-data", "train-tokenizer --quiet --input " + dir.file("t.txt") + " --output " +
+                                         dir.file("spm") + " --model-type bpe --vocab-size 40");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_program("loom-train", "--data.train " + dir.file("c.h5") + " --data.tokenizer " + dir.file("spm.model") +
+                                          " --model.vocab 300 " + base + " --checkpoint.dir " + dir.file("mismatch"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("c.h5' was made with bytes"), std::string::npos) << r.output;
 }
 
 }  // namespace

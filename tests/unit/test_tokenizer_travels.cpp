@@ -205,6 +205,11 @@ TEST_F(TokenizerTravels, WeightsAndCheckpointCarryItAndGenerateDecodesWithIt) {
   const auto in_export = weights_tokenizer(file("exported.h5"));
   ASSERT_TRUE(in_export.has_value());
   EXPECT_TRUE(same_tokenizer(*in_export, data));
+  // export --hf writes it as transformers loads it: tokenizer.json, the original verbatim.
+  const auto hf = test::run_program("loom-ckpt", "export " + file("hf-run") + " --hf " + file("hf-export"));
+  ASSERT_EQ(hf.exit_code, 0) << hf.output;
+  EXPECT_THAT(hf.output, HasSubstr("hf-export/tokenizer.json"));
+  EXPECT_EQ(test::read_file(file("hf-export/tokenizer.json")), bpe_json());
 
   // Greedy, with the ids printed: stdout must be the tokenizer's decoding of prompt + ids.
   const test::TempDir out("tok-gen");
@@ -289,6 +294,10 @@ TEST_F(TokenizerTravels, ASentencePieceModelTravelsToo) {
   const auto in_ckpt = checkpoint_tokenizer(find_checkpoint(file("spm-run")));
   ASSERT_TRUE(in_ckpt.has_value());
   EXPECT_TRUE(same_tokenizer(*in_ckpt, *in_weights));
+  // export --hf writes it as tokenizer.model, byte for byte.
+  r = test::run_program("loom-ckpt", "export " + file("spm-run/weights.h5") + " --hf " + file("spm-export"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(test::read_file(file("spm-export/tokenizer.model")), test::read_file(prefix + ".model"));
 
   const test::TempDir out("tok-spm");
   const std::string prompt = "in the thin";

@@ -1,0 +1,181 @@
+// launch/plan_calibrate.cpp — see plan_calibrate.h. Rank 0 times the GEMMs and the copy
+// while the other ranks sleep in a polled barrier (a spinning MPI barrier would take a core
+// from the GEMMs); then ranks 0 and 1 time messages.
+#include "launch/plan_calibrate.h"
+
+#include <mpi.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "backend/registry.h"
+#include "core/buffer.h"
+#include "core/dtype.h"
+#include "launch/gemm_peak.h"
+
+namespace loom {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Best time of `run` over repetitions filling about `budget` seconds (at least 3).
+template <class F>
+double best_time(F&& run, double budget = 0.15) {
+  run();
+  double best = 1e30, spent = 0;
+  for (int i = 0; i < 3 || (spent < budget && i < 50); ++i) {
+    const auto t0 = clock_type::now();
+    run();
+    const double t = seconds_since(t0);
+    best = std::min(best, t), spent += t;
+  }
+  return best;
+}
+
+void polled_barrier(int ranks) {
+  if (ranks <= 1) return;
+  MPI_Request r;
+  MPI_Ibarrier(MPI_COMM_WORLD, &r);
+  for (int done = 0; !done;) {
+    MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int64_t K) {
+  Buffer a(be, Shape{M, K}, dt), b(be, Shape{N, K}, dt), c(be, Shape{M, N}, dt);
+  be.fill(a, 0.5f), be.fill(b, 0.25f);
+  const double t = best_time([&] {
+    be.matmul(c, a, b, {}, {.trans_b = Trans::yes});
+    be.synchronize();
+  });
+  return 2.0 * double(M) * double(N) * double(K) / t;
+}
+
+double memory_bandwidth() {
+  const std::size_t n = std::size_t(256) << 20;
+  std::vector<char> src(n, 1), dst(n, 0);
+  // Every thread copies its share, as the elementwise kernels do.
+  const double t = best_time([&] {
+    const int parts = omp_get_max_threads();
+#pragma omp parallel for
+    for (int i = 0; i < parts; ++i) {
+      const std::size_t b = n * std::size_t(i) / std::size_t(parts),
+                        e = n * std::size_t(i + 1) / std::size_t(parts);
+      std::memcpy(dst.data() + b, src.data() + b, e - b);
+    }
+  });
+  return 2.0 * double(n) / t;  // read + write
+}
+
+double host_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  while (in >> key >> kb)
+    if (key == "MemTotal:") return kb * 1024;
+  return 8.0 * (1 << 30);
+}
+
+// Half the round trip of a message of `bytes` between ranks 0 and 1.
+double one_way(int rank, std::size_t bytes, int reps) {
+  std::vector<char> buf(std::max<std::size_t>(bytes, 1));
+  MPI_Barrier(MPI_COMM_WORLD);
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = clock_type::now();
+    if (rank == 0) {
+      MPI_Send(buf.data(), int(bytes), MPI_BYTE, 1, 0, MPI_COMM_WORLD);
+      MPI_Recv(buf.data(), int(bytes), MPI_BYTE, 1, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } else if (rank == 1) {
+      MPI_Recv(buf.data(), int(bytes), MPI_BYTE, 0, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      MPI_Send(buf.data(), int(bytes), MPI_BYTE, 0, 0, MPI_COMM_WORLD);
+    }
+    best = std::min(best, seconds_since(t0) / 2);
+  }
+  MPI_Bcast(&best, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  return best;
+}
+
+}  // namespace
+
+plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
+  plan::Cluster c;
+  const DType dt = parse_dtype(o.precision);
+  char host[256] = "this machine";
+  gethostname(host, sizeof host);
+  c.name = std::string(host) + " (calibrated, " + o.precision + ")";
+  c.devices_per_node = o.ranks;
+  c.device_memory = host_memory_bytes() / o.ranks;
+  c.gemm_rates_dtype = o.precision;
+  c.gemm_efficiency = 1;  // the measured rates are what GEMMs achieve
+  c.memory_efficiency = 1;
+  c.kernel_overhead = 0;
+  double peaks[2] = {0, 0};  // f32, 16-bit
+  if (o.rank == 0) {
+    auto be = make_backend(Device::cpu);
+    peaks[0] = measure_gemm_peak_flops(*be, DType::f32);
+    peaks[1] = measure_gemm_peak_flops(*be, DType::bf16);
+    double& peak = peaks[dt == DType::f32 ? 0 : 1];
+    // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d).
+    const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768}, {512, 3072, 768},
+                                      {512, 768, 3072},  {2048, 768, 768}, {2048, 3072, 768},
+                                      {2048, 768, 3072}, {256, 256, 64},   {256, 64, 256},
+                                      {1024, 1024, 64},  {128, 128, 128},  {64, 64, 64}};
+    for (auto [m, n, k] : shapes) {
+      const double r = gemm_rate(*be, dt, m, n, k);
+      c.gemm_rates.push_back({.m = double(m), .n = double(n), .k = double(k), .flops = r});
+      peak = std::max(peak, r);
+      if (o.print)
+        std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s\n", (long long)m, (long long)n, (long long)k,
+                    r / 1e9);
+    }
+    c.memory_bandwidth = memory_bandwidth();
+    if (o.print)
+      std::printf("  peak (launch/gemm_peak.h) fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", peaks[0] / 1e9,
+                  peaks[1] / 1e9);
+    if (o.print)
+      std::printf("  memory bandwidth %.1f GB/s (memcpy, read + write); %d OpenMP threads; OpenBLAS %s\n",
+                  c.memory_bandwidth / 1e9, omp_get_max_threads(), blas_core_name().c_str());
+  }
+  polled_barrier(o.ranks);
+  if (o.ranks > 1) {
+    MPI_Bcast(peaks, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&c.memory_bandwidth, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  }
+  c.peak_fp32 = peaks[0], c.peak_16bit = peaks[1];
+  // Links: alpha from 8-byte messages, beta from 16 MiB ones.
+  c.intra_node = {.bandwidth = 10e9, .latency = 5e-6, .efficiency = 1};
+  if (o.ranks > 1) {
+    const double alpha = one_way(o.rank, 8, 200);
+    const std::size_t big = std::size_t(16) << 20;
+    const double t_big = one_way(o.rank, big, 10);
+    c.intra_node = {
+        .bandwidth = double(big) / std::max(t_big - alpha, 1e-9), .latency = alpha, .efficiency = 1};
+    if (o.print && o.rank == 0)
+      std::printf("  p2p alpha %.2f us, beta %.2f GB/s (ranks 0 and 1)\n", alpha * 1e6,
+                  c.intra_node.bandwidth / 1e9);
+  }
+  c.inter_node = c.intra_node;
+  c.sources =
+      o.ranks > 1
+          ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "
+            "and 1; one node, so inter_node = intra_node)"
+          : "measured by loom-plan calibrate without mpirun: GEMMs and copy measured; links are "
+            "placeholders (run under mpirun -np 2 to measure them)";
+  return c;
+}
+
+}  // namespace loom

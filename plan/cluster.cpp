@@ -1,0 +1,108 @@
+// plan/cluster.cpp — see cluster.h. JSON via nlohmann-json; readable units on disk.
+#include "plan/cluster.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace loom::plan {
+
+namespace {
+
+constexpr double GB = 1e9, GiB = 1024.0 * 1024.0 * 1024.0, T = 1e12, us = 1e-6;
+
+double number(const nlohmann::json& j, const char* key, const std::string& origin) {
+  LOOM_CHECK(j.contains(key) && j.at(key).is_number(), "see plan/clusters/a100-80gb.json for the fields",
+             "{}: the number '{}' is missing", origin, key);
+  return j.at(key).get<double>();
+}
+
+Link parse_link(const nlohmann::json& j, const char* key, const std::string& origin) {
+  LOOM_CHECK(j.contains(key) && j.at(key).is_object(), "see plan/clusters/a100-80gb.json for the fields",
+             "{}: the object '{}' is missing", origin, key);
+  const auto& l = j.at(key);
+  const std::string where = origin + " " + key;
+  Link out{.bandwidth = number(l, "bandwidth_GB_per_s", where) * GB,
+           .latency = number(l, "latency_us", where) * us,
+           .efficiency = l.value("efficiency", 1.0)};
+  LOOM_CHECK(out.bandwidth > 0 && out.efficiency > 0 && out.latency >= 0, "",
+             "{}: bandwidth and efficiency must be > 0", where);
+  return out;
+}
+
+nlohmann::json link_json(const Link& l) {
+  return {
+      {"bandwidth_GB_per_s", l.bandwidth / GB}, {"latency_us", l.latency / us}, {"efficiency", l.efficiency}};
+}
+
+}  // namespace
+
+Cluster parse_cluster(const std::string& text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: not JSON: {}", origin, e.what()), "see plan/clusters/a100-80gb.json");
+  }
+  Cluster c;
+  c.name = j.value("name", origin);
+  c.sources = j.value("sources", "");
+  c.devices_per_node = int(number(j, "devices_per_node", origin));
+  c.device_memory = number(j, "device_memory_GiB", origin) * GiB;
+  c.peak_16bit = number(j, "peak_bf16_TFLOP_per_s", origin) * T;
+  c.peak_fp32 = number(j, "peak_fp32_TFLOP_per_s", origin) * T;
+  c.memory_bandwidth = number(j, "memory_bandwidth_GB_per_s", origin) * GB;
+  c.memory_efficiency = j.value("memory_efficiency", 1.0);
+  c.gemm_efficiency = j.value("gemm_efficiency", 1.0);
+  c.kernel_overhead = j.value("kernel_overhead_us", 0.0) * us;
+  c.intra_node = parse_link(j, "intra_node", origin);
+  c.inter_node = parse_link(j, "inter_node", origin);
+  c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");
+  if (j.contains("gemm_rates"))
+    for (const auto& r : j.at("gemm_rates"))
+      c.gemm_rates.push_back(
+          {.m = r.at("m"), .n = r.at("n"), .k = r.at("k"), .flops = double(r.at("TFLOP_per_s")) * T});
+  LOOM_CHECK(c.devices_per_node >= 1 && c.device_memory > 0 && c.peak_16bit > 0 && c.peak_fp32 > 0 &&
+                 c.memory_bandwidth > 0 && c.gemm_efficiency > 0 && c.memory_efficiency > 0,
+             "fix the cluster file",
+             "{}: devices, memory, peaks, bandwidth and efficiencies must be positive", origin);
+  return c;
+}
+
+Cluster load_cluster(const std::string& path) {
+  std::ifstream in(path);
+  LOOM_CHECK(in.good(),
+             "give a file such as plan/clusters/a100-80gb.json, or make one with 'loom-plan calibrate'",
+             "cannot open cluster file '{}'", path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return parse_cluster(s.str(), path);
+}
+
+std::string to_json(const Cluster& c) {
+  nlohmann::json j{{"name", c.name},
+                   {"sources", c.sources},
+                   {"devices_per_node", c.devices_per_node},
+                   {"device_memory_GiB", c.device_memory / GiB},
+                   {"peak_bf16_TFLOP_per_s", c.peak_16bit / T},
+                   {"peak_fp32_TFLOP_per_s", c.peak_fp32 / T},
+                   {"memory_bandwidth_GB_per_s", c.memory_bandwidth / GB},
+                   {"memory_efficiency", c.memory_efficiency},
+                   {"gemm_efficiency", c.gemm_efficiency},
+                   {"kernel_overhead_us", c.kernel_overhead / us},
+                   {"intra_node", link_json(c.intra_node)},
+                   {"inter_node", link_json(c.inter_node)}};
+  if (!c.gemm_rates.empty()) {
+    j["gemm_rates_dtype"] = c.gemm_rates_dtype;
+    auto& rates = j["gemm_rates"] = nlohmann::json::array();
+    for (const GemmRate& r : c.gemm_rates)
+      rates.push_back({{"m", r.m}, {"n", r.n}, {"k", r.k}, {"TFLOP_per_s", r.flops / T}});
+  }
+  return j.dump(2) + "\n";
+}
+
+}  // namespace loom::plan

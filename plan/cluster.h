@@ -1,0 +1,57 @@
+// plan/cluster.h — a cluster description for the performance model: what one device
+// computes and holds, and the two links between devices (inside a node, between nodes).
+//
+// Units inside the struct are SI (FLOP/s, bytes/s, seconds, bytes); the JSON files in
+// plan/clusters/ use readable units (TFLOP/s, GB/s, microseconds, GiB) and name their
+// sources. Published figures (peaks, link speeds) and calibrated constants (achieved
+// GEMM efficiency, kernel overhead, link efficiency: one each per cluster, never per
+// model) are kept apart in the file so a reader sees which is which (docs/scaling.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace loom::plan {
+
+// One link class: time of a message of n bytes = latency + n / (bandwidth * efficiency).
+struct Link {
+  double bandwidth = 0;   // bytes/s per device, one direction
+  double latency = 0;     // seconds (alpha)
+  double efficiency = 1;  // achieved fraction of `bandwidth` (calibrated)
+  double beta() const { return 1.0 / (bandwidth * efficiency); }  // seconds per byte
+};
+
+// A measured GEMM rate (calibrated machines): C(M,N) = A(M,K) B(K,N) ran at `flops` FLOP/s.
+struct GemmRate {
+  double m = 0, n = 0, k = 0, flops = 0;
+};
+
+struct Cluster {
+  std::string name;
+  std::string sources;  // where the published figures come from
+  int devices_per_node = 8;
+  double device_memory = 0;      // bytes usable per device
+  double peak_16bit = 0;         // dense bf16/fp16 FLOP/s
+  double peak_fp32 = 0;          // FLOP/s of the f32 GEMMs loom runs
+  double memory_bandwidth = 0;   // HBM (or DRAM) bytes/s
+  double memory_efficiency = 1;  // achieved fraction of memory_bandwidth by elementwise kernels
+  double gemm_efficiency = 1;    // achieved fraction of the peak by large GEMMs (calibrated)
+  double kernel_overhead = 0;    // seconds per kernel (launch + tail), calibrated
+  Link intra_node, inter_node;
+  // When present, GEMM times in gemm_rates_dtype come from these (nearest shape); other
+  // dtypes use the roofline.
+  std::vector<GemmRate> gemm_rates;
+  std::string gemm_rates_dtype = "fp32";
+
+  double peak(DType dtype) const { return dtype == DType::f32 ? peak_fp32 : peak_16bit; }
+};
+
+// Reads / writes the JSON form (plan/clusters/*.json). Throws loom::Error naming the
+// missing or bad field.
+Cluster load_cluster(const std::string& path);
+Cluster parse_cluster(const std::string& json_text, const std::string& origin = "cluster");
+std::string to_json(const Cluster& c);
+
+}  // namespace loom::plan

@@ -1,0 +1,26 @@
+// plan/collectives.cpp — see collectives.h.
+#include "plan/collectives.h"
+
+#include <cstdint>
+
+namespace loom::plan {
+
+double all_reduce_time(double bytes, int p, const Link& l) {
+  if (p <= 1) return 0;
+  return 2.0 * (p - 1) * l.latency + 2.0 * double(p - 1) / p * bytes * l.beta();
+}
+
+double all_gather_time(double bytes, int p, const Link& l) {
+  if (p <= 1) return 0;
+  return double(p - 1) * l.latency + double(p - 1) / p * bytes * l.beta();
+}
+
+double reduce_scatter_time(double bytes, int p, const Link& l) { return all_gather_time(bytes, p, l); }
+
+double p2p_time(double bytes, const Link& l) { return l.latency + bytes * l.beta(); }
+
+const Link& group_link(const Cluster& c, int ranks, int stride) {
+  return std::int64_t(ranks) * stride <= c.devices_per_node ? c.intra_node : c.inter_node;
+}
+
+}  // namespace loom::plan

@@ -1,0 +1,155 @@
+// plan/predictor.cpp — see predictor.h.
+#include "plan/predictor.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/dtype.h"
+#include "layers/gpt.h"
+#include "plan/collectives.h"
+
+namespace loom::plan {
+
+namespace {
+
+// Kernels per layer forward besides the GEMMs (two layernorms, softmax, dropout, two
+// bias-dropout-adds, gelu, three qkv split / head transposes); backward runs twice as many.
+constexpr double kElementwiseKernels = 10;
+
+struct LayerCost {
+  double forward = 0, backward = 0, recompute = 0;  // compute, seconds
+  double tp_forward = 0;                            // tp collectives of one forward (backward alike)
+};
+
+LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
+  const ModelConfig& m = c.model;
+  const DType dt = parse_dtype(c.train.precision);
+  const double b = double(c.train.micro_batch), s = double(c.train.sequence(m)), h = double(m.channels),
+               a = double(m.heads), F = double(m.ffn_size()), t = double(c.parallel.tp), M = b * s;
+  const double ab = double(dtype_size(dt)), bw = cl.memory_bandwidth * cl.memory_efficiency;
+  const bool sp = c.parallel.sequence_parallel;
+  const double weights = gemm_time(cl, dt, M, 3 * h / t, h) + gemm_time(cl, dt, M, h, h / t) +
+                         gemm_time(cl, dt, M, F / t, h) + gemm_time(cl, dt, M, h, F / t);
+  const double heads = b * a / t, d = h / a;
+  const double core_gemm = gemm_time(cl, dt, s, s, d, heads) + gemm_time(cl, dt, s, d, s, heads);
+  const double sbh = s * b * h * ab / 2;  // the 16-bit counts scaled to the working dtype
+  const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2,
+               core_bytes = 9 * a * s * s * b / t * ab / 2;
+  const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout
+  LayerCost lc;
+  lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw +
+               kElementwiseKernels * cl.kernel_overhead;
+  lc.backward = 2 * lc.forward;
+  if (c.train.recompute == "full") lc.recompute = lc.forward;
+  if (c.train.recompute == "attention") lc.recompute = core;
+  const Link& link = group_link(cl, c.parallel.tp, 1);
+  const double msg = s * b * h * ab;
+  lc.tp_forward =
+      sp ? 2 * (all_gather_time(msg, c.parallel.tp, link) + reduce_scatter_time(msg, c.parallel.tp, link))
+         : 2 * all_reduce_time(msg, c.parallel.tp, link);
+  return lc;
+}
+
+std::int64_t layers_of(const RunConfig& c, int stage) {
+  if (c.parallel.pp == 1 && c.parallel.virtual_stages == 1) return c.model.layers;
+  std::int64_t n = 0;
+  for (auto [b, e] :
+       make_gpt_stage(c.model, c.parallel.pp, stage, c.parallel.virtual_stages, c.parallel.stages).chunks)
+    n += e - b;
+  return n;
+}
+
+}  // namespace
+
+double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch) {
+  const double flops = 2 * m * n * k * batch;
+  if (!cl.gemm_rates.empty() && parse_dtype(cl.gemm_rates_dtype) == dtype) {
+    // The measured shape nearest in log space; its rate.
+    const GemmRate* best = nullptr;
+    double dist = 1e300;
+    for (const GemmRate& r : cl.gemm_rates) {
+      const double dd =
+          std::pow(std::log(m / r.m), 2) + std::pow(std::log(n / r.n), 2) + std::pow(std::log(k / r.k), 2);
+      if (dd < dist) dist = dd, best = &r;
+    }
+    return flops / best->flops + cl.kernel_overhead;
+  }
+  const double bytes = (m * k + k * n + m * n) * batch * double(dtype_size(dtype));
+  return std::max(flops / (cl.peak(dtype) * cl.gemm_efficiency),
+                  bytes / (cl.memory_bandwidth * cl.memory_efficiency)) +
+         cl.kernel_overhead;
+}
+
+Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& sw) {
+  const ModelConfig& md = c.model;
+  const DType dt = parse_dtype(c.train.precision);
+  const int p = c.parallel.pp, v = c.parallel.virtual_stages, tp = c.parallel.tp,
+            dp = std::max(c.parallel.dp, 1);
+  const double m = double(c.train.global_batch / dp / c.train.micro_batch);
+  const double b = double(c.train.micro_batch), s = double(c.train.sequence(md)), h = double(md.channels),
+               V = double(md.padded_vocab()), ab = double(dtype_size(dt));
+  const double bw = cl.memory_bandwidth * cl.memory_efficiency;
+  const LayerCost lc = layer_cost(c, cl);
+  const Link& tp_link = group_link(cl, tp, 1);
+  const double stream_msg = s * b * h * ab;
+
+  // Per-micro-batch time of each stage: compute, tp and p2p parts.
+  const bool split_msg = c.parallel.sequence_parallel || sw.p2p_split_over_tp;
+  const Link& pp_link = group_link(cl, p, tp * dp);
+  const double p2p = p > 1 ? 2 * v * p2p_time(stream_msg / (split_msg ? tp : 1), pp_link) : 0;
+  double max_total = 0, sum_total = 0, max_compute = 0, max_tp = 0, last_backward = 0;
+  for (int st = 0; st < p; ++st) {
+    const double L = double(layers_of(c, st));
+    double compute = L * (lc.forward + lc.backward + lc.recompute);
+    double tpc = L * lc.tp_forward * (c.train.recompute == "full" ? 3 : 2);
+    if (st == 0)
+      tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
+                                          : all_reduce_time(stream_msg, tp, tp_link);  // embedding
+    if (st == p - 1) {  // the tied head: logits forward + 2 backward GEMMs, the loss over (s b, V/t) logits
+      compute += 3 * gemm_time(cl, dt, b * s, V / tp, h) + 3 * (4 + ab) * b * s * V / tp / bw +
+                 6 * cl.kernel_overhead;
+      tpc += 3 * all_reduce_time(4 * b * s, tp, tp_link);  // max, sum, target logit per row
+    }
+    const double total = compute + tpc + p2p;
+    sum_total += total;
+    if (total > max_total) max_total = total, max_compute = compute, max_tp = tpc;
+    if (st == p - 1 || p == 1) last_backward = L * (lc.backward + lc.recompute);
+  }
+  const double mean_total = sum_total / p;
+
+  Prediction out;
+  TimeSplit& sp = out.split;
+  sp.compute = m * max_compute;
+  sp.tp_comm = m * max_tp;
+  sp.pp_p2p = m * p2p;
+  sp.pp_bubble = double(p - 1) / v * mean_total;
+
+  // Data parallelism: the stage's gradients over dp ranks (stride tp), hidden behind the last
+  // micro-batch's backward where the software overlaps it; ZeRO-1 then all-gathers parameters.
+  const double n = double(stage_parameters(c, 0));
+  const double grad_bytes = n * double(dtype_size(parse_dtype(c.parallel.grad_reduce_dtype)));
+  const Link& dp_link = group_link(cl, dp, tp);
+  double dp_time = c.optim.zero == 1 ? reduce_scatter_time(grad_bytes, dp, dp_link)
+                                     : all_reduce_time(grad_bytes, dp, dp_link);
+  if (sw.dp_overlap)
+    dp_time = std::max(dp_time - last_backward, dp_time / std::max(1.0, double(layers_of(c, 0))));
+  if (c.optim.zero == 1) dp_time += all_gather_time(n * ab, dp, dp_link);
+  sp.dp_comm = dp > 1 ? dp_time : 0;
+
+  // AdamW: reads gradient, master, m, v; writes master, m, v and the working copy; the
+  // gradients are zeroed and their norm read once more.
+  const double owned = c.optim.zero == 1 ? n / dp : n;
+  const double per_param = 16 + 12 + (dt == DType::f32 ? 0 : ab);
+  sp.optimizer = (owned * per_param + n * 8) / bw + 4 * cl.kernel_overhead;
+
+  out.step_time = sp.total();
+  const double tokens = double(c.train.global_batch) * s;
+  const double devices = double(dp) * tp * p;
+  out.tokens_per_s = tokens / out.step_time;
+  out.mfu = model_flops_per_step(c) / (out.step_time * devices * cl.peak(dt));
+  out.hfu = hardware_flops_per_step(c) / (out.step_time * devices * cl.peak(dt));
+  out.memory = memory_per_device(c);
+  return out;
+}
+
+}  // namespace loom::plan

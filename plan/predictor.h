@@ -1,0 +1,60 @@
+// plan/predictor.h — step time, throughput, MFU, memory and the time split of one layout.
+//
+// Per micro-batch and layer on one tp rank (b micro-batch, s sequence, h channels, F ffn):
+//   GEMMs     qkv (bs, 3h/t, h), proj (bs, h, h/t), fc1 (bs, F/t, h), fc2 (bs, h, F/t) and
+//             the attention core, b a/t heads of (s, s, h/a) and (s, h/a, s); each
+//             max(flops / (peak gemm_efficiency), bytes / memory bandwidth) [roofline] or
+//             the nearest measured rate (calibrated clusters), + kernel_overhead.
+//   memory-bound ops (layernorms, bias-dropout-add, gelu, softmax, dropout) in bytes read +
+//             written, 16-bit: 22 sbh (/t with sp) + 4 sbF/t + 9 a s^2 b / t.
+//   backward = 2 x forward; recompute full adds a forward, attention the attention core.
+//   tp: 2 all-reduces of sbh (sp: 2 all-gathers + 2 reduce-scatters) per forward, as many per
+//             backward and per recomputed forward; not overlapped.
+// Stage time per micro-batch T_s = its layers (+ embedding on stage 0, + logits and loss
+// on the last) + 2 v p2p messages. Step = m max_s T_s + (p-1)/v mean_s T_s (the bubble)
+// + dp gradient reduction not hidden behind the last micro-batch's backward + optimizer.
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+#include "plan/cluster.h"
+#include "plan/model_cost.h"
+
+namespace loom::plan {
+
+// What the software being modelled does (loom's behaviour by default).
+struct SoftwareModel {
+  // Pipeline messages split over tp and gathered after (Megatron's scatter-gather);
+  // loom splits them only with sequence parallelism.
+  bool p2p_split_over_tp = false;
+  // The dp gradient reduction overlaps the last micro-batch's backward (loom: yes).
+  bool dp_overlap = true;
+};
+
+struct TimeSplit {
+  double compute = 0;    // GEMMs, memory-bound ops and kernel overhead, steady state
+  double tp_comm = 0;    // tensor/sequence-parallel collectives, steady state
+  double pp_bubble = 0;  // pipeline fill and drain
+  double pp_p2p = 0;     // pipeline messages, steady state
+  double dp_comm = 0;    // exposed data-parallel reduction (and ZeRO all-gather)
+  double optimizer = 0;  // AdamW step (memory-bound)
+  double total() const { return compute + tp_comm + pp_bubble + pp_p2p + dp_comm + optimizer; }
+};
+
+struct Prediction {
+  double step_time = 0;  // seconds per optimizer step
+  double tokens_per_s = 0;
+  double mfu = 0;  // model FLOPs / (step time x devices x peak)
+  double hfu = 0;  // the same with recompute FLOPs
+  TimeSplit split;
+  MemoryEstimate memory;
+};
+
+// `c` holds a checked layout (core/config.h validate_layout: parallel.dp filled in).
+Prediction predict(const RunConfig& c, const Cluster& cluster, const SoftwareModel& sw = {});
+
+// One GEMM (M, K) x (K, N), `batch` of them in one kernel, on this cluster in `dtype`.
+double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch = 1);
+
+}  // namespace loom::plan

@@ -1,0 +1,94 @@
+// tests/unit/test_plan_predictor.cpp — plan/predictor.h's bookkeeping: the split sums to
+// the step, MFU / HFU / tokens/s follow from it, each term appears exactly when its
+// parallelism does (tp comm with tp > 1, the bubble with pp > 1, shrinking v-fold with
+// interleaving, dp comm with dp > 1, hidden by overlap), recompute costs time, and the
+// roofline makes a skinny GEMM memory-bound.
+#include <gtest/gtest.h>
+
+#include "plan/collectives.h"
+#include "plan/predictor.h"
+
+namespace loom::plan {
+namespace {
+
+Cluster a100() { return load_cluster(LOOM_SOURCE_DIR "/plan/clusters/a100-80gb.json"); }
+
+RunConfig gpt(int tp, int pp, int dp, int v = 1) {
+  RunConfig c;
+  c.model.layers = 24, c.model.channels = 2048, c.model.heads = 16, c.model.vocab = 51200,
+  c.model.seq_len = 2048;
+  c.train.global_batch = 64 * dp, c.train.micro_batch = 1, c.train.precision = "bf16";
+  c.parallel.tp = tp, c.parallel.pp = pp, c.parallel.dp = dp, c.parallel.virtual_stages = v;
+  return c;
+}
+
+TEST(PlanPredictor, SplitSumsToTheStepAndRatesFollow) {
+  const RunConfig c = gpt(2, 2, 2);
+  const Prediction p = predict(c, a100());
+  EXPECT_DOUBLE_EQ(p.step_time, p.split.total());
+  EXPECT_DOUBLE_EQ(p.tokens_per_s, 128.0 * 2048 / p.step_time);
+  EXPECT_NEAR(p.mfu, model_flops_per_step(c) / (p.step_time * 8 * 312e12), 1e-12);
+  EXPECT_GT(p.split.compute, 0);
+  EXPECT_GT(p.split.tp_comm, 0);
+  EXPECT_GT(p.split.pp_bubble, 0);
+  EXPECT_GT(p.split.pp_p2p, 0);
+}
+
+TEST(PlanPredictor, TermsAppearWithTheirParallelism) {
+  const Prediction one = predict(gpt(1, 1, 1), a100());
+  EXPECT_EQ(one.split.tp_comm, 0);
+  EXPECT_EQ(one.split.pp_bubble, 0);
+  EXPECT_EQ(one.split.pp_p2p, 0);
+  EXPECT_EQ(one.split.dp_comm, 0);
+  // The bubble is (p-1)/m of the mean stage's time (the steady state runs at the slowest,
+  // the last with the logits); interleaving divides it by v (up to its twice as many p2p).
+  const Prediction pp = predict(gpt(1, 4, 1), a100()), pp2 = predict(gpt(1, 4, 1, 2), a100());
+  const double steady = pp.split.compute + pp.split.pp_p2p;
+  EXPECT_LT(pp.split.pp_bubble, 3.0 / 64 * steady);
+  EXPECT_GT(pp.split.pp_bubble, 0.8 * 3.0 / 64 * steady);
+  EXPECT_NEAR(pp2.split.pp_bubble, pp.split.pp_bubble / 2, 0.01 * pp.split.pp_bubble);
+}
+
+TEST(PlanPredictor, DataParallelReductionOverlapsBackward) {
+  const Cluster cl = a100();
+  const RunConfig c = gpt(1, 1, 8);
+  const Prediction overlapped = predict(c, cl), exposed = predict(c, cl, {.dp_overlap = false});
+  const double n = double(stage_parameters(c, 0));
+  EXPECT_NEAR(exposed.split.dp_comm, all_reduce_time(4 * n, 8, cl.intra_node), 1e-12);
+  EXPECT_LT(overlapped.split.dp_comm, exposed.split.dp_comm);
+  // ZeRO-1: a reduce-scatter of the gradients and an all-gather of the bf16 parameters;
+  // the optimizer touches an eighth of the state.
+  RunConfig z = c;
+  z.optim.zero = 1;
+  const Prediction zp = predict(z, cl, {.dp_overlap = false});
+  EXPECT_NEAR(zp.split.dp_comm,
+              reduce_scatter_time(4 * n, 8, cl.intra_node) + all_gather_time(2 * n, 8, cl.intra_node), 1e-12);
+  EXPECT_LT(zp.split.optimizer, exposed.split.optimizer);
+}
+
+TEST(PlanPredictor, RecomputeCostsTime) {
+  RunConfig c = gpt(2, 1, 1);
+  const double none = predict(c, a100()).step_time;
+  c.train.recompute = "attention";
+  const double attention = predict(c, a100()).step_time;
+  c.train.recompute = "full";
+  const double full = predict(c, a100()).step_time;
+  EXPECT_LT(none, attention);
+  EXPECT_LT(attention, full);
+  EXPECT_GT(full / none, 1.25);  // about 4/3 of the compute
+}
+
+TEST(PlanPredictor, RooflineGemms) {
+  const Cluster cl = a100();
+  // Large and square: compute-bound at gemm_efficiency of the peak.
+  const double big = 8192;
+  EXPECT_NEAR(gemm_time(cl, DType::bf16, big, big, big), 2 * big * big * big / (312e12 * cl.gemm_efficiency),
+              1e-6);
+  // K = 64: 2 M N K flops over (M N) x 2 bytes of output: memory-bound.
+  const double m = 8192, n = 8192, k = 64;
+  EXPECT_NEAR(gemm_time(cl, DType::bf16, m, n, k),
+              (m * k + k * n + m * n) * 2 / (2039e9 * cl.memory_efficiency), 1e-9);
+}
+
+}  // namespace
+}  // namespace loom::plan
