@@ -19,7 +19,7 @@ double ms(double s) { return 1e3 * s; }
 
 // "1.23x", or "-" when the prediction is ~0 (no such communication in this layout).
 std::string ratio(double measured, double predicted) {
-  if (predicted < 1e-6) return measured < 1e-4 ? "-" : fmt::format("{:.3g} ms, not predicted", ms(measured));
+  if (predicted < 1e-6) return measured < 1e-3 ? "-" : fmt::format("{:.3g} ms, not predicted", ms(measured));
   return fmt::format("{:.2f}x", measured / predicted);
 }
 

@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = ["mode", "np", "dp", "tp", "pp", "layout", "threads", "oversubscribed", "global_batch", "steps",
           "status", "t_step", "tokens_per_s", "mfu", "t_compute", "t_tp", "t_pp", "t_dp", "peak_rss_mib",
           "cluster", "pred_t_step", "pred_tokens_per_s", "pred_mfu", "pred_t_compute", "pred_t_tp",
-          "pred_t_pp", "pred_t_dp", "error"]
+          "pred_t_pp", "pred_t_dp", "pred_memory_mib", "error"]
 SPLIT = [("t_compute", "compute"), ("t_tp", "tp"), ("t_pp", "pp"), ("t_dp", "dp")]
 
 
@@ -111,7 +111,7 @@ def run_one(a, mode, lay, threads, global_batch, run_dir, env):
         with open(pred_path) as f:
             pr = json.load(f)
         row.update(pred_t_step=pr["t_step"], pred_tokens_per_s=pr["tokens_per_s"], pred_mfu=pr["mfu"],
-                   **{"pred_" + k: pr[k] for k, _ in SPLIT})
+                   pred_memory_mib=pr["memory_bytes"] / 2**20, **{"pred_" + k: pr[k] for k, _ in SPLIT})
         row["error"] = m["t_step"] / pr["t_step"] - 1
     return row
 
@@ -160,7 +160,7 @@ def write_plots(rows, out):
     ok = [r for r in rows if r["status"] == "ok"]
     files = []
     modes = sorted({r["mode"] for r in ok})
-    # Throughput and efficiency vs ranks: one line per (mode, layout family), the best layout per np too.
+    # Throughput and efficiency vs ranks: one line per (mode, layout family: dp, tp, pp or mixed), its best layout at each np.
     for name, ylabel, value in (
             ("throughput.png", "tokens/s", lambda r, base: float(r["tokens_per_s"])),
             ("efficiency.png", "efficiency: tokens/s / (np x 1-rank tokens/s)",
@@ -170,8 +170,11 @@ def write_plots(rows, out):
             sel = [r for r in ok if r["mode"] == mode]
             base = next((float(r["tokens_per_s"]) for r in sel if int(r["np"]) == 1), None)
             for kind in ("dp", "tp", "pp", "mixed"):
-                pts = sorted((int(r["np"]), value(r, base)) for r in sel
-                             if int(r["np"]) == 1 or family(r) == kind)
+                best = {}  # the best layout of this family at each np (mixed has several)
+                for r in sel:
+                    if int(r["np"]) == 1 or family(r) == kind:
+                        best[int(r["np"])] = max(best.get(int(r["np"]), 0.0), value(r, base))
+                pts = sorted(best.items())
                 if len(pts) > 1:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if mode == "strong" else "s--",
                             label=f"{mode} {kind}")
