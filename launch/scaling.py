@@ -248,6 +248,10 @@ def main(argv=None):
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="cores shared by the ranks")
     ap.add_argument("--mpirun", default="mpirun")
     a = ap.parse_args(argv)
+    try:  # before any run, not after the sweep
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"scaling.py: {e}; HINT: python3 -m pip install matplotlib")
     if a.from_csv:
         with open(a.from_csv) as f:
             write_report(list(csv.DictReader(f)), a.output)
