@@ -87,9 +87,10 @@ TEST(CliScaling, TrainPrintsThePredictionAndTheReportPlotsTheRun) {
   test::TempDir dir("scaling");
   ASSERT_EQ(test::make_small_dataset(dir.path).exit_code, 0);
   const fs::path run = dir.path / "run";
-  const auto r = test::run_program("loom-train", "--data.train " + (dir.path / "data.h5").string() + kTiny +
-                                                     " --train.steps 3 --train.eval_interval 2 --checkpoint.dir " +
-                                                     run.string() + " --plan.cluster " + kCluster);
+  const auto r =
+      test::run_program("loom-train", "--data.train " + (dir.path / "data.h5").string() + kTiny +
+                                          " --train.steps 3 --train.eval_interval 2 --checkpoint.dir " +
+                                          run.string() + " --plan.cluster " + kCluster);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("predicted by the performance model for this layout on 'DGX A100 80GB"));
   EXPECT_THAT(r.output, HasSubstr("measured / predicted ('DGX A100 80GB"));
@@ -99,31 +100,36 @@ TEST(CliScaling, TrainPrintsThePredictionAndTheReportPlotsTheRun) {
   EXPECT_GT(pred["t_step"].get<double>(), 0);
   EXPECT_GT(pred["tokens_per_s"].get<double>(), 0);
   EXPECT_EQ(pred["layout"].get<std::string>().rfind("dp 1 tp 1 pp 1", 0), 0u) << pred.dump();
-  const double parts = pred["t_compute"].get<double>() + pred["t_tp"].get<double>() + pred["t_pp"].get<double>() +
-                       pred["t_dp"].get<double>();
+  const double parts = pred["t_compute"].get<double>() + pred["t_tp"].get<double>() +
+                       pred["t_pp"].get<double>() + pred["t_dp"].get<double>();
   EXPECT_NEAR(parts, pred["t_step"].get<double>(), 1e-9 + 1e-6 * parts);
 
   // A missing cluster file stops the run, naming the option.
-  const auto bad = test::run_program("loom-train", "--data.train " + (dir.path / "data.h5").string() + kTiny +
-                                                       " --train.steps 1 --checkpoint.dir " + (dir.path / "bad").string() +
-                                                       " --plan.cluster " + (dir.path / "nope.json").string());
+  const auto bad =
+      test::run_program("loom-train", "--data.train " + (dir.path / "data.h5").string() + kTiny +
+                                          " --train.steps 1 --checkpoint.dir " + (dir.path / "bad").string() +
+                                          " --plan.cluster " + (dir.path / "nope.json").string());
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_THAT(bad.output, HasSubstr("plan.cluster"));
 
   const auto rep = shell("python3 " + kSource + "/launch/report.py " + run.string() + " --tensorboard");
   if (python_missing(rep)) GTEST_SKIP() << rep.output;
   ASSERT_EQ(rep.exit_code, 0) << rep.output;
-  for (const char* png : {"loss.png", "lr.png", "grad_norm.png", "tokens_per_s.png", "mfu.png", "time_split.png"})
+  for (const char* png :
+       {"loss.png", "lr.png", "grad_norm.png", "tokens_per_s.png", "mfu.png", "time_split.png"})
     expect_png(run / "report" / png);
-  // The event file read back: every step's loss, the evaluations' val loss, the last loss equal to metrics.jsonl's.
-  const auto ev = shell("python3 " + kSource + "/tests/unit/tb_events_reference.py " + (run / "tensorboard").string());
+  // The event file read back: every step's loss, the evaluations' val loss, the last loss equal to
+  // metrics.jsonl's.
+  const auto ev =
+      shell("python3 " + kSource + "/tests/unit/tb_events_reference.py " + (run / "tensorboard").string());
   ASSERT_EQ(ev.exit_code, 0) << ev.output;
   std::istringstream lines(test::read_file((run / "metrics.jsonl").string()));
   std::string line, last;
   while (std::getline(lines, line)) last = line;
   const auto rec = nlohmann::json::parse(last);
   EXPECT_THAT(ev.output, HasSubstr(fmt::format("train/loss 3 3 {:.6g}\n", float(rec["loss"].get<double>()))));
-  EXPECT_THAT(ev.output, HasSubstr(fmt::format("val/loss 2 3 {:.6g}\n", float(rec["val_loss"].get<double>()))));
+  EXPECT_THAT(ev.output,
+              HasSubstr(fmt::format("val/loss 2 3 {:.6g}\n", float(rec["val_loss"].get<double>()))));
   EXPECT_THAT(ev.output, HasSubstr("time/pp_s 3 3 "));
   EXPECT_THAT(ev.output, HasSubstr("predicted/step_s 3 3 "));
 
@@ -139,11 +145,13 @@ TEST(CliScaling, SweepWritesCsvMarkdownAndPlots) {
   ASSERT_EQ(test::make_small_dataset(dir.path).exit_code, 0);
   const fs::path out = dir.path / "sweep";
   const std::string build = test::program("loom-train").parent_path().parent_path().string();
-  const auto r = shell("python3 " + kSource + "/launch/scaling.py --output " + out.string() + " --build-dir " + build +
-                       " --mpirun " LOOM_MPIEXEC " --data " + (dir.path / "data.h5").string() +
-                       " --model '--model.layers 2 --model.channels 64 --model.heads 2 --model.seq_len 32"
-                       " --train.micro_batch 2' --global-batch 4 --steps 2 --nps 1,2 --layouts dp1,dp2,pp2"
-                       " --mode both --cores 2 --cluster " + kCluster);
+  const auto r =
+      shell("python3 " + kSource + "/launch/scaling.py --output " + out.string() + " --build-dir " + build +
+            " --mpirun " LOOM_MPIEXEC " --data " + (dir.path / "data.h5").string() +
+            " --model '--model.layers 2 --model.channels 64 --model.heads 2 --model.seq_len 32"
+            " --train.micro_batch 2' --global-batch 4 --steps 2 --nps 1,2 --layouts dp1,dp2,pp2"
+            " --mode both --cores 2 --cluster " +
+            kCluster);
   if (python_missing(r)) GTEST_SKIP() << r.output;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("[1/6] strong np 1 dp1"));
@@ -164,10 +172,11 @@ TEST(CliScaling, SweepWritesCsvMarkdownAndPlots) {
     EXPECT_EQ(row.at("status"), "ok");
     EXPECT_GT(std::stod(row.at("t_step")), 0);
     EXPECT_GT(std::stod(row.at("pred_t_step")), 0);
-    const double parts = std::stod(row.at("t_compute")) + std::stod(row.at("t_tp")) + std::stod(row.at("t_pp")) +
-                         std::stod(row.at("t_dp"));
+    const double parts = std::stod(row.at("t_compute")) + std::stod(row.at("t_tp")) +
+                         std::stod(row.at("t_pp")) + std::stod(row.at("t_dp"));
     EXPECT_NEAR(parts, std::stod(row.at("t_step")), 1e-6 + 1e-3 * parts);
-    EXPECT_NEAR(std::stod(row.at("error")), std::stod(row.at("t_step")) / std::stod(row.at("pred_t_step")) - 1, 1e-9);
+    EXPECT_NEAR(std::stod(row.at("error")),
+                std::stod(row.at("t_step")) / std::stod(row.at("pred_t_step")) - 1, 1e-9);
   }
   EXPECT_GT(std::stod(rows[2].at("t_pp")), 0);  // pipeline waits show in the split
   const std::string md = test::read_file((out / "scaling.md").string());
@@ -177,8 +186,8 @@ TEST(CliScaling, SweepWritesCsvMarkdownAndPlots) {
 
   // The report of a recorded sweep is redrawn from its CSV alone.
   const fs::path again = dir.path / "again";
-  const auto re = shell("python3 " + kSource + "/launch/scaling.py --output " + again.string() + " --from-csv " +
-                        (out / "scaling.csv").string());
+  const auto re = shell("python3 " + kSource + "/launch/scaling.py --output " + again.string() +
+                        " --from-csv " + (out / "scaling.csv").string());
   ASSERT_EQ(re.exit_code, 0) << re.output;
   EXPECT_EQ(test::read_file((again / "scaling.md").string()), md);
   for (const char* png : {"throughput.png", "efficiency.png", "time_split.png"}) expect_png(again / png);
