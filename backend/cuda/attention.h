@@ -24,6 +24,14 @@ struct AttentionDims {
   std::int64_t B, T, H, D;
 };
 
+// Grouped-query attention (grouped_attention.cpp): H query heads, Hkv key/value heads,
+// qkv rows of W = (H + 2 Hkv) D.
+struct GroupedDims {
+  std::int64_t B, T, H, Hkv, D;
+  std::int64_t G() const { return H / Hkv; }
+  std::int64_t W() const { return (H + 2 * Hkv) * D; }
+};
+
 class Attention {
  public:
   explicit Attention(cudaStream_t stream);
@@ -37,6 +45,14 @@ class Attention {
   void forward(Tensor out, Tensor probs, Tensor qkv, const AttentionDims& d, float* workspace);
   void backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, const AttentionDims& d,
                 float* workspace);
+
+  // Grouped-query attention with optional ALiBi slopes (H f32 on the device, or null),
+  // the same scheme (grouped_attention.cpp); workspace as above.
+  static std::int64_t grouped_workspace_floats(DType dt, const GroupedDims& d, bool backward);
+  void grouped_forward(Tensor out, Tensor probs, Tensor qkv, const float* slopes, const GroupedDims& d,
+                       float* workspace);
+  void grouped_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs, const GroupedDims& d,
+                        float* workspace);
 
  private:
   cublasHandle_t blas_ = nullptr;

@@ -34,12 +34,6 @@ using cuda::check_cuda;
 
 constexpr std::size_t kLtWorkspaceBytes = std::size_t(32) << 20;  // cuBLASLt's advice for Hopper
 
-// For ops added to backend.h before their CUDA kernel exists.
-[[noreturn, maybe_unused]] void not_yet_available(std::string_view op) {
-  throw Error(fmt::format("{}: not yet available on the CUDA backend", op),
-              "use --device cpu; the full CUDA backend is a later issue");
-}
-
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int ordinal) : ordinal_(ordinal) {
@@ -428,25 +422,119 @@ class CudaBackend final : public Backend {
                                                          dloss, stream_), op, {logits});
   }
 
-  // ---- decoder-parts ops (issue 11: RMSNorm, ReLU, SwiGLU, RoPE, GQA / ALiBi attention) ----
-  // Not on the GPU yet; one block so a CUDA implementation replaces it in one place.
-  void rmsnorm_forward(Tensor, Tensor, Tensor, Tensor, float) override { not_yet_available("rmsnorm_forward"); }
-  void rmsnorm_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Accumulate) override {
-    not_yet_available("rmsnorm_backward");
+  // ---- the modern decoder's parts (RMSNorm, ReLU, SwiGLU, RoPE, GQA / ALiBi attention) ----
+  // Arguments checked as backend/cpu checks them; kernels in rmsnorm.cu, relu_swiglu.cu,
+  // rope.cu, grouped_attention.cu/.cpp.
+  void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) override {
+    const char* op = "rmsnorm_forward";
+    const std::int64_t N = x.shape.rows(), C = x.shape.last();
+    check::same_shape(op, "out", out, "x", x);
+    check::numel(op, "weight", weight, C);
+    check::row_f32(op, "rstd", rstd, N);
+    check::same_dtype(op, "out", out, "x", x);
+    check::same_dtype(op, "weight", weight, "x", x);
+    on_device(op, {{"out", out}, {"rstd", rstd}, {"x", x}, {"weight", weight}});
+    if (N == 0 || C == 0) return;
+    check_launch(cuda::launch_rmsnorm_forward(out.ptr, f32(rstd), x.ptr, weight.ptr, x.dtype, N, C, eps, stream_), op,
+                 {x, weight});
   }
-  void relu_forward(Tensor, Tensor) override { not_yet_available("relu_forward"); }
-  void relu_backward(Tensor, Tensor, Tensor) override { not_yet_available("relu_backward"); }
-  void swiglu_forward(Tensor, Tensor) override { not_yet_available("swiglu_forward"); }
-  void swiglu_backward(Tensor, Tensor, Tensor) override { not_yet_available("swiglu_backward"); }
-  void rope_forward(Tensor, int, int, float) override { not_yet_available("rope_forward"); }
-  void rope_backward(Tensor, int, int, float) override { not_yet_available("rope_backward"); }
-  void grouped_attention_forward(Tensor, Tensor, Tensor, const AttentionHeads&) override {
-    not_yet_available("grouped_attention_forward");
+
+  void rmsnorm_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor weight, Tensor rstd,
+                        Accumulate dx_acc) override {
+    const char* op = "rmsnorm_backward";
+    const std::int64_t N = x.shape.rows(), C = x.shape.last();
+    check::same_shape(op, "dx", dx, "x", x);
+    check::same_shape(op, "dout", dout, "x", x);
+    check::numel(op, "weight", weight, C);
+    check::numel(op, "dweight", dweight, C);
+    check::row_f32(op, "rstd", rstd, N);
+    for (auto [name, t] : {std::pair{"dx", dx}, {"dout", dout}, {"weight", weight}}) check::same_dtype(op, name, t, "x", x);
+    on_device(op, {{"dx", dx}, {"dweight", dweight}, {"dout", dout}, {"x", x}, {"weight", weight}, {"rstd", rstd}});
+    if (N == 0 || C == 0) return;  // no rows: nothing to add to dweight
+    float* scratch = workspace(std::int64_t(cuda::layernorm_param_groups(N)) * C);
+    check_launch(cuda::launch_rmsnorm_backward(dx.ptr, dweight.ptr, dweight.dtype, dout.ptr, x.ptr, weight.ptr,
+                                               f32(rstd), x.dtype, N, C, dx_acc == Accumulate::yes, scratch, stream_),
+                 op, {x, dweight});
   }
-  void grouped_attention_backward(Tensor, Tensor, Tensor, Tensor, Tensor, const AttentionHeads&) override {
-    not_yet_available("grouped_attention_backward");
+
+  void relu_forward(Tensor out, Tensor x) override {
+    const char* op = "relu_forward";
+    check::same_shape(op, "out", out, "x", x);
+    check::same_dtype(op, "out", out, "x", x);
+    on_device(op, {{"out", out}, {"x", x}});
+    if (x.numel() == 0) return;
+    check_launch(cuda::launch_relu_forward(out.ptr, x.ptr, x.dtype, x.numel(), stream_), op, {x});
   }
-  // ---- end of decoder-parts ops
+
+  void relu_backward(Tensor dx, Tensor dout, Tensor x) override {
+    const char* op = "relu_backward";
+    check::same_shape(op, "dx", dx, "x", x);
+    check::same_shape(op, "dout", dout, "x", x);
+    check::same_dtype(op, "dx", dx, "x", x);
+    check::same_dtype(op, "dout", dout, "x", x);
+    on_device(op, {{"dx", dx}, {"dout", dout}, {"x", x}});
+    if (x.numel() == 0) return;
+    check_launch(cuda::launch_relu_backward(dx.ptr, dout.ptr, x.ptr, x.dtype, x.numel(), stream_), op, {x});
+  }
+
+  void swiglu_forward(Tensor out, Tensor h) override {
+    const char* op = "swiglu_forward";
+    check_swiglu(op, out, "out", h);
+    on_device(op, {{"out", out}, {"h", h}});
+    const std::int64_t N = h.shape.rows(), F = out.shape.last();
+    if (N == 0 || F == 0) return;
+    check_launch(cuda::launch_swiglu_forward(out.ptr, h.ptr, h.dtype, N, F, stream_), op, {out, h});
+  }
+
+  void swiglu_backward(Tensor dh, Tensor dout, Tensor h) override {
+    const char* op = "swiglu_backward";
+    check::same_shape(op, "dh", dh, "h", h);
+    check_swiglu(op, dout, "dout", h);
+    check::same_dtype(op, "dh", dh, "h", h);
+    on_device(op, {{"dh", dh}, {"dout", dout}, {"h", h}});
+    const std::int64_t N = h.shape.rows(), F = dout.shape.last();
+    if (N == 0 || F == 0) return;
+    check_launch(cuda::launch_swiglu_backward(dh.ptr, dout.ptr, h.ptr, h.dtype, N, F, stream_), op, {dout, h});
+  }
+
+  void rope_forward(Tensor qkv, int heads, int kv_heads, float base) override {
+    rope("rope_forward", qkv, heads, kv_heads, base, false);
+  }
+  void rope_backward(Tensor dqkv, int heads, int kv_heads, float base) override {
+    rope("rope_backward", dqkv, heads, kv_heads, base, true);
+  }
+
+  void grouped_attention_forward(Tensor out, Tensor probs, Tensor qkv, const AttentionHeads& a) override {
+    const char* op = "grouped_attention_forward";
+    const cuda::GroupedDims d = grouped_dims(op, qkv, probs, a);
+    const auto [B, T, H, Hkv, D] = d;
+    LOOM_CHECK(out.shape == (Shape{B, T, H * D}) && out.dtype == qkv.dtype, "",
+               "{}: out is {} but must be ({},{},{}) {}", op, out.str(), B, T, H * D, dtype_name(qkv.dtype));
+    on_device(op, {{"out", out}, {"probs", probs}, {"qkv", qkv}});
+    if (!a.alibi_slopes.empty()) on_device(op, {{"alibi_slopes", a.alibi_slopes}});  // optional
+    if (B == 0 || T == 0 || D == 0) return;
+    float* ws = workspace(cuda::Attention::grouped_workspace_floats(qkv.dtype, d, false));
+    attention_->grouped_forward(out, probs, qkv, a.alibi_slopes.empty() ? nullptr : f32(a.alibi_slopes), d, ws);
+  }
+
+  void grouped_attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
+                                  const AttentionHeads& a) override {
+    const char* op = "grouped_attention_backward";
+    const cuda::GroupedDims d = grouped_dims(op, qkv, probs, a);
+    const auto [B, T, H, Hkv, D] = d;
+    check::same_shape(op, "dqkv", dqkv, "qkv", qkv);
+    check::same_shape(op, "scratch", scratch, "probs", probs);
+    check::dtype(op, "scratch", scratch, DType::f32);
+    LOOM_CHECK(dout.shape == (Shape{B, T, H * D}), "", "{}: dout is {} but must be ({},{},{})", op, dout.str(), B, T,
+               H * D);
+    LOOM_CHECK(dqkv.dtype == qkv.dtype && dout.dtype == qkv.dtype, "", "{}: dtypes differ: qkv {}, dqkv {}, dout {}",
+               op, qkv.str(), dqkv.str(), dout.str());
+    on_device(op, {{"dqkv", dqkv}, {"scratch", scratch}, {"dout", dout}, {"qkv", qkv}, {"probs", probs}});
+    if (!a.alibi_slopes.empty()) on_device(op, {{"alibi_slopes", a.alibi_slopes}});  // checked, not read
+    if (B == 0 || T == 0 || D == 0) return;
+    float* ws = workspace(cuda::Attention::grouped_workspace_floats(qkv.dtype, d, true));
+    attention_->grouped_backward(dqkv, scratch, dout, qkv, probs, d, ws);
+  }
 
  private:
   struct Named {
@@ -476,6 +564,44 @@ class CudaBackend final : public Backend {
     LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
     report_bad_target();
     return result;
+  }
+
+  // swiglu's h (N, 2F) against out / dout (N, F), as backend/cpu/activations.cpp checks it.
+  static void check_swiglu(const char* op, const Tensor& half, const char* half_name, const Tensor& h) {
+    LOOM_CHECK(h.shape.last() % 2 == 0 && half.shape.rows() == h.shape.rows() &&
+                   2 * half.shape.last() == h.shape.last() && half.dtype == h.dtype,
+               "", "{}: h is {} ([gate | up], (N, 2F)) but {} is {}; it must be (N, F) of the same dtype", op, h.str(),
+               half_name, half.str());
+  }
+
+  // RoPE, forward or inverse, with backend/cpu/rope.cpp's checks.
+  void rope(const char* op, Tensor qkv, int heads, int kv_heads, float base, bool inverse) {
+    LOOM_CHECK(qkv.shape.rank() == 3 && heads > 0 && kv_heads > 0 && heads % kv_heads == 0 &&
+                   qkv.shape[2] % (heads + 2 * kv_heads) == 0 && (qkv.shape[2] / (heads + 2 * kv_heads)) % 2 == 0,
+               "", "{}: qkv is {}; expected (B,T,(H + 2 Hkv) D) with H = {}, Hkv = {} dividing it and D even", op,
+               qkv.str(), heads, kv_heads);
+    LOOM_CHECK(base > 1.0f, "", "{}: base must be > 1, got {}", op, base);
+    on_device(op, {{"qkv", qkv}});
+    const std::int64_t B = qkv.shape[0], T = qkv.shape[1], W = qkv.shape[2], D = W / (heads + 2 * kv_heads);
+    if (B == 0 || T == 0 || D == 0) return;
+    check_launch(cuda::launch_rope(qkv.ptr, qkv.dtype, B, T, W, D, heads + kv_heads, base, inverse, stream_), op,
+                 {qkv});
+  }
+
+  // Grouped attention's shapes, with backend/cpu/grouped_attention.cpp's checks.
+  static cuda::GroupedDims grouped_dims(const char* op, const Tensor& qkv, const Tensor& probs,
+                                        const AttentionHeads& a) {
+    const int H = a.heads, Hkv = a.kv_heads;
+    LOOM_CHECK(qkv.shape.rank() == 3 && H > 0 && Hkv > 0 && H % Hkv == 0 && qkv.shape[2] % (H + 2 * Hkv) == 0, "",
+               "{}: qkv is {}; expected (B,T,(H + 2 Hkv) D) with H = {} query heads and Hkv = {} key/value heads "
+               "dividing them",
+               op, qkv.str(), H, Hkv);
+    const cuda::GroupedDims d{qkv.shape[0], qkv.shape[1], H, Hkv, qkv.shape[2] / (H + 2 * Hkv)};
+    LOOM_CHECK(probs.shape == (Shape{d.B, d.H, d.T, d.T}), "",
+               "{}: probs is {} but must be ({},{},{},{}) for qkv {}", op, probs.str(), d.B, d.H, d.T, d.T, qkv.str());
+    check::dtype(op, "probs", probs, DType::f32);
+    if (!a.alibi_slopes.empty()) check::row_f32(op, "alibi_slopes", a.alibi_slopes, H);
+    return d;
   }
 
   // Token ids are read by the kernels: they must be device memory.

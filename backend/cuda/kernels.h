@@ -88,6 +88,40 @@ cudaError_t launch_causal_softmax(float* scores, std::int64_t rows, std::int64_t
 cudaError_t launch_causal_softmax_backward(float* dscores, const float* probs, std::int64_t rows, std::int64_t T,
                                            cudaStream_t stream);
 
+// ---- rmsnorm.cu ------------------------------------------------------------------
+// x, out (N, C) and weight (C) of dtype t; rstd (N) f32 (=).
+cudaError_t launch_rmsnorm_forward(void* out, float* rstd, const void* x, const void* weight, DType t, std::int64_t N,
+                                   std::int64_t C, float eps, cudaStream_t stream);
+// dx (= or += with accumulate_dx) of dtype t; dweight (+=) of dtype tg, summed over
+// layernorm_param_groups(N) row groups in order: scratch must hold
+// layernorm_param_groups(N) * C floats.
+cudaError_t launch_rmsnorm_backward(void* dx, void* dweight, DType tg, const void* dout, const void* x,
+                                    const void* weight, const float* rstd, DType t, std::int64_t N, std::int64_t C,
+                                    bool accumulate_dx, float* scratch, cudaStream_t stream);
+
+// ---- relu_swiglu.cu ----------------------------------------------------------------
+cudaError_t launch_relu_forward(void* out, const void* x, DType t, std::int64_t n, cudaStream_t stream);
+// dx may alias dout.
+cudaError_t launch_relu_backward(void* dx, const void* dout, const void* x, DType t, std::int64_t n,
+                                 cudaStream_t stream);
+// h (N, 2F) = [gate | up] rows, out / dout (N, F), dh (N, 2F) (=).
+cudaError_t launch_swiglu_forward(void* out, const void* h, DType t, std::int64_t N, std::int64_t F,
+                                  cudaStream_t stream);
+cudaError_t launch_swiglu_backward(void* dh, const void* dout, const void* h, DType t, std::int64_t N,
+                                   std::int64_t F, cudaStream_t stream);
+
+// ---- rope.cu -----------------------------------------------------------------------
+// In place on qkv (B, T, W): the first rotated_heads heads of D channels (D even) of each
+// row; inverse rotates back (backward).
+cudaError_t launch_rope(void* qkv, DType t, std::int64_t B, std::int64_t T, std::int64_t W, std::int64_t D,
+                        std::int64_t rotated_heads, float base, bool inverse, cudaStream_t stream);
+
+// ---- grouped_attention.cu (the row kernel; grouped_attention.cpp runs the GEMMs) ----
+// In place over rows of T f32, row r being query position r % T of head (r / T) % H:
+// minus slopes[h] * (i - j) when slopes is not null, then the causal softmax.
+cudaError_t launch_alibi_causal_softmax(float* scores, const float* slopes, std::int64_t rows, std::int64_t H,
+                                        std::int64_t T, cudaStream_t stream);
+
 // ---- embedding.cu (tokens in device memory) --------------------------------------
 // wpe may be null (no position term).
 cudaError_t launch_embedding_forward(void* out, const std::int32_t* tokens, const void* wte, const void* wpe,
