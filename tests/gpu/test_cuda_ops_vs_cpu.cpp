@@ -1,8 +1,9 @@
 // tests/gpu/test_cuda_ops_vs_cpu.cpp — the model's ops on CUDA against the CPU reference.
 //
-// Layernorm, GELU, softmax, causal attention, embedding and the four
-// vocabulary-parallel cross-entropy ops, forward and backward, in f32, bf16 and
-// f16, on random inputs with odd sizes. Every written output is poisoned (NaN)
+// Layernorm, GELU, softmax, causal attention, embedding, the four
+// vocabulary-parallel cross-entropy ops, and the modern decoder's RMSNorm, ReLU,
+// SwiGLU, RoPE and grouped-query / ALiBi attention, forward and backward, in f32,
+// bf16 and f16, on random inputs with odd sizes. Every written output is poisoned (NaN)
 // first, so an element the kernel forgets shows up; accumulated outputs start
 // from random values. Tolerances (relative, or relative to the largest magnitude
 // where sums may cancel): 1e-5 f32, 1e-2 bf16, 2e-3 f16 (op_tol). Skipped, saying
@@ -350,6 +351,203 @@ TEST_F(CudaOpsVsCpu, TargetAtOrAboveTheVocabularyThrowsAtTheNextSynchronisation)
          cs(cpu(), {2, N}, DType::f32);
   EXPECT_THROW(cpu().cross_entropy_shard_sumexp(cs, cl, cm, TokenView{targets.data(), {N}, Device::cpu}, 0, V),
                Error);
+}
+
+// ---- the modern decoder's parts: RMSNorm, ReLU, SwiGLU, RoPE, grouped / ALiBi attention ----
+
+TEST_F(CudaOpsVsCpu, RmsnormForwardAndBackwardMatchCpu) {
+  struct NC {
+    std::int64_t N, C;
+  };
+  std::uint64_t stream = 3000;
+  for (DType t : kDTypes)
+    for (DType tg : {t, DType::f32})  // dweight in the working dtype or f32 (main_grad)
+      for (NC s : {NC{1, 1}, NC{3, 17}, NC{65, 768}, NC{300, 65}, NC{7, 4099}})
+        for (Accumulate acc : {Accumulate::no, Accumulate::yes}) {
+          const std::string what = shape_label(t, {s.N, s.C}) + " grads " + label(tg) +
+                                   (acc == Accumulate::yes ? " dx +=" : " dx =");
+          const Shape sx{s.N, s.C}, sc{s.C}, sn{s.N};
+          const std::vector<float> x = randn(s.N * s.C, ++stream, 2.0f), w = randn(s.C, ++stream),
+                                   dout = randn(s.N * s.C, ++stream), dx0 = randn(s.N * s.C, ++stream),
+                                   dw0 = randn(s.C, ++stream);
+          Buffer gx = upload(gpu(), x, sx, t), gw = upload(gpu(), w, sc, t);
+          Buffer cx = upload(cpu(), x, sx, t), cw = upload(cpu(), w, sc, t);
+          Buffer go = poisoned(gpu(), sx, t), gr = poisoned(gpu(), sn, DType::f32);
+          Buffer co(cpu(), sx, t), cr(cpu(), sn, DType::f32);
+          gpu().rmsnorm_forward(go, gr, gx, gw, 1e-5f);
+          cpu().rmsnorm_forward(co, cr, cx, cw, 1e-5f);
+          compare(gpu(), go, cpu(), co, op_tol(t), "rmsnorm out " + what);
+          compare(gpu(), gr, cpu(), cr, 1e-5, "rmsnorm rstd " + what);
+
+          Buffer gd = upload(gpu(), dout, sx, t), cd = upload(cpu(), dout, sx, t);
+          Buffer gdx = acc == Accumulate::yes ? upload(gpu(), dx0, sx, t) : poisoned(gpu(), sx, t);
+          Buffer cdx = upload(cpu(), dx0, sx, t);
+          Buffer gdw = upload(gpu(), dw0, sc, tg), cdw = upload(cpu(), dw0, sc, tg);
+          gpu().copy(gr, cr);  // the CPU's rstd for both: backward is compared on its own
+          gpu().rmsnorm_backward(gdx, gdw, gd, gx, gw, gr, acc);
+          cpu().rmsnorm_backward(cdx, cdw, cd, cx, cw, cr, acc);
+          compare(gpu(), gdx, cpu(), cdx, op_tol(t), "rmsnorm dx " + what);
+          compare(gpu(), gdw, cpu(), cdw, op_tol(tg == DType::f32 ? t : tg), "rmsnorm dweight " + what);
+          if (HasFailure()) return;
+        }
+}
+
+TEST_F(CudaOpsVsCpu, RmsnormBackwardIsDeterministic) {
+  const std::int64_t N = 4099, C = 257;
+  const std::vector<float> x = randn(N * C, 3100), w = randn(C, 3101), dout = randn(N * C, 3102);
+  Buffer gx = upload(gpu(), x, {N, C}, DType::bf16), gw = upload(gpu(), w, {C}, DType::bf16),
+         gd = upload(gpu(), dout, {N, C}, DType::bf16);
+  Buffer go(gpu(), {N, C}, DType::bf16), gr(gpu(), {N}, DType::f32), gdx(gpu(), {N, C}, DType::bf16);
+  gpu().rmsnorm_forward(go, gr, gx, gw, 1e-5f);
+  std::vector<std::vector<std::byte>> runs;
+  for (int run = 0; run < 2; ++run) {
+    Buffer gdw(gpu(), {C}, DType::f32);
+    gpu().fill(gdw, 0.0f);
+    gpu().rmsnorm_backward(gdx, gdw, gd, gx, gw, gr, Accumulate::no);
+    runs.push_back(bytes_of(gpu(), gdw));
+  }
+  EXPECT_EQ(runs[0], runs[1]) << "dweight differs run to run";
+}
+
+TEST_F(CudaOpsVsCpu, ReluForwardAndBackwardMatchCpu) {
+  for (DType t : kDTypes)
+    for (std::int64_t n : kSizes) {
+      const std::string what = shape_label(t, {n});
+      const std::vector<float> x = randn(n, 3200, 3.0f), dout = randn(n, 3201);
+      Buffer gx = upload(gpu(), x, {n}, t), cx = upload(cpu(), x, {n}, t);
+      Buffer go = poisoned(gpu(), {n}, t), co(cpu(), {n}, t);
+      gpu().relu_forward(go, gx);
+      cpu().relu_forward(co, cx);
+      compare(gpu(), go, cpu(), co, 0.0, "relu out " + what);  // exact: no arithmetic
+      Buffer gd = upload(gpu(), dout, {n}, t), cd = upload(cpu(), dout, {n}, t);
+      Buffer gdx = poisoned(gpu(), {n}, t), cdx(cpu(), {n}, t);
+      gpu().relu_backward(gdx, gd, gx);
+      cpu().relu_backward(cdx, cd, cx);
+      compare(gpu(), gdx, cpu(), cdx, 0.0, "relu dx " + what);
+      gpu().relu_backward(gd, gd, gx);  // dx aliases dout
+      compare(gpu(), gd, cpu(), cdx, 0.0, "relu dx in place " + what);
+    }
+}
+
+TEST_F(CudaOpsVsCpu, SwigluForwardAndBackwardMatchCpu) {
+  struct NF {
+    std::int64_t N, F;
+  };
+  std::uint64_t stream = 3300;
+  for (DType t : kDTypes)
+    for (NF s : {NF{1, 1}, NF{3, 17}, NF{65, 768}, NF{2, 4099}, NF{1000, 3}}) {
+      const std::string what = shape_label(t, {s.N, s.F});
+      const Shape sh{s.N, 2 * s.F}, so{s.N, s.F};
+      const std::vector<float> h = randn(s.N * 2 * s.F, ++stream, 3.0f), dout = randn(s.N * s.F, ++stream);
+      Buffer gh = upload(gpu(), h, sh, t), ch = upload(cpu(), h, sh, t);
+      Buffer go = poisoned(gpu(), so, t), co(cpu(), so, t);
+      gpu().swiglu_forward(go, gh);
+      cpu().swiglu_forward(co, ch);
+      compare(gpu(), go, cpu(), co, op_tol(t), "swiglu out " + what);
+      Buffer gd = upload(gpu(), dout, so, t), cd = upload(cpu(), dout, so, t);
+      Buffer gdh = poisoned(gpu(), sh, t), cdh(cpu(), sh, t);
+      gpu().swiglu_backward(gdh, gd, gh);
+      cpu().swiglu_backward(cdh, cd, ch);
+      compare(gpu(), gdh, cpu(), cdh, op_tol(t), "swiglu dh " + what);
+      if (HasFailure()) return;
+    }
+}
+
+struct GqaDims {
+  std::int64_t B, T, H, Hkv, D;
+};
+// Odd sizes, every group size from 1 (plain heads) to H (multi-query).
+const GqaDims kGqaDims[] = {{1, 1, 1, 1, 2}, {2, 5, 4, 2, 6}, {1, 17, 3, 1, 8}, {3, 33, 2, 2, 4}, {2, 64, 8, 2, 16},
+                            {1, 9, 6, 3, 10}};
+
+TEST_F(CudaOpsVsCpu, RopeForwardAndBackwardMatchCpu) {
+  std::uint64_t stream = 3400;
+  for (DType t : kDTypes)
+    for (GqaDims d : kGqaDims)
+      for (float base : {10000.0f, 500000.0f}) {
+        const std::string what = shape_label(t, {d.B, d.T, d.H, d.Hkv, d.D}) + " base " + std::to_string(base);
+        const Shape s{d.B, d.T, (d.H + 2 * d.Hkv) * d.D};
+        const std::vector<float> x = randn(s.numel(), ++stream);
+        Buffer gx = upload(gpu(), x, s, t), cx = upload(cpu(), x, s, t);
+        gpu().rope_forward(gx, int(d.H), int(d.Hkv), base);
+        cpu().rope_forward(cx, int(d.H), int(d.Hkv), base);
+        compare(gpu(), gx, cpu(), cx, op_tol(t), "rope forward (v untouched) " + what);
+        gpu().rope_backward(gx, int(d.H), int(d.Hkv), base);
+        cpu().rope_backward(cx, int(d.H), int(d.Hkv), base);
+        compare(gpu(), gx, cpu(), cx, op_tol(t), "rope backward " + what);
+        if (HasFailure()) return;
+      }
+}
+
+TEST_F(CudaOpsVsCpu, GroupedAttentionForwardAndBackwardMatchCpu) {
+  std::uint64_t stream = 3500;
+  for (DType t : kDTypes)
+    for (GqaDims d : kGqaDims)
+      for (bool alibi : {false, true}) {
+        const std::string what = shape_label(t, {d.B, d.T, d.H, d.Hkv, d.D}) + (alibi ? " alibi" : "");
+        const std::int64_t W = (d.H + 2 * d.Hkv) * d.D, HD = d.H * d.D;
+        const Shape sqkv{d.B, d.T, W}, sout{d.B, d.T, HD}, sp{d.B, d.H, d.T, d.T};
+        const std::vector<float> qkv = randn(sqkv.numel(), ++stream), dout = randn(sout.numel(), ++stream);
+        // Slopes of 2H "global" heads; this "rank" holds heads [H, 2H): the op reads a view
+        // that starts H floats into the buffer, as a tp rank's slice does.
+        const std::vector<float> all = randu(2 * d.H, ++stream, 0.01f, 1.0f);
+        Buffer gall = upload(gpu(), all, {2 * d.H}, DType::f32), call = upload(cpu(), all, {2 * d.H}, DType::f32);
+        auto slice = [&](const Buffer& b) {
+          const Tensor full = b.tensor();
+          return Tensor{static_cast<float*>(full.ptr) + d.H, Shape{d.H}, DType::f32, full.device};
+        };
+        const AttentionHeads ga{int(d.H), int(d.Hkv), alibi ? slice(gall) : Tensor{}},
+            ca{int(d.H), int(d.Hkv), alibi ? slice(call) : Tensor{}};
+        Buffer gq = upload(gpu(), qkv, sqkv, t), cq = upload(cpu(), qkv, sqkv, t);
+        Buffer go = poisoned(gpu(), sout, t), gp = poisoned(gpu(), sp, DType::f32);
+        Buffer co(cpu(), sout, t), cp(cpu(), sp, DType::f32);
+        gpu().grouped_attention_forward(go, gp, gq, ga);
+        cpu().grouped_attention_forward(co, cp, cq, ca);
+        compare(gpu(), gp, cpu(), cp, 1e-5, "grouped attention probs " + what);
+        compare(gpu(), go, cpu(), co, op_tol(t), "grouped attention out " + what);
+
+        Buffer gd = upload(gpu(), dout, sout, t), cd = upload(cpu(), dout, sout, t);
+        Buffer gdq = poisoned(gpu(), sqkv, t), gs = poisoned(gpu(), sp, DType::f32);
+        Buffer cdq(cpu(), sqkv, t), cs(cpu(), sp, DType::f32);
+        gpu().copy(gp, cp);  // the same probabilities for both
+        gpu().grouped_attention_backward(gdq, gs, gd, gq, gp, ga);
+        cpu().grouped_attention_backward(cdq, cs, cd, cq, cp, ca);
+        compare(gpu(), gdq, cpu(), cdq, op_tol(t), "grouped attention dqkv " + what);
+        if (HasFailure()) return;
+      }
+}
+
+TEST_F(CudaOpsVsCpu, GroupedAttentionWithoutGroupsOrAlibiIsAttention) {
+  const std::int64_t B = 2, T = 33, H = 3, D = 8, C = H * D;
+  const std::vector<float> qkv = randn(B * T * 3 * C, 3600), dout = randn(B * T * C, 3601);
+  Buffer gq = upload(gpu(), qkv, {B, T, 3 * C}, DType::f32), gd = upload(gpu(), dout, {B, T, C}, DType::f32);
+  Buffer o1(gpu(), {B, T, C}, DType::f32), o2(gpu(), {B, T, C}, DType::f32);
+  Buffer p1(gpu(), {B, H, T, T}, DType::f32), p2(gpu(), {B, H, T, T}, DType::f32);
+  Buffer s(gpu(), {B, H, T, T}, DType::f32);
+  Buffer d1(gpu(), {B, T, 3 * C}, DType::f32), d2(gpu(), {B, T, 3 * C}, DType::f32);
+  gpu().attention_forward(o1, p1, gq, int(H));
+  gpu().grouped_attention_forward(o2, p2, gq, {int(H), int(H), Tensor{}});
+  gpu().attention_backward(d1, s, gd, gq, p1, int(H));
+  gpu().grouped_attention_backward(d2, s, gd, gq, p1, {int(H), int(H), Tensor{}});
+  expect_close(download(gpu(), o2), download(gpu(), o1), 1e-6, 1e-6, "out");
+  expect_close(download(gpu(), p2), download(gpu(), p1), 1e-6, 1e-6, "probs");
+  expect_close(download(gpu(), d2), download(gpu(), d1), 1e-6, 1e-6, "dqkv");
+}
+
+TEST_F(CudaOpsVsCpu, GroupedAttentionBackwardIsDeterministic) {
+  const std::int64_t B = 2, T = 65, H = 8, Hkv = 2, D = 16, W = (H + 2 * Hkv) * D;
+  const std::vector<float> qkv = randn(B * T * W, 3700), dout = randn(B * T * H * D, 3701);
+  Buffer gq = upload(gpu(), qkv, {B, T, W}, DType::bf16), gd = upload(gpu(), dout, {B, T, H * D}, DType::bf16);
+  Buffer go(gpu(), {B, T, H * D}, DType::bf16), gp(gpu(), {B, H, T, T}, DType::f32), gs(gpu(), {B, H, T, T}, DType::f32);
+  const AttentionHeads a{int(H), int(Hkv), Tensor{}};
+  gpu().grouped_attention_forward(go, gp, gq, a);
+  std::vector<std::vector<std::byte>> runs;
+  for (int run = 0; run < 2; ++run) {
+    Buffer gdq = poisoned(gpu(), {B, T, W}, DType::bf16);
+    gpu().grouped_attention_backward(gdq, gs, gd, gq, gp, a);
+    runs.push_back(bytes_of(gpu(), gdq));
+  }
+  EXPECT_EQ(runs[0], runs[1]) << "dqkv (the group sums of dk, dv) differs run to run";
 }
 
 }  // namespace
