@@ -47,6 +47,13 @@ void attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qkv, int h
 void attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
                         int heads);
 
+// ---- flash_attention.cpp: the tiled attention (backend.h, "memory-efficient tiled attention")
+void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, AttentionHeads q, AttentionHeads k,
+                             AttentionHeads v, const AttentionSpec& spec);
+void flash_attention_backward(Context& ctx, AttentionHeads dq, AttentionHeads dk, AttentionHeads dv, Tensor dout,
+                              AttentionHeads q, AttentionHeads k, AttentionHeads v, Tensor out, Tensor lse,
+                              const AttentionSpec& spec);
+
 // ---- embedding.cpp
 void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start);
 void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens, std::int64_t vocab_start);
