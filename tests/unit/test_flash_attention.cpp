@@ -11,6 +11,7 @@
 // (causal MHA). f32 is held to ~1e-5 relative; bf16/f16 to a few units of their last
 // place (inputs are rounded first, so the reference sees what the kernel sees).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <memory>
@@ -297,6 +298,27 @@ TEST_F(FlashAttention, EqualsDenseAttentionOp) {
     EXPECT_TRUE(ref::near(ref::read(fout), ref::read(out), 1e-5)) << "out " << where;
     EXPECT_TRUE(ref::near(ref::read(fd), ref::read(dqkv), 1e-5)) << "dqkv " << where;
   }
+}
+
+// Work is split so that no two threads write the same element and every sum runs in a
+// fixed order: the same bits with 1 and 3 threads (a racy dQ/dK accumulation would not be).
+TEST_F(FlashAttention, SameBitsForAnyThreadCount) {
+  const int saved = omp_get_max_threads();
+  for (const Case& c : {Case{.B = 2, .T = 150, .Hq = 4, .Hkv = 2, .D = 8, .alibi = true},
+                        Case{.B = 3, .T = 70, .Hq = 2, .Hkv = 1, .D = 9, .causal = false, .len = {70, 33, 5}}})
+    for (DType dt : {DType::f32, DType::bf16}) {
+      omp_set_num_threads(1);
+      const Result one = run_tiled(*be, dt, c, 9);
+      omp_set_num_threads(3);
+      const Result three = run_tiled(*be, dt, c, 9);
+      const std::string w = std::string(dtype_name(dt)) + " " + c.str();
+      EXPECT_TRUE(ref::equal(one.out, three.out)) << "out " << w;
+      EXPECT_TRUE(ref::equal(one.lse, three.lse)) << "lse " << w;
+      EXPECT_TRUE(ref::equal(one.dq, three.dq)) << "dq " << w;
+      EXPECT_TRUE(ref::equal(one.dk, three.dk)) << "dk " << w;
+      EXPECT_TRUE(ref::equal(one.dv, three.dv)) << "dv " << w;
+    }
+  omp_set_num_threads(saved);
 }
 
 TEST_F(FlashAttention, RejectsBadShapes) {
