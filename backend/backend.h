@@ -53,19 +53,19 @@ struct AdamWArgs {
 // base[(b * T + t) * W + offset + h * D + d], W = the elements of one (b, t) row of
 // base. So the layer's fused qkv (B,T,(Hq+2*Hkv)*D) = [q heads | k heads | v heads]
 // is used without copies:
-//   q = AttentionHeads::in(qkv, 0, Hq, D), k = AttentionHeads::in(qkv, Hq*D, Hkv, D),
-//   v = AttentionHeads::in(qkv, (Hq+Hkv)*D, Hkv, D)
-// and a plain (B,T,H,D) or (B,T,H*D) tensor x is AttentionHeads::of(x, H).
-struct AttentionHeads {
+//   q = HeadsView::in(qkv, 0, Hq, D), k = HeadsView::in(qkv, Hq*D, Hkv, D),
+//   v = HeadsView::in(qkv, (Hq+Hkv)*D, Hkv, D)
+// and a plain (B,T,H,D) or (B,T,H*D) tensor x is HeadsView::of(x, H).
+struct HeadsView {
   Tensor base;              // (B, T, ...): contiguous; its (b, t) rows hold these heads
   std::int64_t offset = 0;  // element offset of head 0 inside each (b, t) row
   std::int64_t heads = 0;
   std::int64_t head_dim = 0;
 
-  static AttentionHeads in(Tensor base, std::int64_t offset, std::int64_t heads, std::int64_t head_dim) {
+  static HeadsView in(Tensor base, std::int64_t offset, std::int64_t heads, std::int64_t head_dim) {
     return {base, offset, heads, head_dim};
   }
-  static AttentionHeads of(Tensor x, std::int64_t heads) {
+  static HeadsView of(Tensor x, std::int64_t heads) {
     std::int64_t row = 1;
     for (int i = 2; i < x.shape.rank(); ++i) row *= x.shape[i];
     return {x, 0, heads, heads > 0 ? row / heads : 0};
@@ -135,17 +135,17 @@ public:
   // Online softmax over tiles of keys: the (Tq x Tk) scores are never stored. Forward
   // saves only lse; backward recomputes every tile from q, k, v and lse. The dense
   // attention_forward/backward above stay as the reference. docs/attention.md.
-  // q (B,Tq,Hq,D), k and v (B,Tk,Hkv,D) as AttentionHeads views (above).
+  // q (B,Tq,Hq,D), k and v (B,Tk,Hkv,D) as HeadsView (above).
   // out (B,Tq,Hq*D) (=); lse (B,Hq,Tq) f32 (=) = log sum_s exp(score(t, s)) over the
   // keys row t sees: -inf for a row that sees none (its out row is 0).
   // Backward: dq, dk, dv (=) with the shapes of q, k, v (dk, dv summed over the query
   // heads of a group); they may be parts of one dqkv, and must not overlap q, k, v,
   // out, dout. All of q, k, v, out, dout, dq, dk, dv have one dtype: f32, bf16 or f16;
   // arithmetic is f32.
-  virtual void flash_attention_forward(Tensor out, Tensor lse, AttentionHeads q, AttentionHeads k, AttentionHeads v,
+  virtual void flash_attention_forward(Tensor out, Tensor lse, HeadsView q, HeadsView k, HeadsView v,
                                        const AttentionSpec& spec) = 0;
-  virtual void flash_attention_backward(AttentionHeads dq, AttentionHeads dk, AttentionHeads dv, Tensor dout,
-                                        AttentionHeads q, AttentionHeads k, AttentionHeads v, Tensor out, Tensor lse,
+  virtual void flash_attention_backward(HeadsView dq, HeadsView dk, HeadsView dv, Tensor dout,
+                                        HeadsView q, HeadsView k, HeadsView v, Tensor out, Tensor lse,
                                         const AttentionSpec& spec) = 0;
 
   // ---- token + position embedding ---------------------------------------------

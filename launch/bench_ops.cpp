@@ -136,7 +136,7 @@ int run_ops(int argc, char** argv) {
       pos = comma + 1;
       Buffer qkv = local({Ba, Ts, 3 * C}, 1.0f), dout = local({Ba, Ts, C}, 1.0f);
       Buffer out(*be, {Ba, Ts, C}, act), dqkv(*be, {Ba, Ts, 3 * C}, act), lse(*be, {Ba, H, Ts}, DType::f32);
-      auto part = [&](Tensor x, std::int64_t i) { return AttentionHeads::in(x, i * C, H, D); };
+      auto part = [&](Tensor x, std::int64_t i) { return HeadsView::in(x, i * C, H, D); };
       auto tiled_fwd = [&] { be->flash_attention_forward(out, lse, part(qkv, 0), part(qkv, 1), part(qkv, 2), {}); };
       auto tiled_all = [&] {
         tiled_fwd();
@@ -248,7 +248,7 @@ int run_ops(int argc, char** argv) {
   {  // the tiled kernel on the same qkv (causal MHA; backward after one forward for out and lse)
     const std::int64_t D = C / H;
     Tensor lse_a = randn32({B, H, T});
-    auto part = [&](Tensor t, std::int64_t i) { return AttentionHeads::in(t, i * C, H, D); };
+    auto part = [&](Tensor t, std::int64_t i) { return HeadsView::in(t, i * C, H, D); };
     time("flash attention fwd (tiled)", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), att_fl,
          [&] { be->flash_attention_forward(att, lse_a, part(qkv, 0), part(qkv, 1), part(qkv, 2), {}); });
     time("flash attention bwd (tiled)", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), 2 * att_fl, [&] {

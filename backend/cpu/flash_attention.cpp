@@ -2,7 +2,7 @@
 // order, online softmax of Milakov & Gimelshein), forward and backward.
 //
 // Shapes (backend/backend.h): q (B,Tq,Hq,D), k and v (B,Tk,Hkv,D), read in place through
-// AttentionHeads views (so the layer's fused qkv needs no copy); out (B,Tq,Hq*D) (=);
+// HeadsView views (so the layer's fused qkv needs no copy); out (B,Tq,Hq*D) (=);
 // lse (B,Hq,Tq) f32 (=). Backward writes dq, dk, dv (=).
 // Forward: one work item per (b, query head, tile of kBr query rows), each looping over
 // tiles of kBc keys: S = scale Q K^T by a single-threaded sgemm on the tile, the mask and
@@ -39,7 +39,7 @@ void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, f
               int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-// A resolved AttentionHeads: element (b, t, h, d) at p + ((b * T + t) * W + h * D + d) * esize.
+// A resolved HeadsView: element (b, t, h, d) at p + ((b * T + t) * W + h * D + d) * esize.
 struct Heads {
   char* p = nullptr;
   std::int64_t B = 0, T = 0, W = 0, H = 0, D = 0, esize = 4;
@@ -47,7 +47,7 @@ struct Heads {
   char* at(std::int64_t b, std::int64_t t, std::int64_t h) const { return p + ((b * T + t) * W + h * D) * esize; }
 };
 
-Heads resolve(const char* op, const char* name, const AttentionHeads& a) {
+Heads resolve(const char* op, const char* name, const HeadsView& a) {
   const Tensor& x = a.base;
   LOOM_CHECK(x.shape.rank() >= 3, "", "{}: {} is {}; expected (B,T,...) holding the heads", op, name, x.str());
   std::int64_t W = 1;
@@ -158,8 +158,8 @@ inline float exp_row(float* row, std::int64_t nc, std::int64_t a, std::int64_t e
 
 }  // namespace
 
-void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, AttentionHeads qa, AttentionHeads ka,
-                             AttentionHeads va, const AttentionSpec& spec) {
+void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa, HeadsView ka,
+                             HeadsView va, const AttentionSpec& spec) {
   const char* op = "flash_attention_forward";
   const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);
   const Geometry g = check_geometry(op, q, k, v, out, lse, spec);
@@ -222,8 +222,8 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, AttentionHead
   }
 }
 
-void flash_attention_backward(Context& ctx, AttentionHeads dqa, AttentionHeads dka, AttentionHeads dva, Tensor dout,
-                              AttentionHeads qa, AttentionHeads ka, AttentionHeads va, Tensor out, Tensor lse,
+void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsView dva, Tensor dout,
+                              HeadsView qa, HeadsView ka, HeadsView va, Tensor out, Tensor lse,
                               const AttentionSpec& spec) {
   const char* op = "flash_attention_backward";
   const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);

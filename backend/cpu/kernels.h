@@ -48,10 +48,10 @@ void attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, 
                         int heads);
 
 // ---- flash_attention.cpp: the tiled attention (backend.h, "memory-efficient tiled attention")
-void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, AttentionHeads q, AttentionHeads k,
-                             AttentionHeads v, const AttentionSpec& spec);
-void flash_attention_backward(Context& ctx, AttentionHeads dq, AttentionHeads dk, AttentionHeads dv, Tensor dout,
-                              AttentionHeads q, AttentionHeads k, AttentionHeads v, Tensor out, Tensor lse,
+void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView q, HeadsView k,
+                             HeadsView v, const AttentionSpec& spec);
+void flash_attention_backward(Context& ctx, HeadsView dq, HeadsView dk, HeadsView dv, Tensor dout,
+                              HeadsView q, HeadsView k, HeadsView v, Tensor out, Tensor lse,
                               const AttentionSpec& spec);
 
 // ---- embedding.cpp

@@ -329,12 +329,12 @@ class CudaBackend final : public Backend {
   // ---- memory-efficient tiled attention: not yet on the CUDA backend ----------------------
   // (backend/backend.h; the CPU kernel is backend/cpu/flash_attention.cpp.) A CUDA kernel
   // is a later step; until then these throw, so a model that asks for it fails clearly.
-  void flash_attention_forward(Tensor, Tensor, AttentionHeads, AttentionHeads, AttentionHeads,
+  void flash_attention_forward(Tensor, Tensor, HeadsView, HeadsView, HeadsView,
                                const AttentionSpec&) override {
     not_yet_available("flash_attention_forward");
   }
-  void flash_attention_backward(AttentionHeads, AttentionHeads, AttentionHeads, Tensor, AttentionHeads, AttentionHeads,
-                                AttentionHeads, Tensor, Tensor, const AttentionSpec&) override {
+  void flash_attention_backward(HeadsView, HeadsView, HeadsView, Tensor, HeadsView, HeadsView,
+                                HeadsView, Tensor, Tensor, const AttentionSpec&) override {
     not_yet_available("flash_attention_backward");
   }
   // ---- end of the tiled attention block ------------------------------------------------------

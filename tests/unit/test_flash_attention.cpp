@@ -152,7 +152,7 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
     Vec qkv = ref::randn(B * T * W, seed, amp);
     Buffer bqkv = ref::make(be, {B, T, W}, dt, qkv);
     Buffer dqkv = ref::filled(be, {B, T, W}, dt, NAN);
-    auto part = [&](Tensor x, i64 off, i64 n) { return AttentionHeads::in(x, off, n, D); };
+    auto part = [&](Tensor x, i64 off, i64 n) { return HeadsView::in(x, off, n, D); };
     be.flash_attention_forward(out, lse, part(bqkv, 0, Hq), part(bqkv, Hq * D, Hkv), part(bqkv, (Hq + Hkv) * D, Hkv),
                                spec);
     be.flash_attention_backward(part(dqkv, 0, Hq), part(dqkv, Hq * D, Hkv), part(dqkv, (Hq + Hkv) * D, Hkv), bdout,
@@ -176,7 +176,7 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
            bv = ref::make(be, {B, Tk, Hkv, D}, dt, r.v);
     Buffer dq = ref::filled(be, {B, T, Hq, D}, dt, NAN), dk = ref::filled(be, {B, Tk, Hkv, D}, dt, NAN),
            dv = ref::filled(be, {B, Tk, Hkv, D}, dt, NAN);
-    auto of = [](Tensor x, i64 h) { return AttentionHeads::of(x, h); };
+    auto of = [](Tensor x, i64 h) { return HeadsView::of(x, h); };
     be.flash_attention_forward(out, lse, of(bq, Hq), of(bk, Hkv), of(bv, Hkv), spec);
     be.flash_attention_backward(of(dq, Hq), of(dk, Hkv), of(dv, Hkv), bdout, of(bq, Hq), of(bk, Hkv), of(bv, Hkv), out,
                                 lse, spec);
@@ -290,7 +290,7 @@ TEST_F(FlashAttention, EqualsDenseAttentionOp) {
     be->attention_forward(out, probs, bqkv, int(H));
     be->attention_backward(dqkv, scratch, dout, bqkv, probs, int(H));
     Buffer fout(*be, {B, T, C}, DType::f32), lse(*be, {B, H, T}, DType::f32), fd(*be, {B, T, 3 * C}, DType::f32);
-    auto part = [&](Tensor x, i64 i) { return AttentionHeads::in(x, i * C, H, D); };
+    auto part = [&](Tensor x, i64 i) { return HeadsView::in(x, i * C, H, D); };
     be->flash_attention_forward(fout, lse, part(bqkv, 0), part(bqkv, 1), part(bqkv, 2), {});
     be->flash_attention_backward(part(fd, 0), part(fd, 1), part(fd, 2), dout, part(bqkv, 0), part(bqkv, 1),
                                  part(bqkv, 2), fout, lse, {});
@@ -323,7 +323,7 @@ TEST_F(FlashAttention, SameBitsForAnyThreadCount) {
 
 TEST_F(FlashAttention, RejectsBadShapes) {
   Buffer qkv(*be, {1, 4, 5 * 2}, DType::f32), out(*be, {1, 4, 3 * 2}, DType::f32), lse(*be, {1, 3, 4}, DType::f32);
-  auto h = [&](i64 off, i64 n) { return AttentionHeads::in(qkv, off, n, 2); };
+  auto h = [&](i64 off, i64 n) { return HeadsView::in(qkv, off, n, 2); };
   // 3 query heads over 2 kv heads: not a multiple
   EXPECT_THROW(be->flash_attention_forward(out, lse, h(0, 3), h(4, 2), h(6, 2), {}), Error);
   // v runs past the row
