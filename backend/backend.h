@@ -36,6 +36,14 @@ struct MatmulOpts {
   float alpha = 1.0f;              // out (+)= alpha * op(a) op(b) + bias
 };
 
+// Attention's heads (backend.h, grouped_attention_*): `heads` query heads share `kv_heads`
+// key/value heads (query head h uses kv head h / (heads / kv_heads)); `alibi_slopes`
+// (heads) f32, when not empty, adds -slope_h * (t - s) to the score of query t, key s.
+struct AttentionHeads {
+  int heads = 0, kv_heads = 0;
+  Tensor alibi_slopes;
+};
+
 struct AdamWArgs {
   float lr = 0;
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
@@ -130,6 +138,36 @@ public:
   // dqkv (=) (B,T,3*H*D); scratch (B,H,T,T) f32, overwritten.
   virtual void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
                                   int heads) = 0;
+
+  // ---- the modern decoder's parts (Llama-style; docs/models.md) ------------------
+  // RMSNorm over the last dim (Zhang & Sennrich): out = x * rstd * weight,
+  // rstd (N) f32 = 1 / sqrt(mean(x^2) + eps), saved for backward.
+  virtual void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) = 0;
+  // dx (=|+=) ; dweight +=.
+  virtual void rmsnorm_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor weight, Tensor rstd,
+                                Accumulate dx_acc) = 0;
+  // ReLU: out = max(x, 0); backward's dx may alias dout.
+  virtual void relu_forward(Tensor out, Tensor x) = 0;
+  virtual void relu_backward(Tensor dx, Tensor dout, Tensor x) = 0;
+  // SwiGLU (Shazeer 2020): h (N, 2F) holds [gate | up] per row; out (N, F) = silu(gate) * up,
+  // silu(g) = g / (1 + exp(-g)). Backward: dh (N, 2F) (=) from dout (N, F) and h.
+  virtual void swiglu_forward(Tensor out, Tensor h) = 0;
+  virtual void swiglu_backward(Tensor dh, Tensor dout, Tensor h) = 0;
+  // Rotary positions (RoPE, Su et al.), in place on the q and k heads of a fused
+  // qkv (B,T,(H + 2 Hkv) D) (v untouched): at position t, channels (i, i + D/2) of each
+  // head are rotated by the angle t * base^(-2i/D), i < D/2 (the "rotate half" pairing
+  // of GPT-NeoX and Hugging Face Llama). Backward rotates dq and dk back (the inverse,
+  // angle -t * ...), in place on dqkv.
+  virtual void rope_forward(Tensor qkv, int heads, int kv_heads, float base) = 0;
+  virtual void rope_backward(Tensor dqkv, int heads, int kv_heads, float base) = 0;
+  // Causal attention with grouped key/value heads and optional ALiBi (AttentionHeads):
+  // qkv (B,T,(H + 2 Hkv) D) = [q heads | k heads | v heads]; out (B,T,H D); probs
+  // (B,H,T,T) f32 as attention_forward. With kv_heads == heads and no slopes it computes
+  // what attention_forward does. Backward: dqkv (=); a kv head's gradient is the sum
+  // over its query heads; scratch (B,H,T,T) f32, overwritten.
+  virtual void grouped_attention_forward(Tensor out, Tensor probs, Tensor qkv, const AttentionHeads& a) = 0;
+  virtual void grouped_attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
+                                          const AttentionHeads& a) = 0;
 
   // ---- memory-efficient tiled attention (FlashAttention-2 loop order) -------------------
   // Online softmax over tiles of keys: the (Tq x Tk) scores are never stored. Forward

@@ -107,6 +107,26 @@ void validate(const ModelConfig& m) {
   LOOM_CHECK(m.vocab > 0, "set model.vocab or give a dataset (data.train) to take it from",
              "model.vocab must be > 0, got {}", m.vocab);
   LOOM_CHECK(m.seq_len > 0, "", "model.seq_len must be > 0, got {}", m.seq_len);
+  LOOM_CHECK(m.norm == "layernorm" || m.norm == "rmsnorm", "use layernorm (GPT-2) or rmsnorm (Llama)",
+             "model.norm must be layernorm or rmsnorm, got '{}'", m.norm);
+  LOOM_CHECK(m.mlp == "gelu" || m.mlp == "relu" || m.mlp == "swiglu", "use gelu (GPT-2), relu or swiglu (Llama)",
+             "model.mlp must be gelu, relu or swiglu, got '{}'", m.mlp);
+  LOOM_CHECK(m.positions == "learned" || m.positions == "sinusoidal" || m.positions == "rope" ||
+                 m.positions == "alibi",
+             "use learned (GPT-2), sinusoidal, rope (Llama) or alibi",
+             "model.positions must be learned, sinusoidal, rope or alibi, got '{}'", m.positions);
+  LOOM_CHECK(std::isfinite(m.rope_base) && m.rope_base > 1, "e.g. 10000, the RoFormer / Llama value",
+             "model.rope_base must be a finite number > 1, got {}", m.rope_base);
+  LOOM_CHECK(std::isfinite(m.norm_eps) && m.norm_eps > 0, "e.g. 1e-5", "model.norm_eps must be > 0, got {}",
+             m.norm_eps);
+  LOOM_CHECK(m.positions != "rope" || m.head_size() % 2 == 0, "pick channels / heads even",
+             "model.positions rope rotates pairs of channels: the head size channels / heads = {} must be even",
+             m.head_size());
+  LOOM_CHECK(m.kv_heads >= 0, "0 means as many as model.heads", "model.kv_heads must be >= 0, got {}", m.kv_heads);
+  LOOM_CHECK(m.heads % m.kv_head_count() == 0, "pick model.kv_heads dividing model.heads (e.g. heads 8, kv_heads 2)",
+             "model.kv_heads ({}) must divide model.heads ({}): each key/value head serves heads / kv_heads query "
+             "heads",
+             m.kv_head_count(), m.heads);
 }
 
 void validate(const RunConfig& c) {
@@ -205,6 +225,9 @@ void validate_layout(RunConfig& c, int world) {
              "model.heads ({}) is not divisible by parallel.tp ({})", m.heads, p.tp);
   LOOM_CHECK(m.ffn_size() % p.tp == 0, "pick parallel.tp dividing model.ffn",
              "model.ffn ({}) is not divisible by parallel.tp ({})", m.ffn_size(), p.tp);
+  LOOM_CHECK(m.kv_head_count() % p.tp == 0, "pick parallel.tp dividing model.kv_heads (or more kv_heads)",
+             "model.kv_heads ({}) is not divisible by parallel.tp ({}): each tp rank holds whole key/value heads",
+             m.kv_head_count(), p.tp);
   const TrainConfig& t = c.train;
   if (p.sequence_parallel) {
     LOOM_CHECK(p.tp > 1, "set parallel.tp > 1 or turn parallel.sequence_parallel off",

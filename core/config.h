@@ -20,9 +20,29 @@ struct ModelConfig {
   std::int64_t vocab = 0;      // 0: the dataset's vocabulary
   std::int64_t seq_len = 256;  // maximum sequence length (rows of wpe)
   std::string init;            // weights file to start from (empty: random init)
+  // The decoder's parts (docs/models.md has each formula and its tensor-parallel split).
+  // The defaults are GPT-2's; every other value is a Llama-style choice.
+  std::string norm = "layernorm";     // layernorm | rmsnorm (weight only, no bias)
+  std::string mlp = "gelu";           // gelu | relu | swiglu (gate and up projections, silu(gate) * up)
+  std::string positions = "learned";  // learned (wpe) | sinusoidal | rope | alibi
+  double rope_base = 10000;           // rope: the frequencies are rope_base^(-2i/D)
+  double norm_eps = 1e-5;             // both norms
+  std::int64_t kv_heads = 0;          // key/value heads (grouped-query attention); 0: heads
 
-  std::int64_t ffn_size() const { return ffn > 0 ? ffn : 4 * channels; }
+  // ffn = 0: 4 * channels, or for swiglu Llama's 2/3 of it (8C/3) rounded up to a multiple
+  // of 64 (Llama rounds to 256; give model.ffn to match a particular Llama).
+  std::int64_t ffn_size() const {
+    if (ffn > 0) return ffn;
+    return mlp == "swiglu" ? (8 * channels / 3 + 63) / 64 * 64 : 4 * channels;
+  }
   std::int64_t head_size() const { return channels / heads; }
+  std::int64_t kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
+  // Rows of c_attn: q (heads * D), then k and v (kv_heads * D each).
+  std::int64_t qkv_size() const { return (heads + 2 * kv_head_count()) * head_size(); }
+  // GPT-2 itself: the parts `loom-ckpt export --hf` (a Hugging Face GPT-2) can write.
+  bool is_gpt2() const {
+    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads;
+  }
   // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
   // efficiency and tensor-parallel splits; padded logits are excluded from the loss.
   std::int64_t padded_vocab() const { return (vocab + 127) / 128 * 128; }

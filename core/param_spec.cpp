@@ -34,11 +34,13 @@ std::int64_t global_index(const ParamSpec& s, std::int64_t i) {
   const std::int64_t cols = s.shape.rank() == 2 ? s.shape[1] : 1;
   const std::int64_t r = i / cols, c = i % cols;
   if (h.split == Shard::Split::cols) return r * cols * h.parts + std::int64_t(h.index) * cols + c;
-  // rows, inside row blocks: local block b holds rows [b*lb, (b+1)*lb) of this rank's
-  // share of global block b, which starts at b * (lb * parts).
-  const std::int64_t lb = s.shape[0] / h.row_blocks;  // local rows per block
-  const std::int64_t b = r / lb, within = r % lb;
-  return (b * lb * h.parts + std::int64_t(h.index) * lb + within) * cols + c;
+  // rows, inside row blocks: local block b holds rows [start_b, start_b + lb) of this
+  // rank's share of global block b, which starts at start_b * parts (every block splits
+  // into parts equal shares). Block 0 has lead_block_factor units of u rows, the others one.
+  const std::int64_t u = s.shape[0] / h.row_units(), lead = std::int64_t(h.lead_block_factor) * u;
+  const std::int64_t b = r < lead ? 0 : 1 + (r - lead) / u;
+  const std::int64_t start = b == 0 ? 0 : lead + (b - 1) * u, lb = b == 0 ? lead : u, within = r - start;
+  return (start * h.parts + std::int64_t(h.index) * lb + within) * cols + c;
 }
 
 }  // namespace loom

@@ -20,13 +20,18 @@ enum class ParamRole : std::uint8_t { matrix, bias, norm, embedding };
 
 // Which part of the global (unsharded) tensor this rank holds, for tensor
 // parallelism: `rows` splits dim 0 into `parts` (inside each of `row_blocks`
-// equal blocks: c_attn's q | k | v, so a rank gets its heads of each), `cols`
-// splits the last dim. The default holds the whole tensor.
+// blocks: c_attn's q | k | v, so a rank gets its heads of each), `cols`
+// splits the last dim. The default holds the whole tensor. The blocks are equal,
+// except that the first is `lead_block_factor` times the others (grouped-query
+// attention: q has heads / kv_heads times the rows of k and of v).
 struct Shard {
   enum class Split : std::uint8_t { none, rows, cols };
   Split split = Split::none;
   int parts = 1, index = 0;
   int row_blocks = 1;
+  int lead_block_factor = 1;
+  // Row blocks in units of the smaller blocks: row_blocks - 1 + lead_block_factor.
+  int row_units() const { return row_blocks - 1 + lead_block_factor; }
 };
 
 enum class TpReplicated : bool { no = false, yes = true };

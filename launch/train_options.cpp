@@ -34,6 +34,20 @@ struct Table {
         ("model.vocab", po::value(&c.model.vocab)->default_value(c.model.vocab),
          "vocabulary (0: the dataset's); padded to a multiple of 128 internally")
         ("model.seq_len", po::value(&c.model.seq_len)->default_value(c.model.seq_len), "sequence length T")
+        ("model.norm", po::value(&c.model.norm)->default_value(c.model.norm),
+         "layernorm (GPT-2) or rmsnorm (Llama: x / rms(x) * weight, no bias)")
+        ("model.mlp", po::value(&c.model.mlp)->default_value(c.model.mlp),
+         "gelu (GPT-2), relu, or swiglu (Llama: down(silu(gate(x)) * up(x)), model.ffn the width of gate and up)")
+        ("model.positions", po::value(&c.model.positions)->default_value(c.model.positions),
+         "learned (GPT-2's wpe), sinusoidal (Vaswani et al., no parameter), rope (rotary, on q and k) or alibi "
+         "(Press et al.'s linear biases per head)")
+        ("model.rope_base", po::value(&c.model.rope_base)->default_value(c.model.rope_base),
+         "rope: the base of the rotation frequencies, rope_base^(-2i/head_size)")
+        ("model.norm_eps", po::value(&c.model.norm_eps)->default_value(c.model.norm_eps),
+         "epsilon of the norms (layernorm and rmsnorm)")
+        ("model.kv_heads", po::value(&c.model.kv_heads)->default_value(c.model.kv_heads),
+         "key/value heads, grouped-query attention (0: model.heads; must divide model.heads, and parallel.tp must "
+         "divide it)")
         ("model.init", po::value(&c.model.init), "weights file (HDF5) or checkpoint (step_N/ or a run directory) to start from; fresh optimizer and step");
     train.add_options()
         ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps")
@@ -206,12 +220,28 @@ void check_init_matches_options(const ModelConfig& options, const ModelConfig& f
                             theirs),
                 fmt::format("the architecture comes from the weights file: drop --{} or start from other weights", name));
   }
+  const std::tuple<const char*, std::string, std::string> parts[] = {
+      {"model.norm", options.norm, file.norm},
+      {"model.mlp", options.mlp, file.mlp},
+      {"model.positions", options.positions, file.positions},
+      {"model.kv_heads", std::to_string(options.kv_head_count()), std::to_string(file.kv_head_count())},
+      {"model.rope_base", fmt::format("{}", options.rope_base), fmt::format("{}", file.rope_base)},
+      {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)}};
+  for (const auto& [name, mine, theirs] : parts) {
+    if (!given.contains(name) || mine == theirs) continue;
+    throw Error(fmt::format("{} = {} was given, but model.init '{}' holds a model with {} = {}", name, mine, path, name,
+                            theirs),
+                fmt::format("the architecture comes from the weights file: drop --{} or start from other weights", name));
+  }
 }
 
 std::string to_ini(const RunConfig& c) {
   std::ostringstream o;
   o << "[model]\nlayers = " << c.model.layers << "\nchannels = " << c.model.channels << "\nheads = " << c.model.heads
-    << "\nffn = " << c.model.ffn_size() << "\nvocab = " << c.model.vocab << "\nseq_len = " << c.model.seq_len << "\n";
+    << "\nffn = " << c.model.ffn_size() << "\nvocab = " << c.model.vocab << "\nseq_len = " << c.model.seq_len
+    << "\nnorm = " << c.model.norm << "\nmlp = " << c.model.mlp << "\npositions = " << c.model.positions
+    << "\nrope_base = " << c.model.rope_base << "\nnorm_eps = " << c.model.norm_eps
+    << "\nkv_heads = " << c.model.kv_head_count() << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute

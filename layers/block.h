@@ -1,4 +1,4 @@
-// layers/block.h — the pre-LN transformer block of GPT-2:
+// layers/block.h — the pre-LN transformer block of GPT-2 (and Llama, with its parts):
 //     x1 = x  + attn(ln_1(x))
 //     y  = x1 + mlp(ln_2(x1))
 // x, y (B,T,C). Backward takes dresid = dL/dy and turns it, in place, into
@@ -27,9 +27,10 @@ struct Block {
     Mlp::Saved mlp;
   };
   struct Scratch {
-    Attention::Scratch attn;  // dqkv (B,T,3C), datt (B,T,C), dprobs (B,H,T,T)
+    Attention::Scratch attn;  // dqkv (B,T,(H + 2 Hkv) D), datt (B,T,C), dprobs (B,H,T,T)
     Tensor dln;               // (B,T,C): gradient at a layernorm output (SP: (N/tp, C))
     Tensor dbig;              // (B,T,F): MLP hidden gradient
+    Tensor dh;                // (B,T,2F): SwiGLU's [gate | up] gradient (empty otherwise)
   };
 
   void forward(Backend& be, Tensor y, Tensor x, const Saved& s) const {
@@ -43,7 +44,7 @@ struct Block {
 
   void backward(Backend& be, Tensor dresid, Tensor x, const Saved& s, const Scratch& k) const {
     // dresid = dL/dy; the skip connection passes it to x1 unchanged.
-    mlp.backward(be, k.dln, dresid, s.ln_2_out, s.mlp, k.dbig);
+    mlp.backward(be, k.dln, dresid, s.ln_2_out, s.mlp, k.dbig, k.dh);
     ln_2.backward(be, dresid, k.dln, s.x1, s.ln_2);  // dresid = dL/dx1
     attn.backward(be, k.dln, dresid, s.ln_1_out, s.attn, k.attn);
     ln_1.backward(be, dresid, k.dln, x, s.ln_1);  // dresid = dL/dx

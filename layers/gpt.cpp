@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "layers/positions.h"
 #include "parallel/local_communicator.h"
 
 namespace loom {
@@ -47,6 +48,9 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
       params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_), options.dtype),
       mem_(be),
       recompute_(options.recompute),
+      norm_(cfg.norm == "rmsnorm" ? NormKind::rmsnorm : NormKind::layernorm),
+      mlp_(cfg.mlp == "swiglu" ? MlpKind::swiglu : cfg.mlp == "relu" ? MlpKind::relu : MlpKind::gelu),
+      positions_(parse_positions(cfg.positions)),
       loss_{&tp_, vocab_start_, cfg.vocab} {
   validate(cfg);
   LOOM_CHECK(B > 0 && T > 0, "", "model: batch ({}) and sequence length ({}) must be positive", B, T);
@@ -58,6 +62,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
              "", "model: give one slot count >= 1 per chunk ({} chunks, {} counts)", stage_.chunks.size(), slots.size());
   const std::int64_t p = tp_.size(), C = cfg.channels, N = B * T;
   const std::int64_t Cl = C / p, Fl = cfg.ffn_size() / p, Hl = cfg.heads / p;  // this tp rank's share
+  const std::int64_t QKVl = cfg.qkv_size() / p;
   if (options.sequence_parallel) {
     LOOM_CHECK(p > 1, "set parallel.tp > 1 or turn parallel.sequence_parallel off",
                "sequence parallelism splits over tp; it needs parallel.tp > 1");
@@ -79,12 +84,29 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
     c.embeds = stage_.embeds(int(v));
     c.has_loss = stage_.has_loss(int(v));
   }
+  // Fixed position information, uploaded once: the sinusoidal table (added by the embedding,
+  // like wpe) and ALiBi's slopes of this tp rank's global heads [rank * Hl, (rank + 1) * Hl).
+  const std::string constants = "position constants";
+  const bool embeds = std::any_of(chunks_.begin(), chunks_.end(), [](const Chunk& c) { return c.embeds; });
+  if (positions_ == Positions::sinusoidal && embeds) {
+    std::vector<float> table = sinusoidal_table(T, C);
+    Buffer wide(be_, Shape{T, C}, DType::f32);  // construction only, freed before step 1
+    be_.copy(wide, host_tensor(table.data(), Shape{T, C}));
+    pos_table_ = act(constants, {T, C});
+    be_.cast(pos_table_, wide);
+  }
+  if (positions_ == Positions::alibi) {
+    const std::vector<float> all = alibi_slopes(cfg.heads);
+    alibi_ = f32(constants, {Hl});
+    be_.copy(alibi_, host_tensor(const_cast<float*>(all.data()) + tp_.rank() * Hl, Shape{Hl}));
+  }
   // Buckets in the order backward completes them: chunks last to first.
   for (std::size_t v = chunks_.size(); v-- > 0;) build_chunk(chunks_[v], slots[v]);
   const std::string scratch = "backward scratch (shared by all layers)";
-  scratch_.attn = {act(scratch, {B, T, 3 * Cl}), act(scratch, {B, T, Cl}), f32(scratch, {B, Hl, T, T})};
+  scratch_.attn = {act(scratch, {B, T, QKVl}), act(scratch, {B, T, Cl}), f32(scratch, {B, Hl, T, T})};
   scratch_.dln = act(scratch, stream_shape());
   scratch_.dbig = act(scratch, {N, Fl});
+  if (mlp_ == MlpKind::swiglu) scratch_.dh = act(scratch, {N, 2 * Fl});
   if (std::any_of(chunks_.begin(), chunks_.end(), [](const Chunk& c) { return c.has_loss; }))
     loss_rows_ = f32("loss accumulator", {N});
   if (!loss_rows_.empty()) be_.fill(loss_rows_, 0.0f);
@@ -93,6 +115,8 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
 void Gpt::build_chunk(Chunk& c, int slots) {
   const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_, L = c.layer_end - c.layer_begin;
   const std::int64_t Hl = cfg_.heads / p, Vl = cfg_.padded_vocab() / p, Nl = stream_rows();
+  const std::int64_t KVl = cfg_.kv_head_count() / p;
+  const bool rms = norm_ == NormKind::rmsnorm, learned = positions_ == Positions::learned;
   auto bucket = [&](std::size_t first, std::size_t last) {
     buckets_.push_back({first, last});
     return buckets_.size() - 1;
@@ -101,30 +125,38 @@ void Gpt::build_chunk(Chunk& c, int slots) {
     const std::string w = layer_name(l, (name + ".weight").c_str()), b = layer_name(l, (name + ".bias").c_str());
     return Linear{params_.param(w), params_.param(b), params_.grad(w), params_.grad(b)};
   };
-  auto norm = [&](const std::string& prefix) {
-    return LayerNorm{params_.param(prefix + ".weight"), params_.param(prefix + ".bias"),
-                     params_.grad(prefix + ".weight"), params_.grad(prefix + ".bias"), sp()};
+  auto norm = [&](const std::string& prefix) {  // rmsnorm: weight only
+    const std::string w = prefix + ".weight", b = prefix + ".bias";
+    return LayerNorm{params_.param(w), rms ? Tensor{} : params_.param(b), params_.grad(w),
+                     rms ? Tensor{} : params_.grad(b), sp(), norm_, float(cfg_.norm_eps)};
   };
+  // The last parameter of a norm (its bias, or its weight for rmsnorm).
+  auto norm_last = [&](const std::string& prefix) { return params_.index(prefix + (rms ? ".weight" : ".bias")); };
   if (c.embeds || c.has_loss) c.wte = params_.param("wte"), c.dwte = params_.grad("wte");
-  if (c.embeds) c.wpe = params_.param("wpe"), c.dwpe = params_.grad("wpe");
+  if (c.embeds && learned) c.wpe = params_.param("wpe"), c.dwpe = params_.grad("wpe");
   if (c.has_loss) {
     c.ln_f = norm("ln_f");
-    c.b_ln_f = bucket(params_.index("ln_f.weight"), params_.index("ln_f.bias") + 1);
+    c.b_ln_f = bucket(params_.index("ln_f.weight"), norm_last("ln_f") + 1);
     if (!c.embeds) c.b_head = bucket(params_.index("wte"), params_.index("wte") + 1);
   }
   c.b_blocks.assign(std::size_t(L), kNone);
   for (std::int64_t l = c.layer_begin; l < c.layer_end; ++l) {
     Block b;
     b.ln_1 = norm(layer_name(l, "ln_1"));
-    b.attn = Attention{{lin(l, "attn.c_attn"), &tp_, sp()}, {lin(l, "attn.c_proj"), &tp_, sp()}, int(Hl)};
+    b.attn = Attention{{lin(l, "attn.c_attn"), &tp_, sp()},
+                       {lin(l, "attn.c_proj"), &tp_, sp()},
+                       int(Hl),
+                       int(KVl),
+                       positions_ == Positions::rope ? float(cfg_.rope_base) : 0.0f,
+                       alibi_};
     b.ln_2 = norm(layer_name(l, "ln_2"));
-    b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_, sp()}, {lin(l, "mlp.c_proj"), &tp_, sp()}};
+    b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_, sp()}, {lin(l, "mlp.c_proj"), &tp_, sp()}, mlp_};
     c.blocks.push_back(b);
   }
   for (std::int64_t l = c.layer_end; l-- > c.layer_begin;)
     c.b_blocks[std::size_t(l - c.layer_begin)] =
         bucket(params_.index(layer_name(l, "ln_1.weight")), params_.index(layer_name(l, "mlp.c_proj.bias")) + 1);
-  if (c.embeds) c.b_embed = bucket(params_.index("wte"), params_.index("wpe") + 1);
+  if (c.embeds) c.b_embed = bucket(params_.index("wte"), params_.index(learned ? "wpe" : "wte") + 1);
 
   // ---- activations: exactly what forward saves for backward, per slot
   const std::string blocks = "activations: blocks", head = "activations: final norm, logits, loss";
@@ -145,7 +177,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
     if (c.has_loss) {
       s.targets = f32("token ids", {B_, T_});
       s.ln_f_out = act(head, {Nl, C});  // SP: gathered again for the head's backward
-      s.ln_f_saved = {f32(head, {Nl}), f32(head, {Nl})};
+      s.ln_f_saved = {rms ? Tensor{} : f32(head, {Nl}), f32(head, {Nl})};  // rmsnorm keeps no mean
       s.logits = act(head, {N, Vl});  // 16-bit logits; the loss is computed in f32 from them
       s.loss = {f32(head, {N}), f32(head, {2, N}), f32(head, {N})};
     }
@@ -159,17 +191,19 @@ void Gpt::build_chunk(Chunk& c, int slots) {
 Block::Saved Gpt::alloc_block_saved(const std::string& category, bool with_probs) {
   const std::int64_t p = tp_.size(), C = cfg_.channels, N = B_ * T_;
   const std::int64_t Cl = C / p, Fl = cfg_.ffn_size() / p, Hl = cfg_.heads / p, Nl = stream_rows();
+  const std::int64_t QKVl = cfg_.qkv_size() / p, Hdl = mlp_ == MlpKind::swiglu ? 2 * Fl : Fl;  // h: [gate | up]
+  const bool rms = norm_ == NormKind::rmsnorm;
   Block::Saved b;
   b.ln_1_out = act(category, stream_shape());
   b.ln_2_out = act(category, stream_shape());
   b.x1 = act(category, stream_shape());
   b.attn.att = act(category, {B_, T_, Cl});
-  b.attn.qkv = act(category, {B_, T_, 3 * Cl});
-  b.mlp.h = act(category, {N, Fl});
+  b.attn.qkv = act(category, {B_, T_, QKVl});
+  b.mlp.h = act(category, {N, Hdl});
   b.mlp.g = act(category, {N, Fl});
   if (with_probs) b.attn.probs = f32(category, {B_, Hl, T_, T_});  // softmax statistics stay f32
-  b.ln_1 = {f32(category, {Nl}), f32(category, {Nl})};
-  b.ln_2 = {f32(category, {Nl}), f32(category, {Nl})};
+  b.ln_1 = {rms ? Tensor{} : f32(category, {Nl}), f32(category, {Nl})};  // rmsnorm keeps no mean
+  b.ln_2 = {rms ? Tensor{} : f32(category, {Nl}), f32(category, {Nl})};
   return b;
 }
 
@@ -228,8 +262,11 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
     // Vocabulary-parallel embedding: each tp rank adds the rows it holds (zeros for
     // other tokens) and rank 0 the positions; the all-reduce completes the sum (SP: a
     // reduce-scatter, leaving this rank's rows of the stream).
+    // The position term: learned wpe, the fixed sinusoidal table, or none (rope and alibi
+    // put positions inside attention).
+    const Tensor pos = positions_ == Positions::learned ? c.wpe.slice_rows(0, T_) : pos_table_;
     be_.embedding_forward(sp() ? sp_.full : s.resid[0], ids(s.tokens, {B_, T_}), c.wte,
-                          tp_.rank() == 0 ? c.wpe.slice_rows(0, T_) : Tensor{}, vocab_start_);
+                          tp_.rank() == 0 ? pos : Tensor{}, vocab_start_);
     if (sp())
       tp_.reduce_scatter(s.resid[0], sp_.full);
     else
@@ -290,8 +327,8 @@ void Gpt::backward(int chunk, int slot, float dloss) {
   }
   if (!c.embeds) return;  // dinput = d loss / d input, for the previous virtual stage
   if (sp()) tp_.all_gather(sp_.full, dresid);  // every rank's embedding rows need all N rows' gradient
-  be_.embedding_backward(c.dwte, c.dwpe.slice_rows(0, T_), sp() ? sp_.full : dresid, ids(s.tokens, {B_, T_}),
-                         vocab_start_);
+  be_.embedding_backward(c.dwte, c.dwpe.empty() ? Tensor{} : c.dwpe.slice_rows(0, T_), sp() ? sp_.full : dresid,
+                         ids(s.tokens, {B_, T_}), vocab_start_);
   ready(c.b_embed);
 }
 

@@ -1,6 +1,7 @@
 // layers/gpt.h — the GPT-2 model as a StageModel (layers/stage_model.h): embedding,
 // L blocks, final layernorm, LM head tied to the token embedding, vocabulary-parallel
-// cross-entropy.
+// cross-entropy. Its parts are options (model.norm, mlp, positions, kv_heads; GPT-2's by
+// default), so the same class is also a Llama-style decoder (docs/models.md).
 //
 // Shapes: B micro-batch, T sequence (<= model.seq_len), C channels, H heads,
 // F ffn, V vocab, Vp padded vocab. All parameters live in one ParamStore
@@ -26,6 +27,7 @@
 
 #include "core/config.h"
 #include "layers/block.h"
+#include "layers/positions.h"
 #include "layers/stage_model.h"
 #include "layers/vocab_parallel_loss.h"
 #include "parallel/communicator.h"
@@ -169,6 +171,11 @@ private:
   std::function<void(std::size_t)> hook_;
   Block::Scratch scratch_;
   Recompute recompute_;
+  NormKind norm_;
+  MlpKind mlp_;
+  Positions positions_;
+  Tensor pos_table_;  // sinusoidal: (T, C), added by the embedding on tp rank 0
+  Tensor alibi_;      // alibi: (H / tp) slopes of this rank's heads
   SequenceParallel sp_;  // tp == nullptr: off
   Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention: its probs
   VocabParallelLoss loss_;

@@ -67,6 +67,9 @@ void Gpt::check_tp(const ModelConfig& m, int tp) {
              "model.heads ({}) is not divisible by parallel.tp ({})", m.heads, tp);
   LOOM_CHECK(m.ffn_size() % tp == 0, "pick parallel.tp dividing model.ffn",
              "model.ffn ({}) is not divisible by parallel.tp ({})", m.ffn_size(), tp);
+  LOOM_CHECK(m.kv_head_count() % tp == 0, "pick parallel.tp dividing model.kv_heads (or more kv_heads)",
+             "model.kv_heads ({}) is not divisible by parallel.tp ({}): each tp rank holds whole key/value heads",
+             m.kv_head_count(), tp);
   LOOM_CHECK(m.padded_vocab() % tp == 0, "pick parallel.tp dividing the padded vocabulary",
              "the padded vocabulary ({}, model.vocab {} rounded up to a multiple of 128) is not divisible by "
              "parallel.tp ({})",
@@ -76,14 +79,20 @@ void Gpt::check_tp(const ModelConfig& m, int tp) {
 std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, const GptStage& given) {
   check_tp(m, tp);
   const GptStage stage = given.chunks.empty() ? make_gpt_stage(m, given.stages, given.stage) : given;
-  const std::int64_t C = m.channels, F = m.ffn_size();
+  const std::int64_t C = m.channels, F = m.ffn_size(), QKV = m.qkv_size();
+  const bool rms = m.norm == "rmsnorm", swiglu = m.mlp == "swiglu";
+  const int group = int(m.heads / m.kv_head_count());  // query heads per key/value head
   const float std = 0.02f;
   // GPT-2 scales the init of the projections that write into the residual
   // stream by 1/sqrt(2 L) (two per block), keeping the stream's variance flat.
   const float proj_std = std / std::sqrt(2.0f * float(m.layers));
   using S = Shard::Split;
   using R = ParamRole;
-  const Shard rows{S::rows, tp, r, 1}, qkv_rows{S::rows, tp, r, 3}, cols{S::cols, tp, r, 1};
+  // c_attn's rows are [q | k | v] with q group times the size of k and v; SwiGLU's c_fc
+  // rows are [gate | up]: each tp rank holds its share of every block.
+  const Shard rows{S::rows, tp, r, 1}, qkv_rows{S::rows, tp, r, 3, group}, cols{S::cols, tp, r, 1};
+  const Shard fc_rows = swiglu ? Shard{S::rows, tp, r, 2} : rows;
+  const std::int64_t fc = swiglu ? 2 * F : F;
   const auto rep = TpReplicated::yes;
   // The tied wte: one copy on the embedding chunk, one on the head's (the same one when both are here).
   const ParamSpec wte{.name = "wte", .shape = {m.padded_vocab() / tp, C}, .init_std = std, .role = R::embedding,
@@ -93,7 +102,8 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
     const auto [l0, l1] = stage.chunks[std::size_t(v)];
     if (stage.embeds(v)) {
       s.push_back(wte);
-      s.push_back({.name = "wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
+      if (m.positions == "learned")
+        s.push_back({.name = "wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
     } else if (stage.has_loss(v)) {
       s.push_back(wte);
     }
@@ -104,21 +114,21 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
                      .tp_replicated = sh.split == S::none ? TpReplicated::yes : TpReplicated::no});
       };
       add("ln_1.weight", {C}, 0, 1, R::norm, {});
-      add("ln_1.bias", {C}, 0, 0, R::norm, {});
-      add("attn.c_attn.weight", {3 * C / tp, C}, std, 0, R::matrix, qkv_rows);
-      add("attn.c_attn.bias", {3 * C / tp}, 0, 0, R::bias, qkv_rows);
+      if (!rms) add("ln_1.bias", {C}, 0, 0, R::norm, {});
+      add("attn.c_attn.weight", {QKV / tp, C}, std, 0, R::matrix, qkv_rows);
+      add("attn.c_attn.bias", {QKV / tp}, 0, 0, R::bias, qkv_rows);
       add("attn.c_proj.weight", {C, C / tp}, proj_std, 0, R::matrix, cols);
       add("attn.c_proj.bias", {C}, 0, 0, R::bias, {});
       add("ln_2.weight", {C}, 0, 1, R::norm, {});
-      add("ln_2.bias", {C}, 0, 0, R::norm, {});
-      add("mlp.c_fc.weight", {F / tp, C}, std, 0, R::matrix, rows);
-      add("mlp.c_fc.bias", {F / tp}, 0, 0, R::bias, rows);
+      if (!rms) add("ln_2.bias", {C}, 0, 0, R::norm, {});
+      add("mlp.c_fc.weight", {fc / tp, C}, std, 0, R::matrix, fc_rows);
+      add("mlp.c_fc.bias", {fc / tp}, 0, 0, R::bias, fc_rows);
       add("mlp.c_proj.weight", {C, F / tp}, proj_std, 0, R::matrix, cols);
       add("mlp.c_proj.bias", {C}, 0, 0, R::bias, {});
     }
     if (stage.has_loss(v)) {
       s.push_back({.name = "ln_f.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
-      s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
+      if (!rms) s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
     }
   }
   return s;
@@ -136,16 +146,26 @@ std::vector<ParamSpec> Gpt::stage_param_specs(int stage, int tp_rank) const {
 }
 
 // Megatron-LM's count: 6 x (every matmul weight, the tied head included, padded vocabulary)
-// + 12 L T C for attention scores and values (the full T x T, though the causal half is masked).
+// + 12 L T C for attention scores and values (the full T x T, though the causal half is masked;
+// grouped-query attention computes as many scores as full attention). Per block: c_attn
+// C x (H + 2 Hkv) D (3 C^2 without GQA), c_proj C^2, and the MLP's 2 C F (3 C F for SwiGLU:
+// gate, up and down).
 double Gpt::flops_per_token() const {
   const double C = double(cfg_.channels), F = double(cfg_.ffn_size()), L = double(cfg_.layers), T = double(T_);
-  const double matmul_weights = L * (4 * C * C + 2 * C * F) + C * double(cfg_.padded_vocab());
+  const double mlp_matrices = cfg_.mlp == "swiglu" ? 3 : 2;
+  const double matmul_weights =
+      L * (C * double(cfg_.qkv_size()) + C * C + mlp_matrices * C * F) + C * double(cfg_.padded_vocab());
   return 6.0 * matmul_weights + 12.0 * L * T * C;
 }
 
+// The decoder's parts are always written; a file from before they existed has none of them
+// and loads as GPT-2 (the defaults).
 std::string Gpt::to_json(const ModelConfig& m) {
-  return nlohmann::json{{"layers", m.layers}, {"channels", m.channels}, {"heads", m.heads}, {"ffn", m.ffn_size()},
-                        {"vocab", m.vocab},   {"seq_len", m.seq_len},   {"tokenizer", "bytes"}}
+  return nlohmann::json{{"layers", m.layers},       {"channels", m.channels},   {"heads", m.heads},
+                        {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
+                        {"tokenizer", "bytes"},     {"norm", m.norm},           {"mlp", m.mlp},
+                        {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
+                        {"kv_heads", m.kv_head_count()}}
       .dump();
 }
 
@@ -159,6 +179,12 @@ ModelConfig Gpt::from_json(const std::string& text) {
     m.ffn = j.at("ffn");
     m.vocab = j.at("vocab");
     m.seq_len = j.at("seq_len");
+    m.norm = j.value("norm", m.norm);
+    m.mlp = j.value("mlp", m.mlp);
+    m.positions = j.value("positions", m.positions);
+    m.rope_base = j.value("rope_base", m.rope_base);
+    m.norm_eps = j.value("norm_eps", m.norm_eps);
+    m.kv_heads = j.value("kv_heads", m.kv_heads);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("bad GPT model config: {}", e.what()),
                 "the file was not written by loom; see docs/checkpoint-format.md");

@@ -1,10 +1,11 @@
-// layers/layernorm.h — LayerNorm over channels (eps 1e-5, as GPT-2), forward and backward.
+// layers/layernorm.h — the norm over channels, forward and backward: LayerNorm (GPT-2's,
+// eps 1e-5) or RMSNorm (Llama's: x / rms(x) * weight, no mean, no bias).
 //
-// x, out (N, C). Saved: mean, rstd (N) f32. Backward accumulates dx (+=): the
-// input of every layernorm in GPT-2 is the residual stream, whose gradient
-// buffer already holds the gradient arriving through the skip connection.
+// x, out (N, C). Saved: mean (layernorm only; empty for rmsnorm), rstd (N) f32. Backward
+// accumulates dx (+=): the input of every norm in the model is the residual stream, whose
+// gradient buffer already holds the gradient arriving through the skip connection.
 // Sequence parallel (sp set): x, out, dx, dout are this rank's N/tp rows, so backward
-// sums the weight and bias gradients of this micro-batch over tp before adding them.
+// sums the weight (and bias) gradients of this micro-batch over tp before adding them.
 #pragma once
 
 #include "backend/backend.h"
@@ -12,9 +13,13 @@
 
 namespace loom {
 
+enum class NormKind : std::uint8_t { layernorm, rmsnorm };
+
 struct LayerNorm {
-  Tensor w, b, dw, db;
+  Tensor w, b, dw, db;  // b, db empty for rmsnorm
   const SequenceParallel* sp = nullptr;
+  NormKind kind = NormKind::layernorm;
+  float eps = kEps;
   static constexpr float kEps = 1e-5f;
 
   struct Saved {
@@ -22,18 +27,29 @@ struct LayerNorm {
   };
 
   void forward(Backend& be, Tensor out, Tensor x, const Saved& s) const {
-    be.layernorm_forward(out, s.mean, s.rstd, x, w, b, kEps);
+    if (kind == NormKind::rmsnorm) return be.rmsnorm_forward(out, s.rstd, x, w, eps);
+    be.layernorm_forward(out, s.mean, s.rstd, x, w, b, eps);
   }
   void backward(Backend& be, Tensor dx, Tensor dout, Tensor x, const Saved& s) const {
-    if (!sp) return be.layernorm_backward(dx, dw, db, dout, x, w, s.mean, s.rstd, Accumulate::yes);
-    // This rank's rows give part of this micro-batch's dw, db: sum the part over tp, then add it.
+    const bool rms = kind == NormKind::rmsnorm;
+    if (!sp) {
+      if (rms) return be.rmsnorm_backward(dx, dw, dout, x, w, s.rstd, Accumulate::yes);
+      return be.layernorm_backward(dx, dw, db, dout, x, w, s.mean, s.rstd, Accumulate::yes);
+    }
+    // This rank's rows give part of this micro-batch's dw (, db): sum the part over tp, then add it.
     const std::int64_t C = w.numel();
-    const Tensor part = sp->norm_grads, pw = part.slice_rows(0, 1).view({C}), pb = part.slice_rows(1, 2).view({C});
+    const Tensor part = rms ? sp->norm_grads.slice_rows(0, 1) : sp->norm_grads;
+    const Tensor pw = part.slice_rows(0, 1).view({C});
     be.fill(part, 0.0f);
-    be.layernorm_backward(dx, pw, pb, dout, x, w, s.mean, s.rstd, Accumulate::yes);
+    if (rms) {
+      be.rmsnorm_backward(dx, pw, dout, x, w, s.rstd, Accumulate::yes);
+    } else {
+      be.layernorm_backward(dx, pw, sp->norm_grads.slice_rows(1, 2).view({C}), dout, x, w, s.mean, s.rstd,
+                            Accumulate::yes);
+    }
     sp->tp->all_reduce(part);
     be.axpy(dw, 1.0f, pw);
-    be.axpy(db, 1.0f, pb);
+    if (!rms) be.axpy(db, 1.0f, sp->norm_grads.slice_rows(1, 2).view({C}));
   }
 };
 

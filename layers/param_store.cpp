@@ -11,8 +11,8 @@ ParamStore::ParamStore(Backend& be, std::vector<ParamSpec> specs, DType dtype)
     : be_(be), specs_(std::move(specs)), dtype_(dtype) {
   for (const ParamSpec& s : specs_) {
     const Shard& h = s.shard;
-    LOOM_CHECK(h.parts >= 1 && 0 <= h.index && h.index < h.parts && h.row_blocks >= 1 &&
-                   (h.split != Shard::Split::rows || s.shape[0] % h.row_blocks == 0),
+    LOOM_CHECK(h.parts >= 1 && 0 <= h.index && h.index < h.parts && h.row_blocks >= 1 && h.lead_block_factor >= 1 &&
+                   (h.split != Shard::Split::rows || s.shape[0] % h.row_units() == 0),
                "", "parameter {}: invalid shard (part {} of {}, {} row blocks) for shape {}", s.name, h.index, h.parts,
                h.row_blocks, s.shape.str());
     offsets_.push_back(total_);

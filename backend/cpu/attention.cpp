@@ -11,7 +11,6 @@
 // context's per-thread scratch and writes its outputs back rounded: O(T D)
 // conversions next to O(T^2 D) sgemm work, so half precision runs at f32 GEMM
 // speed (the generic half GEMM this replaced was ~20x slower).
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 
 #include "backend/checks.h"
 #include "backend/cpu/fast_math.h"
+#include "backend/cpu/attention_tiles.h"
 #include "backend/cpu/kernels.h"
 
 namespace loom::cpu {
@@ -37,60 +37,6 @@ Dims check_dims(const char* op, Tensor qkv, Tensor probs, int heads) {
              op, probs.str(), d.B, d.H, d.T, d.T, qkv.str());
   check::dtype(op, "probs", probs, DType::f32);
   return d;
-}
-
-// A (b, h) slice: rows of D elements, row stride ld.
-struct View {
-  float* p;
-  std::int64_t ld;
-};
-
-// The f32 views of one pair's slices: straight into the tensor for f32, else a
-// scratch tile (ld = D) filled from (in) or written back to (out) the tensor.
-class Slices {
-public:
-  Slices(DType dt, std::int64_t T, std::int64_t D, float* tiles) : dt_(dt), T_(T), D_(D), tiles_(tiles) {}
-  View in(int i, char* src, std::int64_t ld) {
-    if (dt_ == DType::f32) return {reinterpret_cast<float*>(src), ld};
-    float* t = tiles_ + i * T_ * D_;
-    visit_dtype(dt_, [&](auto z) {
-      using T = decltype(z);
-      convert_rows(t, D_, reinterpret_cast<const T*>(src), ld, 0, T_, D_);
-    });
-    return {t, D_};
-  }
-  View out(int i, char* dst, std::int64_t ld) {
-    if (dt_ == DType::f32) return {reinterpret_cast<float*>(dst), ld};
-    pending_[n_pending_++] = {i, dst, ld};
-    return {tiles_ + i * T_ * D_, D_};
-  }
-  ~Slices() {  // write the output tiles back
-    for (int j = 0; j < n_pending_; ++j)
-      visit_dtype(dt_, [&](auto z) {
-        using T = decltype(z);
-        const Pending& o = pending_[j];
-        convert_rows(reinterpret_cast<T*>(o.dst), o.ld, tiles_ + o.tile * T_ * D_, D_, 0, T_, D_);
-      });
-  }
-  static constexpr int kTiles = 7;
-
-private:
-  struct Pending {
-    int tile;
-    char* dst;
-    std::int64_t ld;
-  };
-  DType dt_;
-  std::int64_t T_, D_;
-  float* tiles_;
-  Pending pending_[kTiles] = {};
-  int n_pending_ = 0;
-};
-
-void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
-           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
 }  // namespace

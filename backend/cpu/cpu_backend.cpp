@@ -92,6 +92,42 @@ public:
     cpu::attention_backward(ctx_, dqkv, scratch, dout, qkv, probs, heads);
   }
 
+  void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) override {
+    on_host("rmsnorm_forward", {out, rstd, x, w});
+    cpu::rmsnorm_forward(out, rstd, x, w, eps);
+  }
+  void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd, Accumulate acc) override {
+    on_host("rmsnorm_backward", {dx, dw, dout, x, w, rstd});
+    cpu::rmsnorm_backward(dx, dw, dout, x, w, rstd, acc);
+  }
+  void relu_forward(Tensor out, Tensor x) override { on_host("relu_forward", {out, x}), cpu::relu_forward(out, x); }
+  void relu_backward(Tensor dx, Tensor dout, Tensor x) override {
+    on_host("relu_backward", {dx, dout, x});
+    cpu::relu_backward(dx, dout, x);
+  }
+  void swiglu_forward(Tensor out, Tensor h) override { on_host("swiglu_forward", {out, h}), cpu::swiglu_forward(out, h); }
+  void swiglu_backward(Tensor dh, Tensor dout, Tensor h) override {
+    on_host("swiglu_backward", {dh, dout, h});
+    cpu::swiglu_backward(dh, dout, h);
+  }
+  void rope_forward(Tensor qkv, int heads, int kv_heads, float base) override {
+    on_host("rope_forward", {qkv});
+    cpu::rope(qkv, heads, kv_heads, base, false);
+  }
+  void rope_backward(Tensor dqkv, int heads, int kv_heads, float base) override {
+    on_host("rope_backward", {dqkv});
+    cpu::rope(dqkv, heads, kv_heads, base, true);
+  }
+  void grouped_attention_forward(Tensor out, Tensor probs, Tensor qkv, const AttentionHeads& a) override {
+    on_host("grouped_attention_forward", {out, probs, qkv, a.alibi_slopes});
+    cpu::grouped_attention_forward(ctx_, out, probs, qkv, a);
+  }
+  void grouped_attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
+                                  const AttentionHeads& a) override {
+    on_host("grouped_attention_backward", {dqkv, scratch, dout, qkv, probs, a.alibi_slopes});
+    cpu::grouped_attention_backward(ctx_, dqkv, scratch, dout, qkv, probs, a);
+  }
+
   void flash_attention_forward(Tensor out, Tensor lse, HeadsView q, HeadsView k, HeadsView v,
                                const AttentionSpec& spec) override {
     on_host("flash_attention_forward", {out, lse, q.base, k.base, v.base, spec.alibi_slopes});

@@ -47,6 +47,25 @@ void attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qkv, int h
 void attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
                         int heads);
 
+// ---- rmsnorm.cpp
+void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps);
+void rmsnorm_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor weight, Tensor rstd,
+                      Accumulate dx_acc);
+
+// ---- activations.cpp
+void relu_forward(Tensor out, Tensor x);
+void relu_backward(Tensor dx, Tensor dout, Tensor x);
+void swiglu_forward(Tensor out, Tensor h);
+void swiglu_backward(Tensor dh, Tensor dout, Tensor h);
+
+// ---- rope.cpp
+void rope(Tensor qkv, int heads, int kv_heads, float base, bool inverse);
+
+// ---- grouped_attention.cpp
+void grouped_attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qkv, const AttentionHeads& a);
+void grouped_attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
+                                const AttentionHeads& a);
+
 // ---- flash_attention.cpp: the tiled attention (backend.h, "memory-efficient tiled attention")
 void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView q, HeadsView k,
                              HeadsView v, const AttentionSpec& spec);

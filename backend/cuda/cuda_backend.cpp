@@ -441,6 +441,26 @@ class CudaBackend final : public Backend {
                                                          dloss, stream_), op, {logits});
   }
 
+  // ---- decoder-parts ops (issue 11: RMSNorm, ReLU, SwiGLU, RoPE, GQA / ALiBi attention) ----
+  // Not on the GPU yet; one block so a CUDA implementation replaces it in one place.
+  void rmsnorm_forward(Tensor, Tensor, Tensor, Tensor, float) override { not_yet_available("rmsnorm_forward"); }
+  void rmsnorm_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Accumulate) override {
+    not_yet_available("rmsnorm_backward");
+  }
+  void relu_forward(Tensor, Tensor) override { not_yet_available("relu_forward"); }
+  void relu_backward(Tensor, Tensor, Tensor) override { not_yet_available("relu_backward"); }
+  void swiglu_forward(Tensor, Tensor) override { not_yet_available("swiglu_forward"); }
+  void swiglu_backward(Tensor, Tensor, Tensor) override { not_yet_available("swiglu_backward"); }
+  void rope_forward(Tensor, int, int, float) override { not_yet_available("rope_forward"); }
+  void rope_backward(Tensor, int, int, float) override { not_yet_available("rope_backward"); }
+  void grouped_attention_forward(Tensor, Tensor, Tensor, const AttentionHeads&) override {
+    not_yet_available("grouped_attention_forward");
+  }
+  void grouped_attention_backward(Tensor, Tensor, Tensor, Tensor, Tensor, const AttentionHeads&) override {
+    not_yet_available("grouped_attention_backward");
+  }
+  // ---- end of decoder-parts ops
+
  private:
   struct Named {
     const char* name;

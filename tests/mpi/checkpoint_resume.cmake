@@ -47,13 +47,18 @@ elseif(MODE STREQUAL "reshard")
   # The single-rank reference and the saved run, each made once per WORK folder (under a
   # temporary name, renamed when complete, so side-by-side tests never see half of one).
   string(RANDOM LENGTH 8 nonce)
-  set(reference ${WORK}/ckpt_reference)
+  # Runs with BOTH (another model, say) get their own reference and saved run.
+  set(both_tag "")
+  if(DEFINED BOTH AND NOT BOTH STREQUAL "")
+    string(MAKE_C_IDENTIFIER "_${BOTH}" both_tag)
+  endif()
+  set(reference ${WORK}/ckpt_reference${both_tag})
   if(NOT EXISTS ${reference})
     run_checked(${LOOM_TRAIN} ${common} --checkpoint.dir ${reference}_${nonce})
     file(RENAME ${reference}_${nonce} ${reference})
   endif()
   string(MAKE_C_IDENTIFIER "${SAVE_LAYOUT}" save_tag)
-  set(saved ${WORK}/ckpt_saved_${save_tag})
+  set(saved ${WORK}/ckpt_saved_${save_tag}${both_tag})
   if(NOT EXISTS ${saved})
     separate_arguments(save_args UNIX_COMMAND "${SAVE_LAYOUT}")
     run_checked(${mpirun} ${SAVE_NP} ${LOOM_TRAIN} ${common} ${save_args} --checkpoint.dir ${saved}_${nonce}

@@ -13,7 +13,8 @@
 // tensor's scale while the tensor as a whole agrees to ~1e-6. The worst element
 // is printed too.
 // One exception, stated here so nobody wonders: the attention key bias (the
-// middle third of h.*.attn.c_attn.bias) has an exact gradient of zero (softmax
+// middle third of h.*.attn.c_attn.bias; with grouped-query attention the k block of
+// [q heads | k heads | v heads], sized from the config's heads and kv_heads) has an exact gradient of zero (softmax
 // is unchanged by adding a constant to every score of a query), so what it holds
 // after training is AdamW acting on rounding noise, which depends on summation
 // order by nature; it is held to an absolute 1e-5 instead (or to 0 when the tolerance is
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
                 worst_what.c_str());
 
     const auto wa = loom::WeightsReader::open(ref + "/weights.h5"), wb = loom::WeightsReader::open(run + "/weights.h5");
+    // The k block of c_attn's bias: rows [H, H + Hkv) of H + 2 Hkv head-sized blocks.
+    const auto config = nlohmann::json::parse(wa.config_json());
+    const double heads = config.value("heads", 1.0), kv_heads = config.value("kv_heads", heads);
     double worst_weight = 0, worst_element = 0;
     std::string worst_name;
     for (const std::string& name : wa.names()) {
@@ -115,7 +119,8 @@ int main(int argc, char** argv) {
       const bool qkv_bias = name.ends_with("attn.c_attn.bias");
       for (std::int64_t i = 0; i < n; ++i) {
         const double a = x[std::size_t(i)], b = y[std::size_t(i)];
-        if (qkv_bias && i >= n / 3 && i < 2 * n / 3) {  // the key bias: absolute
+        const double unit = double(n) / (heads + 2 * kv_heads);
+        if (qkv_bias && double(i) >= heads * unit && double(i) < (heads + kv_heads) * unit) {  // the key bias: absolute
           if (std::abs(a - b) > key_tol) {
             std::printf("FAIL: %s[%lld] (key bias) differs by %.3g\n", name.c_str(), (long long)i, std::abs(a - b));
             return 1;

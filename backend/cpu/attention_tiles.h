@@ -1,0 +1,68 @@
+// backend/cpu/attention_tiles.h — what the CPU attention kernels (attention.cpp,
+// grouped_attention.cpp) share: f32 views of one head's (T, D) slices, widened into
+// per-thread tiles when the tensors are 16-bit (see attention.cpp's header), and a
+// row-major cblas_sgemm wrapper.
+#pragma once
+
+#include <cblas.h>
+
+#include "backend/cpu/convert.h"
+#include "core/dtype.h"
+
+namespace loom::cpu {
+
+// A (b, h) slice: rows of D elements, row stride ld.
+struct View {
+  float* p;
+  std::int64_t ld;
+};
+
+// The f32 views of one pair's slices: straight into the tensor for f32, else a
+// scratch tile (ld = D) filled from (in) or written back to (out) the tensor.
+class Slices {
+public:
+  Slices(DType dt, std::int64_t T, std::int64_t D, float* tiles) : dt_(dt), T_(T), D_(D), tiles_(tiles) {}
+  View in(int i, char* src, std::int64_t ld) {
+    if (dt_ == DType::f32) return {reinterpret_cast<float*>(src), ld};
+    float* t = tiles_ + i * T_ * D_;
+    visit_dtype(dt_, [&](auto z) {
+      using T = decltype(z);
+      convert_rows(t, D_, reinterpret_cast<const T*>(src), ld, 0, T_, D_);
+    });
+    return {t, D_};
+  }
+  View out(int i, char* dst, std::int64_t ld) {
+    if (dt_ == DType::f32) return {reinterpret_cast<float*>(dst), ld};
+    pending_[n_pending_++] = {i, dst, ld};
+    return {tiles_ + i * T_ * D_, D_};
+  }
+  ~Slices() {  // write the output tiles back
+    for (int j = 0; j < n_pending_; ++j)
+      visit_dtype(dt_, [&](auto z) {
+        using T = decltype(z);
+        const Pending& o = pending_[j];
+        convert_rows(reinterpret_cast<T*>(o.dst), o.ld, tiles_ + o.tile * T_ * D_, D_, 0, T_, D_);
+      });
+  }
+  static constexpr int kTiles = 7;
+
+private:
+  struct Pending {
+    int tile;
+    char* dst;
+    std::int64_t ld;
+  };
+  DType dt_;
+  std::int64_t T_, D_;
+  float* tiles_;
+  Pending pending_[kTiles] = {};
+  int n_pending_ = 0;
+};
+
+inline void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
+              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+
+}  // namespace loom::cpu

@@ -1,0 +1,111 @@
+// tests/unit/test_cli_configs.cpp — the model configurations users start from
+// (launch/configs/*.ini) as loom-train reads them, and the decoder's parts from the
+// command line: a llama-style model (from llama-small.ini, shrunk on the command line so a
+// test can afford it) trains and its loss falls, its weights carry the parts, loom-ckpt
+// export --hf refuses it, and a bad part is rejected before any work.
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "io/weights_file.h"
+#include "programs.h"
+
+namespace fs = std::filesystem;
+using loom::test::run_program;
+using testing::HasSubstr;
+
+namespace {
+
+class ConfigsCli : public testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("loom_configs_" + std::to_string(::getpid()));
+    const auto r = loom::test::make_small_dataset(dir_);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static std::string data() { return (dir_ / "data.h5").string(); }
+  static std::string config(const std::string& name) { return std::string(LOOM_SOURCE_DIR) + "/launch/configs/" + name; }
+  static inline fs::path dir_;
+};
+
+std::vector<nlohmann::json> read_metrics(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+}  // namespace
+
+TEST_F(ConfigsCli, LlamaSmallTrainsAndItsLossFalls) {
+  const fs::path run = dir_ / "llama";
+  // The file's parts (rmsnorm, swiglu, rope, kv_heads 2 of 8 heads), at a size a test affords.
+  const auto r = run_program("loom-train", "--config " + config("llama-small.ini") + " --data.train " + data() +
+                                               " --model.layers 2 --model.channels 64 --model.ffn 0 --model.seq_len 32"
+                                               " --train.steps 40 --train.global_batch 8 --train.micro_batch 4"
+                                               " --optim.lr 3e-3 --optim.warmup_steps 5 --train.eval_interval 0"
+                                               " --train.eval_batches 1 --train.log_interval 100 --checkpoint.dir " +
+                                               run.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("positions = rope"));
+  EXPECT_THAT(r.output, HasSubstr("kv_heads = 2"));
+  const auto rows = read_metrics(run / "metrics.jsonl");
+  ASSERT_EQ(rows.size(), 40u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) first += rows[std::size_t(i)]["loss"].get<double>() / 5;
+  for (int i = 35; i < 40; ++i) last += rows[std::size_t(i)]["loss"].get<double>() / 5;
+  EXPECT_LT(last, first - 1.0) << "first 5 steps " << first << ", last 5 " << last;
+
+  const auto w = loom::WeightsReader::open((run / "weights.h5").string());
+  const auto cfg = nlohmann::json::parse(w.config_json());
+  EXPECT_EQ(cfg["norm"], "rmsnorm");
+  EXPECT_EQ(cfg["mlp"], "swiglu");
+  EXPECT_EQ(cfg["positions"], "rope");
+  EXPECT_EQ(cfg["kv_heads"], 2);
+  EXPECT_FALSE(w.has("wpe"));
+
+  // Not a GPT-2: no Hugging Face GPT-2 export.
+  const auto hf = run_program("loom-ckpt", "export " + (run / "weights.h5").string() + " --hf " + (dir_ / "hf").string());
+  EXPECT_NE(hf.exit_code, 0);
+  EXPECT_THAT(hf.output, HasSubstr("not a GPT-2, so it has no Hugging Face GPT-2 export"));
+  EXPECT_FALSE(fs::exists(dir_ / "hf" / "model.safetensors"));
+
+  // Generation reads the parts back from the weights file.
+  const auto gen = run_program("loom-generate", "--weights " + (run / "weights.h5").string() + " --prompt The --tokens 5");
+  EXPECT_EQ(gen.exit_code, 0) << gen.output;
+}
+
+TEST_F(ConfigsCli, Gpt2SmallIsGpt2) {
+  // One step at a tiny size: the file's parts are the defaults, GPT-2's.
+  const fs::path run = dir_ / "gpt2";
+  const auto r = run_program("loom-train", "--config " + config("gpt2-small.ini") + " --data.train " + data() +
+                                               " --model.layers 1 --model.channels 16 --model.heads 2 --model.seq_len 16"
+                                               " --train.steps 1 --train.global_batch 2 --train.micro_batch 2"
+                                               " --train.eval_batches 1 --checkpoint.dir " + run.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto w = loom::WeightsReader::open((run / "weights.h5").string());
+  EXPECT_TRUE(w.has("wpe"));
+  EXPECT_TRUE(w.has("h.0.ln_1.bias"));
+}
+
+TEST_F(ConfigsCli, BadPartsAreRejected) {
+  const std::string base = "--data.train " + data() + " --model.layers 1 --model.channels 16 --model.heads 4 "
+                           "--model.seq_len 16 --checkpoint.dir " + (dir_ / "bad").string();
+  const std::pair<const char*, const char*> cases[] = {
+      {"--model.norm batchnorm", "model.norm must be layernorm or rmsnorm"},
+      {"--model.mlp geglu", "model.mlp must be gelu, relu or swiglu"},
+      {"--model.positions t5_relative", "model.positions must be learned, sinusoidal, rope or alibi"},
+      {"--model.kv_heads 3", "model.kv_heads (3) must divide model.heads (4)"}};
+  for (const auto& [args, message] : cases) {
+    const auto r = run_program("loom-train", base + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr(message)) << args;
+    EXPECT_THAT(r.output, HasSubstr("HINT")) << args;
+  }
+}
