@@ -147,6 +147,12 @@ struct LogConfig {
   std::string metrics;  // JSONL path; default dir/metrics.jsonl
 };
 
+// loom-train --plan.cluster: the performance model's prediction for this run (plan/,
+// docs/scaling.md "Live comparison"), printed next to the measured split.
+struct PlanConfig {
+  std::string cluster;  // cluster description (plan/clusters/*.json, loom-plan calibrate); empty: off
+};
+
 struct RunConfig {
   ModelConfig model;
   TrainConfig train;
@@ -155,6 +161,7 @@ struct RunConfig {
   DataConfig data;
   CheckpointConfig checkpoint;
   LogConfig log;
+  PlanConfig plan;
 };
 
 // Throws loom::Error for the first invalid option, naming it ("model.heads ...").

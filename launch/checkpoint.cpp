@@ -305,7 +305,10 @@ TrainProgress Checkpointer::load(const std::string& path) {
   const CheckpointReader r = CheckpointReader::open(path);
   LOOM_CHECK(r.attr("architecture") == model_.architecture(), "resume a checkpoint of the same model family",
              "checkpoint '{}' holds a '{}' model, not '{}'", path, r.attr("architecture"), model_.architecture());
-  const std::string diff = config_differences(json::parse(r.attr("config")), json::parse(model_.config_json()));
+  // Through the model's own reading: a checkpoint written before a config field existed
+  // has that field's default (what the model it was written by computed).
+  const std::string diff = config_differences(json::parse(model_.canonical_config_json(r.attr("config"))),
+                                              json::parse(model_.config_json()));
   LOOM_CHECK(diff.empty(), "give the model.* options the checkpoint was written with (its config.ini has them)",
              "checkpoint '{}' does not fit this model: {}", path, diff);
   // The run's tokenizer (in attrs_, taken from its data) must be the checkpoint's.

@@ -63,7 +63,7 @@ PlanArgs split_args(int argc, char** argv) {
       LOOM_CHECK(i + 1 < argc, "see loom-plan --help", "{} needs a value", s);
       return argv[++i];
     };
-    if (s == "--cluster")
+    if (s == "--cluster" || s == "--plan.cluster")  // loom-train's name for it, so its command line plans too
       a.cluster = value();
     else if (s == "--world")
       a.world = std::stoi(value());

@@ -4,6 +4,8 @@
 # Prints, per layout, the last step's line of loom-train (tokens/s, model FLOP/s
 # per rank, MFU, and the step's time split: tp / pp / dp communication in ms).
 # Every layout trains the same model on the same data, so the losses must agree.
+# launch/scaling.py runs the same sweep (strong and weak) into a CSV, a table and plots,
+# each run beside the performance model's prediction (docs/scaling.md).
 #   BUILD_DIR (default build)  DATA (default runs/quickstart/kjv.h5, made if missing)
 #   MODEL (loom-train model/batch options)  STEPS (default 6)
 set -euo pipefail

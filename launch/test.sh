@@ -10,10 +10,11 @@ bash launch/install-deps.sh
 # Python reference packages the tests compare against (tests/unit/test_hf_tokenizer:
 # Hugging Face `tokenizers`; tests/unit/test_sentencepiece: `sentencepiece`;
 # tests/unit/test_hf_gpt2: `safetensors` and `numpy`; tests/unit/test_cli_checkpoint: `h5py`,
-# reading a checkpoint without loom); installed only when not
+# reading a checkpoint without loom; tests/unit/test_cli_scaling: `matplotlib` and
+# `tensorboardX`, launch/report.py's and launch/scaling.py's plots and event files); installed only when not
 # importable. Debian marks its Python externally managed, hence the
 # --break-system-packages retry.
-for pkg in tokenizers sentencepiece safetensors numpy h5py; do
+for pkg in tokenizers sentencepiece safetensors numpy h5py matplotlib tensorboardX; do
   if ! python3 -c "import $pkg" 2>/dev/null; then
     python3 -m pip install --quiet "$pkg" 2>/dev/null ||
       python3 -m pip install --quiet --break-system-packages "$pkg"

@@ -24,6 +24,7 @@
 #include "io/token_dataset.h"
 #include "launch/checkpoint.h"
 #include "launch/gemm_peak.h"
+#include "launch/live_plan.h"
 #include "launch/model_io.h"
 #include "launch/model_tokenizer.h"
 #include "launch/rank_agreement.h"
@@ -273,6 +274,16 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
                "{:.3g}\n\n",
                dtype_name(dtype), peak / 1e9, blas_core_name(), model.flops_per_token());
   }
+  // plan.cluster: the performance model's view of this very run, before step 1 (every rank
+  // computes it, so a bad file stops every rank alike).
+  std::optional<LivePrediction> predicted;
+  if (!cfg.plan.cluster.empty()) {
+    predicted = predict_run(cfg, ctx.shape.size(), model.flops_per_token());
+    if (lead) {
+      fmt::print("{}\n", describe_prediction(*predicted, peak));
+      std::ofstream(cfg.checkpoint.dir + "/prediction.json") << prediction_json(cfg, *predicted, peak);
+    }
+  }
 
   std::ofstream metrics;
   if (lead) {
@@ -331,6 +342,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              " = {:.1f} MiB; measured peak RSS {:.1f} MiB ({:+.1f}%); backend peak {:.1f} MiB\n",
              double(plan_bytes.total()) / mib, baseline_rss / mib, planned / mib, peak_rss_bytes() / mib,
              100.0 * (peak_rss_bytes() / planned - 1.0), double(be->peak_bytes()) / mib);
+  if (predicted) fmt::print("{}", compare_to_prediction(trainer.history(), *predicted));
   fmt::print("wall time {:.1f} s\n", seconds_since(t_start));
   return 0;
 }

@@ -20,7 +20,8 @@ namespace {
 
 struct Table {
   po::options_description general{"General"}, model{"[model]"}, train{"[train]"}, optim{"[optim]"},
-      parallel{"[parallel]"}, data{"[data]"}, checkpoint{"[checkpoint]"}, log{"[log]"};
+      parallel{"[parallel]"}, data{"[data]"}, checkpoint{"[checkpoint]"}, log{"[log]"},
+      plan{"[plan]"};
   std::string config_file;
 
   explicit Table(RunConfig& c) {
@@ -164,11 +165,16 @@ struct Table {
          "also write the initial weights to checkpoint.dir/init.h5 (layouts can be compared bit for bit)");
     log.add_options()
         ("log.metrics", po::value(&c.log.metrics), "JSONL metrics file (default: checkpoint.dir/metrics.jsonl)");
+    plan.add_options()
+        ("plan.cluster", po::value(&c.plan.cluster),
+         "cluster file (plan/clusters/*.json or one from loom-plan calibrate): print the performance model's "
+         "prediction for this layout next to the measured split, the measured/predicted ratios at the end, and "
+         "write checkpoint.dir/prediction.json");
   }
 
   po::options_description all() const {
     po::options_description a;
-    a.add(general).add(model).add(train).add(optim).add(parallel).add(data).add(checkpoint).add(log);
+    a.add(general).add(model).add(train).add(optim).add(parallel).add(data).add(checkpoint).add(log).add(plan);
     return a;
   }
 };
@@ -271,6 +277,7 @@ std::string to_ini(const RunConfig& c) {
     << "\nkeep = " << c.checkpoint.keep << "\n";
   if (!c.checkpoint.resume.empty()) o << "resume = " << c.checkpoint.resume << "\n";
   o << "\n[log]\nmetrics = " << c.log.metrics << "\n";
+  if (!c.plan.cluster.empty()) o << "\n[plan]\ncluster = " << c.plan.cluster << "\n";
   return o.str();
 }
 

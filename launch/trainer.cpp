@@ -241,6 +241,7 @@ StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val, co
   last_val = -1;
   for (std::int64_t s = progress_.step; s < cfg_.train.steps; ++s) {
     r = step(s);
+    history_.push_back(r);
     // Throughput of the whole job; MFU per rank against this rank's measured GEMM peak.
     const double tok_s = tokens_per_step / r.t_step;
     const double flops = tok_s * model_.flops_per_token() / ctx_.shape.size();

@@ -86,6 +86,9 @@ public:
   // `last_val` gets the last val loss (-1 when the run ended before an evaluation).
   StepRecord run(std::ostream* metrics, double gemm_peak_flops, double& last_val, const StepHook& after_step = {});
 
+  // The records of the steps run() ran in this invocation (loom-train --plan.cluster compares them).
+  const std::vector<StepRecord>& history() const { return history_; }
+
   TrainProgress progress() const;
   void restore(const TrainProgress& p);  // a resumed run: the step loop starts at p.step
   // This rank's optimizer state (the runs of each parameter it keeps), for checkpoints.
@@ -115,6 +118,7 @@ private:
   LossScaler scaler_;
   TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
   std::vector<std::int32_t> window_, x_, y_;
+  std::vector<StepRecord> history_;
 };
 
 }  // namespace loom

@@ -98,6 +98,7 @@ public:
   // ---- StageModel
   std::string architecture() const override { return "gpt2"; }
   std::string config_json() const override { return to_json(cfg_); }
+  std::string canonical_config_json(const std::string& stored) const override { return to_json(from_json(stored)); }
   std::int64_t batch() const override { return B_; }
   std::int64_t seq_len() const override { return T_; }
   double flops_per_token() const override;

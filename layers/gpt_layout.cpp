@@ -163,7 +163,7 @@ double Gpt::flops_per_token() const {
 std::string Gpt::to_json(const ModelConfig& m) {
   return nlohmann::json{{"layers", m.layers},       {"channels", m.channels},   {"heads", m.heads},
                         {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
-                        {"tokenizer", "bytes"},     {"norm", m.norm},           {"mlp", m.mlp},
+                        {"norm", m.norm},           {"mlp", m.mlp},
                         {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
                         {"kv_heads", m.kv_head_count()}}
       .dump();

@@ -48,6 +48,9 @@ public:
 
   virtual std::string architecture() const = 0;  // written to weights files, checked on load
   virtual std::string config_json() const = 0;   // the model config, as the weights file stores it
+  // A stored config (an older file's, say) in this version's form, with today's defaults
+  // for the fields it lacks, so it compares with config_json() key by key.
+  virtual std::string canonical_config_json(const std::string& stored) const { return stored; }
   virtual std::int64_t batch() const = 0;        // B of a micro-batch
   virtual std::int64_t seq_len() const = 0;      // T
   // Model FLOPs per trained token, forward + backward, the whole model (not this stage):

@@ -13,6 +13,8 @@ namespace {
 
 struct Dims {
   double b, s, h, a, l, V, F, t;
+  double qkv;          // rows of c_attn: (heads + 2 kv_heads) x head size (grouped-query attention)
+  double mlp_mats;     // weight matrices of the MLP: 3 for SwiGLU (gate, up, down), else 2
 };
 
 Dims dims(const RunConfig& c) {
@@ -24,13 +26,16 @@ Dims dims(const RunConfig& c) {
           double(m.layers),
           double(m.padded_vocab()),
           double(m.ffn_size()),
-          double(c.parallel.tp)};
+          double(c.parallel.tp),
+          double(m.qkv_size()),
+          m.mlp == "swiglu" ? 3.0 : 2.0};
 }
 
 double act_bytes(const RunConfig& c) { return double(dtype_size(parse_dtype(c.train.precision))); }
 
-// Forward FLOPs of one layer for one sequence: the four weight GEMMs and the attention core.
-double layer_gemm_flops(const Dims& d) { return 2 * d.s * (4 * d.h * d.h + 2 * d.h * d.F); }
+// Forward FLOPs of one layer for one sequence: the weight GEMMs (qkv, proj, the MLP's two
+// or three) and the attention core. GPT-2: 2s(4h^2 + 2hF).
+double layer_gemm_flops(const Dims& d) { return 2 * d.s * (d.h * d.qkv + d.h * d.h + d.mlp_mats * d.h * d.F); }
 double layer_attention_flops(const Dims& d) { return 4 * d.s * d.s * d.h; }
 
 std::int64_t micro_batches(const RunConfig& c) {

@@ -28,8 +28,10 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
                a = double(m.heads), F = double(m.ffn_size()), t = double(c.parallel.tp), M = b * s;
   const double ab = double(dtype_size(dt)), bw = cl.memory_bandwidth * cl.memory_efficiency;
   const bool sp = c.parallel.sequence_parallel;
-  const double weights = gemm_time(cl, dt, M, 3 * h / t, h) + gemm_time(cl, dt, M, h, h / t) +
-                         gemm_time(cl, dt, M, F / t, h) + gemm_time(cl, dt, M, h, F / t);
+  // qkv has (heads + 2 kv_heads) x head size rows (GQA); SwiGLU's first GEMM is gate|up.
+  const double qkv = double(m.qkv_size()), up = m.mlp == "swiglu" ? 2 * F : F;
+  const double weights = gemm_time(cl, dt, M, qkv / t, h) + gemm_time(cl, dt, M, h, h / t) +
+                         gemm_time(cl, dt, M, up / t, h) + gemm_time(cl, dt, M, h, F / t);
   const double heads = b * a / t, d = h / a;
   const double core_gemm = gemm_time(cl, dt, s, s, d, heads) + gemm_time(cl, dt, s, d, s, heads);
   const double sbh = s * b * h * ab / 2;  // the 16-bit counts scaled to the working dtype

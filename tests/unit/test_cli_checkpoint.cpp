@@ -192,6 +192,30 @@ TEST_F(CheckpointCli, AModelThatDoesNotFitIsRefusedByField) {
   EXPECT_THAT(r.output, HasSubstr("model.ffn: the checkpoint has 64, this run 128"));
 }
 
+// A checkpoint written before the decoder options existed (its config has no norm, mlp,
+// positions, ... and still the old "tokenizer": "bytes" key) resumes as the GPT-2 it is,
+// and a run that asks for another part is refused by that field. Needs h5py (installed by
+// launch/test.sh) to age the index.
+TEST_F(CheckpointCli, AnOlderCheckpointConfigResumesWithTheDefaultsOfItsMissingFields) {
+  const fs::path run = run_dir("older");
+  ASSERT_EQ(run_program("loom-train", tiny(run, "--train.steps 2")).exit_code, 0);
+  const std::string age =
+      "python3 -c \"import h5py, json, sys\n"
+      "f = h5py.File(sys.argv[1], 'r+')\n"
+      "c = json.loads(f.attrs['config'])\n"
+      "for k in ('norm', 'mlp', 'positions', 'rope_base', 'norm_eps', 'kv_heads'): c.pop(k)\n"
+      "c['tokenizer'] = 'bytes'\n"
+      "f.attrs['config'] = json.dumps(c)\" " +
+      (run / "step_00000002" / "index.h5").string() + " 2>&1";
+  ASSERT_EQ(std::system(age.c_str()), 0) << "needs python3 with h5py: " << age;
+  const auto other = run_program("loom-train", tiny(run, "--train.steps 4 --checkpoint.resume auto --model.positions rope"));
+  EXPECT_EQ(other.exit_code, 2) << other.output;
+  EXPECT_THAT(other.output, HasSubstr("model.positions: the checkpoint has \"learned\", this run \"rope\""));
+  const auto resumed = run_program("loom-train", tiny(run, "--train.steps 4 --checkpoint.resume auto"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("at step 2"));
+}
+
 TEST_F(CheckpointCli, DamagedCheckpointsAreFoundAndAutoResumeFallsBack) {
   const fs::path run = run_dir("damaged");
   ASSERT_EQ(run_program("loom-train", tiny(run, "--train.steps 6 --checkpoint.interval 2")).exit_code, 0);

@@ -39,6 +39,13 @@ TEST(PlanCli, PredictReadsAConfigFile) {
   EXPECT_NE(r.output.find("dp 1 tp 2 pp 1"), std::string::npos) << r.output;
 }
 
+TEST(PlanCli, TakesLoomTrainsPlanClusterOption) {  // a loom-train command line with --plan.cluster plans as is
+  const auto r = test::run_program("loom-plan", std::string("predict --plan.cluster ") + LOOM_SOURCE_DIR +
+                                                    "/plan/clusters/a100-80gb.json --model.vocab 1000 --model.layers 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("cluster      DGX A100 80GB"), std::string::npos) << r.output;
+}
+
 TEST(PlanCli, BadLayoutsAndMissingOptionsAreNamed) {
   auto r =
       test::run_program("loom-plan", "predict" + kA100 + kGpt3 + " --train.global_batch 64 --parallel.tp 7");

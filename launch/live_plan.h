@@ -1,0 +1,44 @@
+// launch/live_plan.h — loom-train --plan.cluster: the performance model's prediction for the
+// run being trained (plan/predictor.h, nothing recomputed here), printed once before step 1,
+// written to checkpoint.dir/prediction.json, and compared with the measured steps at the end.
+//
+// Measured and predicted splits are matched as: compute <-> compute + optimizer, tp <-> tp
+// collectives, pp <-> bubble + p2p (loom's t_pp counts the pipeline's waits, which is where
+// the bubble shows), dp <-> the exposed dp reduction. The measured step is the median step of
+// the run after its first (warm-up: first touches, OpenBLAS buffers), with that step's split.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "launch/trainer.h"
+#include "plan/cluster.h"
+#include "plan/predictor.h"
+
+namespace loom {
+
+struct LivePrediction {
+  plan::Cluster cluster;
+  plan::Prediction p;
+  double flops_per_token = 0;  // the model's (Gpt::flops_per_token), for MFU against the measured peak
+  int world = 1;
+};
+
+// Loads cfg.plan.cluster and predicts cfg's layout (parallel.dp filled in by validate_layout).
+// Throws loom::Error naming the file when it cannot be read or the layout cannot be modelled.
+LivePrediction predict_run(const RunConfig& cfg, int world, double flops_per_token);
+
+// The line printed before step 1; `gemm_peak` is loom-train's measured per-rank peak (its MFU).
+std::string describe_prediction(const LivePrediction& lp, double gemm_peak);
+// prediction.json: the prediction in the units of metrics.jsonl (seconds, tokens/s, fractions).
+std::string prediction_json(const RunConfig& cfg, const LivePrediction& lp, double gemm_peak);
+
+// The record compared with the prediction: the median t_step of `steps` after the first
+// (the only one when there is one step).
+StepRecord representative_step(const std::vector<StepRecord>& steps);
+// The final summary: measured / predicted for step time, tokens/s and each part of the split,
+// and a verdict (within 15 %, slower, faster).
+std::string compare_to_prediction(const std::vector<StepRecord>& steps, const LivePrediction& lp);
+
+}  // namespace loom
