@@ -35,8 +35,9 @@ constexpr std::int64_t kBc = 128;  // keys per tile: S is kBr x kBc f32 = 32 KiB
 
 void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans,
+              tb == Trans::yes ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A, int(lda), B,
+              int(ldb), beta, C, int(ldc));
 }
 
 // A resolved HeadsView: element (b, t, h, d) at p + ((b * T + t) * W + h * D + d) * esize.
@@ -44,20 +45,24 @@ struct Heads {
   char* p = nullptr;
   std::int64_t B = 0, T = 0, W = 0, H = 0, D = 0, esize = 4;
   DType dtype = DType::f32;
-  char* at(std::int64_t b, std::int64_t t, std::int64_t h) const { return p + ((b * T + t) * W + h * D) * esize; }
+  char* at(std::int64_t b, std::int64_t t, std::int64_t h) const {
+    return p + ((b * T + t) * W + h * D) * esize;
+  }
 };
 
 Heads resolve(const char* op, const char* name, const HeadsView& a) {
   const Tensor& x = a.base;
-  LOOM_CHECK(x.shape.rank() >= 3, "", "{}: {} is {}; expected (B,T,...) holding the heads", op, name, x.str());
+  LOOM_CHECK(x.shape.rank() >= 3, "", "{}: {} is {}; expected (B,T,...) holding the heads", op, name,
+             x.str());
   std::int64_t W = 1;
   for (int i = 2; i < x.shape.rank(); ++i) W *= x.shape[i];
   LOOM_CHECK(a.heads > 0 && a.head_dim > 0 && a.offset >= 0 && a.offset + a.heads * a.head_dim <= W, "",
-             "{}: {} takes {} heads of {} at offset {} of {}, which does not fit its rows of {} elements", op, name,
-             a.heads, a.head_dim, a.offset, x.str(), W);
+             "{}: {} takes {} heads of {} at offset {} of {}, which does not fit its rows of {} elements", op,
+             name, a.heads, a.head_dim, a.offset, x.str(), W);
   check::not_empty(op, name, x);
   const std::int64_t es = std::int64_t(dtype_size(x.dtype));
-  return {static_cast<char*>(x.ptr) + a.offset * es, x.shape[0], x.shape[1], W, a.heads, a.head_dim, es, x.dtype};
+  return {
+      static_cast<char*>(x.ptr) + a.offset * es, x.shape[0], x.shape[1], W, a.heads, a.head_dim, es, x.dtype};
 }
 
 // Everything a kernel needs, checked once.
@@ -79,30 +84,32 @@ struct Geometry {
   }
 };
 
-Geometry check_geometry(const char* op, const Heads& q, const Heads& k, const Heads& v, Tensor out, Tensor lse,
-                        const AttentionSpec& spec) {
-  LOOM_CHECK(k.B == q.B && v.B == q.B && v.T == k.T && k.H == v.H && k.D == q.D && v.D == q.D && q.H % k.H == 0, "",
-             "{}: q has B={} T={} {} heads of {}, k B={} T={} {} heads of {}, v B={} T={} {} heads of {}; k and v "
-             "must agree, share q's B and D, and their head count must divide q's",
-             op, q.B, q.T, q.H, q.D, k.B, k.T, k.H, k.D, v.B, v.T, v.H, v.D);
+Geometry check_geometry(const char* op, const Heads& q, const Heads& k, const Heads& v, Tensor out,
+                        Tensor lse, const AttentionSpec& spec) {
+  LOOM_CHECK(
+      k.B == q.B && v.B == q.B && v.T == k.T && k.H == v.H && k.D == q.D && v.D == q.D && q.H % k.H == 0, "",
+      "{}: q has B={} T={} {} heads of {}, k B={} T={} {} heads of {}, v B={} T={} {} heads of {}; k and v "
+      "must agree, share q's B and D, and their head count must divide q's",
+      op, q.B, q.T, q.H, q.D, k.B, k.T, k.H, k.D, v.B, v.T, v.H, v.D);
   LOOM_CHECK(k.dtype == q.dtype && v.dtype == q.dtype && out.dtype == q.dtype, "",
              "{}: dtypes differ: q {}, k {}, v {}, out {}", op, dtype_name(q.dtype), dtype_name(k.dtype),
              dtype_name(v.dtype), out.str());
   LOOM_CHECK(out.shape == (Shape{q.B, q.T, q.H * q.D}) || out.shape == (Shape{q.B, q.T, q.H, q.D}), "",
              "{}: out is {} but must be ({},{},{})", op, out.str(), q.B, q.T, q.H * q.D);
-  LOOM_CHECK(lse.shape == (Shape{q.B, q.H, q.T}), "", "{}: lse is {} but must be ({},{},{})", op, lse.str(), q.B,
-             q.H, q.T);
+  LOOM_CHECK(lse.shape == (Shape{q.B, q.H, q.T}), "", "{}: lse is {} but must be ({},{},{})", op, lse.str(),
+             q.B, q.H, q.T);
   check::dtype(op, "lse", lse, DType::f32);
-  LOOM_CHECK(spec.window >= 0 && std::isfinite(spec.scale), "", "{}: window {} must be >= 0 and scale {} finite", op,
-             spec.window, spec.scale);
+  LOOM_CHECK(spec.window >= 0 && std::isfinite(spec.scale), "",
+             "{}: window {} must be >= 0 and scale {} finite", op, spec.window, spec.scale);
   const std::int32_t* len = nullptr;
   if (spec.key_lengths.ptr) {
-    LOOM_CHECK(spec.key_lengths.numel() == q.B, "", "{}: key_lengths {} must hold one length per sequence (B = {})",
-               op, spec.key_lengths.shape.str(), q.B);
+    LOOM_CHECK(spec.key_lengths.numel() == q.B, "",
+               "{}: key_lengths {} must hold one length per sequence (B = {})", op,
+               spec.key_lengths.shape.str(), q.B);
     len = spec.key_lengths.ptr;
     for (std::int64_t b = 0; b < q.B; ++b)
-      LOOM_CHECK(len[b] >= 0 && len[b] <= k.T, "", "{}: key_lengths[{}] = {} is outside [0, Tk = {}]", op, b, len[b],
-                 k.T);
+      LOOM_CHECK(len[b] >= 0 && len[b] <= k.T, "", "{}: key_lengths[{}] = {} is outside [0, Tk = {}]", op, b,
+                 len[b], k.T);
   }
   const float* slopes = nullptr;
   if (!spec.alibi_slopes.empty()) {
@@ -119,7 +126,8 @@ struct F32Rows {
   const float* p;
   std::int64_t ld;
 };
-F32Rows f32_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n, std::int64_t h, float* buf) {
+F32Rows f32_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n, std::int64_t h,
+                 float* buf) {
   char* src = x.at(b, t0, h);
   if (x.dtype == DType::f32) return {reinterpret_cast<const float*>(src), x.W};
   visit_dtype(x.dtype, [&](auto z) {
@@ -129,8 +137,8 @@ F32Rows f32_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n
   return {buf, x.D};
 }
 // rows [t0, t0 + n) of head h of `x` = src (f32, row stride lds), rounded.
-void store_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n, std::int64_t h, const float* src,
-                std::int64_t lds) {
+void store_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n, std::int64_t h,
+                const float* src, std::int64_t lds) {
   visit_dtype(x.dtype, [&](auto z) {
     using T = decltype(z);
     convert_rows(reinterpret_cast<T*>(x.at(b, t0, h)), x.W, src, lds, 0, n, x.D);
@@ -138,7 +146,8 @@ void store_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n,
 }
 
 Heads heads_of(Tensor t, std::int64_t H, std::int64_t D) {  // out / dout (B,T,H*D)
-  return {static_cast<char*>(t.ptr), t.shape[0], t.shape[1], H * D, H, D, std::int64_t(dtype_size(t.dtype)), t.dtype};
+  return {static_cast<char*>(t.ptr),         t.shape[0], t.shape[1], H * D, H, D,
+          std::int64_t(dtype_size(t.dtype)), t.dtype};
 }
 
 // One row of a score tile: add ALiBi, keep [a, e], and turn it into probabilities
@@ -158,8 +167,8 @@ inline float exp_row(float* row, std::int64_t nc, std::int64_t a, std::int64_t e
 
 }  // namespace
 
-void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa, HeadsView ka,
-                             HeadsView va, const AttentionSpec& spec) {
+void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa, HeadsView ka, HeadsView va,
+                             const AttentionSpec& spec) {
   const char* op = "flash_attention_forward";
   const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);
   const Geometry g = check_geometry(op, q, k, v, out, lse, spec);
@@ -198,7 +207,8 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa,
         }
         float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-        for (std::int64_t j = a; j <= e; ++j) mx = std::max(mx, row[j] - slope * std::fabs(float(t - c0 - j)));
+        for (std::int64_t j = a; j <= e; ++j)
+          mx = std::max(mx, row[j] - slope * std::fabs(float(t - c0 - j)));
         const float m_new = std::max(m[r], mx);
         const float alpha = fast_exp(m[r] - m_new);  // 0 on the first tile (m = -inf)
         l[r] = l[r] * alpha + exp_row(row, nc, a, e, m_new, slope, t - c0);
@@ -232,8 +242,8 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
   const std::int64_t B = g.B, Tq = g.Tq, Tk = g.Tk, Hq = g.Hq, Hkv = g.Hkv, G = g.G, D = g.D;
   auto same = [&](const char* n, const Heads& d, const Heads& x) {
     LOOM_CHECK(d.B == x.B && d.T == x.T && d.H == x.H && d.D == x.D && d.dtype == x.dtype, "",
-               "{}: {} has B={} T={} {} heads of {} {} but must match ({},{},{} heads of {} {})", op, n, d.B, d.T, d.H,
-               d.D, dtype_name(d.dtype), x.B, x.T, x.H, x.D, dtype_name(x.dtype));
+               "{}: {} has B={} T={} {} heads of {} {} but must match ({},{},{} heads of {} {})", op, n, d.B,
+               d.T, d.H, d.D, dtype_name(d.dtype), x.B, x.T, x.H, x.D, dtype_name(x.dtype));
   };
   same("dq", dq, q), same("dk", dk, k), same("dv", dv, v);
   check::same_shape(op, "dout", dout, "out", out);
@@ -243,15 +253,16 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
   const float* L = lse.data<float>();
   const bool f32 = q.dtype == DType::f32;
   // per thread: Q, dO tiles; K, V tiles; S, dP; dK, dV accumulators; rowsum(dO O); dQ (16-bit dq only)
-  const std::size_t floats = std::size_t(2 * kBr * D + 2 * kBc * D + 2 * kBr * kBc + 2 * kBc * D + G * Tq +
-                                         (f32 ? 0 : G * Tq * D));
+  const std::size_t floats =
+      std::size_t(2 * kBr * D + 2 * kBc * D + 2 * kBr * kBc + 2 * kBc * D + G * Tq + (f32 ? 0 : G * Tq * D));
   ctx.scratch.prepare();
 #pragma omp parallel for schedule(dynamic)
   for (std::int64_t item = 0; item < B * Hkv; ++item) {
     const std::int64_t b = item / Hkv, hk = item % Hkv;
     float* buf = ctx.scratch.get(ThreadScratch::attention, floats);
     float *Qb = buf, *dOb = Qb + kBr * D, *Kb = dOb + kBr * D, *Vb = Kb + kBc * D, *S = Vb + kBc * D;
-    float *dP = S + kBr * kBc, *dK = dP + kBr * kBc, *dV = dK + kBc * D, *Dsum = dV + kBc * D, *dQbuf = Dsum + G * Tq;
+    float *dP = S + kBr * kBc, *dK = dP + kBr * kBc, *dV = dK + kBc * D, *Dsum = dV + kBc * D,
+          *dQbuf = Dsum + G * Tq;
     // Dsum[gi][t] = rowsum(dO * O); dQ zeroed (in place for f32, else the f32 buffer)
     for (std::int64_t gi = 0; gi < G; ++gi) {
       const std::int64_t h = hk * G + gi;
@@ -303,11 +314,14 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
             const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c1) - c0;
             const float lse_t = L[(b * Hq + h) * Tq + t];
             float* row = S + r * kBc;
-            if (e < a || !(lse_t > -INFINITY)) std::fill(row, row + nc, 0.0f);
-            else exp_row(row, nc, a, e, lse_t, slope, t - c0);
+            if (e < a || !(lse_t > -INFINITY))
+              std::fill(row, row + nc, 0.0f);
+            else
+              exp_row(row, nc, a, e, lse_t, slope, t - c0);
           }
-          sgemm(Trans::yes, Trans::no, nc, D, nr, 1.0f, S, kBc, dOt.p, dOt.ld, 1.0f, dV, D);      // dV += P^T dO
-          sgemm(Trans::no, Trans::yes, nr, nc, D, 1.0f, dOt.p, dOt.ld, V.p, V.ld, 0.0f, dP, kBc);  // dP = dO V^T
+          sgemm(Trans::yes, Trans::no, nc, D, nr, 1.0f, S, kBc, dOt.p, dOt.ld, 1.0f, dV, D);  // dV += P^T dO
+          sgemm(Trans::no, Trans::yes, nr, nc, D, 1.0f, dOt.p, dOt.ld, V.p, V.ld, 0.0f, dP,
+                kBc);                              // dP = dO V^T
           for (std::int64_t r = 0; r < nr; ++r) {  // dS = P (dP - rowsum(dO O)), in S
             float* p = S + r * kBc;
             const float* dp = dP + r * kBc;
@@ -315,8 +329,10 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
 #pragma omp simd
             for (std::int64_t j = 0; j < nc; ++j) p[j] = p[j] * (dp[j] - di);
           }
-          sgemm(Trans::yes, Trans::no, nc, D, nr, g.scale, S, kBc, Q.p, Q.ld, 1.0f, dK, D);  // dK += scale dS^T Q
-          sgemm(Trans::no, Trans::no, nr, D, nc, g.scale, S, kBc, K.p, K.ld, 1.0f, dQ, ldq);  // dQ += scale dS K
+          sgemm(Trans::yes, Trans::no, nc, D, nr, g.scale, S, kBc, Q.p, Q.ld, 1.0f, dK,
+                D);  // dK += scale dS^T Q
+          sgemm(Trans::no, Trans::no, nr, D, nc, g.scale, S, kBc, K.p, K.ld, 1.0f, dQ,
+                ldq);  // dQ += scale dS K
         }
       }
       store_rows(dk, b, c0, nc, hk, dK, D);

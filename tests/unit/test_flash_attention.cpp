@@ -38,7 +38,8 @@ struct Case {
   i64 Tk = 0;  // cross-attention (separate q and k/v tensors) when nonzero
   std::string str() const {
     std::string s = "B=" + std::to_string(B) + " T=" + std::to_string(T) + " Hq=" + std::to_string(Hq) +
-                    " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D) + (causal ? " causal" : " bidir");
+                    " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D) +
+                    (causal ? " causal" : " bidir");
     if (window) s += " window=" + std::to_string(window);
     if (!len.empty()) s += " padded";
     if (alibi) s += " alibi";
@@ -52,7 +53,8 @@ struct Case {
 // ALiBi slopes of Press et al. for Hq heads: 2^(-8 (h + 1) / Hq).
 Vec slopes_for(i64 H) {
   Vec s(H);
-  for (i64 h = 0; h < H; ++h) s[h] = double(float(std::pow(2.0, -8.0 * double(h + 1) / double(H))));  // as stored (f32)
+  for (i64 h = 0; h < H; ++h)
+    s[h] = double(float(std::pow(2.0, -8.0 * double(h + 1) / double(H))));  // as stored (f32)
   return s;
 }
 
@@ -67,8 +69,8 @@ Dense dense(const Case& c, const Vec& q, const Vec& k, const Vec& v, const Vec* 
             const Vec* stored_out = nullptr) {
   const i64 B = c.B, T = c.T, Tk = c.keys(), Hq = c.Hq, Hkv = c.Hkv, D = c.D, G = Hq / Hkv;
   const double scale = c.scale != 0.0f ? double(c.scale) : 1.0 / std::sqrt(double(D));
-  Dense r{Vec(B * T * Hq * D, 0.0), Vec(B * Hq * T, -INFINITY), Vec(B * T * Hq * D, 0.0), Vec(B * Tk * Hkv * D, 0.0),
-          Vec(B * Tk * Hkv * D, 0.0)};
+  Dense r{Vec(B * T * Hq * D, 0.0), Vec(B * Hq * T, -INFINITY), Vec(B * T * Hq * D, 0.0),
+          Vec(B * Tk * Hkv * D, 0.0), Vec(B * Tk * Hkv * D, 0.0)};
   auto Q = [&](i64 b, i64 t, i64 h) { return &q[((b * T + t) * Hq + h) * D]; };
   auto K = [&](i64 b, i64 s, i64 h) { return &k[((b * Tk + s) * Hkv + h) * D]; };
   auto V = [&](i64 b, i64 s, i64 h) { return &v[((b * Tk + s) * Hkv + h) * D]; };
@@ -153,11 +155,11 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
     Buffer bqkv = ref::make(be, {B, T, W}, dt, qkv);
     Buffer dqkv = ref::filled(be, {B, T, W}, dt, NAN);
     auto part = [&](Tensor x, i64 off, i64 n) { return HeadsView::in(x, off, n, D); };
-    be.flash_attention_forward(out, lse, part(bqkv, 0, Hq), part(bqkv, Hq * D, Hkv), part(bqkv, (Hq + Hkv) * D, Hkv),
-                               spec);
-    be.flash_attention_backward(part(dqkv, 0, Hq), part(dqkv, Hq * D, Hkv), part(dqkv, (Hq + Hkv) * D, Hkv), bdout,
-                                part(bqkv, 0, Hq), part(bqkv, Hq * D, Hkv), part(bqkv, (Hq + Hkv) * D, Hkv), out, lse,
-                                spec);
+    be.flash_attention_forward(out, lse, part(bqkv, 0, Hq), part(bqkv, Hq * D, Hkv),
+                               part(bqkv, (Hq + Hkv) * D, Hkv), spec);
+    be.flash_attention_backward(part(dqkv, 0, Hq), part(dqkv, Hq * D, Hkv), part(dqkv, (Hq + Hkv) * D, Hkv),
+                                bdout, part(bqkv, 0, Hq), part(bqkv, Hq * D, Hkv),
+                                part(bqkv, (Hq + Hkv) * D, Hkv), out, lse, spec);
     const Vec g = ref::read(dqkv);
     auto split = [&](const Vec& x, Vec& a, Vec& b2, Vec& c2) {
       a.clear(), b2.clear(), c2.clear();
@@ -178,8 +180,8 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
            dv = ref::filled(be, {B, Tk, Hkv, D}, dt, NAN);
     auto of = [](Tensor x, i64 h) { return HeadsView::of(x, h); };
     be.flash_attention_forward(out, lse, of(bq, Hq), of(bk, Hkv), of(bv, Hkv), spec);
-    be.flash_attention_backward(of(dq, Hq), of(dk, Hkv), of(dv, Hkv), bdout, of(bq, Hq), of(bk, Hkv), of(bv, Hkv), out,
-                                lse, spec);
+    be.flash_attention_backward(of(dq, Hq), of(dk, Hkv), of(dv, Hkv), bdout, of(bq, Hq), of(bk, Hkv),
+                                of(bv, Hkv), out, lse, spec);
     r.dq = ref::read(dq), r.dk = ref::read(dk), r.dv = ref::read(dv);
   }
   r.out = ref::read(out), r.lse = ref::read(lse);
@@ -201,16 +203,16 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       {.B = 1, .T = 1, .Hq = 1, .Hkv = 1, .D = 1},
-      {.B = 2, .T = 5, .Hq = 3, .Hkv = 3, .D = 7},                        // T < tile, odd D
-      {.B = 2, .T = 77, .Hq = 4, .Hkv = 4, .D = 16},                      // across one query tile
-      {.B = 1, .T = 150, .Hq = 2, .Hkv = 2, .D = 8},                      // across key tiles
-      {.B = 1, .T = 64, .Hq = 2, .Hkv = 2, .D = 17},                      // exactly one query tile
+      {.B = 2, .T = 5, .Hq = 3, .Hkv = 3, .D = 7},    // T < tile, odd D
+      {.B = 2, .T = 77, .Hq = 4, .Hkv = 4, .D = 16},  // across one query tile
+      {.B = 1, .T = 150, .Hq = 2, .Hkv = 2, .D = 8},  // across key tiles
+      {.B = 1, .T = 64, .Hq = 2, .Hkv = 2, .D = 17},  // exactly one query tile
       {.B = 3, .T = 70, .Hq = 2, .Hkv = 2, .D = 9, .causal = false, .len = {70, 33, 0}},
       {.B = 2, .T = 131, .Hq = 2, .Hkv = 1, .D = 5, .causal = false, .len = {1, 130}},
-      {.B = 1, .T = 150, .Hq = 2, .Hkv = 2, .D = 5, .window = 16},        // sliding window
+      {.B = 1, .T = 150, .Hq = 2, .Hkv = 2, .D = 5, .window = 16},  // sliding window
       {.B = 2, .T = 100, .Hq = 2, .Hkv = 2, .D = 6, .causal = false, .window = 10},
-      {.B = 2, .T = 70, .Hq = 4, .Hkv = 1, .D = 8},                       // multi-query (Hkv = 1)
-      {.B = 1, .T = 133, .Hq = 6, .Hkv = 3, .D = 12},                     // GQA, Hkv = Hq / 2
+      {.B = 2, .T = 70, .Hq = 4, .Hkv = 1, .D = 8},    // multi-query (Hkv = 1)
+      {.B = 1, .T = 133, .Hq = 6, .Hkv = 3, .D = 12},  // GQA, Hkv = Hq / 2
       {.B = 2, .T = 90, .Hq = 4, .Hkv = 4, .D = 8, .alibi = true},
       {.B = 2, .T = 45, .Hq = 2, .Hkv = 2, .D = 4, .causal = false, .len = {45, 20}, .alibi = true},
       {.B = 2, .T = 140, .Hq = 4, .Hkv = 2, .D = 10, .window = 33, .len = {140, 99}, .alibi = true},
@@ -244,7 +246,8 @@ TEST_F(FlashAttention, F32MatchesDenseDoubleReference) {
 // depend on the stored (rounded) out through rowsum(dO O), so they are held to the
 // reference given that out, at 2 u (the final rounding plus f32 arithmetic).
 TEST_F(FlashAttention, HalfPrecisionMatchesDenseDoubleReference) {
-  for (auto [dt, u] : {std::pair{DType::bf16, std::ldexp(1.0, -8)}, std::pair{DType::f16, std::ldexp(1.0, -11)}}) {
+  for (auto [dt, u] :
+       {std::pair{DType::bf16, std::ldexp(1.0, -8)}, std::pair{DType::f16, std::ldexp(1.0, -11)}}) {
     std::uint64_t seed = 100;
     for (const Case& c : cases()) {
       const Result r = run_tiled(*be, dt, c, seed++);
@@ -268,11 +271,11 @@ TEST_F(FlashAttention, BackwardMatchesFiniteDifferences) {
     Result r = run_tiled(*be, DType::f32, c, 42, 1.0);
     const Vec slopes = slopes_for(c.Hq);
     auto L = [&] { return ref::dot(dense(c, r.q, r.k, r.v, nullptr, slopes).out, r.dout); };
-    for (auto [name, x, g] : {std::tuple{"dq", &r.q, &r.dq}, std::tuple{"dk", &r.k, &r.dk},
-                              std::tuple{"dv", &r.v, &r.dv}}) {
+    for (auto [name, x, g] :
+         {std::tuple{"dq", &r.q, &r.dq}, std::tuple{"dk", &r.k, &r.dk}, std::tuple{"dv", &r.v, &r.dv}}) {
       const auto idx = ref::sample(i64(x->size()));
-      EXPECT_TRUE(ref::near(ref::gather(*g, idx), ref::fd_grad(*x, L, idx, 1e-5), 1e-4, 1e-6)) << name << " "
-                                                                                              << c.str();
+      EXPECT_TRUE(ref::near(ref::gather(*g, idx), ref::fd_grad(*x, L, idx, 1e-5), 1e-4, 1e-6))
+          << name << " " << c.str();
     }
   }
 }
@@ -280,16 +283,19 @@ TEST_F(FlashAttention, BackwardMatchesFiniteDifferences) {
 // Today's dense attention op (causal MHA, probs (B,H,T,T)) and the tiled one agree to
 // float error on the same qkv: forward out and backward dqkv.
 TEST_F(FlashAttention, EqualsDenseAttentionOp) {
-  for (auto [B, T, H, D] : {std::tuple{i64(2), i64(77), i64(3), i64(16)}, std::tuple{i64(1), i64(200), i64(2), i64(64)},
-                            std::tuple{i64(3), i64(9), i64(4), i64(5)}}) {
+  for (auto [B, T, H, D] :
+       {std::tuple{i64(2), i64(77), i64(3), i64(16)}, std::tuple{i64(1), i64(200), i64(2), i64(64)},
+        std::tuple{i64(3), i64(9), i64(4), i64(5)}}) {
     const i64 C = H * D;
     Vec qkv = ref::randn(B * T * 3 * C, T + D, 1.5), R = ref::randn(B * T * C, 3);
-    Buffer bqkv = ref::make(*be, {B, T, 3 * C}, DType::f32, qkv), dout = ref::make(*be, {B, T, C}, DType::f32, R);
+    Buffer bqkv = ref::make(*be, {B, T, 3 * C}, DType::f32, qkv),
+           dout = ref::make(*be, {B, T, C}, DType::f32, R);
     Buffer out(*be, {B, T, C}, DType::f32), probs(*be, {B, H, T, T}, DType::f32),
         scratch(*be, {B, H, T, T}, DType::f32), dqkv(*be, {B, T, 3 * C}, DType::f32);
     be->attention_forward(out, probs, bqkv, int(H));
     be->attention_backward(dqkv, scratch, dout, bqkv, probs, int(H));
-    Buffer fout(*be, {B, T, C}, DType::f32), lse(*be, {B, H, T}, DType::f32), fd(*be, {B, T, 3 * C}, DType::f32);
+    Buffer fout(*be, {B, T, C}, DType::f32), lse(*be, {B, H, T}, DType::f32),
+        fd(*be, {B, T, 3 * C}, DType::f32);
     auto part = [&](Tensor x, i64 i) { return HeadsView::in(x, i * C, H, D); };
     be->flash_attention_forward(fout, lse, part(bqkv, 0), part(bqkv, 1), part(bqkv, 2), {});
     be->flash_attention_backward(part(fd, 0), part(fd, 1), part(fd, 2), dout, part(bqkv, 0), part(bqkv, 1),
@@ -304,8 +310,9 @@ TEST_F(FlashAttention, EqualsDenseAttentionOp) {
 // fixed order: the same bits with 1 and 3 threads (a racy dQ/dK accumulation would not be).
 TEST_F(FlashAttention, SameBitsForAnyThreadCount) {
   const int saved = omp_get_max_threads();
-  for (const Case& c : {Case{.B = 2, .T = 150, .Hq = 4, .Hkv = 2, .D = 8, .alibi = true},
-                        Case{.B = 3, .T = 70, .Hq = 2, .Hkv = 1, .D = 9, .causal = false, .len = {70, 33, 5}}})
+  for (const Case& c :
+       {Case{.B = 2, .T = 150, .Hq = 4, .Hkv = 2, .D = 8, .alibi = true},
+        Case{.B = 3, .T = 70, .Hq = 2, .Hkv = 1, .D = 9, .causal = false, .len = {70, 33, 5}}})
     for (DType dt : {DType::f32, DType::bf16}) {
       omp_set_num_threads(1);
       const Result one = run_tiled(*be, dt, c, 9);
@@ -322,7 +329,8 @@ TEST_F(FlashAttention, SameBitsForAnyThreadCount) {
 }
 
 TEST_F(FlashAttention, RejectsBadShapes) {
-  Buffer qkv(*be, {1, 4, 5 * 2}, DType::f32), out(*be, {1, 4, 3 * 2}, DType::f32), lse(*be, {1, 3, 4}, DType::f32);
+  Buffer qkv(*be, {1, 4, 5 * 2}, DType::f32), out(*be, {1, 4, 3 * 2}, DType::f32),
+      lse(*be, {1, 3, 4}, DType::f32);
   auto h = [&](i64 off, i64 n) { return HeadsView::in(qkv, off, n, 2); };
   // 3 query heads over 2 kv heads: not a multiple
   EXPECT_THROW(be->flash_attention_forward(out, lse, h(0, 3), h(4, 2), h(6, 2), {}), Error);
