@@ -52,6 +52,44 @@ struct AdamWArgs {
   float grad_scale = 1.0f;  // grad is multiplied by this first (clipping, loss-scale undo)
 };
 
+// ---- memory-efficient tiled attention: operands and options (ops in Backend below) ----
+// Glossary: Tq query positions, Tk key positions (Tq == Tk for self-attention), Hq
+// query heads, Hkv key/value heads (Hq a multiple of Hkv: grouped-query attention;
+// query head h uses kv head h / (Hq / Hkv)), D head size.
+//
+// One of q, k, v (or dq, dk, dv), read or written in place: element (b, t, h, d) is
+// base[(b * T + t) * W + offset + h * D + d], W = the elements of one (b, t) row of
+// base. So the layer's fused qkv (B,T,(Hq+2*Hkv)*D) = [q heads | k heads | v heads]
+// is used without copies:
+//   q = HeadsView::in(qkv, 0, Hq, D), k = HeadsView::in(qkv, Hq*D, Hkv, D),
+//   v = HeadsView::in(qkv, (Hq+Hkv)*D, Hkv, D)
+// and a plain (B,T,H,D) or (B,T,H*D) tensor x is HeadsView::of(x, H).
+struct HeadsView {
+  Tensor base;              // (B, T, ...): contiguous; its (b, t) rows hold these heads
+  std::int64_t offset = 0;  // element offset of head 0 inside each (b, t) row
+  std::int64_t heads = 0;
+  std::int64_t head_dim = 0;
+
+  static HeadsView in(Tensor base, std::int64_t offset, std::int64_t heads, std::int64_t head_dim) {
+    return {base, offset, heads, head_dim};
+  }
+  static HeadsView of(Tensor x, std::int64_t heads) {
+    std::int64_t row = 1;
+    for (int i = 2; i < x.shape.rank(); ++i) row *= x.shape[i];
+    return {x, 0, heads, heads > 0 ? row / heads : 0};
+  }
+};
+
+// Which keys s a query row t sees, and the scores. Every mask is an interval of s per
+// row, so work is O(Tq * visible keys): O(T * w) for a window w.
+struct AttentionSpec {
+  bool causal = true;        // s <= t
+  std::int64_t window = 0;   // 0 = none; else t - window < s (and, when not causal, s < t + window)
+  TokenView key_lengths;     // empty = no padding mask; else int32 (B): keys s >= len[b] are masked
+  Tensor alibi_slopes;       // empty = none; else f32 (Hq), this rank's heads: score -= slope[h] * |t - s|
+  float scale = 0.0f;        // score = scale * q_t . k_s (+ ALiBi); 0 = 1/sqrt(D)
+};
+
 class Backend : public Allocator {
 public:
   // ---- memory -------------------------------------------------------------
@@ -130,6 +168,23 @@ public:
   virtual void grouped_attention_forward(Tensor out, Tensor probs, Tensor qkv, const AttentionHeads& a) = 0;
   virtual void grouped_attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
                                           const AttentionHeads& a) = 0;
+
+  // ---- memory-efficient tiled attention (FlashAttention-2 loop order) -------------------
+  // Online softmax over tiles of keys: the (Tq x Tk) scores are never stored. Forward
+  // saves only lse; backward recomputes every tile from q, k, v and lse. The dense
+  // attention_forward/backward above stay as the reference. docs/attention.md.
+  // q (B,Tq,Hq,D), k and v (B,Tk,Hkv,D) as HeadsView (above).
+  // out (B,Tq,Hq*D) (=); lse (B,Hq,Tq) f32 (=) = log sum_s exp(score(t, s)) over the
+  // keys row t sees: -inf for a row that sees none (its out row is 0).
+  // Backward: dq, dk, dv (=) with the shapes of q, k, v (dk, dv summed over the query
+  // heads of a group); they may be parts of one dqkv, and must not overlap q, k, v,
+  // out, dout. All of q, k, v, out, dout, dq, dk, dv have one dtype: f32, bf16 or f16;
+  // arithmetic is f32.
+  virtual void flash_attention_forward(Tensor out, Tensor lse, HeadsView q, HeadsView k, HeadsView v,
+                                       const AttentionSpec& spec) = 0;
+  virtual void flash_attention_backward(HeadsView dq, HeadsView dk, HeadsView dv, Tensor dout,
+                                        HeadsView q, HeadsView k, HeadsView v, Tensor out, Tensor lse,
+                                        const AttentionSpec& spec) = 0;
 
   // ---- token + position embedding ---------------------------------------------
   // out (B,T,C) = wte[tok - vocab_start] + wpe[t]; a token outside this shard's

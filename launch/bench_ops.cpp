@@ -3,7 +3,9 @@
 // next to a direct cblas_sgemm of the same size in the same run. Prints a
 // markdown table (paste into docs/performance.md) and the goal ratios.
 #include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -33,7 +35,12 @@ struct Row {
 int run_ops(int argc, char** argv) {
   std::int64_t B = 4, T = 256, C = 768, H = 12, V = 50304;
   int repeat = 10, warmup = 2;
-  std::string device = "cpu", dtype_name_ = "f32";
+  std::string device = "cpu", dtype_name_ = "f32", attn_seqs;
+  std::int64_t attn_batch = 1;
+  int attn_repeat = 5;
+  double attn_limit_gib = 4.0;
+  bool attn_only = false;
+  std::string attn_kernel = "both";
   po::options_description opts("loom-bench ops options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
@@ -45,7 +52,19 @@ int run_ops(int argc, char** argv) {
       ("heads", po::value(&H)->default_value(H), "H: attention heads")
       ("vocab", po::value(&V)->default_value(V), "V: (padded) vocabulary")
       ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions (median is reported)")
-      ("warmup", po::value(&warmup)->default_value(warmup), "untimed repetitions first");
+      ("warmup", po::value(&warmup)->default_value(warmup), "untimed repetitions first")
+      ("attention-seqs", po::value(&attn_seqs)->default_value(attn_seqs),
+       "dense vs tiled attention over these sequence lengths (comma-separated, e.g. 256,1024,4096,8192; "
+       "empty: skip), at --attention-batch sequences and the --channels/--heads head shape")
+      ("attention-batch", po::value(&attn_batch)->default_value(attn_batch), "B for --attention-seqs")
+      ("attention-repeat", po::value(&attn_repeat)->default_value(attn_repeat),
+       "timed repetitions per length for --attention-seqs (dense and tiled alternate; medians)")
+      ("attention-dense-limit-gib", po::value(&attn_limit_gib)->default_value(attn_limit_gib),
+       "skip the dense kernel where its (B,H,T,T) probs + backward scratch exceed this")
+      ("attention-only", po::bool_switch(&attn_only), "only the --attention-seqs table, not every op")
+      ("attention-kernel", po::value(&attn_kernel)->default_value(attn_kernel),
+       "both, dense or tiled: which kernels --attention-seqs runs (one alone: for the process's peak memory, "
+       "e.g. under farm-bench)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -57,6 +76,8 @@ int run_ops(int argc, char** argv) {
     std::cout << opts << "\n";
     return 0;
   }
+  LOOM_CHECK(attn_kernel == "both" || attn_kernel == "dense" || attn_kernel == "tiled", "",
+             "loom-bench ops: --attention-kernel must be both, dense or tiled, not '{}'", attn_kernel);
   LOOM_CHECK(B > 0 && T > 0 && C > 0 && H > 0 && V > 0 && C % H == 0 && repeat > 0, "",
              "loom-bench ops: sizes must be positive and heads must divide channels");
 
@@ -84,6 +105,87 @@ int run_ops(int argc, char** argv) {
   keep.emplace_back(*be, Shape{B, T}, DType::f32);
   be->copy(keep.back(), Tensor{tok_host.data(), Shape{B, T}, DType::f32, Device::cpu});
   const TokenView tokens{static_cast<const std::int32_t*>(keep.back().tensor().ptr), Shape{B, T}, be->device()};
+
+  // ---- dense vs tiled attention over sequence lengths (--attention-seqs) --------------
+  // Causal MHA on a fused qkv as the layer stores it. Memory is what each kernel needs
+  // beyond q, k, v, out and their gradients: dense keeps probs (B,H,T,T) f32 for backward
+  // and a second (B,H,T,T) f32 scratch in it; tiled keeps lse (B,H,T) f32 and per-thread
+  // tiles (backend/cpu/flash_attention.cpp: kBr = 64 query rows, kBc = 128 keys; the
+  // backward's rowsum(dO O) of the group's rows and, for 16-bit dq, an f32 dQ of (G,T,D)).
+  if (!attn_seqs.empty()) {
+    const std::int64_t Ba = attn_batch, D = C / H, threads = omp_get_max_threads();
+    auto local = [&](Shape sh, float std_) {
+      std::vector<float> host(std::size_t(sh.numel()));
+      fill_normal(host.data(), sh.numel(), 99, stream++, 0, 0.0f, std_);
+      Buffer f(*be, sh, DType::f32), b(*be, sh, act);
+      be->copy(f, host_tensor(host.data(), sh));
+      be->cast(b, f);
+      return b;
+    };
+    auto mib = [](double bytes) { return bytes / (1 << 20); };
+    std::printf("loom-bench ops attention: device %s, dtype %s, B=%lld H=%lld D=%lld causal, %lld threads, "
+                "median of %d (dense and tiled alternate)\n\n",
+                device.c_str(), dtype_name_.c_str(), (long long)Ba, (long long)H, (long long)D, (long long)threads,
+                attn_repeat);
+    std::printf("| T | dense fwd ms | tiled fwd ms | dense fwd+bwd ms | tiled fwd+bwd ms | tiled / dense fwd+bwd | "
+                "dense memory MiB | tiled memory MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::size_t pos = 0;
+    while (pos < attn_seqs.size()) {
+      const std::size_t comma = std::min(attn_seqs.find(',', pos), attn_seqs.size());
+      const std::int64_t Ts = std::stoll(attn_seqs.substr(pos, comma - pos));
+      pos = comma + 1;
+      Buffer qkv = local({Ba, Ts, 3 * C}, 1.0f), dout = local({Ba, Ts, C}, 1.0f);
+      Buffer out(*be, {Ba, Ts, C}, act), dqkv(*be, {Ba, Ts, 3 * C}, act), lse(*be, {Ba, H, Ts}, DType::f32);
+      auto part = [&](Tensor x, std::int64_t i) { return HeadsView::in(x, i * C, H, D); };
+      auto tiled_fwd = [&] { be->flash_attention_forward(out, lse, part(qkv, 0), part(qkv, 1), part(qkv, 2), {}); };
+      auto tiled_all = [&] {
+        tiled_fwd();
+        be->flash_attention_backward(part(dqkv, 0), part(dqkv, 1), part(dqkv, 2), dout, part(qkv, 0), part(qkv, 1),
+                                     part(qkv, 2), out, lse, {});
+      };
+      const double fwd_tile = double(2 * 64 * D + 2 * 128 * D + 64 * 128 + 128) * 4;
+      const double bwd_tile =
+          double(2 * 64 * D + 4 * 128 * D + 2 * 64 * 128 + Ts + (act == DType::f32 ? 0 : Ts * D)) * 4;
+      const double tiled_mem = double(Ba * H * Ts) * 4 + double(threads) * std::max(fwd_tile, bwd_tile);
+      const double dense_mem = 2.0 * double(Ba * H * Ts * Ts) * 4 +
+                               (act == DType::f32 ? 0.0 : double(threads) * 7 * double(Ts * D) * 4);
+      const char* no_dense = attn_kernel == "tiled" ? "not run" : "does not fit";
+      std::string dense_f = no_dense, dense_a = no_dense, ratio = "";
+      double tf = 0, ta = 0;
+      const bool run_dense = attn_kernel != "tiled" && dense_mem <= attn_limit_gib * double(1 << 30);
+      if (run_dense && attn_kernel == "dense") {
+        Buffer probs(*be, {Ba, H, Ts, Ts}, DType::f32), scratch(*be, {Ba, H, Ts, Ts}, DType::f32);
+        const double df = median_seconds(*be, 1, attn_repeat, [&] { be->attention_forward(out, probs, qkv, int(H)); });
+        const double da = median_seconds(*be, 1, attn_repeat, [&] {
+          be->attention_forward(out, probs, qkv, int(H));
+          be->attention_backward(dqkv, scratch, dout, qkv, probs, int(H));
+        });
+        dense_f = fmt::format("{:.2f}", df * 1e3), dense_a = fmt::format("{:.2f}", da * 1e3);
+      } else if (run_dense) {
+        Buffer probs(*be, {Ba, H, Ts, Ts}, DType::f32), scratch(*be, {Ba, H, Ts, Ts}, DType::f32);
+        auto dense_fwd = [&] { be->attention_forward(out, probs, qkv, int(H)); };
+        auto dense_all = [&] {
+          dense_fwd();
+          be->attention_backward(dqkv, scratch, dout, qkv, probs, int(H));
+        };
+        double df = 0, da = 0;
+        std::tie(df, tf) = median_seconds_paired(*be, 1, attn_repeat, dense_fwd, tiled_fwd);
+        std::tie(da, ta) = median_seconds_paired(*be, 1, attn_repeat, dense_all, tiled_all);
+        dense_f = fmt::format("{:.2f}", df * 1e3), dense_a = fmt::format("{:.2f}", da * 1e3);
+        ratio = fmt::format("{:.2f}", ta / da);
+      } else if (attn_kernel != "dense") {
+        tf = median_seconds(*be, 1, attn_repeat, tiled_fwd);
+        ta = median_seconds(*be, 1, attn_repeat, tiled_all);
+      }
+      std::printf("| %lld | %s | %.2f | %s | %.2f | %s | %.1f%s | %.2f |\n", (long long)Ts, dense_f.c_str(), tf * 1e3,
+                  dense_a.c_str(), ta * 1e3, ratio.c_str(), mib(dense_mem),
+                  dense_f == "does not fit" ? fmt::format(" (over {} GiB)", attn_limit_gib).c_str() : "",
+                  mib(tiled_mem));
+      std::fflush(stdout);
+    }
+    std::printf("\n");
+    if (attn_only) return 0;
+  }
 
   std::vector<Row> rows;
   auto time = [&](const std::string& op, const std::string& shape, double flops, const std::function<void()>& fn) {
@@ -143,6 +245,17 @@ int run_ops(int argc, char** argv) {
        [&] { be->attention_forward(att, sp, qkv, int(H)); });
   time("attention bwd", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), 2 * att_fl,
        [&] { be->attention_backward(dqkv, s, att, qkv, sp, int(H)); });
+  {  // the tiled kernel on the same qkv (causal MHA; backward after one forward for out and lse)
+    const std::int64_t D = C / H;
+    Tensor lse_a = randn32({B, H, T});
+    auto part = [&](Tensor t, std::int64_t i) { return HeadsView::in(t, i * C, H, D); };
+    time("flash attention fwd (tiled)", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), att_fl,
+         [&] { be->flash_attention_forward(att, lse_a, part(qkv, 0), part(qkv, 1), part(qkv, 2), {}); });
+    time("flash attention bwd (tiled)", fmt::format("({},{},{}) H={}", B, T, 3 * C, H), 2 * att_fl, [&] {
+      be->flash_attention_backward(part(dqkv, 0), part(dqkv, 1), part(dqkv, 2), att, part(qkv, 0), part(qkv, 1),
+                                   part(qkv, 2), att, lse_a, {});
+    });
+  }
   Tensor wte = randn({V, C}), wpe = randn({T, C}), dwte = randn({V, C}), dwpe = randn({T, C});
   time("embedding fwd", btc, 0, [&] { be->embedding_forward(y, tokens, wte, wpe, 0); });
   time("embedding bwd", btc, 0, [&] { be->embedding_backward(dwte, dwpe, y, tokens, 0); });

@@ -128,6 +128,23 @@ public:
     cpu::grouped_attention_backward(ctx_, dqkv, scratch, dout, qkv, probs, a);
   }
 
+  void flash_attention_forward(Tensor out, Tensor lse, HeadsView q, HeadsView k, HeadsView v,
+                               const AttentionSpec& spec) override {
+    on_host("flash_attention_forward", {out, lse, q.base, k.base, v.base, spec.alibi_slopes});
+    check::device("flash_attention_forward", "key_lengths", Tensor{const_cast<std::int32_t*>(spec.key_lengths.ptr),
+                  {}, DType::f32, spec.key_lengths.device}, Device::cpu);
+    cpu::flash_attention_forward(ctx_, out, lse, q, k, v, spec);
+  }
+  void flash_attention_backward(HeadsView dq, HeadsView dk, HeadsView dv, Tensor dout, HeadsView q,
+                                HeadsView k, HeadsView v, Tensor out, Tensor lse,
+                                const AttentionSpec& spec) override {
+    on_host("flash_attention_backward",
+            {dq.base, dk.base, dv.base, dout, q.base, k.base, v.base, out, lse, spec.alibi_slopes});
+    check::device("flash_attention_backward", "key_lengths", Tensor{const_cast<std::int32_t*>(spec.key_lengths.ptr),
+                  {}, DType::f32, spec.key_lengths.device}, Device::cpu);
+    cpu::flash_attention_backward(ctx_, dq, dk, dv, dout, q, k, v, out, lse, spec);
+  }
+
   void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start) override {
     on_host("embedding_forward", {out, wte, wpe});
     cpu::embedding_forward(out, tokens, wte, wpe, vocab_start);

@@ -66,6 +66,13 @@ void grouped_attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qk
 void grouped_attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor probs,
                                 const AttentionHeads& a);
 
+// ---- flash_attention.cpp: the tiled attention (backend.h, "memory-efficient tiled attention")
+void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView q, HeadsView k,
+                             HeadsView v, const AttentionSpec& spec);
+void flash_attention_backward(Context& ctx, HeadsView dq, HeadsView dk, HeadsView dv, Tensor dout,
+                              HeadsView q, HeadsView k, HeadsView v, Tensor out, Tensor lse,
+                              const AttentionSpec& spec);
+
 // ---- embedding.cpp
 void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start);
 void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, TokenView tokens, std::int64_t vocab_start);

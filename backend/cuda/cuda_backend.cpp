@@ -320,6 +320,19 @@ class CudaBackend final : public Backend {
     attention_->backward(dqkv, scratch, dout, qkv, probs, d, ws);
   }
 
+  // ---- memory-efficient tiled attention: not yet on the CUDA backend ----------------------
+  // (backend/backend.h; the CPU kernel is backend/cpu/flash_attention.cpp.) A CUDA kernel
+  // is a later step; until then these throw, so a model that asks for it fails clearly.
+  void flash_attention_forward(Tensor, Tensor, HeadsView, HeadsView, HeadsView,
+                               const AttentionSpec&) override {
+    not_yet_available("flash_attention_forward");
+  }
+  void flash_attention_backward(HeadsView, HeadsView, HeadsView, Tensor, HeadsView, HeadsView,
+                                HeadsView, Tensor, Tensor, const AttentionSpec&) override {
+    not_yet_available("flash_attention_backward");
+  }
+  // ---- end of the tiled attention block ------------------------------------------------------
+
   // ---- embedding ----------------------------------------------------------------------
   void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start) override {
     const char* op = "embedding_forward";

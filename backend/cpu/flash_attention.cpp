@@ -1,0 +1,346 @@
+// backend/cpu/flash_attention.cpp — memory-efficient tiled attention (FlashAttention-2 loop
+// order, online softmax of Milakov & Gimelshein), forward and backward.
+//
+// Shapes (backend/backend.h): q (B,Tq,Hq,D), k and v (B,Tk,Hkv,D), read in place through
+// HeadsView views (so the layer's fused qkv needs no copy); out (B,Tq,Hq*D) (=);
+// lse (B,Hq,Tq) f32 (=). Backward writes dq, dk, dv (=).
+// Forward: one work item per (b, query head, tile of kBr query rows), each looping over
+// tiles of kBc keys: S = scale Q K^T by a single-threaded sgemm on the tile, the mask and
+// ALiBi applied per row (every mask is an interval of keys per row, so a row's tile is a
+// [a, e] range and whole tiles outside every row's range are skipped), the running max /
+// sum / output rescaled, O += P V by sgemm. Backward: one work item per (b, kv head): for
+// each key tile, over the query heads of the group and the query tiles that see it,
+// recompute P = exp(S - lse), then dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO O)),
+// dK += scale dS^T Q, dQ += scale dS K — dK/dV in per-tile f32 accumulators, dQ in place
+// (f32) or in an f32 (G, Tq, D) buffer per thread (16-bit dq; O(T D), never O(T^2)).
+// Scratch: the context's per-thread `attention` slot; 16-bit q/k/v/dout tiles are widened
+// to f32 there and outputs rounded once when written back.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backend/checks.h"
+#include "backend/cpu/fast_math.h"
+#include "backend/cpu/kernels.h"
+
+namespace loom::cpu {
+
+namespace {
+
+constexpr std::int64_t kBr = 64;   // query rows per tile
+constexpr std::int64_t kBc = 128;  // keys per tile: S is kBr x kBc f32 = 32 KiB (L1/L2)
+
+void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans,
+              tb == Trans::yes ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A, int(lda), B,
+              int(ldb), beta, C, int(ldc));
+}
+
+// A resolved HeadsView: element (b, t, h, d) at p + ((b * T + t) * W + h * D + d) * esize.
+struct Heads {
+  char* p = nullptr;
+  std::int64_t B = 0, T = 0, W = 0, H = 0, D = 0, esize = 4;
+  DType dtype = DType::f32;
+  char* at(std::int64_t b, std::int64_t t, std::int64_t h) const {
+    return p + ((b * T + t) * W + h * D) * esize;
+  }
+};
+
+Heads resolve(const char* op, const char* name, const HeadsView& a) {
+  const Tensor& x = a.base;
+  LOOM_CHECK(x.shape.rank() >= 3, "", "{}: {} is {}; expected (B,T,...) holding the heads", op, name,
+             x.str());
+  std::int64_t W = 1;
+  for (int i = 2; i < x.shape.rank(); ++i) W *= x.shape[i];
+  LOOM_CHECK(a.heads > 0 && a.head_dim > 0 && a.offset >= 0 && a.offset + a.heads * a.head_dim <= W, "",
+             "{}: {} takes {} heads of {} at offset {} of {}, which does not fit its rows of {} elements", op,
+             name, a.heads, a.head_dim, a.offset, x.str(), W);
+  check::not_empty(op, name, x);
+  const std::int64_t es = std::int64_t(dtype_size(x.dtype));
+  return {
+      static_cast<char*>(x.ptr) + a.offset * es, x.shape[0], x.shape[1], W, a.heads, a.head_dim, es, x.dtype};
+}
+
+// Everything a kernel needs, checked once.
+struct Geometry {
+  std::int64_t B, Tq, Tk, Hq, Hkv, G, D;
+  float scale;
+  bool causal;
+  std::int64_t window;
+  const std::int32_t* len;  // (B) or nullptr
+  const float* slopes;      // (Hq) or nullptr
+
+  // The keys row t of sequence b sees: [lo, hi], empty when hi < lo. Both ends are
+  // non-decreasing in t.
+  std::int64_t lo(std::int64_t t) const { return window > 0 ? std::max<std::int64_t>(0, t - window + 1) : 0; }
+  std::int64_t hi(std::int64_t b, std::int64_t t) const {
+    std::int64_t h = causal ? t : (window > 0 ? t + window - 1 : Tk - 1);
+    h = std::min(h, Tk - 1);
+    return len ? std::min<std::int64_t>(h, len[b] - 1) : h;
+  }
+};
+
+Geometry check_geometry(const char* op, const Heads& q, const Heads& k, const Heads& v, Tensor out,
+                        Tensor lse, const AttentionSpec& spec) {
+  LOOM_CHECK(
+      k.B == q.B && v.B == q.B && v.T == k.T && k.H == v.H && k.D == q.D && v.D == q.D && q.H % k.H == 0, "",
+      "{}: q has B={} T={} {} heads of {}, k B={} T={} {} heads of {}, v B={} T={} {} heads of {}; k and v "
+      "must agree, share q's B and D, and their head count must divide q's",
+      op, q.B, q.T, q.H, q.D, k.B, k.T, k.H, k.D, v.B, v.T, v.H, v.D);
+  LOOM_CHECK(k.dtype == q.dtype && v.dtype == q.dtype && out.dtype == q.dtype, "",
+             "{}: dtypes differ: q {}, k {}, v {}, out {}", op, dtype_name(q.dtype), dtype_name(k.dtype),
+             dtype_name(v.dtype), out.str());
+  LOOM_CHECK(out.shape == (Shape{q.B, q.T, q.H * q.D}) || out.shape == (Shape{q.B, q.T, q.H, q.D}), "",
+             "{}: out is {} but must be ({},{},{})", op, out.str(), q.B, q.T, q.H * q.D);
+  LOOM_CHECK(lse.shape == (Shape{q.B, q.H, q.T}), "", "{}: lse is {} but must be ({},{},{})", op, lse.str(),
+             q.B, q.H, q.T);
+  check::dtype(op, "lse", lse, DType::f32);
+  LOOM_CHECK(spec.window >= 0 && std::isfinite(spec.scale), "",
+             "{}: window {} must be >= 0 and scale {} finite", op, spec.window, spec.scale);
+  const std::int32_t* len = nullptr;
+  if (spec.key_lengths.ptr) {
+    LOOM_CHECK(spec.key_lengths.numel() == q.B, "",
+               "{}: key_lengths {} must hold one length per sequence (B = {})", op,
+               spec.key_lengths.shape.str(), q.B);
+    len = spec.key_lengths.ptr;
+    for (std::int64_t b = 0; b < q.B; ++b)
+      LOOM_CHECK(len[b] >= 0 && len[b] <= k.T, "", "{}: key_lengths[{}] = {} is outside [0, Tk = {}]", op, b,
+                 len[b], k.T);
+  }
+  const float* slopes = nullptr;
+  if (!spec.alibi_slopes.empty()) {
+    check::numel(op, "alibi_slopes", spec.alibi_slopes, q.H);
+    slopes = spec.alibi_slopes.data<float>();
+  }
+  const float scale = spec.scale != 0.0f ? spec.scale : 1.0f / std::sqrt(float(q.D));
+  return {q.B, q.T, k.T, q.H, k.H, q.H / k.H, q.D, scale, spec.causal, spec.window, len, slopes};
+}
+
+// f32 rows [t0, t0 + n) of head h of `x` at batch b: straight into the tensor when it is
+// f32 (row stride W), else widened into buf (row stride D).
+struct F32Rows {
+  const float* p;
+  std::int64_t ld;
+};
+F32Rows f32_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n, std::int64_t h,
+                 float* buf) {
+  char* src = x.at(b, t0, h);
+  if (x.dtype == DType::f32) return {reinterpret_cast<const float*>(src), x.W};
+  visit_dtype(x.dtype, [&](auto z) {
+    using T = decltype(z);
+    convert_rows(buf, x.D, reinterpret_cast<const T*>(src), x.W, 0, n, x.D);
+  });
+  return {buf, x.D};
+}
+// rows [t0, t0 + n) of head h of `x` = src (f32, row stride lds), rounded.
+void store_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n, std::int64_t h,
+                const float* src, std::int64_t lds) {
+  visit_dtype(x.dtype, [&](auto z) {
+    using T = decltype(z);
+    convert_rows(reinterpret_cast<T*>(x.at(b, t0, h)), x.W, src, lds, 0, n, x.D);
+  });
+}
+
+Heads heads_of(Tensor t, std::int64_t H, std::int64_t D) {  // out / dout (B,T,H*D)
+  return {static_cast<char*>(t.ptr),         t.shape[0], t.shape[1], H * D, H, D,
+          std::int64_t(dtype_size(t.dtype)), t.dtype};
+}
+
+// One row of a score tile: add ALiBi, keep [a, e], and turn it into probabilities
+// exp(s - m) there, 0 elsewhere; returns their sum.
+inline float exp_row(float* row, std::int64_t nc, std::int64_t a, std::int64_t e, float m, float slope,
+                     std::int64_t t_minus_c0) {
+  for (std::int64_t j = 0; j < a; ++j) row[j] = 0.0f;
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t j = a; j <= e; ++j) {
+    const float s = row[j] - slope * std::fabs(float(t_minus_c0 - j));
+    sum += (row[j] = fast_exp(s - m));
+  }
+  for (std::int64_t j = e + 1; j < nc; ++j) row[j] = 0.0f;
+  return sum;
+}
+
+}  // namespace
+
+void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa, HeadsView ka, HeadsView va,
+                             const AttentionSpec& spec) {
+  const char* op = "flash_attention_forward";
+  const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);
+  const Geometry g = check_geometry(op, q, k, v, out, lse, spec);
+  const std::int64_t B = g.B, Tq = g.Tq, Hq = g.Hq, G = g.G, D = g.D;
+  if (B == 0 || Tq == 0) return;
+  const Heads o = heads_of(out, Hq, D);
+  float* L = lse.data<float>();
+  const std::int64_t nq = (Tq + kBr - 1) / kBr;
+  const std::size_t floats = std::size_t(2 * kBr * D + 2 * kBc * D + kBr * kBc + 2 * kBr);
+  ctx.scratch.prepare();
+#pragma omp parallel for schedule(dynamic)
+  for (std::int64_t item = 0; item < B * Hq * nq; ++item) {
+    // the longest rows (last query tiles, under a causal mask) first
+    const std::int64_t qt = nq - 1 - item % nq, bh = item / nq, b = bh / Hq, h = bh % Hq, hk = h / G;
+    const std::int64_t r0 = qt * kBr, nr = std::min(kBr, Tq - r0);
+    float* buf = ctx.scratch.get(ThreadScratch::attention, floats);
+    float *Qb = buf, *Kb = Qb + kBr * D, *Vb = Kb + kBc * D, *S = Vb + kBc * D, *O = S + kBr * kBc;
+    float *m = O + kBr * D, *l = m + kBr;
+    const F32Rows Q = f32_rows(q, b, r0, nr, h, Qb);
+    std::fill(O, O + nr * D, 0.0f);
+    std::fill(m, m + nr, -std::numeric_limits<float>::infinity());
+    std::fill(l, l + nr, 0.0f);
+    const float slope = g.slopes ? g.slopes[h] : 0.0f;
+    const std::int64_t kmin = g.lo(r0), kmax = g.hi(b, r0 + nr - 1);
+    for (std::int64_t c0 = kmin; c0 <= kmax; c0 += kBc) {
+      const std::int64_t nc = std::min(kBc, kmax + 1 - c0);
+      const F32Rows K = f32_rows(k, b, c0, nc, hk, Kb), V = f32_rows(v, b, c0, nc, hk, Vb);
+      sgemm(Trans::no, Trans::yes, nr, nc, D, g.scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, kBc);
+      for (std::int64_t r = 0; r < nr; ++r) {
+        const std::int64_t t = r0 + r;
+        const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c0 + nc - 1) - c0;
+        float* row = S + r * kBc;
+        if (e < a) {  // this row sees no key of this tile
+          std::fill(row, row + nc, 0.0f);
+          continue;
+        }
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (std::int64_t j = a; j <= e; ++j)
+          mx = std::max(mx, row[j] - slope * std::fabs(float(t - c0 - j)));
+        const float m_new = std::max(m[r], mx);
+        const float alpha = fast_exp(m[r] - m_new);  // 0 on the first tile (m = -inf)
+        l[r] = l[r] * alpha + exp_row(row, nc, a, e, m_new, slope, t - c0);
+        m[r] = m_new;
+        if (alpha != 1.0f) {
+          float* orow = O + r * D;
+#pragma omp simd
+          for (std::int64_t d = 0; d < D; ++d) orow[d] *= alpha;
+        }
+      }
+      sgemm(Trans::no, Trans::no, nr, D, nc, 1.0f, S, kBc, V.p, V.ld, 1.0f, O, D);
+    }
+    for (std::int64_t r = 0; r < nr; ++r) {
+      const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+      float* orow = O + r * D;
+#pragma omp simd
+      for (std::int64_t d = 0; d < D; ++d) orow[d] *= inv;
+      L[(b * Hq + h) * Tq + r0 + r] = l[r] > 0 ? m[r] + std::log(l[r]) : -INFINITY;
+    }
+    store_rows(o, b, r0, nr, h, O, D);
+  }
+}
+
+void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsView dva, Tensor dout,
+                              HeadsView qa, HeadsView ka, HeadsView va, Tensor out, Tensor lse,
+                              const AttentionSpec& spec) {
+  const char* op = "flash_attention_backward";
+  const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);
+  const Heads dq = resolve(op, "dq", dqa), dk = resolve(op, "dk", dka), dv = resolve(op, "dv", dva);
+  const Geometry g = check_geometry(op, q, k, v, out, lse, spec);
+  const std::int64_t B = g.B, Tq = g.Tq, Tk = g.Tk, Hq = g.Hq, Hkv = g.Hkv, G = g.G, D = g.D;
+  auto same = [&](const char* n, const Heads& d, const Heads& x) {
+    LOOM_CHECK(d.B == x.B && d.T == x.T && d.H == x.H && d.D == x.D && d.dtype == x.dtype, "",
+               "{}: {} has B={} T={} {} heads of {} {} but must match ({},{},{} heads of {} {})", op, n, d.B,
+               d.T, d.H, d.D, dtype_name(d.dtype), x.B, x.T, x.H, x.D, dtype_name(x.dtype));
+  };
+  same("dq", dq, q), same("dk", dk, k), same("dv", dv, v);
+  check::same_shape(op, "dout", dout, "out", out);
+  check::dtype(op, "dout", dout, q.dtype);
+  if (B == 0 || (Tq == 0 && Tk == 0)) return;
+  const Heads o = heads_of(out, Hq, D), dO_ = heads_of(dout, Hq, D);
+  const float* L = lse.data<float>();
+  const bool f32 = q.dtype == DType::f32;
+  // per thread: Q, dO tiles; K, V tiles; S, dP; dK, dV accumulators; rowsum(dO O); dQ (16-bit dq only)
+  const std::size_t floats =
+      std::size_t(2 * kBr * D + 2 * kBc * D + 2 * kBr * kBc + 2 * kBc * D + G * Tq + (f32 ? 0 : G * Tq * D));
+  ctx.scratch.prepare();
+#pragma omp parallel for schedule(dynamic)
+  for (std::int64_t item = 0; item < B * Hkv; ++item) {
+    const std::int64_t b = item / Hkv, hk = item % Hkv;
+    float* buf = ctx.scratch.get(ThreadScratch::attention, floats);
+    float *Qb = buf, *dOb = Qb + kBr * D, *Kb = dOb + kBr * D, *Vb = Kb + kBc * D, *S = Vb + kBc * D;
+    float *dP = S + kBr * kBc, *dK = dP + kBr * kBc, *dV = dK + kBc * D, *Dsum = dV + kBc * D,
+          *dQbuf = Dsum + G * Tq;
+    // Dsum[gi][t] = rowsum(dO * O); dQ zeroed (in place for f32, else the f32 buffer)
+    for (std::int64_t gi = 0; gi < G; ++gi) {
+      const std::int64_t h = hk * G + gi;
+      visit_dtype(q.dtype, [&](auto z) {
+        using T = decltype(z);
+        for (std::int64_t t = 0; t < Tq; ++t) {
+          const T* pd = reinterpret_cast<const T*>(dO_.at(b, t, h));
+          const T* po = reinterpret_cast<const T*>(o.at(b, t, h));
+          float s = 0;
+#pragma omp simd reduction(+ : s)
+          for (std::int64_t d = 0; d < D; ++d) s += ld(pd, d) * ld(po, d);
+          Dsum[gi * Tq + t] = s;
+        }
+      });
+      for (std::int64_t t = 0; t < Tq; ++t) {
+        float* row = f32 ? reinterpret_cast<float*>(dq.at(b, t, h)) : dQbuf + (gi * Tq + t) * D;
+        std::fill(row, row + D, 0.0f);
+      }
+    }
+    for (std::int64_t c0 = 0; c0 < Tk; c0 += kBc) {
+      const std::int64_t nc = std::min(kBc, Tk - c0), c1 = c0 + nc - 1;
+      const F32Rows K = f32_rows(k, b, c0, nc, hk, Kb), V = f32_rows(v, b, c0, nc, hk, Vb);
+      std::fill(dK, dK + nc * D, 0.0f);
+      std::fill(dV, dV + nc * D, 0.0f);
+      // the query rows that see a key of this tile: [t_first, t_last] (lo and hi are monotone)
+      std::int64_t lo_t = 0, hi_t = Tq;  // t_first = first t with hi(t) >= c0
+      while (lo_t < hi_t) {
+        const std::int64_t mid = (lo_t + hi_t) / 2;
+        (g.hi(b, mid) >= c0) ? hi_t = mid : lo_t = mid + 1;
+      }
+      const std::int64_t t_first = lo_t;
+      lo_t = 0, hi_t = Tq;  // t_last + 1 = first t with lo(t) > c1
+      while (lo_t < hi_t) {
+        const std::int64_t mid = (lo_t + hi_t) / 2;
+        (g.lo(mid) > c1) ? hi_t = mid : lo_t = mid + 1;
+      }
+      const std::int64_t t_end = lo_t;
+      for (std::int64_t gi = 0; gi < G && t_first < t_end; ++gi) {
+        const std::int64_t h = hk * G + gi;
+        const float slope = g.slopes ? g.slopes[h] : 0.0f;
+        for (std::int64_t r0 = t_first; r0 < t_end; r0 += kBr) {
+          const std::int64_t nr = std::min(kBr, t_end - r0);
+          const F32Rows Q = f32_rows(q, b, r0, nr, h, Qb), dOt = f32_rows(dO_, b, r0, nr, h, dOb);
+          float* dQ = f32 ? reinterpret_cast<float*>(dq.at(b, r0, h)) : dQbuf + (gi * Tq + r0) * D;
+          const std::int64_t ldq = f32 ? dq.W : D;
+          sgemm(Trans::no, Trans::yes, nr, nc, D, g.scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, kBc);
+          for (std::int64_t r = 0; r < nr; ++r) {  // P = exp(S - lse) on the row's keys, 0 elsewhere
+            const std::int64_t t = r0 + r;
+            const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c1) - c0;
+            const float lse_t = L[(b * Hq + h) * Tq + t];
+            float* row = S + r * kBc;
+            if (e < a || !(lse_t > -INFINITY))
+              std::fill(row, row + nc, 0.0f);
+            else
+              exp_row(row, nc, a, e, lse_t, slope, t - c0);
+          }
+          sgemm(Trans::yes, Trans::no, nc, D, nr, 1.0f, S, kBc, dOt.p, dOt.ld, 1.0f, dV, D);  // dV += P^T dO
+          sgemm(Trans::no, Trans::yes, nr, nc, D, 1.0f, dOt.p, dOt.ld, V.p, V.ld, 0.0f, dP,
+                kBc);                              // dP = dO V^T
+          for (std::int64_t r = 0; r < nr; ++r) {  // dS = P (dP - rowsum(dO O)), in S
+            float* p = S + r * kBc;
+            const float* dp = dP + r * kBc;
+            const float di = Dsum[gi * Tq + r0 + r];
+#pragma omp simd
+            for (std::int64_t j = 0; j < nc; ++j) p[j] = p[j] * (dp[j] - di);
+          }
+          sgemm(Trans::yes, Trans::no, nc, D, nr, g.scale, S, kBc, Q.p, Q.ld, 1.0f, dK,
+                D);  // dK += scale dS^T Q
+          sgemm(Trans::no, Trans::no, nr, D, nc, g.scale, S, kBc, K.p, K.ld, 1.0f, dQ,
+                ldq);  // dQ += scale dS K
+        }
+      }
+      store_rows(dk, b, c0, nc, hk, dK, D);
+      store_rows(dv, b, c0, nc, hk, dV, D);
+    }
+    if (!f32)
+      for (std::int64_t gi = 0; gi < G; ++gi) store_rows(dq, b, 0, Tq, hk * G + gi, dQbuf + gi * Tq * D, D);
+  }
+}
+
+}  // namespace loom::cpu
