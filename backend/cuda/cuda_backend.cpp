@@ -34,6 +34,12 @@ using cuda::check_cuda;
 
 constexpr std::size_t kLtWorkspaceBytes = std::size_t(32) << 20;  // cuBLASLt's advice for Hopper
 
+// For ops added to backend.h before their CUDA kernel exists (today: the tiled attention).
+[[noreturn]] void not_yet_available(std::string_view op) {
+  throw Error(fmt::format("{}: not yet available on the CUDA backend", op),
+              "use --train.device cpu; its CUDA kernel is part of the GPU issue");
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int ordinal) : ordinal_(ordinal) {
