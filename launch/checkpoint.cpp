@@ -318,7 +318,6 @@ TrainProgress Checkpointer::load(const std::string& path) {
   const AttrGetter ckpt_attr = [&](const std::string& a) { return r.has_attr(a) ? std::optional(r.attr(a)) : std::nullopt; };
   if (const auto data = tokenizer_from_attrs(run_attr, "this run's data"))
     check_model_tokenizer("checkpoint.resume", path, tokenizer_from_attrs(ckpt_attr, "checkpoint '" + path + "'"), *data);
-  ParamStore& ps = model_.params();
   // Only the runs whose state this rank keeps are read (master weights, m, v); the working
   // weights are made from the master weights (rounded, and under ZeRO-1 all-gathered over
   // dp), exactly as after an update.

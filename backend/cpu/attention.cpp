@@ -64,19 +64,7 @@ void attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qkv, int h
     const View O = sl.out(3, obase + (b * T * C + h * D) * esize, C);
     float* S = P + bh * T * T;
     sgemm(Trans::no, Trans::yes, T, T, D, scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, T);
-    for (std::int64_t i = 0; i < T; ++i) {  // masked row softmax over j <= i
-      float* row = S + i * T;
-      float mx = -INFINITY;
-      #pragma omp simd reduction(max : mx)
-      for (std::int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j]);
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (std::int64_t j = 0; j <= i; ++j) sum += (row[j] = fast_exp(row[j] - mx));
-      const float inv = 1.0f / sum;
-#pragma omp simd
-      for (std::int64_t j = 0; j <= i; ++j) row[j] *= inv;
-      for (std::int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
-    }
+    for (std::int64_t i = 0; i < T; ++i) causal_softmax_row(S + i * T, i, T);
     sgemm(Trans::no, Trans::no, T, D, T, 1.0f, S, T, V.p, V.ld, 0.0f, O.p, O.ld);
   }
 }

@@ -1,12 +1,16 @@
 // backend/cpu/attention_tiles.h — what the CPU attention kernels (attention.cpp,
 // grouped_attention.cpp) share: f32 views of one head's (T, D) slices, widened into
-// per-thread tiles when the tensors are 16-bit (see attention.cpp's header), and a
-// row-major cblas_sgemm wrapper.
+// per-thread tiles when the tensors are 16-bit (see attention.cpp's header), a
+// row-major cblas_sgemm wrapper, and the causal row softmax.
 #pragma once
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "backend/cpu/convert.h"
+#include "backend/cpu/fast_math.h"
 #include "core/dtype.h"
 
 namespace loom::cpu {
@@ -63,6 +67,21 @@ inline void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
               int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+
+// Row i of a causal score matrix (T columns) in place: the softmax over columns j <= i,
+// zeros after.
+inline void causal_softmax_row(float* row, std::int64_t i, std::int64_t T) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (std::int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j]);
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t j = 0; j <= i; ++j) sum += (row[j] = fast_exp(row[j] - mx));
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (std::int64_t j = 0; j <= i; ++j) row[j] *= inv;
+  for (std::int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
 }
 
 }  // namespace loom::cpu

@@ -80,16 +80,7 @@ void grouped_attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qk
 #pragma omp simd
         for (std::int64_t j = 0; j <= i; ++j) row[j] -= slope * float(i - j);
       }
-      float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-      for (std::int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j]);
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (std::int64_t j = 0; j <= i; ++j) sum += (row[j] = fast_exp(row[j] - mx));
-      const float inv = 1.0f / sum;
-#pragma omp simd
-      for (std::int64_t j = 0; j <= i; ++j) row[j] *= inv;
-      for (std::int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
+      causal_softmax_row(row, i, T);
     }
     sgemm(Trans::no, Trans::no, T, D, T, 1.0f, S, T, V.p, V.ld, 0.0f, O.p, O.ld);
   }
