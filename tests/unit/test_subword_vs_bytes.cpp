@@ -9,8 +9,8 @@
 // trains on each; the byte run gets as many more steps as make its training FLOPs equal
 // the subword run's (its head is smaller). Loss per byte = val loss (nats per token) x
 // tokens / bytes of the val split it was measured on; the val split's bytes are its decoded
-// text. When written (commit after 0436d97), 100 subword steps gave about 1.7 nats per
-// byte and the compute-matched byte run about 2.4.
+// text. When written (commit after 0436d97), 100 subword steps gave 1.82 nats per
+// byte and the compute-matched byte run (116 steps) 2.51.
 #include <gtest/gtest.h>
 
 #include <cmath>
