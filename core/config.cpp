@@ -127,6 +127,12 @@ void validate(const ModelConfig& m) {
              "model.kv_heads ({}) must divide model.heads ({}): each key/value head serves heads / kv_heads query "
              "heads",
              m.kv_head_count(), m.heads);
+  LOOM_CHECK(m.family == "gpt" || m.family == "bert",
+             "use gpt (causal decoder, next token) or bert (bidirectional encoder, masked tokens)",
+             "model.family must be gpt or bert, got '{}'", m.family);
+  LOOM_CHECK(m.ln_placement == "pre" || m.ln_placement == "post",
+             "use pre (GPT-2, Llama: x + f(norm(x))) or post (BERT: norm(x + f(x)))",
+             "model.ln_placement must be pre or post, got '{}'", m.ln_placement);
 }
 
 void validate(const RunConfig& c) {

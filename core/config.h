@@ -28,6 +28,11 @@ struct ModelConfig {
   double rope_base = 10000;           // rope: the frequencies are rope_base^(-2i/D)
   double norm_eps = 1e-5;             // both norms
   std::int64_t kv_heads = 0;          // key/value heads (grouped-query attention); 0: heads
+  // The family (docs/models.md): gpt, a causal decoder trained on the next token; or bert,
+  // a bidirectional encoder trained on masked tokens (the batches are masked by
+  // io/mlm_masker.h), its head tied to the embedding like GPT's.
+  std::string family = "gpt";       // gpt | bert
+  std::string ln_placement = "pre";  // pre: x + f(ln(x)) (GPT-2); post: ln(x + f(x)) (BERT), no final ln_f
 
   // ffn = 0: 4 * channels, or for swiglu Llama's 2/3 of it (8C/3) rounded up to a multiple
   // of 64 (Llama rounds to 256; give model.ffn to match a particular Llama).
@@ -35,13 +40,16 @@ struct ModelConfig {
     if (ffn > 0) return ffn;
     return mlp == "swiglu" ? (8 * channels / 3 + 63) / 64 * 64 : 4 * channels;
   }
+  bool bert() const { return family == "bert"; }
+  bool post_ln() const { return ln_placement == "post"; }
   std::int64_t head_size() const { return channels / heads; }
   std::int64_t kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
   // Rows of c_attn: q (heads * D), then k and v (kv_heads * D each).
   std::int64_t qkv_size() const { return (heads + 2 * kv_head_count()) * head_size(); }
   // GPT-2 itself: the parts `loom-ckpt export --hf` (a Hugging Face GPT-2) can write.
   bool is_gpt2() const {
-    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads;
+    return family == "gpt" && ln_placement == "pre" && norm == "layernorm" && mlp == "gelu" &&
+           positions == "learned" && kv_head_count() == heads;
   }
   // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
   // efficiency and tensor-parallel splits; padded logits are excluded from the loss.

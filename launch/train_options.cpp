@@ -49,6 +49,11 @@ struct Table {
         ("model.kv_heads", po::value(&c.model.kv_heads)->default_value(c.model.kv_heads),
          "key/value heads, grouped-query attention (0: model.heads; must divide model.heads, and parallel.tp must "
          "divide it)")
+        ("model.family", po::value(&c.model.family)->default_value(c.model.family),
+         "gpt (causal decoder, next-token loss) or bert (bidirectional encoder, masked-LM loss on 15% of the "
+         "positions; docs/models.md)")
+        ("model.ln_placement", po::value(&c.model.ln_placement)->default_value(c.model.ln_placement),
+         "pre (GPT-2: x + f(norm(x)), a final norm) or post (BERT: norm(x + f(x)), no final norm)")
         ("model.init", po::value(&c.model.init), "weights file (HDF5) or checkpoint (step_N/ or a run directory) to start from; fresh optimizer and step");
     train.add_options()
         ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps")
@@ -232,7 +237,9 @@ void check_init_matches_options(const ModelConfig& options, const ModelConfig& f
       {"model.positions", options.positions, file.positions},
       {"model.kv_heads", std::to_string(options.kv_head_count()), std::to_string(file.kv_head_count())},
       {"model.rope_base", fmt::format("{}", options.rope_base), fmt::format("{}", file.rope_base)},
-      {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)}};
+      {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)},
+      {"model.family", options.family, file.family},
+      {"model.ln_placement", options.ln_placement, file.ln_placement}};
   for (const auto& [name, mine, theirs] : parts) {
     if (!given.contains(name) || mine == theirs) continue;
     throw Error(fmt::format("{} = {} was given, but model.init '{}' holds a model with {} = {}", name, mine, path, name,
@@ -247,7 +254,8 @@ std::string to_ini(const RunConfig& c) {
     << "\nffn = " << c.model.ffn_size() << "\nvocab = " << c.model.vocab << "\nseq_len = " << c.model.seq_len
     << "\nnorm = " << c.model.norm << "\nmlp = " << c.model.mlp << "\npositions = " << c.model.positions
     << "\nrope_base = " << c.model.rope_base << "\nnorm_eps = " << c.model.norm_eps
-    << "\nkv_heads = " << c.model.kv_head_count() << "\n";
+    << "\nkv_heads = " << c.model.kv_head_count() << "\nfamily = " << c.model.family
+    << "\nln_placement = " << c.model.ln_placement << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute

@@ -135,8 +135,10 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   if (c.embeds || c.has_loss) c.wte = params_.param("wte"), c.dwte = params_.grad("wte");
   if (c.embeds && learned) c.wpe = params_.param("wpe"), c.dwpe = params_.grad("wpe");
   if (c.has_loss) {
-    c.ln_f = norm("ln_f");
-    c.b_ln_f = bucket(params_.index("ln_f.weight"), norm_last("ln_f") + 1);
+    if (!cfg_.post_ln()) {  // post-LN has no final norm (gpt_layout.cpp)
+      c.ln_f = norm("ln_f");
+      c.b_ln_f = bucket(params_.index("ln_f.weight"), norm_last("ln_f") + 1);
+    }
     if (!c.embeds) c.b_head = bucket(params_.index("wte"), params_.index("wte") + 1);
   }
   c.b_blocks.assign(std::size_t(L), kNone);
@@ -151,6 +153,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
                        alibi_};
     b.ln_2 = norm(layer_name(l, "ln_2"));
     b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_, sp()}, {lin(l, "mlp.c_proj"), &tp_, sp()}, mlp_};
+    b.post_ln = cfg_.post_ln();
     c.blocks.push_back(b);
   }
   for (std::int64_t l = c.layer_end; l-- > c.layer_begin;)
@@ -176,8 +179,10 @@ void Gpt::build_chunk(Chunk& c, int slots) {
     if (c.embeds) s.tokens = f32("token ids", {B_, T_});  // int32 ids in 4-byte elements
     if (c.has_loss) {
       s.targets = f32("token ids", {B_, T_});
-      s.ln_f_out = act(head, {Nl, C});  // SP: gathered again for the head's backward
-      s.ln_f_saved = {rms ? Tensor{} : f32(head, {Nl}), f32(head, {Nl})};  // rmsnorm keeps no mean
+      if (!cfg_.post_ln()) {  // post-LN: the head reads the last residual stream tensor
+        s.ln_f_out = act(head, {Nl, C});  // SP: gathered again for the head's backward
+        s.ln_f_saved = {rms ? Tensor{} : f32(head, {Nl}), f32(head, {Nl})};  // rmsnorm keeps no mean
+      }
       s.logits = act(head, {N, Vl});  // 16-bit logits; the loss is computed in f32 from them
       s.loss = {f32(head, {N}), f32(head, {2, N}), f32(head, {N})};
     }
@@ -205,6 +210,12 @@ Block::Saved Gpt::alloc_block_saved(const std::string& category, bool with_probs
   b.ln_1 = {rms ? Tensor{} : f32(category, {Nl}), f32(category, {Nl})};  // rmsnorm keeps no mean
   b.ln_2 = {rms ? Tensor{} : f32(category, {Nl}), f32(category, {Nl})};
   return b;
+}
+
+// What the tied head multiplies, (Nl, C): ln_f's output, or under post-LN (no final norm)
+// the last residual stream tensor.
+Tensor Gpt::head_input(const Slot& s) const {
+  return cfg_.post_ln() ? s.resid.back().view({stream_rows(), cfg_.channels}) : s.ln_f_out;
 }
 
 Shape Gpt::stream_shape() const {
@@ -274,9 +285,10 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
   }  // else: the previous virtual stage's output was received into s.resid[0]
   for (std::size_t l = 0; l < c.blocks.size(); ++l) c.blocks[l].forward(be_, s.resid[l + 1], s.resid[l], s.saved[l]);
   if (!c.has_loss) return;
-  c.ln_f.forward(be_, s.ln_f_out, s.resid.back().view({stream_rows(), cfg_.channels}), s.ln_f_saved);
-  const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : s.ln_f_out;  // SP: all N rows
-  if (sp()) tp_.all_gather(ln_f_all, s.ln_f_out);
+  const Tensor head_in = head_input(s);
+  if (!cfg_.post_ln()) c.ln_f.forward(be_, head_in, s.resid.back().view({stream_rows(), cfg_.channels}), s.ln_f_saved);
+  const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : head_in;  // SP: all N rows
+  if (sp()) tp_.all_gather(ln_f_all, head_in);
   be_.matmul(s.logits, ln_f_all, c.wte, {}, {.trans_b = Trans::yes});  // tied head: this rank's vocabulary columns
 }
 
@@ -300,19 +312,24 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     Tensor dln = scratch_.dln.view({Nl, C});
     // Each shard's head contributes to the gradient of ln_f's output: all-reduced over tp
     // (SP: reduce-scattered to this rank's rows, and ln_f's output gathered again for dwte).
-    const Tensor dln_all = sp() ? sp_.full.view({N, C}) : dln, ln_f_all = sp() ? sp_.gathered.view({N, C}) : s.ln_f_out;
+    const Tensor head_in = head_input(s);
+    const Tensor dln_all = sp() ? sp_.full.view({N, C}) : dln, ln_f_all = sp() ? sp_.gathered.view({N, C}) : head_in;
     be_.matmul(dln_all, s.logits, c.wte, {}, {});
     if (sp()) {
       tp_.reduce_scatter(dln, dln_all);
-      tp_.all_gather(ln_f_all, s.ln_f_out);
+      tp_.all_gather(ln_f_all, head_in);
     } else {
       tp_.all_reduce(dln);
     }
     be_.matmul(c.dwte, s.logits, ln_f_all, {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes});
     if (c.b_head != kNone) ready(c.b_head);
-    be_.fill(dresid, 0.0f);
-    c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
-    ready(c.b_ln_f);
+    if (cfg_.post_ln()) {
+      be_.copy(dresid.view({Nl, C}), dln);  // the head read the stream itself
+    } else {
+      be_.fill(dresid, 0.0f);
+      c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
+      ready(c.b_ln_f);
+    }
   } else {
     be_.copy(dresid, c.doutput);  // received from the next virtual stage
   }

@@ -154,6 +154,7 @@ private:
   // This rank's residual-stream rows and their shape: (B,T,C), or (N/tp, C) with SP.
   std::int64_t stream_rows() const { return sequence_parallel() ? B_ * T_ / tp_.size() : B_ * T_; }
   Shape stream_shape() const;
+  Tensor head_input(const Slot& s) const;
   const SequenceParallel* sp() const { return sequence_parallel() ? &sp_ : nullptr; }
   Block::Saved alloc_block_saved(const std::string& category, bool with_probs);
 

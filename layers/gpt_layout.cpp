@@ -126,7 +126,7 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
       add("mlp.c_proj.weight", {C, F / tp}, proj_std, 0, R::matrix, cols);
       add("mlp.c_proj.bias", {C}, 0, 0, R::bias, {});
     }
-    if (stage.has_loss(v)) {
+    if (stage.has_loss(v) && !m.post_ln()) {  // post-LN: the last block's output is already normalised
       s.push_back({.name = "ln_f.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
       if (!rms) s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
     }
@@ -165,7 +165,8 @@ std::string Gpt::to_json(const ModelConfig& m) {
                         {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
                         {"norm", m.norm},           {"mlp", m.mlp},
                         {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
-                        {"kv_heads", m.kv_head_count()}}
+                        {"kv_heads", m.kv_head_count()}, {"family", m.family},
+                        {"ln_placement", m.ln_placement}}
       .dump();
 }
 
@@ -185,6 +186,8 @@ ModelConfig Gpt::from_json(const std::string& text) {
     m.rope_base = j.value("rope_base", m.rope_base);
     m.norm_eps = j.value("norm_eps", m.norm_eps);
     m.kv_heads = j.value("kv_heads", m.kv_heads);
+    m.family = j.value("family", m.family);
+    m.ln_placement = j.value("ln_placement", m.ln_placement);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("bad GPT model config: {}", e.what()),
                 "the file was not written by loom; see docs/checkpoint-format.md");

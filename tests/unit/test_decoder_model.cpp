@@ -103,6 +103,19 @@ TEST(DecoderModelGrad, LlamaStyleRopeRmsnormSwigluGqa) { check_gradients(llama_t
 TEST(DecoderModelGrad, AlibiLayernormGeluOddHeads) { check_gradients(tiny("layernorm", "gelu", "alibi", 3, 3)); }
 TEST(DecoderModelGrad, SinusoidalRmsnormGeluMultiQuery) { check_gradients(tiny("rmsnorm", "gelu", "sinusoidal", 4, 1)); }
 
+// Post-LN (model.ln_placement post, BERT's block): every path to the input passes through
+// a norm, and the head reads the last block's output (no ln_f).
+TEST(DecoderModelGrad, PostLnLayernormGelu) {
+  ModelConfig m = tiny("layernorm", "gelu", "learned", 3, 3);
+  m.ln_placement = "post";
+  check_gradients(m);
+}
+TEST(DecoderModelGrad, PostLnRmsnormSwigluRope) {
+  ModelConfig m = llama_tiny();
+  m.ln_placement = "post";
+  check_gradients(m);
+}
+
 TEST(DecoderModel, ParametersFollowTheParts) {
   const ModelConfig m = llama_tiny();  // C 24, H 4 (D 6), Hkv 2, F 40
   std::vector<std::string> names;
