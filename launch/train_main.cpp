@@ -21,6 +21,7 @@
 
 #include "backend/registry.h"
 #include "io/data_loader.h"
+#include "io/mlm_masker.h"
 #include "io/token_dataset.h"
 #include "launch/checkpoint.h"
 #include "launch/gemm_peak.h"
@@ -175,6 +176,19 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
     cfg.model = from_file;
     cfg.model.init = init;
   }
+  // Masked LM (model.family bert): the mask token and the specials come from the data's
+  // tokenizer; the byte tokenizer's [MASK] is appended after eod, growing the vocabulary.
+  std::optional<MlmMasker> mlm;
+  if (cfg.model.bert()) {
+    LOOM_CHECK(data_tok.known(), "re-tokenise the data with this version of loom-data",
+               "model.family bert needs the data's tokenizer (for its mask token), but '{}' records none",
+               train_set.path());
+    mlm = MlmMasker{.tokens = mlm_tokens(tokenizer_info(data_tok)), .seed = cfg.train.seed};
+    if (cfg.model.vocab == 0) cfg.model.vocab = mlm->tokens.vocab;
+    LOOM_CHECK(cfg.model.vocab >= mlm->tokens.vocab, "raise model.vocab (or leave it 0)",
+               "model.family bert: the mask token is id {}, outside model.vocab = {}", mlm->tokens.mask,
+               cfg.model.vocab);
+  }
   if (cfg.model.vocab == 0) cfg.model.vocab = train_set.vocab_size();
   LOOM_CHECK(train_set.vocab_size() <= cfg.model.vocab && val_set.vocab_size() <= cfg.model.vocab,
              "raise model.vocab or re-tokenise the data",
@@ -229,7 +243,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   }
   const bool writer_pipeline = ctx.coord.dp == 0 && ctx.coord.tp == 0;
   if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline, tok_attrs);
-  Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader);
+  Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader, mlm ? &*mlm : nullptr);
   Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), [&] { trainer.params_from_master(); },
                             [&] {  // the index's attributes: the tokenizer's and the run's configuration
                               auto attrs = tok_attrs;

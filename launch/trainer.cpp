@@ -1,6 +1,7 @@
 // launch/trainer.cpp — see trainer.h.
 #include "launch/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -27,12 +28,9 @@ void split_windows(const std::int32_t* w, std::int64_t B, std::int64_t T, std::i
     }
 }
 
-// Target tokens (>= 0) among the targets of (B, T+1) windows.
-std::int64_t count_targets(const std::vector<std::int32_t>& w, std::int64_t T) {
-  std::int64_t n = 0;
-  for (std::size_t i = 0; i < w.size(); ++i)
-    if (i % std::size_t(T + 1) != 0 && w[i] >= 0) ++n;
-  return n;
+// Target tokens (>= 0) among targets.
+std::int64_t count_targets(const std::int32_t* y, std::int64_t n) {
+  return std::int64_t(std::count_if(y, y + n, [](std::int32_t t) { return t >= 0; }));
 }
 
 constexpr const char* kDivergedHint =
@@ -84,7 +82,7 @@ std::vector<int> Trainer::slots_for(const PipePlan& plan, int chunks) {
 }
 
 Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
-                 TimedCommunicator& pp, const DataLoader& train, const DataLoader& val)
+                 TimedCommunicator& pp, const DataLoader& train, const DataLoader& val, const MlmMasker* mlm)
     : cfg_(cfg),
       ctx_(ctx),
       be_(be),
@@ -93,6 +91,7 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
       pp_(pp),
       train_(train),
       val_(val),
+      mlm_(mlm),
       T_(model.seq_len()),
       MB_(model.batch()),
       local_(cfg.train.global_batch / ctx.shape.dp),
@@ -147,20 +146,22 @@ StepRecord Trainer::step(std::int64_t s) {
   model_.params().zero_grads();
   // The whole global batch is read (a pure function of (seed, step, sequence)) to count its
   // target tokens — the loss normaliser — without communication; this rank runs its slice.
+  // Masked LM masks the whole batch too: the mask of a sequence depends on its global index only.
   const std::int64_t G = cfg_.train.global_batch;
   train_.train_batch(s, 0, G, window_.data());
-  const std::int64_t targets = count_targets(window_, T_);
+  x_.resize(std::size_t(G * T_));
+  y_.resize(std::size_t(G * T_));
+  if (mlm_) mlm_->train(s, 0, G, T_, window_.data(), x_.data(), y_.data());
+  else split_windows(window_.data(), G, T_, x_.data(), y_.data());
+  const std::int64_t targets = count_targets(y_.data(), G * T_);
   LOOM_CHECK(targets > 0, "check the dataset", "step {}: the global batch has no target tokens", s);
-  x_.resize(std::size_t(local_ * T_));
-  y_.resize(std::size_t(local_ * T_));
-  split_windows(window_.data() + first_ * (T_ + 1), local_, T_, x_.data(), y_.data());
 
   if (zero_) zero_->begin_step(int(accum_));
   else dp_grads_.begin_step(int(accum_));
   StepRecord r;
   r.step = s;
   r.loss_scale = scaler_.scale();
-  Stage stage(model_, x_.data(), y_.data(), float(r.loss_scale / double(targets)));
+  Stage stage(model_, x_.data() + first_ * T_, y_.data() + first_ * T_, float(r.loss_scale / double(targets)));
   run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   be_.synchronize();
   // Both copies of a tied tensor get the summed gradient (first and last stage). Sums
@@ -209,11 +210,15 @@ StepRecord Trainer::step(std::int64_t s) {
 double Trainer::evaluate() {
   const std::int64_t G = cfg_.train.global_batch, E = cfg_.train.eval_batches;
   std::vector<std::int32_t> x(std::size_t(E * local_ * T_)), y(x.size()), w(std::size_t(G * (T_ + 1)));
+  std::vector<std::int32_t> gx(std::size_t(G * T_)), gy(gx.size());  // one global batch
   std::int64_t targets = 0;
   for (std::int64_t e = 0; e < E; ++e) {
     val_.eval_batch(e, 0, G, G, w.data());
-    targets += count_targets(w, T_);
-    split_windows(w.data() + first_ * (T_ + 1), local_, T_, x.data() + e * local_ * T_, y.data() + e * local_ * T_);
+    if (mlm_) mlm_->eval(e, 0, G, T_, w.data(), gx.data(), gy.data());
+    else split_windows(w.data(), G, T_, gx.data(), gy.data());
+    targets += count_targets(gy.data(), G * T_);
+    std::copy_n(gx.data() + first_ * T_, local_ * T_, x.data() + e * local_ * T_);
+    std::copy_n(gy.data() + first_ * T_, local_ * T_, y.data() + e * local_ * T_);
   }
   LOOM_CHECK(targets > 0, "check the validation split", "evaluation: no target tokens");
   model_.take_loss_sum();  // nothing should be pending; start from zero

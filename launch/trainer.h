@@ -24,6 +24,7 @@
 
 #include "core/config.h"
 #include "io/data_loader.h"
+#include "io/mlm_masker.h"
 #include "layers/stage_model.h"
 #include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
@@ -66,9 +67,11 @@ struct TrainProgress {
 class Trainer {
 public:
   // `tp` and `pp` are the timed communicators the model and the trainer use; `model`
-  // was built with tp, and with slots for `plan` (slots_for()).
+  // was built with tp, and with slots for `plan` (slots_for()). The objective: the next
+  // token (mlm null: inputs window[0, T), targets window[1, T]) or masked tokens (mlm:
+  // io/mlm_masker.h, borrowed).
   Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
-          TimedCommunicator& pp, const DataLoader& train, const DataLoader& val);
+          TimedCommunicator& pp, const DataLoader& train, const DataLoader& val, const MlmMasker* mlm = nullptr);
 
   // The plan of one training step on this stage, and the activation slots it needs per chunk.
   static PipePlan plan_for(const RunConfig& cfg, const ParallelContext& ctx);
@@ -108,6 +111,7 @@ private:
   StageModel& model_;
   TimedCommunicator &tp_, &pp_;
   const DataLoader &train_, &val_;
+  const MlmMasker* mlm_;  // null: next-token prediction
   std::int64_t T_, MB_, local_, first_, accum_;
   TimedCommunicator dp_;  // gradient sync, ZeRO-1's gather and norm: t_dp
   PipePlan plan_;
@@ -117,7 +121,7 @@ private:
   std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
   LossScaler scaler_;
   TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
-  std::vector<std::int32_t> window_, x_, y_;
+  std::vector<std::int32_t> window_, x_, y_;  // the global batch: windows, inputs, targets
   std::vector<StepRecord> history_;
 };
 
