@@ -69,6 +69,10 @@ struct TrainConfig {
   // attention core's probabilities are recomputed in backward, not stored); full (only each
   // block's input is kept; the block is recomputed in backward).
   std::string recompute = "none";
+  // The attention core's kernel: tiled (online softmax over tiles; saves (B,H,T) statistics,
+  // memory linear in T; any mask) or dense (saves the (B,H,T,T) probabilities; causal only,
+  // no window). Same function up to float summation order. docs/attention.md.
+  std::string attention = "tiled";
   std::string device = "cpu";
   std::int64_t eval_interval = 50;  // 0: never
   std::int64_t eval_batches = 4;

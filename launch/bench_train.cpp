@@ -28,11 +28,12 @@ int run_train(int argc, char** argv) {
   m.layers = 12, m.channels = 768, m.heads = 12, m.vocab = 50304, m.seq_len = 256;
   std::int64_t B = 4;
   int steps = 3;
-  std::string device = "cpu", recompute = "none", precision = "fp32";
+  std::string device = "cpu", recompute = "none", precision = "fp32", attention = "tiled";
   po::options_description opts("loom-bench train options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
       ("recompute", po::value(&recompute)->default_value(recompute), "activation recompute: none, attention or full")
+      ("attention", po::value(&attention)->default_value(attention), "attention kernel: tiled or dense")
       ("precision", po::value(&precision)->default_value(precision),
        "fp32, or bf16 / fp16 (16-bit model, f32 master weights; MFU against the 16-bit GEMM peak)")
       ("layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")
@@ -60,7 +61,7 @@ int run_train(int argc, char** argv) {
   const DType dtype = parse_dtype(precision);
   const double peak = measure_gemm_peak_flops(*be, dtype);
   LocalCommunicator one;
-  Gpt model(*be, m, B, m.seq_len, one, {}, {}, {.recompute = parse_recompute(recompute), .dtype = dtype});
+  Gpt model(*be, m, B, m.seq_len, one, {}, {}, {.recompute = parse_recompute(recompute), .dtype = dtype, .attention = parse_attention_kernel(attention)});
   model.params().init(1);
   OptimConfig oc;
   AdamW opt(*be, model.params().specs(), model.params().flat_params(), model.params().flat_grads(), oc);
@@ -98,8 +99,8 @@ int run_train(int argc, char** argv) {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   const double rss = double(u.ru_maxrss) * 1024.0;
-  std::printf("loom-bench train: device %s, precision %s, recompute %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
-              device.c_str(), precision.c_str(), recompute.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
+  std::printf("loom-bench train: device %s, precision %s, recompute %s, attention %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
+              device.c_str(), precision.c_str(), recompute.c_str(), attention.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
               (long long)m.padded_vocab(), (long long)m.seq_len, (long long)B, steps);
   std::printf("parameters                 %.2f M\n", double(model.params().numel()) / 1e6);
   std::printf("model FLOPs per token      %.4g (Megatron count: 6 x matmul weights + 12 L T C)\n", model.flops_per_token());

@@ -234,7 +234,8 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   Gpt model(*be, mc, MB, T, tp, stage, slots,
             {.recompute = parse_recompute(cfg.train.recompute),
              .dtype = dtype,
-             .sequence_parallel = cfg.parallel.sequence_parallel});
+             .sequence_parallel = cfg.parallel.sequence_parallel,
+             .attention = parse_attention_kernel(cfg.train.attention)});
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {

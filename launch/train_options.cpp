@@ -68,7 +68,11 @@ struct Table {
          "fp32, or mixed precision bf16 / fp16: 16-bit weights, activations and activation gradients; f32 master "
          "weights, moments, parameter gradients, statistics and loss (fp16 adds dynamic loss scaling)")
         ("train.recompute", po::value(&c.train.recompute)->default_value(c.train.recompute),
-         "activation recompute: none, attention (the attention core's probabilities) or full (each block)")
+         "activation recompute: none, attention (the attention core's probabilities; dense attention only) or full "
+         "(each block)")
+        ("train.attention", po::value(&c.train.attention)->default_value(c.train.attention),
+         "attention kernel: tiled (memory linear in T, any mask) or dense (stores (B,H,T,T) probabilities; causal "
+         "only; the reference)")
         ("train.device", po::value(&c.train.device)->default_value(c.train.device), "cpu or cuda")
         ("train.eval_interval", po::value(&c.train.eval_interval)->default_value(c.train.eval_interval),
          "validation every N steps and at the end (0: only at the end)")
@@ -259,6 +263,7 @@ std::string to_ini(const RunConfig& c) {
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute
+    << "\nattention = " << c.train.attention
     << "\ndevice = " << c.train.device << "\neval_interval = " << c.train.eval_interval
     << "\neval_batches = " << c.train.eval_batches << "\nlog_interval = " << c.train.log_interval << "\n";
   o << "exit_after_steps = " << c.train.exit_after_steps << "\nexit_after_minutes = " << c.train.exit_after_minutes

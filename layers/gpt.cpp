@@ -34,6 +34,13 @@ Recompute parse_recompute(const std::string& mode) {
   return Recompute::full;
 }
 
+AttentionKernel parse_attention_kernel(const std::string& name) {
+  if (name == "tiled") return AttentionKernel::tiled;
+  LOOM_CHECK(name == "dense", "use tiled (the default) or dense", "train.attention must be tiled or dense, got '{}'",
+             name);
+  return AttentionKernel::dense;
+}
+
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
          std::vector<int> slots, const GptOptions& options)
     : be_(be),
@@ -48,6 +55,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
       params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_), options.dtype),
       mem_(be),
       recompute_(options.recompute),
+      attention_(options.attention),
       norm_(cfg.norm == "rmsnorm" ? NormKind::rmsnorm : NormKind::layernorm),
       mlp_(cfg.mlp == "swiglu" ? MlpKind::swiglu : cfg.mlp == "relu" ? MlpKind::relu : MlpKind::gelu),
       positions_(parse_positions(cfg.positions)),
@@ -73,7 +81,10 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
     const std::string gathered = "sequence parallel: gathered tensors (shared)";
     sp_ = {&tp_, act(gathered, {B, T, C}), act(gathered, {B, T, C}), f32(gathered, {2, C})};  // norm grads: f32 like dw
   }
-  // Recomputed activations live once, shared by every block and slot.
+  // Recomputed activations live once, shared by every block and slot. Tiled attention
+  // keeps no probabilities: `attention` recomputes nothing there (the same as none).
+  const bool dense = attention_ == AttentionKernel::dense;
+  if (recompute_ == Recompute::attention && !dense) recompute_ = Recompute::none;
   const std::string recomputed = "activations: recomputed in backward (shared)";
   if (recompute_ == Recompute::full) shared_saved_ = alloc_block_saved(recomputed, true);
   if (recompute_ == Recompute::attention) shared_saved_.attn.probs = f32(recomputed, {B, Hl, T, T});
@@ -103,7 +114,7 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
   // Buckets in the order backward completes them: chunks last to first.
   for (std::size_t v = chunks_.size(); v-- > 0;) build_chunk(chunks_[v], slots[v]);
   const std::string scratch = "backward scratch (shared by all layers)";
-  scratch_.attn = {act(scratch, {B, T, QKVl}), act(scratch, {B, T, Cl}), f32(scratch, {B, Hl, T, T})};
+  scratch_.attn = {act(scratch, {B, T, QKVl}), act(scratch, {B, T, Cl}), dense ? f32(scratch, {B, Hl, T, T}) : Tensor{}};
   scratch_.dln = act(scratch, stream_shape());
   scratch_.dbig = act(scratch, {N, Fl});
   if (mlp_ == MlpKind::swiglu) scratch_.dh = act(scratch, {N, 2 * Fl});
@@ -150,7 +161,11 @@ void Gpt::build_chunk(Chunk& c, int slots) {
                        int(Hl),
                        int(KVl),
                        positions_ == Positions::rope ? float(cfg_.rope_base) : 0.0f,
-                       alibi_};
+                       alibi_,
+                       /*causal=*/true,
+                       /*window=*/0,
+                       attention_};
+    b.attn.check();
     b.ln_2 = norm(layer_name(l, "ln_2"));
     b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_, sp()}, {lin(l, "mlp.c_proj"), &tp_, sp()}, mlp_};
     b.post_ln = cfg_.post_ln();
@@ -206,7 +221,11 @@ Block::Saved Gpt::alloc_block_saved(const std::string& category, bool with_probs
   b.attn.qkv = act(category, {B_, T_, QKVl});
   b.mlp.h = act(category, {N, Hdl});
   b.mlp.g = act(category, {N, Fl});
-  if (with_probs) b.attn.probs = f32(category, {B_, Hl, T_, T_});  // softmax statistics stay f32
+  // Softmax statistics stay f32: tiled keeps lse, dense the probabilities (unless recomputed).
+  if (attention_ == AttentionKernel::tiled)
+    b.attn.lse = f32(category, {B_, Hl, T_});
+  else if (with_probs)
+    b.attn.probs = f32(category, {B_, Hl, T_, T_});
   b.ln_1 = {rms ? Tensor{} : f32(category, {Nl}), f32(category, {Nl})};  // rmsnorm keeps no mean
   b.ln_2 = {rms ? Tensor{} : f32(category, {Nl}), f32(category, {Nl})};
   return b;

@@ -38,7 +38,8 @@ namespace loom {
 // order, so losses and gradients are bit-identical to `none`.
 //   none       every block's activations are kept, per micro-batch slot
 //   attention  the attention probabilities (B, H, T, T) are recomputed from qkv: one
-//              shared buffer instead of one per block and slot
+//              shared buffer instead of one per block and slot (dense attention only:
+//              tiled attention keeps no probabilities, so this is the same as none)
 //   full       only each block's input (the residual stream) is kept; the block's forward
 //              is rerun in backward into one shared set of activations
 enum class Recompute : std::uint8_t { none, attention, full };
@@ -52,6 +53,9 @@ struct GptOptions {
   // statistics, the loss and the parameter gradients stay f32 whatever it is.
   DType dtype = DType::f32;
   bool sequence_parallel = false;  // parallel.sequence_parallel (layers/sequence_parallel.h)
+  // The attention core's kernel (train.attention; layers/attention.h): tiled keeps lse
+  // (B,H,T) per block, dense the probabilities (B,H,T,T) and a (B,H,T,T) dprobs scratch.
+  AttentionKernel attention = AttentionKernel::tiled;
 };
 
 // The layers one pipeline rank holds: [begin, end) per chunk.
@@ -173,13 +177,14 @@ private:
   std::function<void(std::size_t)> hook_;
   Block::Scratch scratch_;
   Recompute recompute_;
+  AttentionKernel attention_;
   NormKind norm_;
   MlpKind mlp_;
   Positions positions_;
   Tensor pos_table_;  // sinusoidal: (T, C), added by the embedding on tp rank 0
   Tensor alibi_;      // alibi: (H / tp) slopes of this rank's heads
   SequenceParallel sp_;  // tp == nullptr: off
-  Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention: its probs
+  Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention (dense): its probs
   VocabParallelLoss loss_;
   Tensor loss_rows_;  // (B*T) summed token losses since take_loss_sum(), on the device
 };

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
+#include "parallel/local_communicator.h"
 
 using namespace loom;
 
@@ -193,12 +194,25 @@ TEST(DecoderModel, MemoryPlanCountsTheNewShapes) {
     Gpt gpt(*be, c, B, T);
     EXPECT_EQ(gpt.memory_plan().total(), be->live_bytes() - before) << positions;
   }
-  Gpt gpt(*be, m, B, T);
-  std::size_t blocks = 0;
-  for (const auto& [name, bytes] : gpt.memory_plan().items)
-    if (name == "activations: blocks") blocks = bytes;
-  const std::int64_t per_block = 3 * N * C + N * C + N * QKV + N * 2 * F + N * F + B * H * T * T + 2 * N;
-  EXPECT_EQ(blocks, std::size_t((L + 1) * N * C + L * per_block) * sizeof(float));
+  // Per block: the attention statistics are lse (B,H,T) with the tiled kernel (the default)
+  // and the probabilities (B,H,T,T) with the dense one; the dense one also needs a (B,H,T,T)
+  // dprobs scratch.
+  for (AttentionKernel kernel : {AttentionKernel::tiled, AttentionKernel::dense}) {
+    LocalCommunicator tp;
+    Gpt gpt(*be, m, B, T, tp, {}, {}, {.attention = kernel});
+    std::size_t blocks = 0, scratch = 0;
+    for (const auto& [name, bytes] : gpt.memory_plan().items) {
+      if (name == "activations: blocks") blocks = bytes;
+      if (name == "backward scratch (shared by all layers)") scratch = bytes;
+    }
+    const bool dense = kernel == AttentionKernel::dense;
+    const std::int64_t stats = dense ? B * H * T * T : B * H * T;
+    const std::int64_t per_block = 3 * N * C + N * C + N * QKV + N * 2 * F + N * F + stats + 2 * N;
+    EXPECT_EQ(blocks, std::size_t((L + 1) * N * C + L * per_block) * sizeof(float)) << dense;
+    // dqkv, datt, dln, dbig, dh (+ dprobs)
+    const std::int64_t scratch_floats = N * QKV + N * C + N * C + N * F + N * 2 * F + (dense ? B * H * T * T : 0);
+    EXPECT_EQ(scratch, std::size_t(scratch_floats) * sizeof(float)) << dense;
+  }
 }
 
 TEST(DecoderModel, ConfigJsonRoundTripsAndOldFilesLoadAsGpt2) {

@@ -230,9 +230,9 @@ TEST(StageModel, RecomputeGivesBitIdenticalLossesAndGradientsWithLessMemory) {
     std::vector<float> grads;
     std::size_t bytes;
   };
-  auto run = [&](Recompute mode) {
+  auto run = [&](Recompute mode, AttentionKernel kernel = AttentionKernel::dense) {
     LocalCommunicator tp;
-    Gpt gpt(*be, m, B, T, tp, {}, {2}, {.recompute = mode});
+    Gpt gpt(*be, m, B, T, tp, {}, {2}, {.recompute = mode, .attention = kernel});
     gpt.params().init(11);
     gpt.params().zero_grads();
     gpt.forward(0, {x.data(), y.data()}, 0);
@@ -254,13 +254,23 @@ TEST(StageModel, RecomputeGivesBitIdenticalLossesAndGradientsWithLessMemory) {
   // attention saves (slots x layers - 1) probability tensors of B x H x T x T floats.
   EXPECT_EQ(none.bytes - attention.bytes, std::size_t((2 * 3 - 1) * B * 4 * T * T) * sizeof(float));
   EXPECT_THROW(parse_recompute("some"), Error);
+  // The tiled kernel keeps no probabilities: recompute attention is none (same bits, same plan).
+  const Out tiled = run(Recompute::none, AttentionKernel::tiled);
+  const Out tiled_attention = run(Recompute::attention, AttentionKernel::tiled);
+  const Out tiled_full = run(Recompute::full, AttentionKernel::tiled);
+  EXPECT_EQ(tiled_attention.loss, tiled.loss);
+  EXPECT_EQ(tiled_attention.grads, tiled.grads);
+  EXPECT_EQ(tiled_attention.bytes, tiled.bytes);
+  EXPECT_EQ(tiled_full.loss, tiled.loss);
+  EXPECT_EQ(tiled_full.grads, tiled.grads);
+  EXPECT_LT(tiled_full.bytes, tiled.bytes);
 }
 
 TEST(StageModel, SequenceParallelSplitsTheResidualStreamsActivationsOverTp) {
   // The memory plan (= the allocations) with and without sequence parallelism, tp 2 and 4:
   // per slot the L + 1 residual-stream tensors (N, C) and per block ln_1_out, ln_2_out, x1
   // (N, C) and the two layernorms' mean and rstd (N) shrink to N / tp rows; attention and
-  // the MLP (qkv, probs, att, h, g) keep all N rows.
+  // the MLP (qkv, lse, att, h, g) keep all N rows.
   auto be = make_backend(Device::cpu);
   const ModelConfig m = model(4, 32, 4, 300);
   const std::int64_t B = 2, T = 16, N = B * T, C = 32, L = 4;
