@@ -162,7 +162,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
                        int(KVl),
                        positions_ == Positions::rope ? float(cfg_.rope_base) : 0.0f,
                        alibi_,
-                       /*causal=*/true,
+                       /*causal=*/!cfg_.bert(),  // bert: an encoder, every position sees every key
                        /*window=*/0,
                        attention_};
     b.attn.check();

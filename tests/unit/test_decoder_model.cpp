@@ -117,6 +117,40 @@ TEST(DecoderModelGrad, PostLnRmsnormSwigluRope) {
   check_gradients(m);
 }
 
+// model.family bert: bidirectional attention (and BERT's post-LN block, learned positions, GELU).
+TEST(DecoderModelGrad, BertPostLnBidirectional) {
+  ModelConfig m = tiny("layernorm", "gelu", "learned", 3, 3);
+  m.family = "bert";
+  m.ln_placement = "post";
+  check_gradients(m);
+}
+
+// The loss at position 0 depends on the last token in an encoder (bert) and not in a
+// decoder (gpt): attention is bidirectional exactly when the family says so.
+TEST(DecoderModel, BertSeesLaterTokensGptDoesNot) {
+  auto be = make_backend(Device::cpu);
+  const std::int64_t B = 1, T = 6;
+  for (const char* family : {"gpt", "bert"}) {
+    ModelConfig m = tiny("layernorm", "gelu", "learned", 3, 3);
+    m.family = family;
+    Gpt model(*be, m, B, T);
+    model.params().init(3);
+    std::vector<std::int32_t> tokens = random_tokens(T, m.vocab, 4), targets(std::size_t(T), -1);
+    targets[0] = 1;  // only position 0 is a target
+    auto loss = [&] {
+      model.forward(0, {tokens.data(), targets.data()}, 0);
+      return model.take_loss_sum();
+    };
+    const double before = loss();
+    tokens[T - 1] = (tokens[T - 1] + 1) % std::int32_t(m.vocab);
+    const double after = loss();
+    if (m.bert())
+      EXPECT_NE(before, after) << "bert's position 0 ignores the last token";
+    else
+      EXPECT_EQ(before, after) << "gpt's position 0 sees a later token";
+  }
+}
+
 TEST(DecoderModel, ParametersFollowTheParts) {
   const ModelConfig m = llama_tiny();  // C 24, H 4 (D 6), Hkv 2, F 40
   std::vector<std::string> names;
