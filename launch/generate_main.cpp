@@ -100,6 +100,10 @@ int generate(int argc, char** argv) {
              "loom-generate: --top_k must be >= 0, got {}", top_k);
 
   const ModelConfig mc = Gpt::from_json(read_config_json(weights));
+  LOOM_CHECK(!mc.bert(), "generate with a gpt-family model; a bert model fills in masked tokens instead",
+             "loom-generate: '{}' is a model.family bert encoder (bidirectional, trained on masked tokens): it does not "
+             "predict the next token",
+             weights);
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
   const std::int64_t T = mc.seq_len;
   Gpt model(*be, mc, 1, T);

@@ -174,7 +174,11 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   for (std::int64_t l = c.layer_end; l-- > c.layer_begin;)
     c.b_blocks[std::size_t(l - c.layer_begin)] =
         bucket(params_.index(layer_name(l, "ln_1.weight")), params_.index(layer_name(l, "mlp.c_proj.bias")) + 1);
-  if (c.embeds) c.b_embed = bucket(params_.index("wte"), params_.index(learned ? "wpe" : "wte") + 1);
+  if (c.embeds) {
+    if (cfg_.post_ln()) c.ln_emb = norm("ln_emb");
+    const std::size_t last = cfg_.post_ln() ? norm_last("ln_emb") : params_.index(learned ? "wpe" : "wte");
+    c.b_embed = bucket(params_.index("wte"), last + 1);
+  }
 
   // ---- activations: exactly what forward saves for backward, per slot
   const std::string blocks = "activations: blocks", head = "activations: final norm, logits, loss";
@@ -192,6 +196,10 @@ void Gpt::build_chunk(Chunk& c, int slots) {
       }
     }
     if (c.embeds) s.tokens = f32("token ids", {B_, T_});  // int32 ids in 4-byte elements
+    if (c.embeds && cfg_.post_ln()) {
+      s.emb = act(blocks, stream_shape());
+      s.emb_saved = {rms ? Tensor{} : f32(blocks, {Nl}), f32(blocks, {Nl})};
+    }
     if (c.has_loss) {
       s.targets = f32("token ids", {B_, T_});
       if (!cfg_.post_ln()) {  // post-LN: the head reads the last residual stream tensor
@@ -294,13 +302,17 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
     // reduce-scatter, leaving this rank's rows of the stream).
     // The position term: learned wpe, the fixed sinusoidal table, or none (rope and alibi
     // put positions inside attention).
+    // Post-LN: the sum goes to s.emb and its norm ln_emb(s.emb) is the stream.
     const Tensor pos = positions_ == Positions::learned ? c.wpe.slice_rows(0, T_) : pos_table_;
-    be_.embedding_forward(sp() ? sp_.full : s.resid[0], ids(s.tokens, {B_, T_}), c.wte,
-                          tp_.rank() == 0 ? pos : Tensor{}, vocab_start_);
+    const Tensor sum = cfg_.post_ln() ? s.emb : s.resid[0];
+    be_.embedding_forward(sp() ? sp_.full : sum, ids(s.tokens, {B_, T_}), c.wte, tp_.rank() == 0 ? pos : Tensor{},
+                          vocab_start_);
     if (sp())
-      tp_.reduce_scatter(s.resid[0], sp_.full);
+      tp_.reduce_scatter(sum, sp_.full);
     else
-      tp_.all_reduce(s.resid[0]);
+      tp_.all_reduce(sum);
+    const Shape rows{stream_rows(), cfg_.channels};
+    if (cfg_.post_ln()) c.ln_emb.forward(be_, s.resid[0].view(rows), s.emb.view(rows), s.emb_saved);
   }  // else: the previous virtual stage's output was received into s.resid[0]
   for (std::size_t l = 0; l < c.blocks.size(); ++l) c.blocks[l].forward(be_, s.resid[l + 1], s.resid[l], s.saved[l]);
   if (!c.has_loss) return;
@@ -362,8 +374,14 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     ready(c.b_blocks[l]);
   }
   if (!c.embeds) return;  // dinput = d loss / d input, for the previous virtual stage
-  if (sp()) tp_.all_gather(sp_.full, dresid);  // every rank's embedding rows need all N rows' gradient
-  be_.embedding_backward(c.dwte, c.dwpe.empty() ? Tensor{} : c.dwpe.slice_rows(0, T_), sp() ? sp_.full : dresid,
+  Tensor demb = dresid;  // d loss / d (embedding sum)
+  if (cfg_.post_ln()) {  // through ln_emb, which accumulates: into the zeroed scratch
+    demb = scratch_.dln.view(stream_shape());
+    be_.fill(demb, 0.0f);
+    c.ln_emb.backward(be_, demb.view({Nl, C}), dresid.view({Nl, C}), s.emb.view({Nl, C}), s.emb_saved);
+  }
+  if (sp()) tp_.all_gather(sp_.full, demb);  // every rank's embedding rows need all N rows' gradient
+  be_.embedding_backward(c.dwte, c.dwpe.empty() ? Tensor{} : c.dwpe.slice_rows(0, T_), sp() ? sp_.full : demb,
                          ids(s.tokens, {B_, T_}), vocab_start_);
   ready(c.b_embed);
 }

@@ -15,7 +15,8 @@
 // Pipeline parallel (a GptStage other than the whole model): this rank holds one
 // run of blocks per chunk (several with interleaved 1F1B: chunk v is virtual stage
 // v * stages + stage); virtual stage 0 also holds the embedding, the last one ln_f,
-// the head and the loss. Both hold a copy of the tied wte (tied group "wte").
+// the head and the loss. Post-LN (model.ln_placement post, BERT) has no ln_f and instead
+// normalises the embedding sum (ln_emb, on virtual stage 0), as BERT does. Both hold a copy of the tied wte (tied group "wte").
 // Sequence parallel (sequence_parallel, needs tp > 1; layers/sequence_parallel.h): the
 // residual stream, the layernorms and the pipeline boundary tensors hold this tp rank's
 // N/tp of the N = B*T token rows; attention and the MLP gather them and reduce-scatter back.
@@ -133,6 +134,8 @@ private:
     std::vector<Block::Saved> saved;
     Tensor ln_f_out, logits;     // loss chunk only
     LayerNorm::Saved ln_f_saved;
+    Tensor emb;                  // post-LN, embedding chunk: the embedding sum before ln_emb (stream shape)
+    LayerNorm::Saved emb_saved;
     VocabParallelLoss::Saved loss;
   };
   struct Chunk {
@@ -141,7 +144,8 @@ private:
     std::vector<Block> blocks;
     std::vector<Slot> slots;
     Tensor wte, dwte, wpe, dwpe;  // embedding / head chunk: this chunk's copy of wte
-    LayerNorm ln_f;               // loss chunk
+    LayerNorm ln_f;               // loss chunk (pre-LN)
+    LayerNorm ln_emb;             // embedding chunk (post-LN): BERT's norm of the embedding sum
     Tensor dinput, doutput;       // d loss / d input (sent back; backward's working buffer), d loss / d output
     // Indices into buckets_ (kNone: absent): ln_f, the head's wte copy, each block, the embeddings.
     std::size_t b_ln_f = std::size_t(-1), b_head = std::size_t(-1), b_embed = std::size_t(-1);

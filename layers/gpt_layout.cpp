@@ -104,6 +104,10 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
       s.push_back(wte);
       if (m.positions == "learned")
         s.push_back({.name = "wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
+      if (m.post_ln()) {  // BERT's embedding norm: post-LN blocks expect a normalised input
+        s.push_back({.name = "ln_emb.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
+        if (!rms) s.push_back({.name = "ln_emb.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
+      }
     } else if (stage.has_loss(v)) {
       s.push_back(wte);
     }

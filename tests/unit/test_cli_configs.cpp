@@ -94,6 +94,30 @@ TEST_F(ConfigsCli, Gpt2SmallIsGpt2) {
   EXPECT_TRUE(w.has("h.0.ln_1.bias"));
 }
 
+TEST_F(ConfigsCli, BertBaseIsABidirectionalPostLnEncoder) {
+  // One step at a tiny size: the file's family and block (post-LN: the embedding norm, no ln_f).
+  const fs::path run = dir_ / "bert";
+  const auto r = run_program("loom-train", "--config " + config("bert-base.ini") + " --data.train " + data() +
+                                               " --model.layers 1 --model.channels 16 --model.heads 2 --model.seq_len 16"
+                                               " --train.steps 1 --train.global_batch 2 --train.micro_batch 2"
+                                               " --optim.warmup_steps 0 --train.eval_batches 1 --checkpoint.dir " +
+                                               run.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("family = bert"));
+  EXPECT_THAT(r.output, HasSubstr("ln_placement = post"));
+  const auto w = loom::WeightsReader::open((run / "weights.h5").string());
+  const auto cfg = nlohmann::json::parse(w.config_json());
+  EXPECT_EQ(cfg["family"], "bert");
+  EXPECT_EQ(cfg["ln_placement"], "post");
+  EXPECT_EQ(cfg["vocab"], 258) << "bytes: [MASK] appended after eod";
+  EXPECT_TRUE(w.has("ln_emb.weight"));
+  EXPECT_FALSE(w.has("ln_f.weight"));
+  // An encoder does not continue a prompt.
+  const auto gen = run_program("loom-generate", "--weights " + (run / "weights.h5").string() + " --prompt The --tokens 5");
+  EXPECT_EQ(gen.exit_code, 2) << gen.output;
+  EXPECT_THAT(gen.output, HasSubstr("does not predict the next token"));
+}
+
 TEST_F(ConfigsCli, BadPartsAreRejected) {
   const std::string base = "--data.train " + data() + " --model.layers 1 --model.channels 16 --model.heads 4 "
                            "--model.seq_len 16 --checkpoint.dir " + (dir_ / "bad").string();
@@ -101,7 +125,10 @@ TEST_F(ConfigsCli, BadPartsAreRejected) {
       {"--model.norm batchnorm", "model.norm must be layernorm or rmsnorm"},
       {"--model.mlp geglu", "model.mlp must be gelu, relu or swiglu"},
       {"--model.positions t5_relative", "model.positions must be learned, sinusoidal, rope or alibi"},
-      {"--model.kv_heads 3", "model.kv_heads (3) must divide model.heads (4)"}};
+      {"--model.kv_heads 3", "model.kv_heads (3) must divide model.heads (4)"},
+      {"--model.family t5", "model.family must be gpt or bert"},
+      {"--model.ln_placement sandwich", "model.ln_placement must be pre or post"},
+      {"--model.family bert --train.attention dense", "the dense attention kernel is causal"}};
   for (const auto& [args, message] : cases) {
     const auto r = run_program("loom-train", base + " " + args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;

@@ -271,9 +271,10 @@ TEST(DecoderModel, ConfigJsonRoundTripsAndOldFilesLoadAsGpt2) {
   EXPECT_EQ(old.kv_head_count(), 2);
 }
 
-TEST(DecoderModel, LlamaStyleOverfitsOneBatch) {
+namespace {
+// 200 AdamW steps on one batch of random tokens: from log(V) to nearly 0.
+void expect_overfits(const ModelConfig& cfg) {
   auto be = make_backend(Device::cpu);
-  ModelConfig cfg = llama_tiny();
   const std::int64_t B = 4, T = 8, N = B * T;
   Gpt model(*be, cfg, B, T);
   model.params().init(7);
@@ -293,4 +294,14 @@ TEST(DecoderModel, LlamaStyleOverfitsOneBatch) {
   }
   EXPECT_NEAR(first, std::log(37.0), 0.3);
   EXPECT_LT(last, 0.1);
+}
+}  // namespace
+
+TEST(DecoderModel, LlamaStyleOverfitsOneBatch) { expect_overfits(llama_tiny()); }
+TEST(DecoderModel, PostLnOverfitsOneBatch) {
+  ModelConfig m = tiny("layernorm", "gelu", "learned", 3, 3);
+  m.ln_placement = "post";
+  expect_overfits(m);
+  m.family = "bert";
+  expect_overfits(m);
 }
