@@ -269,6 +269,16 @@ TEST(DecoderModel, ConfigJsonRoundTripsAndOldFilesLoadAsGpt2) {
   EXPECT_EQ(old.norm, "layernorm");
   EXPECT_EQ(old.positions, "learned");
   EXPECT_EQ(old.kv_head_count(), 2);
+  EXPECT_EQ(old.family, "gpt");
+  EXPECT_EQ(old.ln_placement, "pre");
+  // The family and the block placement travel; either makes it no GPT-2.
+  ModelConfig bert = tiny("layernorm", "gelu", "learned", 2, 2);
+  bert.family = "bert";
+  bert.ln_placement = "post";
+  const ModelConfig bert_back = Gpt::from_json(Gpt::to_json(bert));
+  EXPECT_EQ(bert_back.family, "bert");
+  EXPECT_EQ(bert_back.ln_placement, "post");
+  EXPECT_FALSE(bert_back.is_gpt2());
 }
 
 namespace {
