@@ -36,6 +36,9 @@ int run_train(int argc, char** argv) {
       ("attention", po::value(&attention)->default_value(attention), "attention kernel: tiled or dense")
       ("precision", po::value(&precision)->default_value(precision),
        "fp32, or bf16 / fp16 (16-bit model, f32 master weights; MFU against the 16-bit GEMM peak)")
+      ("family", po::value(&m.family)->default_value(m.family),
+       "gpt (causal) or bert (bidirectional attention; every position a target here, as the masking does not change the work)")
+      ("ln_placement", po::value(&m.ln_placement)->default_value(m.ln_placement), "pre or post (BERT's) layernorm")
       ("layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")
       ("channels", po::value(&m.channels)->default_value(m.channels), "width C")
       ("heads", po::value(&m.heads)->default_value(m.heads), "attention heads")
