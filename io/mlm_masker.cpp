@@ -46,6 +46,8 @@ MlmTokens mlm_tokens(const TokenizerInfo& info) {
   t.vocab = info.vocab_size;
   std::sort(t.special.begin(), t.special.end());
   t.special.erase(std::unique(t.special.begin(), t.special.end()), t.special.end());
+  LOOM_CHECK(t.vocab > std::int64_t(t.special.size()), "use a tokenizer with ordinary tokens",
+             "tokenizer '{}' has no ordinary token to draw as a random replacement", info.name);
   return t;
 }
 
