@@ -33,14 +33,16 @@ MlmTokens mlm_tokens(const TokenizerInfo& info) {
   };
   for (std::string_view name : {"[MASK]", "<mask>"})
     if (auto id = lookup(name); id && t.mask < 0) t.mask = *id;
-  LOOM_CHECK(t.mask >= 0,
-             "train a tokenizer with one (loom-data train-tokenizer --special-tokens '<|endoftext|>,<mask>'), or use the byte "
-             "tokenizer, which appends one",
-             "model.family bert needs a mask token, but the data's tokenizer '{}' has neither [MASK] nor <mask>",
-             info.name);
+  LOOM_CHECK(
+      t.mask >= 0,
+      "train a tokenizer with one (loom-data train-tokenizer --special-tokens '<|endoftext|>,<mask>'), or "
+      "use the byte "
+      "tokenizer, which appends one",
+      "model.family bert needs a mask token, but the data's tokenizer '{}' has neither [MASK] nor <mask>",
+      info.name);
   // Control tokens a masked position must not hold or become.
-  for (std::string_view name : {"[MASK]", "<mask>", "[CLS]", "[SEP]", "[PAD]", "[UNK]", "<cls>", "<sep>", "<pad>",
-                                "<unk>", "<s>", "</s>", "<|endoftext|>"})
+  for (std::string_view name : {"[MASK]", "<mask>", "[CLS]", "[SEP]", "[PAD]", "[UNK]", "<cls>", "<sep>",
+                                "<pad>", "<unk>", "<s>", "</s>", "<|endoftext|>"})
     if (auto id = lookup(name)) t.special.push_back(*id);
   if (info.spm && info.spm->pad_id()) t.special.push_back(*info.spm->pad_id());
   t.vocab = info.vocab_size;

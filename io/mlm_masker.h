@@ -43,15 +43,15 @@ struct MlmMasker {
   double random_share = 0.1;  // of the chosen: a random ordinary token (the rest: unchanged)
 
   // Global sequences [first_seq, first_seq + count) of training step `step`.
-  void train(std::int64_t step, std::int64_t first_seq, std::int64_t count, std::int64_t T, const std::int32_t* windows,
-             std::int32_t* x, std::int32_t* y) const;
+  void train(std::int64_t step, std::int64_t first_seq, std::int64_t count, std::int64_t T,
+             const std::int32_t* windows, std::int32_t* x, std::int32_t* y) const;
   // Sequences [first_seq, first_seq + count) of evaluation batch `eval_index`.
   void eval(std::int64_t eval_index, std::int64_t first_seq, std::int64_t count, std::int64_t T,
             const std::int32_t* windows, std::int32_t* x, std::int32_t* y) const;
 
-private:
-  void mask(std::uint64_t key, std::uint64_t stream, std::int64_t first_seq, std::int64_t count, std::int64_t T,
-            const std::int32_t* windows, std::int32_t* x, std::int32_t* y) const;
+ private:
+  void mask(std::uint64_t key, std::uint64_t stream, std::int64_t first_seq, std::int64_t count,
+            std::int64_t T, const std::int32_t* windows, std::int32_t* x, std::int32_t* y) const;
 };
 
 }  // namespace loom

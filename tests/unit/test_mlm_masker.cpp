@@ -41,7 +41,8 @@ Masked train(const MlmMasker& m, std::int64_t step, const std::vector<std::int32
 // |count - n p| within 5 standard deviations of a binomial (n, p).
 void expect_binomial(std::int64_t count, std::int64_t n, double p, const char* what) {
   const double sd = std::sqrt(double(n) * p * (1 - p));
-  EXPECT_LT(std::abs(double(count) - double(n) * p), 5 * sd) << what << ": " << count << " of " << n << ", p " << p;
+  EXPECT_LT(std::abs(double(count) - double(n) * p), 5 * sd)
+      << what << ": " << count << " of " << n << ", p " << p;
 }
 
 }  // namespace
@@ -59,7 +60,8 @@ TEST(MlmMasker, RatesTargetsAndSpecials) {
   const Masked r = train(m, 3, w);
   std::int64_t candidates = 0, chosen = 0, masked = 0, replaced = 0;
   for (std::int64_t i = 0; i < N; ++i) {
-    const std::int32_t tok = w[std::size_t(i / T * (T + 1) + i % T)], x = r.x[std::size_t(i)], y = r.y[std::size_t(i)];
+    const std::int32_t tok = w[std::size_t(i / T * (T + 1) + i % T)], x = r.x[std::size_t(i)],
+                       y = r.y[std::size_t(i)];
     if (tok == 256) {  // eod: never a target, never changed
       EXPECT_EQ(y, -1);
       EXPECT_EQ(x, 256);
@@ -72,9 +74,12 @@ TEST(MlmMasker, RatesTargetsAndSpecials) {
     }
     EXPECT_EQ(y, tok) << "the target is the original token";
     ++chosen;
-    if (x == m.tokens.mask) ++masked;
-    else if (x != tok) ++replaced;
-    EXPECT_TRUE(x == m.tokens.mask || (0 <= x && x < 256)) << "replacement " << x << " is special or outside the vocab";
+    if (x == m.tokens.mask)
+      ++masked;
+    else if (x != tok)
+      ++replaced;
+    EXPECT_TRUE(x == m.tokens.mask || (0 <= x && x < 256))
+        << "replacement " << x << " is special or outside the vocab";
   }
   expect_binomial(chosen, candidates, 0.15, "chosen");
   expect_binomial(masked, chosen, 0.8, "mask token");
@@ -137,7 +142,8 @@ TEST(MlmMasker, TokenizerMaskByName) {
   std::vector<std::int32_t> w(std::size_t(G * (T + 1)), 2), x(static_cast<std::size_t>(N)), y(x);
   m.train(0, 0, G, T, w.data(), x.data(), y.data());
   EXPECT_TRUE(std::all_of(x.begin(), x.end(), [](std::int32_t v) { return v == 5 || (0 <= v && v < 4); }));
-  EXPECT_TRUE(std::any_of(x.begin(), x.end(), [](std::int32_t v) { return v != 5 && v != 2; })) << "no replacement";
+  EXPECT_TRUE(std::any_of(x.begin(), x.end(), [](std::int32_t v) { return v != 5 && v != 2; }))
+      << "no replacement";
 
   info.hf = std::make_shared<const HfTokenizer>(HfTokenizer::from_json(json("")));
   try {
