@@ -127,6 +127,8 @@ void validate(const ModelConfig& m) {
              "model.kv_heads ({}) must divide model.heads ({}): each key/value head serves heads / kv_heads query "
              "heads",
              m.kv_head_count(), m.heads);
+  LOOM_CHECK(m.window >= 0, "0 means every earlier position (no window)",
+             "model.window must be >= 0, got {}", m.window);
 }
 
 void validate(const RunConfig& c) {
@@ -144,6 +146,8 @@ void validate(const RunConfig& c) {
              "train.recompute must be none, attention or full, got '{}'", t.recompute);
   LOOM_CHECK(t.attention == "tiled" || t.attention == "dense", "use tiled (the default) or dense",
              "train.attention must be tiled or dense, got '{}'", t.attention);
+  LOOM_CHECK(c.model.window == 0 || t.attention == "tiled", "use train.attention tiled (the default) or model.window 0",
+             "model.window = {} needs train.attention tiled: the dense kernel has no window mask", c.model.window);
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);

@@ -28,6 +28,10 @@ struct ModelConfig {
   double rope_base = 10000;           // rope: the frequencies are rope_base^(-2i/D)
   double norm_eps = 1e-5;             // both norms
   std::int64_t kv_heads = 0;          // key/value heads (grouped-query attention); 0: heads
+  // Sliding-window (local) attention: position t sees only the last `window` keys
+  // t - window < s <= t (Longformer / Mistral style); 0: all of them. Needs train.attention
+  // tiled, whose work is then O(T * window).
+  std::int64_t window = 0;
 
   // ffn = 0: 4 * channels, or for swiglu Llama's 2/3 of it (8C/3) rounded up to a multiple
   // of 64 (Llama rounds to 256; give model.ffn to match a particular Llama).
@@ -41,7 +45,7 @@ struct ModelConfig {
   std::int64_t qkv_size() const { return (heads + 2 * kv_head_count()) * head_size(); }
   // GPT-2 itself: the parts `loom-ckpt export --hf` (a Hugging Face GPT-2) can write.
   bool is_gpt2() const {
-    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads;
+    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads && window == 0;
   }
   // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
   // efficiency and tensor-parallel splits; padded logits are excluded from the loss.

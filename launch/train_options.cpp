@@ -49,6 +49,9 @@ struct Table {
         ("model.kv_heads", po::value(&c.model.kv_heads)->default_value(c.model.kv_heads),
          "key/value heads, grouped-query attention (0: model.heads; must divide model.heads, and parallel.tp must "
          "divide it)")
+        ("model.window", po::value(&c.model.window)->default_value(c.model.window),
+         "sliding-window attention: each position sees only the last N positions, itself included (0: all; needs "
+         "train.attention tiled; attention work O(T * N))")
         ("model.init", po::value(&c.model.init), "weights file (HDF5) or checkpoint (step_N/ or a run directory) to start from; fresh optimizer and step");
     train.add_options()
         ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps")
@@ -235,6 +238,7 @@ void check_init_matches_options(const ModelConfig& options, const ModelConfig& f
       {"model.mlp", options.mlp, file.mlp},
       {"model.positions", options.positions, file.positions},
       {"model.kv_heads", std::to_string(options.kv_head_count()), std::to_string(file.kv_head_count())},
+      {"model.window", std::to_string(options.window), std::to_string(file.window)},
       {"model.rope_base", fmt::format("{}", options.rope_base), fmt::format("{}", file.rope_base)},
       {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)}};
   for (const auto& [name, mine, theirs] : parts) {
@@ -251,7 +255,7 @@ std::string to_ini(const RunConfig& c) {
     << "\nffn = " << c.model.ffn_size() << "\nvocab = " << c.model.vocab << "\nseq_len = " << c.model.seq_len
     << "\nnorm = " << c.model.norm << "\nmlp = " << c.model.mlp << "\npositions = " << c.model.positions
     << "\nrope_base = " << c.model.rope_base << "\nnorm_eps = " << c.model.norm_eps
-    << "\nkv_heads = " << c.model.kv_head_count() << "\n";
+    << "\nkv_heads = " << c.model.kv_head_count() << "\nwindow = " << c.model.window << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute

@@ -160,8 +160,8 @@ void Gpt::build_chunk(Chunk& c, int slots) {
                        int(KVl),
                        positions_ == Positions::rope ? float(cfg_.rope_base) : 0.0f,
                        alibi_,
-                       /*causal=*/true,
-                       /*window=*/0,
+                       /*causal=*/true,  // a decoder; an encoder's attention sets it false
+                       cfg_.window,
                        attention_};
     b.attn.check();
     b.ln_2 = norm(layer_name(l, "ln_2"));

@@ -147,7 +147,8 @@ std::vector<ParamSpec> Gpt::stage_param_specs(int stage, int tp_rank) const {
 
 // Megatron-LM's count: 6 x (every matmul weight, the tied head included, padded vocabulary)
 // + 12 L T C for attention scores and values (the full T x T, though the causal half is masked;
-// grouped-query attention computes as many scores as full attention). Per block: c_attn
+// grouped-query attention computes as many scores as full attention; with model.window W,
+// T x min(T, W) of them, which is what the tiled kernel computes). Per block: c_attn
 // C x (H + 2 Hkv) D (3 C^2 without GQA), c_proj C^2, and the MLP's 2 C F (3 C F for SwiGLU:
 // gate, up and down).
 double Gpt::flops_per_token() const {
@@ -155,18 +156,22 @@ double Gpt::flops_per_token() const {
   const double mlp_matrices = cfg_.mlp == "swiglu" ? 3 : 2;
   const double matmul_weights =
       L * (C * double(cfg_.qkv_size()) + C * C + mlp_matrices * C * F) + C * double(cfg_.padded_vocab());
-  return 6.0 * matmul_weights + 12.0 * L * T * C;
+  const double keys = cfg_.window > 0 ? std::min(T, double(cfg_.window)) : T;
+  return 6.0 * matmul_weights + 12.0 * L * keys * C;
 }
 
 // The decoder's parts are always written; a file from before they existed has none of them
 // and loads as GPT-2 (the defaults).
 std::string Gpt::to_json(const ModelConfig& m) {
-  return nlohmann::json{{"layers", m.layers},       {"channels", m.channels},   {"heads", m.heads},
-                        {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
-                        {"norm", m.norm},           {"mlp", m.mlp},
-                        {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
-                        {"kv_heads", m.kv_head_count()}}
-      .dump();
+  nlohmann::json j{{"layers", m.layers},       {"channels", m.channels},   {"heads", m.heads},
+                   {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
+                   {"norm", m.norm},           {"mlp", m.mlp},
+                   {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
+                   {"kv_heads", m.kv_head_count()}};
+  // Only a windowed model records its window: every other model's config (and so its
+  // files) stays byte for byte what it was before the option existed.
+  if (m.window > 0) j["window"] = m.window;
+  return j.dump();
 }
 
 ModelConfig Gpt::from_json(const std::string& text) {
@@ -185,6 +190,7 @@ ModelConfig Gpt::from_json(const std::string& text) {
     m.rope_base = j.value("rope_base", m.rope_base);
     m.norm_eps = j.value("norm_eps", m.norm_eps);
     m.kv_heads = j.value("kv_heads", m.kv_heads);
+    m.window = j.value("window", m.window);  // absent in older files: no window
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("bad GPT model config: {}", e.what()),
                 "the file was not written by loom; see docs/checkpoint-format.md");
