@@ -26,11 +26,16 @@ double model_flops_per_step(const RunConfig& c);
 // FLOPs the hardware runs in one step, recompute included (HFU).
 double hardware_flops_per_step(const RunConfig& c);
 
-// Korthikanti et al. 2022 activation bytes of one layer for one micro-batch on one tp rank:
+// Korthikanti et al. 2022 activation bytes of one layer for one micro-batch on one tp rank,
+// for train.attention dense:
 //   none        sbh (10 + 24/t + 5as/(ht))       with sp: sbh/t (34 + 5as/h)
 //   attention   sbh (10 + 24/t)                  with sp: 34 sbh / t
 //   full        2 sbh                            with sp: 2 sbh / t
-// (16-bit activations; scaled by bytes / 2 for fp32).
+// (16-bit activations; scaled by bytes / 2 for fp32). train.attention tiled (the default)
+// keeps no s x s tensor: `none` (and `attention`, which is none there) is the `attention`
+// row plus lse, 4 a s b / t bytes (f32) — linear in s; `full` is unchanged.
+// FLOPs with model.window w count s x min(s, w) scores; the tiled backward's recompute of
+// the scores (half the core's forward) is hardware FLOPs.
 double layer_activation_bytes(const RunConfig& c);
 
 struct MemoryEstimate {

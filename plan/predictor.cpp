@@ -33,17 +33,22 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const double weights = gemm_time(cl, dt, M, qkv / t, h) + gemm_time(cl, dt, M, h, h / t) +
                          gemm_time(cl, dt, M, up / t, h) + gemm_time(cl, dt, M, h, F / t);
   const double heads = b * a / t, d = h / a;
-  const double core_gemm = gemm_time(cl, dt, s, s, d, heads) + gemm_time(cl, dt, s, d, s, heads);
+  const double keys = m.window > 0 ? std::min(s, double(m.window)) : s;  // scored per query
+  const double core_gemm = gemm_time(cl, dt, s, keys, d, heads) + gemm_time(cl, dt, s, d, keys, heads);
   const double sbh = s * b * h * ab / 2;  // the 16-bit counts scaled to the working dtype
-  const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2,
-               core_bytes = 9 * a * s * s * b / t * ab / 2;
+  // Dense: the s x s scores, probabilities and dropout pass through memory. Tiled: they stay
+  // in cache; only lse (f32) is written, and the backward recomputes the scores (one more
+  // core GEMM) instead.
+  const bool tiled = c.train.attention == "tiled";
+  const double core_bytes = tiled ? 4 * a * s * b / t : 9 * a * s * keys * b / t * ab / 2;
+  const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2;
   const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout
   LayerCost lc;
   lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw +
                kElementwiseKernels * cl.kernel_overhead;
-  lc.backward = 2 * lc.forward;
+  lc.backward = 2 * lc.forward + (tiled ? core_gemm / 2 : 0);
   if (c.train.recompute == "full") lc.recompute = lc.forward;
-  if (c.train.recompute == "attention") lc.recompute = core;
+  if (c.train.recompute == "attention" && !tiled) lc.recompute = core;  // tiled: nothing to recompute
   const Link& link = group_link(cl, c.parallel.tp, 1);
   const double msg = s * b * h * ab;
   lc.tp_forward =

@@ -60,6 +60,7 @@ RunConfig published_config(const PublishedRun& r, bool selective) {
   c.train.micro_batch = 1;
   c.train.precision = "bf16";
   c.train.recompute = selective ? "attention" : "full";
+  c.train.attention = "dense";  // Megatron-LM 2022 materialised the attention scores
   c.parallel.tp = r.tp, c.parallel.pp = r.pp, c.parallel.dp = 1, c.parallel.virtual_stages = r.virtual_stages;
   c.parallel.sequence_parallel = selective;
   return c;
