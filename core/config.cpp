@@ -144,10 +144,17 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.recompute == "none" || t.recompute == "attention" || t.recompute == "full",
              "use none, attention (recompute the attention core) or full (recompute each block)",
              "train.recompute must be none, attention or full, got '{}'", t.recompute);
-  LOOM_CHECK(t.attention == "tiled" || t.attention == "dense", "use tiled (the default) or dense",
-             "train.attention must be tiled or dense, got '{}'", t.attention);
-  LOOM_CHECK(c.model.window == 0 || t.attention == "tiled", "use train.attention tiled (the default) or model.window 0",
-             "model.window = {} needs train.attention tiled: the dense kernel has no window mask", c.model.window);
+  LOOM_CHECK(t.attention == "auto" || t.attention == "tiled" || t.attention == "dense",
+             "use auto (the default: tiled on cpu, dense on cuda), tiled or dense",
+             "train.attention must be auto, tiled or dense, got '{}'", t.attention);
+  LOOM_CHECK(t.attention_kernel() != "tiled" || t.device != "cuda",
+             "use train.attention auto or dense on cuda",
+             "train.attention tiled: the CUDA backend has no tiled attention kernel yet");
+  LOOM_CHECK(c.model.window == 0 || t.attention_kernel() == "tiled",
+             "use train.attention tiled on train.device cpu, or model.window 0",
+             "model.window = {} needs train.attention tiled: the dense kernel (train.attention {}, train.device {}) has "
+             "no window mask",
+             c.model.window, t.attention, t.device);
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);
@@ -192,7 +199,7 @@ std::vector<std::string> config_warnings(const RunConfig& c) {
                       "(optim.warmup_steps = {}): wsd anneals over those, with no stable phase",
                       o.decay_fraction, wanted, steps - start, o.warmup_steps));
   }
-  if (c.train.recompute == "attention" && c.train.attention == "tiled")
+  if (c.train.recompute == "attention" && c.train.attention_kernel() == "tiled")
     w.push_back(
         "train.recompute attention does nothing with train.attention tiled: the tiled kernel keeps no attention "
         "probabilities (only (B,H,T) statistics) and recomputes them in its backward anyway; the run is as with "

@@ -66,9 +66,10 @@ struct TrainConfig {
   // block's input is kept; the block is recomputed in backward).
   std::string recompute = "none";
   // The attention core's kernel: tiled (online softmax over tiles; saves (B,H,T) statistics,
-  // memory linear in T; any mask) or dense (saves the (B,H,T,T) probabilities; causal only,
-  // no window). Same function up to float summation order. docs/attention.md.
-  std::string attention = "tiled";
+  // memory linear in T; any mask), dense (saves the (B,H,T,T) probabilities; causal only,
+  // no window), or auto: tiled where the backend has it (cpu), dense on cuda (whose tiled
+  // kernel is not built yet). Same function up to float summation order. docs/attention.md.
+  std::string attention = "auto";
   std::string device = "cpu";
   std::int64_t eval_interval = 50;  // 0: never
   std::int64_t eval_batches = 4;
@@ -80,6 +81,11 @@ struct TrainConfig {
   double exit_after_minutes = 0;
 
   std::int64_t sequence(const ModelConfig& m) const { return seq_len > 0 ? seq_len : m.seq_len; }
+  // train.attention with auto resolved for train.device: "tiled" or "dense".
+  std::string attention_kernel() const {
+    if (attention != "auto") return attention;
+    return device == "cuda" ? "dense" : "tiled";
+  }
 };
 
 // The schedules optim.decay accepts (schedule/lr_schedule.h has their formulas).

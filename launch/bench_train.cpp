@@ -28,12 +28,13 @@ int run_train(int argc, char** argv) {
   m.layers = 12, m.channels = 768, m.heads = 12, m.vocab = 50304, m.seq_len = 256;
   std::int64_t B = 4;
   int steps = 3;
-  std::string device = "cpu", recompute = "none", precision = "fp32", attention = "tiled";
+  std::string device = "cpu", recompute = "none", precision = "fp32", attention = "auto";
   po::options_description opts("loom-bench train options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
       ("recompute", po::value(&recompute)->default_value(recompute), "activation recompute: none, attention or full")
-      ("attention", po::value(&attention)->default_value(attention), "attention kernel: tiled or dense")
+      ("attention", po::value(&attention)->default_value(attention),
+       "attention kernel: tiled, dense or auto (tiled on cpu, dense on cuda)")
       ("precision", po::value(&precision)->default_value(precision),
        "fp32, or bf16 / fp16 (16-bit model, f32 master weights; MFU against the 16-bit GEMM peak)")
       ("layers", po::value(&m.layers)->default_value(m.layers), "transformer blocks")
@@ -58,6 +59,7 @@ int run_train(int argc, char** argv) {
   LOOM_CHECK(B > 0 && steps > 0, "", "loom-bench train: --batch and --steps must be positive");
 
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
+  if (attention == "auto") attention = device == "cuda" ? "dense" : "tiled";
   const DType dtype = parse_dtype(precision);
   const double peak = measure_gemm_peak_flops(*be, dtype);
   LocalCommunicator one;

@@ -25,6 +25,7 @@
 #include "io/tokenizer.h"
 #include "launch/model_io.h"
 #include "layers/gpt.h"
+#include "parallel/local_communicator.h"
 
 namespace po = boost::program_options;
 
@@ -102,7 +103,9 @@ int generate(int argc, char** argv) {
   const ModelConfig mc = Gpt::from_json(read_config_json(weights));
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
   const std::int64_t T = mc.seq_len;
-  Gpt model(*be, mc, 1, T);
+  LocalCommunicator one;
+  TrainConfig run{.device = device};  // the attention kernel train.attention auto picks for this device
+  Gpt model(*be, mc, 1, T, one, {}, {}, {.attention = parse_attention_kernel(run.attention_kernel())});
   load_weights(model, weights);
 
   const TokenizerInfo tok = model_tokenizer(weights);

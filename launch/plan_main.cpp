@@ -127,7 +127,7 @@ void print_prediction(const RunConfig& c, const Cluster& cl, const Prediction& p
   std::string modes;
   for (const char* rc : {"none", "attention", "full"})
     for (int sp = 0; sp <= (c.parallel.tp > 1 ? 1 : 0); ++sp) {
-      if (std::string(rc) == "attention" && c.train.attention == "tiled") continue;  // = none
+      if (std::string(rc) == "attention" && c.train.attention_kernel() == "tiled") continue;  // = none
       RunConfig o = c;
       o.train.recompute = rc, o.parallel.sequence_parallel = sp == 1;
       modes += fmt::format("{}{}{} {:.2f}", modes.empty() ? "" : ", ", rc, sp ? "+sp" : "",

@@ -221,7 +221,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
             {.recompute = parse_recompute(cfg.train.recompute),
              .dtype = dtype,
              .sequence_parallel = cfg.parallel.sequence_parallel,
-             .attention = parse_attention_kernel(cfg.train.attention)});
+             .attention = parse_attention_kernel(cfg.train.attention_kernel())});
   if (mc.init.empty()) {
     model.params().init(cfg.train.seed);
   } else {

@@ -69,8 +69,8 @@ struct Table {
          "activation recompute: none, attention (the attention core's probabilities; dense attention only) or full "
          "(each block)")
         ("train.attention", po::value(&c.train.attention)->default_value(c.train.attention),
-         "attention kernel: tiled (memory linear in T, any mask) or dense (stores (B,H,T,T) probabilities; causal "
-         "only; the reference)")
+         "attention kernel: tiled (memory linear in T, any mask), dense (stores (B,H,T,T) probabilities; causal "
+         "only; the reference) or auto (tiled on cpu, dense on cuda, which has no tiled kernel yet)")
         ("train.device", po::value(&c.train.device)->default_value(c.train.device), "cpu or cuda")
         ("train.eval_interval", po::value(&c.train.eval_interval)->default_value(c.train.eval_interval),
          "validation every N steps and at the end (0: only at the end)")

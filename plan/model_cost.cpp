@@ -40,7 +40,7 @@ double act_bytes(const RunConfig& c) { return double(dtype_size(parse_dtype(c.tr
 double layer_gemm_flops(const Dims& d) { return 2 * d.s * (d.h * d.qkv + d.h * d.h + d.mlp_mats * d.h * d.F); }
 double layer_attention_flops(const Dims& d) { return 4 * d.s * d.keys * d.h; }
 
-bool tiled(const RunConfig& c) { return c.train.attention == "tiled"; }
+bool tiled(const RunConfig& c) { return c.train.attention_kernel() == "tiled"; }
 // What train.recompute does: `attention` recomputes nothing with the tiled kernel (it keeps
 // no probabilities to drop), so it is `none` there.
 std::string recompute_mode(const RunConfig& c) {

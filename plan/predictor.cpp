@@ -39,7 +39,7 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   // Dense: the s x s scores, probabilities and dropout pass through memory. Tiled: they stay
   // in cache; only lse (f32) is written, and the backward recomputes the scores (one more
   // core GEMM) instead.
-  const bool tiled = c.train.attention == "tiled";
+  const bool tiled = c.train.attention_kernel() == "tiled";
   const double core_bytes = tiled ? 4 * a * s * b / t : 9 * a * s * keys * b / t * ab / 2;
   const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2;
   const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout

@@ -168,12 +168,31 @@ TEST(AttentionLayer, DenseRefusesAWindowAndOptionsAreChecked) {
   c.train.attention = "flash";
   EXPECT_THROW(validate(c), Error);
   EXPECT_THROW(parse_attention_kernel("flash"), Error);
+  // auto (the default): tiled on cpu; dense on cuda, which has no tiled kernel yet, so a
+  // window there is refused, naming both options.
+  c.train.attention = "auto";
+  EXPECT_EQ(c.train.attention_kernel(), "tiled");
+  EXPECT_NO_THROW(validate(c));
+  c.train.device = "cuda";
+  EXPECT_EQ(c.train.attention_kernel(), "dense");
+  try {
+    validate(c);
+    FAIL() << "a window on cuda (dense) was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.window = 4 needs train.attention tiled"), std::string::npos) << e.what();
+  }
+  c.model.window = 0;
+  EXPECT_NO_THROW(validate(c));
   c.train.attention = "tiled";
+  EXPECT_THROW(validate(c), Error);  // not on cuda yet
+  c.train.device = "cpu";
   c.model.window = -1;
   EXPECT_THROW(validate(c), Error);
   // recompute attention has nothing to drop with the tiled kernel: a warning says so.
   c.model.window = 0;
   c.train.recompute = "attention";
+  EXPECT_EQ(config_warnings(c).size(), 1u);
+  c.train.attention = "auto";
   EXPECT_EQ(config_warnings(c).size(), 1u);
   c.train.attention = "dense";
   EXPECT_TRUE(config_warnings(c).empty());
