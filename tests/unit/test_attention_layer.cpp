@@ -2,7 +2,8 @@
 // the model level (layers/attention.h, train.attention, model.window):
 //   - the whole model with the tiled kernel equals it with the dense one (the reference)
 //     to float error, in loss and every parameter gradient: GPT-2, RoPE + GQA + SwiGLU,
-//     ALiBi, and bf16;
+//     ALiBi, and bf16; and at T = 2048 (many tiles), where the memory plan is checked to be
+//     linear in T with tiled and to carry dense's 2 H T^2 floats;
 //   - model.window: a window covering the sequence is no window (bit for bit); a window
 //     w gives L layers a receptive field of L (w - 1) earlier tokens, checked on the
 //     logits (a property of the mask, independent of the kernel's arithmetic);
@@ -50,9 +51,10 @@ struct Result {
 };
 
 // One forward + backward of the mean loss over B x T tokens, from init seed 5.
-Result run(const ModelConfig& m, AttentionKernel kernel, DType dtype = DType::f32) {
+Result run(const ModelConfig& m, AttentionKernel kernel, DType dtype = DType::f32, std::int64_t B = 2,
+           std::int64_t T = 16) {
   auto be = make_backend(Device::cpu);
-  const std::int64_t B = 2, T = 16, N = B * T;
+  const std::int64_t N = B * T;
   LocalCommunicator tp;
   Gpt gpt(*be, m, B, T, tp, {}, {}, {.dtype = dtype, .attention = kernel});
   gpt.params().init(5);
@@ -102,6 +104,32 @@ TEST(AttentionLayer, TiledEqualsDenseAlibi) {
 TEST(AttentionLayer, TiledEqualsDenseBf16) {
   expect_tiled_equals_dense(tiny("layernorm", "gelu", "learned", 4, 4), DType::bf16, 1e-5, 3e-3);
   expect_tiled_equals_dense(tiny("rmsnorm", "swiglu", "rope", 4, 2), DType::bf16, 1e-5, 3e-3);
+}
+
+TEST(AttentionLayer, LongContextTiledEqualsDenseAndItsMemoryIsLinearInT) {
+  // T = 2048: 32 query tiles by 16 key tiles, the causal skip and the online rescaling
+  // across many tiles, at the model level (1 layer, 2 heads of 16).
+  ModelConfig m = tiny("layernorm", "gelu", "learned", 2, 2);
+  m.layers = 1, m.channels = 32, m.ffn = 64, m.seq_len = 2048;
+  const Result tiled = run(m, AttentionKernel::tiled, DType::f32, 1, 2048);
+  const Result dense = run(m, AttentionKernel::dense, DType::f32, 1, 2048);
+  EXPECT_NEAR(tiled.loss, dense.loss, 1e-6 * dense.loss);
+  for (std::size_t i = 0; i < dense.grads.size(); ++i)
+    EXPECT_LT(relative(tiled.grads[i], dense.grads[i]), 1e-4) << "parameter " << i;
+  // The memory plan's activations and scratch: exactly linear in T with tiled; dense adds
+  // H T^2 floats of probs per block and of dprobs.
+  auto be = make_backend(Device::cpu);
+  auto bytes = [&](AttentionKernel kernel, std::int64_t T) {
+    LocalCommunicator tp;
+    Gpt gpt(*be, m, 1, T, tp, {}, {}, {.attention = kernel});
+    std::size_t n = 0;
+    for (const auto& [name, b] : gpt.memory_plan().items)
+      if (name == "activations: blocks" || name == "backward scratch (shared by all layers)") n += b;
+    return n;
+  };
+  EXPECT_EQ(bytes(AttentionKernel::tiled, 2048), 2 * bytes(AttentionKernel::tiled, 1024));
+  EXPECT_EQ(bytes(AttentionKernel::dense, 2048) - bytes(AttentionKernel::tiled, 2048),
+            std::size_t(2 * 2 * 2048 * 2048 - 2 * 2048) * sizeof(float));  // probs + dprobs - lse
 }
 
 TEST(AttentionLayer, AWindowCoveringTheSequenceIsNoWindow) {
