@@ -36,8 +36,8 @@ Recompute parse_recompute(const std::string& mode) {
 
 AttentionKernel parse_attention_kernel(const std::string& name) {
   if (name == "tiled") return AttentionKernel::tiled;
-  LOOM_CHECK(name == "dense", "use tiled (the default) or dense", "train.attention must be tiled or dense, got '{}'",
-             name);
+  LOOM_CHECK(name == "dense", "use tiled or dense (TrainConfig::attention_kernel() resolves auto)",
+             "train.attention must be tiled or dense, got '{}'", name);
   return AttentionKernel::dense;
 }
 

@@ -7,6 +7,8 @@
 //   - model.window: a window covering the sequence is no window (bit for bit); a window
 //     w gives L layers a receptive field of L (w - 1) earlier tokens, checked on the
 //     logits (a property of the mask, independent of the kernel's arithmetic);
+//   - Attention::causal reaches the kernel (false: row 0 sees the last token), and the dense
+//     kernel refuses it rather than run causal;
 //   - the config: model.window in the JSON (absent in old files), the errors.
 // The window's gradients are finite-difference checked in test_decoder_model.cpp.
 #include <cmath>
@@ -14,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/registry.h"
+#include "core/buffer.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "layers/gpt.h"
@@ -163,6 +166,44 @@ TEST(AttentionLayer, AWindowLimitsTheReceptiveField) {
     else
       EXPECT_NE(now, base) << "token " << s << " is inside the receptive field of " << t;
   }
+}
+
+TEST(AttentionLayer, TheCausalFlagReachesTheKernel) {
+  // One layer, B 1, T 6, C 8, 2 heads, no biases: row 0's output depends on the last
+  // token's input only when causal = false.
+  auto be = make_backend(Device::cpu);
+  const std::int64_t T = 6, C = 8;
+  auto random = [&](Shape shape, std::uint64_t stream) {
+    Buffer b(*be, shape, DType::f32);
+    std::vector<float> h(static_cast<std::size_t>(shape.numel()));
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = 0.5f * rng_normal(13, stream, i);
+    be->copy(b.tensor(), host_tensor(h.data(), shape));
+    return b;
+  };
+  Buffer w_qkv = random({3 * C, C}, 1), w_proj = random({C, C}, 2), x = random({1, T, C}, 3);
+  Buffer qkv(*be, {1, T, 3 * C}, DType::f32), att(*be, {1, T, C}, DType::f32), lse(*be, {1, 2, T}, DType::f32),
+      out(*be, {1, T, C}, DType::f32);
+  LocalCommunicator tp;
+  Attention a{{Linear{w_qkv.tensor(), {}, {}, {}}, &tp, nullptr}, {Linear{w_proj.tensor(), {}, {}, {}}, &tp, nullptr}, 2};
+  const Attention::Saved saved{.qkv = qkv.tensor(), .att = att.tensor(), .lse = lse.tensor()};
+  auto row0 = [&](bool causal, float last_token_shift) {
+    a.causal = causal;
+    std::vector<float> h(static_cast<std::size_t>(T * C));
+    be->copy(host_tensor(h.data(), Shape{1, T, C}), x.tensor());
+    for (std::int64_t c = 0; c < C; ++c) h[std::size_t((T - 1) * C + c)] += last_token_shift;
+    Buffer xs(*be, {1, T, C}, DType::f32);
+    be->copy(xs.tensor(), host_tensor(h.data(), Shape{1, T, C}));
+    a.forward(*be, out.tensor(), xs.tensor(), saved);
+    std::vector<float> o(static_cast<std::size_t>(T * C));
+    be->copy(host_tensor(o.data(), Shape{1, T, C}), out.tensor());
+    return std::vector<float>(o.begin(), o.begin() + C);
+  };
+  EXPECT_EQ(row0(true, 0), row0(true, 1)) << "causal: row 0 sees only itself";
+  EXPECT_NE(row0(false, 0), row0(false, 1)) << "bidirectional: row 0 sees the last token";
+  a.kernel = AttentionKernel::dense;
+  EXPECT_THROW(row0(false, 0), Error);
+  a.causal = true;
+  EXPECT_NO_THROW(a.check());
 }
 
 TEST(AttentionLayer, WindowTravelsInTheConfigJson) {
