@@ -3,8 +3,6 @@
 // C=768, 12 heads, T=256, B=4, vocab 50304). Reports tokens/s, model FLOP/s
 // (Megatron's count, Gpt::flops_per_token), MFU against cblas_sgemm measured in the
 // same run, the time split of one step, and peak memory against the plan.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +13,7 @@
 #include "backend/registry.h"
 #include "core/rng.h"
 #include "launch/gemm_peak.h"
+#include "launch/process_memory.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
 #include "parallel/local_communicator.h"
@@ -98,9 +97,7 @@ int run_train(int argc, char** argv) {
   }
   const double t_step = (t_fwd + t_bwd + t_opt) / steps;
   const double tok_s = double(N) / t_step, flops = tok_s * model.flops_per_token();
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  const double rss = double(u.ru_maxrss) * 1024.0;
+  const double rss = peak_rss_bytes();
   std::printf("loom-bench train: device %s, precision %s, recompute %s, attention %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
               device.c_str(), precision.c_str(), recompute.c_str(), attention.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
               (long long)m.padded_vocab(), (long long)m.seq_len, (long long)B, steps);

@@ -76,6 +76,18 @@ void save_weights(StageModel& model, Communicator& tp, const std::string& path, 
   write_weights(path, arrays, config.dump(), Overwrite::yes, attrs);
 }
 
+std::size_t save_weights_host_bytes(StageModel& model, int stages, int stage, bool in_writer_pipeline) {
+  auto stored = [&](const ParamSpec& spec, int on) {
+    return spec.tied.empty() || model.tied_stages(spec.tied).front() == on;
+  };
+  const bool all = stages > 1 && in_writer_pipeline && stage == 0;
+  std::size_t elements = 0;
+  for (int s = all ? 0 : stage; s <= (all ? stages - 1 : stage); ++s)
+    for (const ParamSpec& spec : model.stage_param_specs(s, 0))
+      if (stored(spec, s)) elements += std::size_t(stored_shape(spec).numel());
+  return elements * sizeof(float);
+}
+
 std::string read_architecture(const std::string& path) {
   if (const std::string c = find_checkpoint(path); !c.empty()) return CheckpointReader::open(c).attr("architecture");
   return WeightsReader::open(path).architecture();

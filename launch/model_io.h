@@ -28,6 +28,10 @@ namespace loom {
 void save_weights(StageModel& model, Communicator& tp, const std::string& path, bool write = true,
                   Communicator* pp = nullptr, bool in_writer_pipeline = true,
                   const std::map<std::string, std::string>& attrs = {});
+// Host bytes save_weights holds on this rank while it writes (the memory plan's entry): the
+// stored f32 tensors of its stage, tp shards gathered; on stage 0 of the writer's pipeline,
+// every stage's (`stages` > 1), i.e. the whole model.
+std::size_t save_weights_host_bytes(StageModel& model, int stages, int stage, bool in_writer_pipeline);
 // Loads every parameter this rank holds (its tp shard of each; every tied copy) from a
 // weights file, or from a checkpoint (a step_N directory, or a run directory: its latest;
 // the master weights, read block by block, launch/checkpoint.h); throws

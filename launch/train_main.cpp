@@ -27,6 +27,7 @@
 #include "launch/live_plan.h"
 #include "launch/model_io.h"
 #include "launch/model_tokenizer.h"
+#include "launch/process_memory.h"
 #include "launch/rank_agreement.h"
 #include "launch/run_dir.h"
 #include "launch/stop_signal.h"
@@ -40,21 +41,6 @@
 namespace loom {
 
 namespace {
-
-// Resident bytes now (/proc/self/statm), before the plan's allocations: code,
-// libraries, thread stacks and OpenBLAS's buffers, which the plan does not count.
-double current_rss_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  double pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
-  return pages_resident * double(sysconf(_SC_PAGESIZE));
-}
-
-double peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) * 1024.0;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -250,6 +236,8 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   std::int64_t data_bytes = val_set.resident_bytes();
   for (const auto& d : train_blend.sets) data_bytes += d->resident_bytes();
   plan_bytes.add("token datasets (host)", std::size_t(data_bytes));
+  plan_bytes.add("weights file at the end (host, f32)",
+                 save_weights_host_bytes(model, ctx.shape.pp, ctx.coord.pp, writer_pipeline));
   if (lead) {
     const std::int64_t local = cfg.train.global_batch / ctx.shape.dp;
     fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",
@@ -279,7 +267,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   // computes it, so a bad file stops every rank alike).
   std::optional<LivePrediction> predicted;
   if (!cfg.plan.cluster.empty()) {
-    predicted = predict_run(cfg, ctx.shape.size(), model.flops_per_token());
+    predicted = predict_run(cfg, ctx.shape.size(), model.flops_per_token(), double(data_bytes));
     if (lead) {
       fmt::print("{}\n", describe_prediction(*predicted, peak));
       std::ofstream(cfg.checkpoint.dir + "/prediction.json") << prediction_json(cfg, *predicted, peak);
@@ -343,7 +331,12 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              " = {:.1f} MiB; measured peak RSS {:.1f} MiB ({:+.1f}%); backend peak {:.1f} MiB\n",
              double(plan_bytes.total()) / mib, baseline_rss / mib, planned / mib, peak_rss_bytes() / mib,
              100.0 * (peak_rss_bytes() / planned - 1.0), double(be->peak_bytes()) / mib);
-  if (predicted) fmt::print("{}", compare_to_prediction(trainer.history(), *predicted));
+  if (predicted) {
+    fmt::print("{}", compare_to_prediction(trainer.history(), *predicted));
+    const double pred = predicted->rank0_memory.total();
+    fmt::print("memory predicted by the performance model for rank 0: {:.1f} MiB; measured peak RSS {:.2f}x that\n",
+               pred / mib, peak_rss_bytes() / pred);
+  }
   fmt::print("wall time {:.1f} s\n", seconds_since(t_start));
   return 0;
 }

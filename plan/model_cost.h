@@ -41,13 +41,17 @@ double layer_activation_bytes(const RunConfig& c);
 struct MemoryEstimate {
   int stage = 0;  // the pipeline stage this is for (the most loaded one)
   double parameters = 0, gradients = 0, optimizer = 0, activations = 0;
-  double total() const { return parameters + gradients + optimizer + activations; }
+  // Host memory that shares the device's: on a CPU cluster (Cluster::host_is_device) the
+  // checkpoint snapshot, the token datasets and the process's own resident memory; 0 on GPUs.
+  double host = 0;
+  double total() const { return parameters + gradients + optimizer + activations + host; }
   // (name, bytes) of each term, largest-first order not implied.
   std::vector<std::pair<std::string, double>> terms() const {
     return {{"parameters", parameters},
             {"gradients", gradients},
             {"optimizer state", optimizer},
-            {"activations", activations}};
+            {"activations", activations},
+            {"host", host}};
   }
 };
 

@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "layers/gpt.h"
 #include "plan/collectives.h"
+#include "plan/loom_memory.h"
 
 namespace loom::plan {
 
@@ -155,8 +156,30 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
   out.tokens_per_s = tokens / out.step_time;
   out.mfu = model_flops_per_step(c) / (out.step_time * devices * cl.peak(dt));
   out.hfu = hardware_flops_per_step(c) / (out.step_time * devices * cl.peak(dt));
-  out.memory = memory_per_device(c);
+  out.memory = sw.megatron_memory ? memory_per_device(c) : loom_memory_per_device(c, cl);
   return out;
+}
+
+MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster, double dataset_bytes) {
+  MemoryEstimate e;
+  e.stage = stage;
+  for (const auto& [name, bytes] : loom_rank_memory(c, stage).items) {
+    const double b = double(bytes);
+    if (name.rfind("parameters", 0) == 0) e.parameters += b;
+    else if (name.rfind("gradients (f32)", 0) == 0) e.gradients += b;
+    else if (name.rfind("AdamW", 0) == 0 || name.rfind("master weights", 0) == 0) e.optimizer += b;
+    else if (name.find("(host") != std::string::npos) e.host += cluster.host_is_device ? b : 0;
+    else e.activations += b;
+  }
+  if (cluster.host_is_device) e.host += dataset_bytes + cluster.process_resident;
+  return e;
+}
+
+MemoryEstimate loom_memory_per_device(const RunConfig& c, const Cluster& cluster, double dataset_bytes) {
+  MemoryEstimate first = loom_memory(c, 0, cluster, dataset_bytes);
+  if (c.parallel.pp == 1) return first;
+  MemoryEstimate last = loom_memory(c, c.parallel.pp - 1, cluster, dataset_bytes);
+  return last.total() > first.total() ? last : first;
 }
 
 }  // namespace loom::plan

@@ -66,7 +66,7 @@ RunConfig published_config(const PublishedRun& r, bool selective) {
   return c;
 }
 
-SoftwareModel megatron_2022() { return {.p2p_split_over_tp = true, .dp_overlap = false}; }
+SoftwareModel megatron_2022() { return {.p2p_split_over_tp = true, .dp_overlap = false, .megatron_memory = true}; }
 
 std::vector<ValidationRow> validate_table5(const Cluster& a100) {
   std::vector<ValidationRow> rows;
