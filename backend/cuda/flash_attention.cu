@@ -33,12 +33,12 @@ namespace loom::cuda {
 
 namespace {
 
-constexpr int kTile = 32;                        // rows a block owns = rows a shared tile streams
-constexpr int kWarps = 4;                        // warps a block
-constexpr int kBlock = 32 * kWarps;              // threads a block
-constexpr int kRowsPerWarp = kTile / kWarps;     // 8
+constexpr int kTile = 32;                            // rows a block owns = rows a shared tile streams
+constexpr int kWarps = 4;                            // warps a block
+constexpr int kBlock = 32 * kWarps;                  // threads a block
+constexpr int kRowsPerWarp = kTile / kWarps;         // 8
 constexpr int kChunks = int(kFlashMaxHeadDim) / 32;  // output columns a lane keeps per row
-constexpr int kPs = kTile + 1;                   // stride of the 32 x 32 P / dS tiles
+constexpr int kPs = kTile + 1;                       // stride of the 32 x 32 P / dS tiles
 
 using i64 = std::int64_t;
 
@@ -72,8 +72,9 @@ __device__ void load_rows(float* dst, int lds, FlashOperand x, i64 b, i64 t0, in
 // ---- forward: one block per (32 query rows, query head, batch row) --------------------
 
 template <class T>
-__global__ void __launch_bounds__(kBlock) flash_forward_kernel(T* out, float* lse, FlashOperand q, FlashOperand k,
-                                                               FlashOperand v, FlashGeometry g) {
+__global__ void __launch_bounds__(kBlock)
+    flash_forward_kernel(T* out, float* lse, FlashOperand q, FlashOperand k, FlashOperand v,
+                         FlashGeometry g) {
   extern __shared__ float smem[];
   const int D = int(g.D), lds = D | 1;
   float *Qs = smem, *Ks = Qs + kTile * lds, *Vs = Ks + kTile * lds, *Ps = Vs + kTile * lds;
@@ -154,8 +155,8 @@ __global__ void __launch_bounds__(kBlock) flash_forward_kernel(T* out, float* ls
 // ---- backward (1): rowdot = rowsum(dO * O), one warp per (b, query head, t) ------------
 
 template <class T>
-__global__ void __launch_bounds__(kBlock) flash_rowdot_kernel(float* rowdot, const T* dout, const T* out,
-                                                              FlashGeometry g) {
+__global__ void __launch_bounds__(kBlock)
+    flash_rowdot_kernel(float* rowdot, const T* dout, const T* out, FlashGeometry g) {
   const i64 row = i64(blockIdx.x) * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= g.B * g.Hq * g.Tq) return;  // whole warps leave together
   const i64 t = row % g.Tq, h = (row / g.Tq) % g.Hq, b = row / (g.Tq * g.Hq);
@@ -169,10 +170,9 @@ __global__ void __launch_bounds__(kBlock) flash_rowdot_kernel(float* rowdot, con
 // ---- backward (2): dK, dV; one block per (32 keys, kv head, batch row) -----------------
 
 template <class T>
-__global__ void __launch_bounds__(kBlock) flash_dkdv_kernel(FlashOperand dk, FlashOperand dv, FlashOperand dout,
-                                                            FlashOperand q, FlashOperand k, FlashOperand v,
-                                                            const float* lse, const float* rowdot,
-                                                            FlashGeometry g) {
+__global__ void __launch_bounds__(kBlock)
+    flash_dkdv_kernel(FlashOperand dk, FlashOperand dv, FlashOperand dout, FlashOperand q, FlashOperand k,
+                      FlashOperand v, const float* lse, const float* rowdot, FlashGeometry g) {
   extern __shared__ float smem[];
   const int D = int(g.D), lds = D | 1;
   float *Ks = smem, *Vs = Ks + kTile * lds, *Qs = Vs + kTile * lds, *dOs = Qs + kTile * lds;
@@ -190,13 +190,19 @@ __global__ void __launch_bounds__(kBlock) flash_dkdv_kernel(FlashOperand dk, Fla
   i64 a = 0, z = g.Tq;
   while (a < z) {
     const i64 mid = (a + z) / 2;
-    if (key_hi(g, len, mid) >= c0) z = mid; else a = mid + 1;
+    if (key_hi(g, len, mid) >= c0)
+      z = mid;
+    else
+      a = mid + 1;
   }
   const i64 t_first = a;
   a = 0, z = g.Tq;
   while (a < z) {
     const i64 mid = (a + z) / 2;
-    if (key_lo(g, mid) > c1) z = mid; else a = mid + 1;
+    if (key_lo(g, mid) > c1)
+      z = mid;
+    else
+      a = mid + 1;
   }
   const i64 t_end = a;
 
@@ -238,7 +244,7 @@ __global__ void __launch_bounds__(kBlock) flash_dkdv_kernel(FlashOperand dk, Fla
         Ps[c * kPs + lane] = p;
         dSs[c * kPs + lane] = p * (dp[i] - rd_t);
       }
-      __syncwarp();  // the warp's P and dS rows are written
+      __syncwarp();                   // the warp's P and dS rows are written
       for (int r = 0; r < nr; ++r) {  // dV += P^T dO, dK += dS^T Q (scale applied at the end)
         float p[kRowsPerWarp], ds[kRowsPerWarp];
 #pragma unroll
@@ -279,9 +285,9 @@ __global__ void __launch_bounds__(kBlock) flash_dkdv_kernel(FlashOperand dk, Fla
 // ---- backward (3): dQ; one block per (32 query rows, query head, batch row) -------------
 
 template <class T>
-__global__ void __launch_bounds__(kBlock) flash_dq_kernel(FlashOperand dq, FlashOperand dout, FlashOperand q,
-                                                          FlashOperand k, FlashOperand v, const float* lse,
-                                                          const float* rowdot, FlashGeometry g) {
+__global__ void __launch_bounds__(kBlock)
+    flash_dq_kernel(FlashOperand dq, FlashOperand dout, FlashOperand q, FlashOperand k, FlashOperand v,
+                    const float* lse, const float* rowdot, FlashGeometry g) {
   extern __shared__ float smem[];
   const int D = int(g.D), lds = D | 1;
   float *Qs = smem, *dOs = Qs + kTile * lds, *Ks = dOs + kTile * lds, *Vs = Ks + kTile * lds;
@@ -328,7 +334,7 @@ __global__ void __launch_bounds__(kBlock) flash_dq_kernel(FlashOperand dq, Flash
       const float p = visible ? expf(g.scale * sc[i] - slope * fabsf(float(t - s)) - lse_r[i]) : 0.0f;
       dSs[r * kPs + lane] = p * (dp[i] - rd_r[i]);
     }
-    __syncwarp();  // the warp's dS rows are written
+    __syncwarp();                   // the warp's dS rows are written
     for (int c = 0; c < nc; ++c) {  // dQ += dS K (scale applied at the end)
       float ds[kRowsPerWarp];
 #pragma unroll
@@ -366,7 +372,8 @@ std::size_t dq_smem(i64 D) { return sizeof(float) * std::size_t(4 * kTile * (D |
 template <class Kernel, class... Args>
 cudaError_t launch(Kernel kernel, dim3 grid, std::size_t smem, cudaStream_t stream, Args... args) {
   if (smem > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    const cudaError_t err =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (err != cudaSuccess) return err;
   }
   kernel<<<grid, kBlock, smem, stream>>>(args...);
@@ -377,21 +384,22 @@ unsigned tiles(i64 n) { return unsigned((n + kTile - 1) / kTile); }
 
 }  // namespace
 
-cudaError_t launch_flash_attention_forward(void* out, float* lse, FlashOperand q, FlashOperand k, FlashOperand v,
-                                           DType t, const FlashGeometry& g, cudaStream_t stream) {
+cudaError_t launch_flash_attention_forward(void* out, float* lse, FlashOperand q, FlashOperand k,
+                                           FlashOperand v, DType t, const FlashGeometry& g,
+                                           cudaStream_t stream) {
   if (g.B == 0 || g.Tq == 0) return cudaSuccess;
   const dim3 grid(tiles(g.Tq), unsigned(g.Hq), unsigned(g.B));
   return visit_dtype(t, [&](auto z) {
     using T = decltype(z);
-    return launch(flash_forward_kernel<T>, grid, forward_smem(g.D), stream, static_cast<T*>(out), lse, q, k, v,
-                  g);
+    return launch(flash_forward_kernel<T>, grid, forward_smem(g.D), stream, static_cast<T*>(out), lse, q, k,
+                  v, g);
   });
 }
 
-cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, FlashOperand dv, const void* dout,
-                                            FlashOperand q, FlashOperand k, FlashOperand v, const void* out,
-                                            const float* lse, DType t, const FlashGeometry& g, float* scratch,
-                                            cudaStream_t stream) {
+cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, FlashOperand dv,
+                                            const void* dout, FlashOperand q, FlashOperand k, FlashOperand v,
+                                            const void* out, const float* lse, DType t,
+                                            const FlashGeometry& g, float* scratch, cudaStream_t stream) {
   if (g.B == 0) return cudaSuccess;
   const FlashOperand dO{const_cast<void*>(dout), g.Tq, g.Hq * g.D};
   return visit_dtype(t, [&](auto z) -> cudaError_t {
@@ -409,8 +417,8 @@ cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, Fl
       if (err != cudaSuccess) return err;
     }
     if (g.Tq > 0)
-      err = launch(flash_dq_kernel<T>, dim3(tiles(g.Tq), unsigned(g.Hq), unsigned(g.B)), dq_smem(g.D), stream, dq,
-                   dO, q, k, v, lse, static_cast<const float*>(scratch), g);
+      err = launch(flash_dq_kernel<T>, dim3(tiles(g.Tq), unsigned(g.Hq), unsigned(g.B)), dq_smem(g.D), stream,
+                   dq, dO, q, k, v, lse, static_cast<const float*>(scratch), g);
     return err;
   });
 }

@@ -41,17 +41,18 @@ struct FlashGeometry {
 };
 
 // out (B,Tq,Hq*D) of dtype t (=); lse (B,Hq,Tq) f32 (=).
-cudaError_t launch_flash_attention_forward(void* out, float* lse, FlashOperand q, FlashOperand k, FlashOperand v,
-                                           DType t, const FlashGeometry& g, cudaStream_t stream);
+cudaError_t launch_flash_attention_forward(void* out, float* lse, FlashOperand q, FlashOperand k,
+                                           FlashOperand v, DType t, const FlashGeometry& g,
+                                           cudaStream_t stream);
 
 // f32 scratch the backward needs: rowsum(dO * O), one float per (b, query head, t).
 inline std::int64_t flash_backward_scratch_floats(const FlashGeometry& g) { return g.B * g.Hq * g.Tq; }
 
 // dq, dk, dv (=), all of dtype t like q, k, v, dout, out; dk, dv summed over the G query
 // heads of their kv head. scratch: flash_backward_scratch_floats(g) floats of f32.
-cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, FlashOperand dv, const void* dout,
-                                            FlashOperand q, FlashOperand k, FlashOperand v, const void* out,
-                                            const float* lse, DType t, const FlashGeometry& g, float* scratch,
-                                            cudaStream_t stream);
+cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, FlashOperand dv,
+                                            const void* dout, FlashOperand q, FlashOperand k, FlashOperand v,
+                                            const void* out, const float* lse, DType t,
+                                            const FlashGeometry& g, float* scratch, cudaStream_t stream);
 
 }  // namespace loom::cuda

@@ -31,9 +31,10 @@ struct Case {
   std::int64_t Tk = 0;  // > 0: cross-attention, separate q and k/v tensors
   std::int64_t keys() const { return Tk ? Tk : Tq; }
   std::string str(DType t) const {
-    std::string s = label(t) + " B=" + std::to_string(B) + " Tq=" + std::to_string(Tq) + " Tk=" +
-                    std::to_string(keys()) + " Hq=" + std::to_string(Hq) + " Hkv=" + std::to_string(Hkv) +
-                    " D=" + std::to_string(D) + (causal ? " causal" : " bidir");
+    std::string s = label(t) + " B=" + std::to_string(B) + " Tq=" + std::to_string(Tq) +
+                    " Tk=" + std::to_string(keys()) + " Hq=" + std::to_string(Hq) +
+                    " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D) +
+                    (causal ? " causal" : " bidir");
     if (window) s += " window=" + std::to_string(window);
     if (!len.empty()) s += " padded";
     if (alibi) s += " alibi";
@@ -66,7 +67,8 @@ struct Operands {
       kv = upload(be, randn(skv.numel(), stream + 2), skv, t);
       dq = poisoned(be, sq, t), dkv = poisoned(be, skv, t);
       vq = HeadsView::of(q, Hq), vk = HeadsView::in(kv, 0, Hkv, D), vv = HeadsView::in(kv, Hkv * D, Hkv, D);
-      vdq = HeadsView::of(dq, Hq), vdk = HeadsView::in(dkv, 0, Hkv, D), vdv = HeadsView::in(dkv, Hkv * D, Hkv, D);
+      vdq = HeadsView::of(dq, Hq), vdk = HeadsView::in(dkv, 0, Hkv, D),
+      vdv = HeadsView::in(dkv, Hkv * D, Hkv, D);
     }
     out = poisoned(be, {B, Tq, Hq * D}, t);
     lse = poisoned(be, {B, Hq, Tq}, DType::f32);
@@ -78,7 +80,8 @@ struct Operands {
     }
     if (c.alibi) {
       std::vector<float> s(static_cast<std::size_t>(Hq));
-      for (std::int64_t h = 0; h < Hq; ++h) s[std::size_t(h)] = std::pow(2.0f, -8.0f * float(h + 1) / float(Hq));
+      for (std::int64_t h = 0; h < Hq; ++h)
+        s[std::size_t(h)] = std::pow(2.0f, -8.0f * float(h + 1) / float(Hq));
       slopes = upload(be, s, {Hq}, DType::f32);
       spec.alibi_slopes = slopes;
     }
@@ -88,13 +91,14 @@ struct Operands {
 };
 
 const Case kCases[] = {
-    {.B = 2, .Tq = 67, .Hq = 4, .Hkv = 4, .D = 32},                                   // causal MHA, 3 tiles
-    {.B = 1, .Tq = 45, .Hq = 6, .Hkv = 2, .D = 17, .alibi = true},                    // GQA, odd D, ALiBi
-    {.B = 2, .Tq = 50, .Hq = 3, .Hkv = 1, .D = 64, .causal = false, .window = 9},     // MQA, local window
-    {.B = 1, .Tq = 70, .Hq = 2, .Hkv = 2, .D = 128, .window = 33, .scale = 0.3f},     // causal window, D 128
-    {.B = 3, .Tq = 29, .Hq = 4, .Hkv = 2, .D = 96, .causal = false, .len = {0, 23, 40}, .Tk = 40},  // cross, padded
+    {.B = 2, .Tq = 67, .Hq = 4, .Hkv = 4, .D = 32},                                // causal MHA, 3 tiles
+    {.B = 1, .Tq = 45, .Hq = 6, .Hkv = 2, .D = 17, .alibi = true},                 // GQA, odd D, ALiBi
+    {.B = 2, .Tq = 50, .Hq = 3, .Hkv = 1, .D = 64, .causal = false, .window = 9},  // MQA, local window
+    {.B = 1, .Tq = 70, .Hq = 2, .Hkv = 2, .D = 128, .window = 33, .scale = 0.3f},  // causal window, D 128
+    {.B = 3, .Tq = 29, .Hq = 4, .Hkv = 2, .D = 96, .causal = false, .len = {0, 23, 40}, .Tk = 40},  // cross,
+                                                                                                    // padded
     {.B = 2, .Tq = 40, .Hq = 2, .Hkv = 1, .D = 8, .len = {19, 7}, .alibi = true, .Tk = 19},  // causal cross
-    {.B = 2, .Tq = 1, .Hq = 1, .Hkv = 1, .D = 1, .causal = false},                    // the smallest
+    {.B = 2, .Tq = 1, .Hq = 1, .Hkv = 1, .D = 1, .causal = false},                           // the smallest
 };
 
 TEST_F(CudaFlashVsCpu, ForwardAndBackwardMatchCpu) {
