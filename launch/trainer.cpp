@@ -121,6 +121,8 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
     model_.set_bucket_hook([this](std::size_t b) { dp_grads_.bucket_done(b); });
   }
   window_.resize(std::size_t(cfg.train.global_batch * (T_ + 1)));
+  x_ = Buffer(be, Shape{local_ * T_}, DType::f32, Memory::staging);
+  y_ = Buffer(be, Shape{local_ * T_}, DType::f32, Memory::staging);
 }
 
 MemoryPlan Trainer::memory_plan() const {
@@ -151,16 +153,20 @@ StepRecord Trainer::step(std::int64_t s) {
   train_.train_batch(s, 0, G, window_.data());
   const std::int64_t targets = count_targets(window_, T_);
   LOOM_CHECK(targets > 0, "check the dataset", "step {}: the global batch has no target tokens", s);
-  x_.resize(std::size_t(local_ * T_));
-  y_.resize(std::size_t(local_ * T_));
-  split_windows(window_.data() + first_ * (T_ + 1), local_, T_, x_.data(), y_.data());
+  // x_ and y_ may still be read by the last step's copies to the device only if that step
+  // ended without synchronising, which it never does; this makes the invariant local (and
+  // costs nothing on an idle device).
+  be_.synchronize();
+  auto* x = static_cast<std::int32_t*>(x_.tensor().ptr);  // int32 ids in 4-byte elements
+  auto* y = static_cast<std::int32_t*>(y_.tensor().ptr);
+  split_windows(window_.data() + first_ * (T_ + 1), local_, T_, x, y);
 
   if (zero_) zero_->begin_step(int(accum_));
   else dp_grads_.begin_step(int(accum_));
   StepRecord r;
   r.step = s;
   r.loss_scale = scaler_.scale();
-  Stage stage(model_, x_.data(), y_.data(), float(r.loss_scale / double(targets)));
+  Stage stage(model_, x, y, float(r.loss_scale / double(targets)));
   run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   be_.synchronize();
   // Both copies of a tied tensor get the summed gradient (first and last stage). Sums

@@ -117,7 +117,12 @@ private:
   std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
   LossScaler scaler_;
   TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
-  std::vector<std::int32_t> window_, x_, y_;
+  std::vector<std::int32_t> window_;
+  // This rank's inputs and targets of a step, (local_, T) int32 ids in 4-byte elements, in
+  // staging memory (page-locked on CUDA) so the model's copies to the device do not wait
+  // (Backend::upload_async). Invariant: written only at the start of step(), after the
+  // previous step's be_.synchronize(), so no copy from them is still in flight.
+  Buffer x_, y_;
   std::vector<StepRecord> history_;
 };
 

@@ -258,7 +258,7 @@ double Gpt::take_loss_sum() {
 
 void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
   if (c.embeds) {
-    be_.copy(s.tokens, id_bytes(tokens, Shape{B_, T_}));
+    be_.upload_async(s.tokens, id_bytes(tokens, Shape{B_, T_}));  // the caller keeps tokens until it synchronises
     // Vocabulary-parallel embedding: each tp rank adds the rows it holds (zeros for
     // other tokens) and rank 0 the positions; the all-reduce completes the sum (SP: a
     // reduce-scatter, leaving this rank's rows of the stream).
@@ -285,7 +285,7 @@ void Gpt::forward(int chunk, const MicroBatch& mb, int slot) {
   Slot& s = c.slots.at(std::size_t(slot));
   embed_and_blocks(c, mb.tokens, s);
   if (!c.has_loss) return;
-  be_.copy(s.targets, id_bytes(mb.targets, Shape{B_, T_}));
+  be_.upload_async(s.targets, id_bytes(mb.targets, Shape{B_, T_}));
   loss_.forward(be_, loss_rows_, s.logits, ids(s.targets, {B_ * T_}), s.loss);
 }
 

@@ -36,7 +36,9 @@
 
 namespace loom {
 
-// One micro-batch on the host: B sequences of T token ids and their targets.
+// One micro-batch on the host: B sequences of T token ids and their targets. A model may
+// copy them to the device asynchronously (Backend::upload_async), so the caller leaves
+// them unchanged until it next synchronises the backend.
 struct MicroBatch {
   const std::int32_t* tokens = nullptr;   // (B, T)
   const std::int32_t* targets = nullptr;  // (B, T); < 0: not a target
