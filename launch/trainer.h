@@ -24,6 +24,7 @@
 
 #include "core/config.h"
 #include "io/data_loader.h"
+#include "launch/batches.h"
 #include "layers/stage_model.h"
 #include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
@@ -63,12 +64,21 @@ struct TrainProgress {
   LossScaler::State scaler;
 };
 
+// One evaluation pass: the mean loss per target; for classification also the accuracy
+// and the majority-class baseline of the split (-1 otherwise).
+struct Evaluation {
+  double loss = 0, accuracy = -1, majority = -1;
+};
+
 class Trainer {
 public:
   // `tp` and `pp` are the timed communicators the model and the trainer use; `model`
   // was built with tp, and with slots for `plan` (slots_for()).
   Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
           TimedCommunicator& pp, const DataLoader& train, const DataLoader& val);
+  // Any data (launch/batches.h): language modelling or classification. Borrows both.
+  Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+          TimedCommunicator& pp, const Batches& train, const Batches& val);
 
   // The plan of one training step on this stage, and the activation slots it needs per chunk.
   static PipePlan plan_for(const RunConfig& cfg, const ParallelContext& ctx);
@@ -77,13 +87,16 @@ public:
   // Everything this rank allocated for training: the model's plan plus the optimizer's.
   MemoryPlan memory_plan() const;
   StepRecord step(std::int64_t step);
-  double evaluate();  // mean loss over train.eval_batches global batches of the val split
+  // Over val.eval_batches(global_batch) global batches: train.eval_batches of the LM val
+  // split, or the whole labelled val split.
+  Evaluation evaluate();
   // Called collectively after every step with the progress so far; returns true to end
   // the run there (a stop signal, train.exit_after_*). Checkpoints are saved from here.
   using StepHook = std::function<bool(const TrainProgress&, bool last)>;
   // The steps from progress().step to train.steps, with logging to stdout (world rank 0)
   // and `metrics` (JSONL, rank 0) and periodic evaluation. Returns the last record;
   // `last_val` gets the last val loss (-1 when the run ended before an evaluation).
+  // Classification adds val_accuracy and val_majority to the log line and the record.
   StepRecord run(std::ostream* metrics, double gemm_peak_flops, double& last_val, const StepHook& after_step = {});
 
   // The records of the steps run() ran in this invocation (loom-train --plan.cluster compares them).
@@ -98,6 +111,8 @@ public:
 
 private:
   class Stage;  // the PipelineStage adapter: data in, model calls out
+  Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+          TimedCommunicator& pp, std::unique_ptr<LmBatches> train, std::unique_ptr<LmBatches> val);
   double global_sum(double v);  // over pp then dp
   // Throws (naming step s and `what`) when value is inf or NaN: training diverged.
   void check_finite_step(std::int64_t s, const char* what, double value) const;
@@ -107,7 +122,8 @@ private:
   Backend& be_;
   StageModel& model_;
   TimedCommunicator &tp_, &pp_;
-  const DataLoader &train_, &val_;
+  std::unique_ptr<LmBatches> own_train_, own_val_;  // the DataLoader constructor's
+  const Batches &train_, &val_;
   std::int64_t T_, MB_, local_, first_, accum_;
   TimedCommunicator dp_;  // gradient sync, ZeRO-1's gather and norm: t_dp
   PipePlan plan_;
@@ -117,7 +133,7 @@ private:
   std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
   LossScaler scaler_;
   TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
-  std::vector<std::int32_t> window_, x_, y_;
+  std::vector<std::int32_t> x_, y_;  // the global batch (G, T)
   std::vector<StepRecord> history_;
 };
 
