@@ -1,6 +1,8 @@
 // launch/trainer.h — the model-agnostic training loop: steps, evaluation, logging.
 //
-// Works on any StageModel (layers/stage_model.h). One step: this dp rank's slice of the
+// Works on any StageModel (layers/stage_model.h) and any Batches (launch/batches.h:
+// language-model windows, or labelled sequences for a classification head, whose
+// evaluation also reports accuracy). One step: this dp rank's slice of the
 // global batch runs through the stage's pipeline plan (schedule/pipeline_executor.h),
 // each micro-batch's loss gradient scaled by 1 / (target tokens of the global batch);
 // the dp gradient sum overlaps the backward (optimizer/grad_sync.h); tied copies are
