@@ -9,9 +9,10 @@
 // 100 steps from it (finetune.from) and, with the same steps and seed, from a random
 // start. Checked: both beat the majority-class baseline of the val split by a wide margin
 // (0.12 absolute). NOT checked, because it does not hold at this budget: that the
-// pretrained start beats the random one. When written (commit after 91f31e8) the run gave
-// pretrained 0.487, random 0.493, majority 0.260 (docs/finetuning.md has these and the
-// other settings tried, where the random start won every time, and why that may be).
+// pretrained start beats the random one. When written (commit after 6cb46f0) this test gave
+// pretrained 0.467, random 0.453, majority 0.260 (50 s on a loaded 2-core machine);
+// docs/finetuning.md has the other settings tried, where the random start won every time
+// but this one, and why that may be.
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
