@@ -46,7 +46,7 @@ struct ModelConfig {
   std::int64_t qkv_size() const { return (heads + 2 * kv_head_count()) * head_size(); }
   // GPT-2 itself: the parts `loom-ckpt export --hf` (a Hugging Face GPT-2) can write.
   bool is_gpt2() const {
-    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads;
+    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads && head == "lm";
   }
   // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
   // efficiency and tensor-parallel splits; padded logits are excluded from the loss.
