@@ -19,13 +19,17 @@ namespace {
 
 constexpr const char* kHint = "make it with loom-data classify (docs/data-format.md, \"Labelled datasets\")";
 
-void write_ints(hid_t loc, const std::string& name, const std::vector<std::int32_t>& v, std::vector<hsize_t> dims) {
+void write_ints(hid_t loc, const std::string& name, const std::vector<std::int32_t>& v,
+                std::vector<hsize_t> dims) {
   h5::Handle space(h5::check(H5Screate_simple(int(dims.size()), dims.data(), nullptr), "dataspace " + name),
                    H5Sclose);
-  h5::Handle set(h5::check(H5Dcreate2(loc, name.c_str(), H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                           "create " + name),
-                 H5Dclose);
-  if (!v.empty()) h5::check_status(H5Dwrite(set, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "write " + name);
+  h5::Handle set(
+      h5::check(H5Dcreate2(loc, name.c_str(), H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                "create " + name),
+      H5Dclose);
+  if (!v.empty())
+    h5::check_status(H5Dwrite(set, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+                     "write " + name);
 }
 
 std::vector<std::int32_t> read_ints(hid_t loc, const std::string& name, std::vector<std::int64_t> want,
@@ -38,7 +42,8 @@ std::vector<std::int32_t> read_ints(hid_t loc, const std::string& name, std::vec
   for (auto d : shape) n *= d;
   std::vector<std::int32_t> v(static_cast<std::size_t>(n));
   if (n > 0)
-    h5::check_status(H5Dread(set, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "read " + where + "/" + name);
+    h5::check_status(H5Dread(set, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+                     "read " + where + "/" + name);
   return v;
 }
 
@@ -97,7 +102,8 @@ LabelledDataset read_labelled_dataset(const std::string& path) {
              "'{}' is not a labelled dataset (magic '{}', expected '{}')", path, magic, kLabelledMagic);
   const std::int64_t version = h5::read_int_attr(f, "format_version", path).value_or(0);
   LOOM_CHECK(version == kLabelledFormatVersion, "rebuild it with this loom-data",
-             "'{}' has labelled-dataset format version {}; this loom reads {}", path, version, kLabelledFormatVersion);
+             "'{}' has labelled-dataset format version {}; this loom reads {}", path, version,
+             kLabelledFormatVersion);
   LabelledDataset d;
   d.seq_len = h5::read_int_attr(f, "seq_len", path).value_or(0);
   d.vocab_size = h5::read_int_attr(f, "vocab_size", path).value_or(0);
@@ -111,7 +117,8 @@ LabelledDataset read_labelled_dataset(const std::string& path) {
   }
   LOOM_CHECK(d.seq_len > 0 && d.vocab_size > 0 && !d.label_names.empty(), kHint,
              "'{}': seq_len, vocab_size and label_names must be set and positive", path);
-  const auto embedded = tokenizer_from_attrs([&](const std::string& a) { return h5::read_string_attr(f, a, path); }, path);
+  const auto embedded =
+      tokenizer_from_attrs([&](const std::string& a) { return h5::read_string_attr(f, a, path); }, path);
   d.embedded = embedded.value_or(EmbeddedTokenizer{d.tokenizer == "bytes" ? "bytes" : "", d.tokenizer, ""});
   for (const auto& [name, s] : {std::pair{"train", &d.train}, std::pair{"val", &d.val}}) {
     const std::string where = path + ":/" + name;
@@ -124,16 +131,18 @@ LabelledDataset read_labelled_dataset(const std::string& path) {
     for (std::int64_t i = 0; i < n; ++i) {
       const auto l = s->labels[std::size_t(i)], len = s->lengths[std::size_t(i)];
       LOOM_CHECK(0 <= l && l < d.classes() && 1 <= len && len <= d.seq_len, kHint,
-                 "{}: example {} has label {} (classes {}) and length {} (seq_len {})", where, i, l, d.classes(), len,
-                 d.seq_len);
+                 "{}: example {} has label {} (classes {}) and length {} (seq_len {})", where, i, l,
+                 d.classes(), len, d.seq_len);
     }
     for (auto t : s->tokens)
-      LOOM_CHECK(0 <= t && t < d.vocab_size, kHint, "{}: token {} outside the vocabulary [0, {})", where, t, d.vocab_size);
+      LOOM_CHECK(0 <= t && t < d.vocab_size, kHint, "{}: token {} outside the vocabulary [0, {})", where, t,
+                 d.vocab_size);
   }
   return d;
 }
 
-LabelledDataset build_labelled_dataset(std::istream& tsv, const TokenizerInfo& tok, const ClassifyBuildOptions& o) {
+LabelledDataset build_labelled_dataset(std::istream& tsv, const TokenizerInfo& tok,
+                                       const ClassifyBuildOptions& o) {
   LOOM_CHECK(o.seq_len >= 1, "pass --seq-len >= 1", "--seq-len must be >= 1, got {}", o.seq_len);
   LOOM_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "pass a --val-fraction in (0, 1), e.g. 0.1",
              "--val-fraction must be in (0, 1), got {}", o.val_fraction);
@@ -155,7 +164,8 @@ LabelledDataset build_labelled_dataset(std::istream& tsv, const TokenizerInfo& t
     LOOM_CHECK(line.find('\t', tab + 1) == std::string::npos, fix + " (a tab inside the text must go)",
                "{} line {}: more than one tab", o.source, no);
     const std::string text = line.substr(0, tab), label = line.substr(tab + 1);
-    LOOM_CHECK(!text.empty() && !label.empty(), fix, "{} line {}: empty {}", o.source, no, text.empty() ? "text" : "label");
+    LOOM_CHECK(!text.empty() && !label.empty(), fix, "{} line {}: empty {}", o.source, no,
+               text.empty() ? "text" : "label");
     t.clear();
     encode_append(tok, text, t);
     LOOM_CHECK(!t.empty(), fix, "{} line {}: the text tokenises to nothing", o.source, no);
@@ -169,9 +179,10 @@ LabelledDataset build_labelled_dataset(std::istream& tsv, const TokenizerInfo& t
   }
   const std::int64_t n = all.size();
   const std::int64_t n_val = std::int64_t(std::llround(o.val_fraction * double(n)));
-  LOOM_CHECK(n >= 2 && n_val >= 1 && n_val < n, "give more lines, or change --val-fraction",
-             "{}: {} example(s) with --val-fraction {} leave {} for val and {} for train; both need at least one",
-             o.source, n, o.val_fraction, n_val, n - n_val);
+  LOOM_CHECK(
+      n >= 2 && n_val >= 1 && n_val < n, "give more lines, or change --val-fraction",
+      "{}: {} example(s) with --val-fraction {} leave {} for val and {} for train; both need at least one",
+      o.source, n, o.val_fraction, n_val, n - n_val);
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
@@ -197,7 +208,8 @@ void classify_row(const LabelledSplit& s, std::int64_t i, std::int64_t T, bool p
   const std::int32_t* row = s.tokens.data() + i * stored;
   std::copy(row, row + T, x);
   std::fill(y, y + T, -1);
-  const std::int64_t len = std::min<std::int64_t>(s.lengths[std::size_t(i)], T);  // a shorter T truncates again
+  const std::int64_t len =
+      std::min<std::int64_t>(s.lengths[std::size_t(i)], T);  // a shorter T truncates again
   y[pool_first ? 0 : len - 1] = s.labels[std::size_t(i)];
 }
 

@@ -47,7 +47,8 @@ struct LabelledDataset {
 // True when `path` is an HDF5 file whose magic is kLabelledMagic (a token dataset is not).
 bool is_labelled_dataset(const std::string& path);
 LabelledDataset read_labelled_dataset(const std::string& path);
-void write_labelled_dataset(const std::string& path, const LabelledDataset& d, Overwrite overwrite = Overwrite::no);
+void write_labelled_dataset(const std::string& path, const LabelledDataset& d,
+                            Overwrite overwrite = Overwrite::no);
 
 // The TSV builder. Each non-empty line is `text<TAB>label` (exactly one tab; a trailing
 // \r is dropped); labels are strings, mapped to ids in order of first appearance. The
@@ -63,7 +64,8 @@ struct ClassifyBuildOptions {
   std::uint64_t seed = 1234;
   std::string source = "input";  // named in errors
 };
-LabelledDataset build_labelled_dataset(std::istream& tsv, const TokenizerInfo& tok, const ClassifyBuildOptions& o);
+LabelledDataset build_labelled_dataset(std::istream& tsv, const TokenizerInfo& tok,
+                                       const ClassifyBuildOptions& o);
 
 // Inputs and targets of one example for the runtime (layers/stage_model.h): x = its
 // tokens, y = -1 except `label` at the pooled position: the first token (pool_first) or

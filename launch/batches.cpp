@@ -31,9 +31,14 @@ void LmBatches::eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, st
   split_windows(windows_.data(), per_batch, loader_.seq_len(), x, y);
 }
 
-ClassifyBatches::ClassifyBatches(const LabelledSplit& split, std::int64_t classes, std::int64_t T, std::int32_t pad,
-                                 std::uint64_t seed, Pooling pooling)
-    : split_(split), classes_(classes), T_(T), pad_(pad), seed_(seed), pool_first_(pooling == Pooling::first_token) {
+ClassifyBatches::ClassifyBatches(const LabelledSplit& split, std::int64_t classes, std::int64_t T,
+                                 std::int32_t pad, std::uint64_t seed, Pooling pooling)
+    : split_(split),
+      classes_(classes),
+      T_(T),
+      pad_(pad),
+      seed_(seed),
+      pool_first_(pooling == Pooling::first_token) {
   LOOM_CHECK(split.size() > 0, "rebuild the dataset with more examples or another --val-fraction",
              "the labelled dataset has an empty split");
 }

@@ -22,7 +22,7 @@
 namespace loom {
 
 class Batches {
-public:
+ public:
   virtual ~Batches() = default;
   // Sequences [0, count) of the global batch of training step `step`.
   virtual void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y) const = 0;
@@ -35,21 +35,22 @@ public:
 };
 
 class LmBatches final : public Batches {
-public:
+ public:
   // Borrows the loader; `eval_batches`: train.eval_batches.
-  LmBatches(const DataLoader& loader, std::int64_t eval_batches) : loader_(loader), eval_batches_(eval_batches) {}
+  LmBatches(const DataLoader& loader, std::int64_t eval_batches)
+      : loader_(loader), eval_batches_(eval_batches) {}
   void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y) const override;
   std::int64_t eval_batches(std::int64_t) const override { return eval_batches_; }
   void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y) const override;
 
-private:
+ private:
   const DataLoader& loader_;
   std::int64_t eval_batches_;
   mutable std::vector<std::int32_t> windows_;  // (count, T + 1)
 };
 
 class ClassifyBatches final : public Batches {
-public:
+ public:
   // Borrows the split; `T` <= the dataset's seq_len; `pad`: the token of padding sequences.
   ClassifyBatches(const LabelledSplit& split, std::int64_t classes, std::int64_t T, std::int32_t pad,
                   std::uint64_t seed, Pooling pooling);
@@ -58,7 +59,7 @@ public:
   void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y) const override;
   double majority_share() const override { return split_.majority_share(classes_); }
 
-private:
+ private:
   const LabelledSplit& split_;
   std::int64_t classes_, T_;
   std::int32_t pad_;

@@ -32,8 +32,8 @@ void open_labelled(RunData& d, RunConfig& cfg, MPI_Comm world) {
   if (cfg.data.val.empty()) cfg.data.val = cfg.data.train;
   if (cfg.model.classes == 0) cfg.model.classes = data.classes();
   LOOM_CHECK(cfg.model.classes == data.classes(), "drop model.classes (it defaults to the dataset's)",
-             "model.classes = {} but the labelled dataset '{}' has {} labels", cfg.model.classes, cfg.data.train,
-             data.classes());
+             "model.classes = {} but the labelled dataset '{}' has {} labels", cfg.model.classes,
+             cfg.data.train, data.classes());
   check_ranks_agree(world,
                     fmt::format("[data]\ntrain = {}\nval = {}\nfingerprint = {:x} {:x}\n", cfg.data.train,
                                 cfg.data.val, fingerprint(data.train), fingerprint(data.val)),
@@ -52,7 +52,8 @@ void open_tokens(RunData& d, RunConfig& cfg, MPI_Comm world) {
   // the options give them, data.tokenizer all three.
   std::optional<DeclaredTokenizer> declared;
   if (!cfg.data.tokenizer.empty())
-    declared = declare_tokenizer(cfg.data.tokenizer, cfg.model.vocab, cfg.data.eod_id, "model.vocab", "data.eod_id");
+    declared =
+        declare_tokenizer(cfg.data.tokenizer, cfg.model.vocab, cfg.data.eod_id, "model.vocab", "data.eod_id");
   const MegatronSourceOptions megatron{declared ? declared->vocab_size : cfg.model.vocab,
                                        declared ? declared->eod_id : cfg.data.eod_id, cfg.data.val_fraction,
                                        declared ? declared->tokenizer : EmbeddedTokenizer{}};
@@ -66,8 +67,8 @@ void open_tokens(RunData& d, RunConfig& cfg, MPI_Comm world) {
   d.tokenizer = data_tokenizer(d.blend, val_set);
   LOOM_CHECK(!declared || same_tokenizer(declared->tokenizer, d.tokenizer),
              "drop data.tokenizer, or re-tokenise the data with it (loom-data --tokenizer)",
-             "data.tokenizer is {}, but '{}' was made with {}", declared ? declared->tokenizer.describe() : "",
-             train_set.path(), d.tokenizer.describe());
+             "data.tokenizer is {}, but '{}' was made with {}",
+             declared ? declared->tokenizer.describe() : "", train_set.path(), d.tokenizer.describe());
   d.vocab = std::max(train_set.vocab_size(), val_set.vocab_size());
   d.train_path = train_set.path();
   d.resident_bytes = val_set.resident_bytes();
@@ -84,9 +85,10 @@ RunData open_run_data(RunConfig& cfg, MPI_Comm world) {
                "model.head classify needs a labelled dataset as data.train; '{}' is not one", cfg.data.train);
     open_labelled(d, cfg, world);
   } else {
-    LOOM_CHECK(!is_labelled_dataset(cfg.data.train), "add --model.head classify to fine-tune a classifier on it",
-               "data.train '{}' is a labelled dataset (loom-data classify); model.head lm needs a token dataset",
-               cfg.data.train);
+    LOOM_CHECK(
+        !is_labelled_dataset(cfg.data.train), "add --model.head classify to fine-tune a classifier on it",
+        "data.train '{}' is a labelled dataset (loom-data classify); model.head lm needs a token dataset",
+        cfg.data.train);
     open_tokens(d, cfg, world);
   }
   return d;
@@ -97,7 +99,8 @@ void make_batches(RunData& d, const RunConfig& cfg, std::int64_t T, Pooling pool
     const LabelledDataset& l = *d.labelled;
     LOOM_CHECK(T <= l.seq_len, "set train.seq_len (or model.seq_len) to at most the dataset's seq_len",
                "the training sequence length {} exceeds the labelled dataset's seq_len {}", T, l.seq_len);
-    d.train = std::make_unique<ClassifyBatches>(l.train, l.classes(), T, l.pad_token, cfg.train.seed, pooling);
+    d.train =
+        std::make_unique<ClassifyBatches>(l.train, l.classes(), T, l.pad_token, cfg.train.seed, pooling);
     d.val = std::make_unique<ClassifyBatches>(l.val, l.classes(), T, l.pad_token, cfg.train.seed, pooling);
     return;
   }

@@ -22,7 +22,7 @@ struct RunData {
   EmbeddedTokenizer tokenizer;  // travels into the model (launch/model_tokenizer.h)
   std::int64_t vocab = 0;       // the largest vocabulary of the data
   std::int64_t resident_bytes = 0;
-  std::string train_path;       // for messages
+  std::string train_path;  // for messages
   // language modelling
   Blend blend;
   std::unique_ptr<TokenSource> val_source;

@@ -39,7 +39,7 @@ struct ClassHead {
   VocabParallelLoss loss;  // over a one-rank group (vocab_start 0, vocab K): no tp split
 
   struct Saved {
-    Tensor logits;               // (N, K), working dtype
+    Tensor logits;                // (N, K), working dtype
     VocabParallelLoss::Saved ce;  // (N), (2, N), (N) f32
   };
 

@@ -34,7 +34,8 @@ struct Fixture {
     EXPECT_EQ(test::make_small_dataset(dir.path).exit_code, 0);
     std::ofstream tsv(dir.file("in.tsv"));
     const char* words[] = {"lamb", "king", "sea"};
-    for (int i = 0; i < 60; ++i) tsv << "the " << words[i % 3] << " of verse " << i << "\tclass" << i % 3 << "\n";
+    for (int i = 0; i < 60; ++i)
+      tsv << "the " << words[i % 3] << " of verse " << i << "\tclass" << i % 3 << "\n";
     tsv.close();
     auto r = run_program("loom-data", fmt::format("classify --quiet --input {} --output {} --seq-len 16",
                                                   dir.file("in.tsv"), dir.file("cls.h5")));
@@ -45,9 +46,10 @@ struct Fixture {
     EXPECT_EQ(r.exit_code, 0) << r.output;
   }
   std::string finetune(const std::string& run, const std::string& more) const {
-    return fmt::format("--data.train {} --model.head classify --finetune.from {} --train.steps 6 "
-                       "--train.global_batch 4 --train.micro_batch 2 --train.eval_interval 2 --checkpoint.dir {} {}",
-                       dir.file("cls.h5"), dir.file("pre"), dir.file(run), more);
+    return fmt::format(
+        "--data.train {} --model.head classify --finetune.from {} --train.steps 6 "
+        "--train.global_batch 4 --train.micro_batch 2 --train.eval_interval 2 --checkpoint.dir {} {}",
+        dir.file("cls.h5"), dir.file("pre"), dir.file(run), more);
   }
 };
 
@@ -59,20 +61,22 @@ const Fixture& fixture() {
 
 TEST(FinetuneCli, WrongDataIsRefusedWithAHint) {
   const Fixture& f = fixture();
-  auto r = run_program("loom-train", fmt::format("--data.train {} --model.head classify {} --checkpoint.dir {}",
-                                                 f.dir.file("data.h5"), kModel, f.dir.file("a")));
+  auto r =
+      run_program("loom-train", fmt::format("--data.train {} --model.head classify {} --checkpoint.dir {}",
+                                            f.dir.file("data.h5"), kModel, f.dir.file("a")));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("model.head classify needs a labelled dataset"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("loom-data classify"), std::string::npos) << r.output;
-  r = run_program("loom-train", fmt::format("--data.train {} {} --checkpoint.dir {}", f.dir.file("cls.h5"), kModel,
-                                            f.dir.file("b")));
+  r = run_program("loom-train", fmt::format("--data.train {} {} --checkpoint.dir {}", f.dir.file("cls.h5"),
+                                            kModel, f.dir.file("b")));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("is a labelled dataset"), std::string::npos) << r.output;
   r = run_program("loom-train", f.finetune("c", "--model.classes 5"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("model.classes = 5 but the labelled dataset"), std::string::npos) << r.output;
-  r = run_program("loom-train", fmt::format("--data.train {} {} --finetune.freeze_backbone --checkpoint.dir {}",
-                                            f.dir.file("data.h5"), kModel, f.dir.file("d")));
+  r = run_program("loom-train",
+                  fmt::format("--data.train {} {} --finetune.freeze_backbone --checkpoint.dir {}",
+                              f.dir.file("data.h5"), kModel, f.dir.file("d")));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("finetune.freeze_backbone trains only the classification head"), std::string::npos)
       << r.output;

@@ -74,11 +74,14 @@ Result last_eval(const std::string& run) {
 }
 
 TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineByAWideMargin) {
-  ASSERT_EQ(std::system("command -v bible >/dev/null 2>&1"), 0) << "needs the `bible` program (Debian bible-kjv)";
+  ASSERT_EQ(std::system("command -v bible >/dev/null 2>&1"), 0)
+      << "needs the `bible` program (Debian bible-kjv)";
   test::TempDir dir("finetune-kjv");
-  const std::pair<const char*, const char*> books[] = {
-      {"Gen1:1-50:26", "Genesis"}, {"Psa1:1-150:6", "Psalms"}, {"Pro1:1-31:31", "Proverbs"},
-      {"Mat1:1-28:20", "Matthew"}, {"Rev1:1-22:21", "Revelation"}};
+  const std::pair<const char*, const char*> books[] = {{"Gen1:1-50:26", "Genesis"},
+                                                       {"Psa1:1-150:6", "Psalms"},
+                                                       {"Pro1:1-31:31", "Proverbs"},
+                                                       {"Mat1:1-28:20", "Matthew"},
+                                                       {"Rev1:1-22:21", "Revelation"}};
   {
     std::ofstream tsv(dir.file("books.tsv"));
     for (const auto& [ref, name] : books) {
@@ -87,27 +90,32 @@ TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineByAWideMargin) {
       for (std::size_t i = 0; i < 300; ++i) tsv << v[i] << "\t" << name << "\n";
     }
   }
-  auto r = run_program("loom-data", fmt::format("classify --input {} --output {} --seq-len 64 --val-fraction 0.1",
-                                                dir.file("books.tsv"), dir.file("books.h5")));
+  auto r =
+      run_program("loom-data", fmt::format("classify --input {} --output {} --seq-len 64 --val-fraction 0.1",
+                                           dir.file("books.tsv"), dir.file("books.h5")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_EQ(std::system(("bible Gen1:1-Rev22:21 > " + dir.file("kjv.txt")).c_str()), 0);
-  r = run_program("loom-data", fmt::format("--quiet --input {} --output {}", dir.file("kjv.txt"), dir.file("kjv.h5")));
+  r = run_program("loom-data",
+                  fmt::format("--quiet --input {} --output {}", dir.file("kjv.txt"), dir.file("kjv.h5")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   const std::string model = "--model.layers 2 --model.channels 64 --model.heads 4 --model.seq_len 64";
-  r = run_program("loom-train", fmt::format("--data.train {} {} --train.global_batch 16 --train.micro_batch 16 "
-                                            "--train.steps 100 --train.eval_interval 100 --train.log_interval 1000 "
-                                            "--optim.lr 3e-3 --checkpoint.dir {}",
-                                            dir.file("kjv.h5"), model, dir.file("pretrained")));
+  r = run_program("loom-train",
+                  fmt::format("--data.train {} {} --train.global_batch 16 --train.micro_batch 16 "
+                              "--train.steps 100 --train.eval_interval 100 --train.log_interval 1000 "
+                              "--optim.lr 3e-3 --checkpoint.dir {}",
+                              dir.file("kjv.h5"), model, dir.file("pretrained")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string finetune = fmt::format(
-      "--data.train {} --model.head classify --train.global_batch 32 --train.micro_batch 32 --train.steps 100 "
+      "--data.train {} --model.head classify --train.global_batch 32 --train.micro_batch 32 --train.steps "
+      "100 "
       "--train.eval_interval 100 --train.log_interval 1000 --optim.lr 1e-3",
       dir.file("books.h5"));
   r = run_program("loom-train", fmt::format("{} --finetune.from {} --checkpoint.dir {}", finetune,
                                             dir.file("pretrained"), dir.file("from-pretrained")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_program("loom-train", fmt::format("{} {} --checkpoint.dir {}", finetune, model, dir.file("from-random")));
+  r = run_program("loom-train",
+                  fmt::format("{} {} --checkpoint.dir {}", finetune, model, dir.file("from-random")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   const Result pre = last_eval(dir.file("from-pretrained")), rnd = last_eval(dir.file("from-random"));

@@ -15,7 +15,8 @@ namespace {
 
 LabelledDataset build(const std::string& tsv, std::int64_t T = 8, double val = 0.25, std::uint64_t seed = 1) {
   std::istringstream in(tsv);
-  return build_labelled_dataset(in, tokenizer_by_name("bytes"), {.seq_len = T, .val_fraction = val, .seed = seed});
+  return build_labelled_dataset(in, tokenizer_by_name("bytes"),
+                                {.seq_len = T, .val_fraction = val, .seed = seed});
 }
 
 std::string lines(int n) {
@@ -35,7 +36,8 @@ TEST(LabelledDataset, LabelsAreNumberedInOrderOfFirstAppearance) {
 }
 
 TEST(LabelledDataset, SplitIsSeededSizedAndKeepsFileOrder) {
-  const LabelledDataset a = build(lines(40), 8, 0.25, 7), b = build(lines(40), 8, 0.25, 7), c = build(lines(40), 8, 0.25, 8);
+  const LabelledDataset a = build(lines(40), 8, 0.25, 7), b = build(lines(40), 8, 0.25, 7),
+                        c = build(lines(40), 8, 0.25, 8);
   EXPECT_EQ(a.val.size(), 10);
   EXPECT_EQ(a.train.size(), 30);
   EXPECT_EQ(a.val.tokens, b.val.tokens);  // the same seed, the same split
@@ -59,7 +61,7 @@ TEST(LabelledDataset, TruncatesAndPadsToSeqLen) {
       const std::int32_t len = s->lengths[std::size_t(i)];
       EXPECT_EQ(row[0], 'a');
       for (std::int32_t k = 0; k < len; ++k) EXPECT_EQ(row[k], 'a' + k);  // the text's first tokens
-      for (std::int32_t k = len; k < 4; ++k) EXPECT_EQ(row[k], 256);    // eod pads
+      for (std::int32_t k = len; k < 4; ++k) EXPECT_EQ(row[k], 256);      // eod pads
     }
   std::vector<std::int32_t> lens = d.train.lengths;
   lens.insert(lens.end(), d.val.lengths.begin(), d.val.lengths.end());
@@ -69,8 +71,10 @@ TEST(LabelledDataset, TruncatesAndPadsToSeqLen) {
 
 TEST(LabelledDataset, BadLinesAreNamedByNumber) {
   using test::error_of;
-  EXPECT_NE(error_of([] { build("a\tx\nno tab here\nb\ty\n"); }).find("input line 2: no tab"), std::string::npos);
-  EXPECT_NE(error_of([] { build("a\tx\nb\ty\nc\td\te\n"); }).find("input line 3: more than one tab"), std::string::npos);
+  EXPECT_NE(error_of([] { build("a\tx\nno tab here\nb\ty\n"); }).find("input line 2: no tab"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { build("a\tx\nb\ty\nc\td\te\n"); }).find("input line 3: more than one tab"),
+            std::string::npos);
   EXPECT_NE(error_of([] { build("a\tx\n\tx\n"); }).find("input line 2: empty text"), std::string::npos);
   EXPECT_NE(error_of([] { build("a\t\n"); }).find("input line 1: empty label"), std::string::npos);
   EXPECT_NE(error_of([] { build("a\tx\n"); }).find("both need at least one"), std::string::npos);
@@ -81,7 +85,8 @@ TEST(LabelledDataset, RoundTripsThroughHdf5AndLoomData) {
   test::TempDir dir("labelled");
   const std::string tsv = dir.file("in.tsv"), out = dir.file("cls.h5");
   test::write_file(tsv, lines(30));
-  auto r = test::run_program("loom-data", "classify --input " + tsv + " --output " + out + " --seq-len 8 --val-fraction 0.2 --seed 1");
+  auto r = test::run_program("loom-data", "classify --input " + tsv + " --output " + out +
+                                              " --seq-len 8 --val-fraction 0.2 --seed 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(is_labelled_dataset(out));
   const LabelledDataset d = read_labelled_dataset(out), want = build(lines(30), 8, 0.2, 1);
@@ -112,7 +117,8 @@ TEST(LabelledDataset, ClassifyRowPutsTheLabelAtThePooledPosition) {
     classify_row(s, i, 6, true, x.data(), y.data());  // encoder: the first token
     for (std::int64_t t = 0; t < 6; ++t) EXPECT_EQ(y[std::size_t(t)], t == 0 ? label : -1);
   }
-  EXPECT_NE(test::error_of([&] { classify_row(s, 0, 9, false, x.data(), y.data()); }).find("seq_len"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { classify_row(s, 0, 9, false, x.data(), y.data()); }).find("seq_len"),
+            std::string::npos);
 }
 
 }  // namespace
