@@ -28,6 +28,11 @@ struct ModelConfig {
   double rope_base = 10000;           // rope: the frequencies are rope_base^(-2i/D)
   double norm_eps = 1e-5;             // both norms
   std::int64_t kv_heads = 0;          // key/value heads (grouped-query attention); 0: heads
+  // What the last stage computes (docs/finetuning.md): lm (the tied LM head, next-token
+  // cross-entropy) or classify (one label per sequence: the pooled position's final-norm
+  // output -> linear C -> classes, cross-entropy over the classes).
+  std::string head = "lm";
+  std::int64_t classes = 0;  // classify: number of labels; 0: the labelled dataset's
 
   // ffn = 0: 4 * channels, or for swiglu Llama's 2/3 of it (8C/3) rounded up to a multiple
   // of 64 (Llama rounds to 256; give model.ffn to match a particular Llama).
@@ -41,7 +46,7 @@ struct ModelConfig {
   std::int64_t qkv_size() const { return (heads + 2 * kv_head_count()) * head_size(); }
   // GPT-2 itself: the parts `loom-ckpt export --hf` (a Hugging Face GPT-2) can write.
   bool is_gpt2() const {
-    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads;
+    return norm == "layernorm" && mlp == "gelu" && positions == "learned" && kv_head_count() == heads && head == "lm";
   }
   // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
   // efficiency and tensor-parallel splits; padded logits are excluded from the loss.
@@ -143,6 +148,12 @@ struct CheckpointConfig {
   bool overwrite = false;           // a new run may delete an earlier run's checkpoints and weights in dir
 };
 
+// Fine-tuning (docs/finetuning.md): where the backbone comes from and whether it trains.
+struct FinetuneConfig {
+  std::string from;  // weights file or checkpoint whose backbone starts the run (as model.init; heads may differ)
+  bool freeze_backbone = false;  // only the classification head trains (feature extraction)
+};
+
 struct LogConfig {
   std::string metrics;  // JSONL path; default dir/metrics.jsonl
 };
@@ -160,6 +171,7 @@ struct RunConfig {
   ParallelConfig parallel;
   DataConfig data;
   CheckpointConfig checkpoint;
+  FinetuneConfig finetune;
   LogConfig log;
   PlanConfig plan;
 };
