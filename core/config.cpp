@@ -107,6 +107,10 @@ void validate(const ModelConfig& m) {
   LOOM_CHECK(m.vocab > 0, "set model.vocab or give a dataset (data.train) to take it from",
              "model.vocab must be > 0, got {}", m.vocab);
   LOOM_CHECK(m.seq_len > 0, "", "model.seq_len must be > 0, got {}", m.seq_len);
+  LOOM_CHECK(m.head == "lm" || m.head == "classify", "use lm (language modelling) or classify (one label per sequence)",
+             "model.head must be lm or classify, got '{}'", m.head);
+  LOOM_CHECK(m.head != "classify" || m.classes >= 2, "set model.classes >= 2, or give a labelled dataset to take it from",
+             "model.head classify needs model.classes >= 2, got {}", m.classes);
   LOOM_CHECK(m.norm == "layernorm" || m.norm == "rmsnorm", "use layernorm (GPT-2) or rmsnorm (Llama)",
              "model.norm must be layernorm or rmsnorm, got '{}'", m.norm);
   LOOM_CHECK(m.mlp == "gelu" || m.mlp == "relu" || m.mlp == "swiglu", "use gelu (GPT-2), relu or swiglu (Llama)",
@@ -147,11 +151,8 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.attention == "auto" || t.attention == "tiled" || t.attention == "dense",
              "use auto (the default: tiled on cpu, dense on cuda), tiled or dense",
              "train.attention must be auto, tiled or dense, got '{}'", t.attention);
-  LOOM_CHECK(t.attention_kernel() != "tiled" || t.device != "cuda",
-             "use train.attention auto or dense on cuda",
-             "train.attention tiled: the CUDA backend has no tiled attention kernel yet");
   LOOM_CHECK(c.model.window == 0 || t.attention_kernel() == "tiled",
-             "use train.attention tiled on train.device cpu, or model.window 0",
+             "use train.attention tiled (auto is dense on cuda), or model.window 0",
              "model.window = {} needs train.attention tiled: the dense kernel (train.attention {}, train.device {}) has "
              "no window mask",
              c.model.window, t.attention, t.device);
@@ -168,6 +169,11 @@ void validate(const RunConfig& c) {
              "train.eval_interval must be >= 0 and train.eval_batches > 0");
   LOOM_CHECK(t.exit_after_steps >= 0 && t.exit_after_minutes >= 0 && std::isfinite(t.exit_after_minutes), "0 turns it off",
              "train.exit_after_steps and train.exit_after_minutes must be >= 0");
+  LOOM_CHECK(!c.finetune.freeze_backbone || c.model.head == "classify",
+             "add --model.head classify, or drop finetune.freeze_backbone",
+             "finetune.freeze_backbone trains only the classification head; model.head is '{}'", c.model.head);
+  LOOM_CHECK(c.finetune.from.empty() || c.model.init.empty(), "give one of them: both name the starting weights",
+             "finetune.from and model.init are both set");
   const CheckpointConfig& k = c.checkpoint;
   LOOM_CHECK(!k.dir.empty(), "name the run directory", "checkpoint.dir must not be empty");
   LOOM_CHECK(k.interval >= 0, "0 saves only at the end and on a stop signal",

@@ -104,7 +104,8 @@ int generate(int argc, char** argv) {
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
   const std::int64_t T = mc.seq_len;
   LocalCommunicator one;
-  TrainConfig run{.device = device};  // the attention kernel train.attention auto picks for this device
+  // The attention kernel train.attention auto picks for this device; a windowed model needs tiled.
+  TrainConfig run{.attention = mc.window > 0 ? "tiled" : "auto", .device = device};
   Gpt model(*be, mc, 1, T, one, {}, {}, {.attention = parse_attention_kernel(run.attention_kernel())});
   load_weights(model, weights);
 

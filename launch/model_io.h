@@ -9,6 +9,7 @@
 // and a file of another architecture is refused by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,7 +38,11 @@ std::size_t save_weights_host_bytes(StageModel& model, int stages, int stage, bo
 // the master weights, read block by block, launch/checkpoint.h); throws
 // naming the parameter on a missing name or shape mismatch, and naming both
 // architectures when the file's is not the model's.
-void load_weights(StageModel& model, const std::string& path);
+// `keep_init` (fine-tuning: a new head on a pretrained backbone): parameters the file may
+// lack, which then keep the values they have; the file's tensors the model does not hold
+// (another head's) are never read.
+using KeepInit = std::function<bool(const ParamSpec&)>;
+void load_weights(StageModel& model, const std::string& path, const KeepInit& keep_init = {});
 // The file's (or checkpoint's) architecture attribute and model config JSON.
 std::string read_architecture(const std::string& path);
 std::string read_config_json(const std::string& path);

@@ -104,8 +104,8 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
       s.push_back(wte);
       if (m.positions == "learned")
         s.push_back({.name = "wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
-    } else if (stage.has_loss(v)) {
-      s.push_back(wte);
+    } else if (stage.has_loss(v) && m.head == "lm") {
+      s.push_back(wte);  // the tied LM head's copy
     }
     for (std::int64_t l = l0; l < l1; ++l) {
       auto add = [&](const char* n, Shape shape, float init_std, float init_value, R role, Shard sh) {
@@ -129,6 +129,11 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
     if (stage.has_loss(v)) {
       s.push_back({.name = "ln_f.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
       if (!rms) s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
+      if (m.head == "classify") {  // layers/class_head.h: whole on every tp rank
+        s.push_back({.name = "cls.weight", .shape = {m.classes, C}, .init_std = std, .role = R::matrix,
+                     .tp_replicated = rep});
+        s.push_back({.name = "cls.bias", .shape = {m.classes}, .role = R::bias, .tp_replicated = rep});
+      }
     }
   }
   return s;
@@ -136,7 +141,7 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
 
 std::vector<int> Gpt::tied_stages(const std::string& group) const {
   LOOM_CHECK(group == "wte", "", "GPT has no tied group '{}'", group);
-  if (stage_.stages == 1) return {0};
+  if (stage_.stages == 1 || cfg_.head == "classify") return {0};  // classify: no LM head, one copy
   return {0, stage_.stages - 1};
 }
 
@@ -154,8 +159,8 @@ std::vector<ParamSpec> Gpt::stage_param_specs(int stage, int tp_rank) const {
 double Gpt::flops_per_token() const {
   const double C = double(cfg_.channels), F = double(cfg_.ffn_size()), L = double(cfg_.layers), T = double(T_);
   const double mlp_matrices = cfg_.mlp == "swiglu" ? 3 : 2;
-  const double matmul_weights =
-      L * (C * double(cfg_.qkv_size()) + C * C + mlp_matrices * C * F) + C * double(cfg_.padded_vocab());
+  const double head = cfg_.head == "classify" ? double(cfg_.classes) : double(cfg_.padded_vocab());
+  const double matmul_weights = L * (C * double(cfg_.qkv_size()) + C * C + mlp_matrices * C * F) + C * head;
   const double keys = cfg_.window > 0 ? std::min(T, double(cfg_.window)) : T;
   return 6.0 * matmul_weights + 12.0 * L * keys * C;
 }
@@ -167,7 +172,8 @@ std::string Gpt::to_json(const ModelConfig& m) {
                    {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
                    {"norm", m.norm},           {"mlp", m.mlp},
                    {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
-                   {"kv_heads", m.kv_head_count()}};
+                   {"kv_heads", m.kv_head_count()},
+                   {"head", m.head},           {"classes", m.classes}};
   // Only a windowed model records its window: every other model's config (and so its
   // files) stays byte for byte what it was before the option existed.
   if (m.window > 0) j["window"] = m.window;
@@ -191,6 +197,8 @@ ModelConfig Gpt::from_json(const std::string& text) {
     m.norm_eps = j.value("norm_eps", m.norm_eps);
     m.kv_heads = j.value("kv_heads", m.kv_heads);
     m.window = j.value("window", m.window);  // absent in older files: no window
+    m.head = j.value("head", m.head);  // files from before fine-tuning are language models
+    m.classes = j.value("classes", m.classes);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("bad GPT model config: {}", e.what()),
                 "the file was not written by loom; see docs/checkpoint-format.md");
