@@ -95,6 +95,12 @@ public:
   // ---- memory -------------------------------------------------------------
   // dst and src have equal byte sizes; either may live on the host.
   virtual void copy(Tensor dst, Tensor src) = 0;
+  // dst (this backend's memory) = src (host memory), possibly asynchronously: on CUDA,
+  // when src lies in a Memory::staging Buffer (page-locked), the copy is enqueued on the
+  // stream every op runs on and this returns at once; later ops see the data. The caller
+  // must not write src before the next synchronize() (or another call that waits for the
+  // device: a copy to the host, sum). Any other src is copied as copy() does. CPU: copy().
+  virtual void upload_async(Tensor dst, Tensor src) { copy(dst, src); }
   virtual void synchronize() = 0;
 
   // ---- elementwise and reductions -------------------------------------------

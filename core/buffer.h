@@ -5,14 +5,23 @@
 // here (not in backend/) so core/ does not depend on backend/; every Backend
 // is an Allocator. Allocators count live and peak bytes so the memory plan can
 // be compared with what was really allocated.
+//
+// A Buffer may also be host *staging* memory (Memory::staging) for the data a step
+// copies to the device: page-locked on CUDA, so Backend::upload_async can enqueue the
+// copy without waiting; ordinary aligned host memory on the CPU. Its tensor says
+// Device::cpu, and it is not counted in live/peak bytes (those are the device's).
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <utility>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace loom {
+
+enum class Memory : bool { device = false, staging = true };
 
 class Allocator {
 public:
@@ -20,6 +29,15 @@ public:
   virtual Device device() const = 0;
   virtual void* allocate(std::size_t bytes) = 0;   // 64-byte aligned; throws on failure
   virtual void deallocate(void* p, std::size_t bytes) = 0;
+  // Host staging memory (Memory::staging), 64-byte aligned; throws on failure. The
+  // default is ordinary host memory; the CUDA backend page-locks it (cudaHostAlloc).
+  virtual void* allocate_staging(std::size_t bytes) {
+    void* p = bytes ? std::aligned_alloc(64, (bytes + 63) / 64 * 64) : nullptr;
+    LOOM_CHECK(p != nullptr || bytes == 0, "reduce train.global_batch or model.seq_len",
+               "allocating {} bytes of host staging memory failed", bytes);
+    return p;
+  }
+  virtual void deallocate_staging(void* p, std::size_t /*bytes*/) noexcept { std::free(p); }
   std::size_t live_bytes() const { return live_; }
   std::size_t peak_bytes() const { return peak_; }
 
@@ -34,9 +52,10 @@ private:
 class Buffer {
 public:
   Buffer() = default;
-  Buffer(Allocator& a, Shape shape, DType dtype) : alloc_(&a), shape_(shape), dtype_(dtype) {
+  Buffer(Allocator& a, Shape shape, DType dtype, Memory memory = Memory::device)
+      : alloc_(&a), shape_(shape), dtype_(dtype), memory_(memory) {
     bytes_ = std::size_t(shape.numel()) * dtype_size(dtype);
-    ptr_ = bytes_ ? a.allocate(bytes_) : nullptr;
+    if (bytes_) ptr_ = memory == Memory::staging ? a.allocate_staging(bytes_) : a.allocate(bytes_);
   }
   ~Buffer() { reset(); }
   Buffer(Buffer&& o) noexcept { swap(o); }
@@ -47,7 +66,9 @@ public:
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
-  Tensor tensor() const { return Tensor{ptr_, shape_, dtype_, alloc_ ? alloc_->device() : Device::cpu}; }
+  Tensor tensor() const {
+    return Tensor{ptr_, shape_, dtype_, alloc_ && memory_ == Memory::device ? alloc_->device() : Device::cpu};
+  }
   operator Tensor() const { return tensor(); }
   std::size_t bytes() const { return bytes_; }
 
@@ -55,7 +76,10 @@ public:
   T* data() const { return tensor().data<T>(); }
 
   void reset() {
-    if (ptr_) alloc_->deallocate(ptr_, bytes_);
+    if (ptr_ && memory_ == Memory::staging)
+      alloc_->deallocate_staging(ptr_, bytes_);
+    else if (ptr_)
+      alloc_->deallocate(ptr_, bytes_);
     ptr_ = nullptr;
     bytes_ = 0;
   }
@@ -67,12 +91,14 @@ private:
     std::swap(bytes_, o.bytes_);
     std::swap(shape_, o.shape_);
     std::swap(dtype_, o.dtype_);
+    std::swap(memory_, o.memory_);
   }
   Allocator* alloc_ = nullptr;
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
   Shape shape_;
   DType dtype_ = DType::f32;
+  Memory memory_ = Memory::device;
 };
 
 }  // namespace loom

@@ -107,6 +107,10 @@ void validate(const ModelConfig& m) {
   LOOM_CHECK(m.vocab > 0, "set model.vocab or give a dataset (data.train) to take it from",
              "model.vocab must be > 0, got {}", m.vocab);
   LOOM_CHECK(m.seq_len > 0, "", "model.seq_len must be > 0, got {}", m.seq_len);
+  LOOM_CHECK(m.head == "lm" || m.head == "classify", "use lm (language modelling) or classify (one label per sequence)",
+             "model.head must be lm or classify, got '{}'", m.head);
+  LOOM_CHECK(m.head != "classify" || m.classes >= 2, "set model.classes >= 2, or give a labelled dataset to take it from",
+             "model.head classify needs model.classes >= 2, got {}", m.classes);
   LOOM_CHECK(m.norm == "layernorm" || m.norm == "rmsnorm", "use layernorm (GPT-2) or rmsnorm (Llama)",
              "model.norm must be layernorm or rmsnorm, got '{}'", m.norm);
   LOOM_CHECK(m.mlp == "gelu" || m.mlp == "relu" || m.mlp == "swiglu", "use gelu (GPT-2), relu or swiglu (Llama)",
@@ -133,6 +137,13 @@ void validate(const ModelConfig& m) {
   LOOM_CHECK(m.ln_placement == "pre" || m.ln_placement == "post",
              "use pre (GPT-2, Llama: x + f(norm(x))) or post (BERT: norm(x + f(x)))",
              "model.ln_placement must be pre or post, got '{}'", m.ln_placement);
+  LOOM_CHECK(m.window >= 0, "0 means every earlier position (no window)",
+             "model.window must be >= 0, got {}", m.window);
+  // The classification head pools the final norm's output, which post-LN does not have.
+  LOOM_CHECK(m.head != "classify" || (m.ln_placement == "pre" && m.family == "gpt"),
+             "fine-tune a pre-LN gpt-family model (model.ln_placement pre, model.family gpt)",
+             "model.head classify needs model.ln_placement pre and model.family gpt (got {} and {})",
+             m.ln_placement, m.family);
 }
 
 void validate(const RunConfig& c) {
@@ -148,8 +159,14 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.recompute == "none" || t.recompute == "attention" || t.recompute == "full",
              "use none, attention (recompute the attention core) or full (recompute each block)",
              "train.recompute must be none, attention or full, got '{}'", t.recompute);
-  LOOM_CHECK(t.attention == "tiled" || t.attention == "dense", "use tiled (the default) or dense",
-             "train.attention must be tiled or dense, got '{}'", t.attention);
+  LOOM_CHECK(t.attention == "auto" || t.attention == "tiled" || t.attention == "dense",
+             "use auto (the default: tiled on cpu, dense on cuda), tiled or dense",
+             "train.attention must be auto, tiled or dense, got '{}'", t.attention);
+  LOOM_CHECK(c.model.window == 0 || t.attention_kernel() == "tiled",
+             "use train.attention tiled (auto is dense on cuda), or model.window 0",
+             "model.window = {} needs train.attention tiled: the dense kernel (train.attention {}, train.device {}) has "
+             "no window mask",
+             c.model.window, t.attention, t.device);
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);
@@ -163,6 +180,11 @@ void validate(const RunConfig& c) {
              "train.eval_interval must be >= 0 and train.eval_batches > 0");
   LOOM_CHECK(t.exit_after_steps >= 0 && t.exit_after_minutes >= 0 && std::isfinite(t.exit_after_minutes), "0 turns it off",
              "train.exit_after_steps and train.exit_after_minutes must be >= 0");
+  LOOM_CHECK(!c.finetune.freeze_backbone || c.model.head == "classify",
+             "add --model.head classify, or drop finetune.freeze_backbone",
+             "finetune.freeze_backbone trains only the classification head; model.head is '{}'", c.model.head);
+  LOOM_CHECK(c.finetune.from.empty() || c.model.init.empty(), "give one of them: both name the starting weights",
+             "finetune.from and model.init are both set");
   const CheckpointConfig& k = c.checkpoint;
   LOOM_CHECK(!k.dir.empty(), "name the run directory", "checkpoint.dir must not be empty");
   LOOM_CHECK(k.interval >= 0, "0 saves only at the end and on a stop signal",
@@ -194,7 +216,7 @@ std::vector<std::string> config_warnings(const RunConfig& c) {
                       "(optim.warmup_steps = {}): wsd anneals over those, with no stable phase",
                       o.decay_fraction, wanted, steps - start, o.warmup_steps));
   }
-  if (c.train.recompute == "attention" && c.train.attention == "tiled")
+  if (c.train.recompute == "attention" && c.train.attention_kernel() == "tiled")
     w.push_back(
         "train.recompute attention does nothing with train.attention tiled: the tiled kernel keeps no attention "
         "probabilities (only (B,H,T) statistics) and recomputes them in its backward anyway; the run is as with "

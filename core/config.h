@@ -33,6 +33,15 @@ struct ModelConfig {
   // io/mlm_masker.h), its head tied to the embedding like GPT's.
   std::string family = "gpt";       // gpt | bert
   std::string ln_placement = "pre";  // pre: x + f(ln(x)) (GPT-2); post: ln(x + f(x)) (BERT), no final ln_f
+  // Sliding-window (local) attention: position t sees only the last `window` keys
+  // t - window < s <= t (Longformer / Mistral style); 0: all of them. Needs train.attention
+  // tiled, whose work is then O(T * window).
+  std::int64_t window = 0;
+  // What the last stage computes (docs/finetuning.md): lm (the tied LM head, next-token
+  // cross-entropy) or classify (one label per sequence: the pooled position's final-norm
+  // output -> linear C -> classes, cross-entropy over the classes).
+  std::string head = "lm";
+  std::int64_t classes = 0;  // classify: number of labels; 0: the labelled dataset's
 
   // ffn = 0: 4 * channels, or for swiglu Llama's 2/3 of it (8C/3) rounded up to a multiple
   // of 64 (Llama rounds to 256; give model.ffn to match a particular Llama).
@@ -49,7 +58,7 @@ struct ModelConfig {
   // GPT-2 itself: the parts `loom-ckpt export --hf` (a Hugging Face GPT-2) can write.
   bool is_gpt2() const {
     return family == "gpt" && ln_placement == "pre" && norm == "layernorm" && mlp == "gelu" &&
-           positions == "learned" && kv_head_count() == heads;
+           positions == "learned" && kv_head_count() == heads && window == 0 && head == "lm";
   }
   // Vocabulary padded to a multiple of 128 (GPT-2: 50257 -> 50304) for GEMM
   // efficiency and tensor-parallel splits; padded logits are excluded from the loss.
@@ -70,9 +79,10 @@ struct TrainConfig {
   // block's input is kept; the block is recomputed in backward).
   std::string recompute = "none";
   // The attention core's kernel: tiled (online softmax over tiles; saves (B,H,T) statistics,
-  // memory linear in T; any mask) or dense (saves the (B,H,T,T) probabilities; causal only,
-  // no window). Same function up to float summation order. docs/attention.md.
-  std::string attention = "tiled";
+  // memory linear in T; any mask), dense (saves the (B,H,T,T) probabilities; causal only,
+  // no window), or auto: tiled on cpu, dense on cuda (whose tiled kernel is compiled but has
+  // not run on a GPU yet). Same function up to float summation order. docs/attention.md.
+  std::string attention = "auto";
   std::string device = "cpu";
   std::int64_t eval_interval = 50;  // 0: never
   std::int64_t eval_batches = 4;
@@ -84,6 +94,11 @@ struct TrainConfig {
   double exit_after_minutes = 0;
 
   std::int64_t sequence(const ModelConfig& m) const { return seq_len > 0 ? seq_len : m.seq_len; }
+  // train.attention with auto resolved for train.device: "tiled" or "dense".
+  std::string attention_kernel() const {
+    if (attention != "auto") return attention;
+    return device == "cuda" ? "dense" : "tiled";
+  }
 };
 
 // The schedules optim.decay accepts (schedule/lr_schedule.h has their formulas).
@@ -155,6 +170,12 @@ struct CheckpointConfig {
   bool overwrite = false;           // a new run may delete an earlier run's checkpoints and weights in dir
 };
 
+// Fine-tuning (docs/finetuning.md): where the backbone comes from and whether it trains.
+struct FinetuneConfig {
+  std::string from;  // weights file or checkpoint whose backbone starts the run (as model.init; heads may differ)
+  bool freeze_backbone = false;  // only the classification head trains (feature extraction)
+};
+
 struct LogConfig {
   std::string metrics;  // JSONL path; default dir/metrics.jsonl
 };
@@ -172,6 +193,7 @@ struct RunConfig {
   ParallelConfig parallel;
   DataConfig data;
   CheckpointConfig checkpoint;
+  FinetuneConfig finetune;
   LogConfig log;
   PlanConfig plan;
 };

@@ -35,6 +35,9 @@ struct Shard {
 };
 
 enum class TpReplicated : bool { no = false, yes = true };
+// A frozen parameter does not train (finetune.freeze_backbone): the optimizer leaves it as
+// it is (no update, no weight decay) and the model need not compute its gradient.
+enum class Frozen : bool { no = false, yes = true };
 
 struct ParamSpec {
   std::string name;
@@ -54,6 +57,7 @@ struct ParamSpec {
   // Rows of the global tensor a weights file stores (-1: all). GPT's wte keeps the
   // model.vocab real rows; the padding rows exist only in memory and load as 0.
   std::int64_t stored_rows = -1;
+  Frozen frozen = Frozen::no;
 };
 
 // The global shape of a (possibly sharded) parameter, and the global row-major

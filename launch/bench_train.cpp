@@ -3,8 +3,6 @@
 // C=768, 12 heads, T=256, B=4, vocab 50304). Reports tokens/s, model FLOP/s
 // (Megatron's count, Gpt::flops_per_token), MFU against cblas_sgemm measured in the
 // same run, the time split of one step, and peak memory against the plan.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +13,7 @@
 #include "backend/registry.h"
 #include "core/rng.h"
 #include "launch/gemm_peak.h"
+#include "launch/process_memory.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
 #include "parallel/local_communicator.h"
@@ -28,12 +27,13 @@ int run_train(int argc, char** argv) {
   m.layers = 12, m.channels = 768, m.heads = 12, m.vocab = 50304, m.seq_len = 256;
   std::int64_t B = 4;
   int steps = 3;
-  std::string device = "cpu", recompute = "none", precision = "fp32", attention = "tiled";
+  std::string device = "cpu", recompute = "none", precision = "fp32", attention = "auto";
   po::options_description opts("loom-bench train options");
   opts.add_options()("help", "show this help")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
       ("recompute", po::value(&recompute)->default_value(recompute), "activation recompute: none, attention or full")
-      ("attention", po::value(&attention)->default_value(attention), "attention kernel: tiled or dense")
+      ("attention", po::value(&attention)->default_value(attention),
+       "attention kernel: tiled, dense or auto (tiled on cpu, dense on cuda)")
       ("precision", po::value(&precision)->default_value(precision),
        "fp32, or bf16 / fp16 (16-bit model, f32 master weights; MFU against the 16-bit GEMM peak)")
       ("family", po::value(&m.family)->default_value(m.family),
@@ -61,6 +61,7 @@ int run_train(int argc, char** argv) {
   LOOM_CHECK(B > 0 && steps > 0, "", "loom-bench train: --batch and --steps must be positive");
 
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
+  if (attention == "auto") attention = device == "cuda" ? "dense" : "tiled";
   const DType dtype = parse_dtype(precision);
   const double peak = measure_gemm_peak_flops(*be, dtype);
   LocalCommunicator one;
@@ -99,9 +100,7 @@ int run_train(int argc, char** argv) {
   }
   const double t_step = (t_fwd + t_bwd + t_opt) / steps;
   const double tok_s = double(N) / t_step, flops = tok_s * model.flops_per_token();
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  const double rss = double(u.ru_maxrss) * 1024.0;
+  const double rss = peak_rss_bytes();
   std::printf("loom-bench train: device %s, precision %s, recompute %s, attention %s, L=%lld C=%lld H=%lld V=%lld (padded %lld) T=%lld B=%lld, %d steps\n",
               device.c_str(), precision.c_str(), recompute.c_str(), attention.c_str(), (long long)m.layers, (long long)m.channels, (long long)m.heads, (long long)m.vocab,
               (long long)m.padded_vocab(), (long long)m.seq_len, (long long)B, steps);

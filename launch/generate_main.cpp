@@ -25,6 +25,7 @@
 #include "io/tokenizer.h"
 #include "launch/model_io.h"
 #include "layers/gpt.h"
+#include "parallel/local_communicator.h"
 
 namespace po = boost::program_options;
 
@@ -106,7 +107,10 @@ int generate(int argc, char** argv) {
              weights);
   auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
   const std::int64_t T = mc.seq_len;
-  Gpt model(*be, mc, 1, T);
+  LocalCommunicator one;
+  // The attention kernel train.attention auto picks for this device; a windowed model needs tiled.
+  TrainConfig run{.attention = mc.window > 0 ? "tiled" : "auto", .device = device};
+  Gpt model(*be, mc, 1, T, one, {}, {}, {.attention = parse_attention_kernel(run.attention_kernel())});
   load_weights(model, weights);
 
   const TokenizerInfo tok = model_tokenizer(weights);

@@ -7,7 +7,7 @@
 # architecture, on every core, and keeps going past every failure. Steps:
 # dependency check, nvidia-smi, configure (-DLOOM_CUDA=ON), build (the GPU tests,
 # loom-data, loom-train, loom-bench), ctest -L gpu (CUDA vs CPU for every op and
-# dtype; the NCCL collectives), a small GPT trained for STEPS steps on the GPU and
+# dtype, the tiled attention included; the NCCL collectives), a small GPT trained for STEPS steps on the GPU and
 # on the CPU with the same seed and data (losses compared step by step, within
 # LOSS_TOL relative), with 2+ GPUs the layout-equivalence check on one GPU per rank
 # (dp, tp, pp; with 4+ GPUs two 4-rank layouts too), and the GPU benchmarks
@@ -152,7 +152,7 @@ fi
 
 # Only what the later steps run (the GPU tests depend on loom-data, loom-train and
 # loom-generate themselves); test_nccl_collectives exists when NCCL was found.
-TARGETS=(test_cuda_vs_cpu test_cuda_ops_vs_cpu loom-data loom-train loom-bench compare_runs)
+TARGETS=(test_cuda_vs_cpu test_cuda_ops_vs_cpu test_cuda_flash_attention loom-data loom-train loom-bench compare_runs)
 if [ "$(step_rc configure)" = 0 ]; then
   grep -q '^LOOM_NCCL_LIBRARY:.*nccl' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && TARGETS+=(test_nccl_collectives)
   target_args=()

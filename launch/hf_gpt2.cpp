@@ -82,8 +82,9 @@ std::vector<std::string> export_hf_gpt2(const std::string& weights_h5, const std
              "a Hugging Face GPT-2 has layernorm, a GELU MLP, learned positions and as many key/value heads as "
              "heads; this model is kept in loom's own weights format",
              "weights file '{}' holds a decoder with model.norm = {}, model.mlp = {}, model.positions = {}, "
-             "model.kv_heads = {} (heads {}): not a GPT-2, so it has no Hugging Face GPT-2 export",
-             weights_h5, m.norm, m.mlp, m.positions, m.kv_head_count(), m.heads);
+             "model.kv_heads = {} (heads {}), model.head = {}: not a GPT-2 language model, so it has no Hugging "
+             "Face GPT-2 export",
+             weights_h5, m.norm, m.mlp, m.positions, m.kv_head_count(), m.heads, m.head);
   const std::vector<HfTensor> layout = hf_layout(m);
 
   std::set<std::string> known;

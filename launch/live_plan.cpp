@@ -25,7 +25,7 @@ std::string ratio(double measured, double predicted) {
 
 }  // namespace
 
-LivePrediction predict_run(const RunConfig& cfg, int world, double flops_per_token) {
+LivePrediction predict_run(const RunConfig& cfg, int world, double flops_per_token, double dataset_bytes) {
   LivePrediction lp;
   try {
     lp.cluster = plan::load_cluster(cfg.plan.cluster);
@@ -41,6 +41,8 @@ LivePrediction predict_run(const RunConfig& cfg, int world, double flops_per_tok
              "plan.cluster: the performance model cannot model this layout: {}", why);
   lp.flops_per_token = flops_per_token;
   lp.world = world;
+  lp.p.memory = plan::loom_memory_per_device(c, lp.cluster, dataset_bytes);
+  lp.rank0_memory = plan::loom_memory(c, 0, lp.cluster, dataset_bytes);
   return lp;
 }
 
@@ -81,7 +83,8 @@ std::string prediction_json(const RunConfig& cfg, const LivePrediction& lp, doub
                         {"pp_p2p", s.pp_p2p},
                         {"dp_comm", s.dp_comm},
                         {"optimizer", s.optimizer}}},
-                      {"memory_bytes", p.memory.total()}};
+                      {"memory_bytes", p.memory.total()},
+                      {"memory_rank0_bytes", lp.rank0_memory.total()}};
   return j.dump(2) + "\n";
 }
 

@@ -23,11 +23,15 @@ struct LivePrediction {
   plan::Prediction p;
   double flops_per_token = 0;  // the model's (Gpt::flops_per_token), for MFU against the measured peak
   int world = 1;
+  // Rank 0's memory (pipeline stage 0, what loom-train's peak RSS measures), with the token
+  // datasets this run holds; p.memory is the most loaded stage's.
+  plan::MemoryEstimate rank0_memory;
 };
 
 // Loads cfg.plan.cluster and predicts cfg's layout (parallel.dp filled in by validate_layout).
+// `dataset_bytes`: the host memory of the opened token datasets (counted on a CPU cluster).
 // Throws loom::Error naming the file when it cannot be read or the layout cannot be modelled.
-LivePrediction predict_run(const RunConfig& cfg, int world, double flops_per_token);
+LivePrediction predict_run(const RunConfig& cfg, int world, double flops_per_token, double dataset_bytes = 0);
 
 // The line printed before step 1; `gemm_peak` is loom-train's measured per-rank peak (its MFU).
 std::string describe_prediction(const LivePrediction& lp, double gemm_peak);
@@ -39,6 +43,7 @@ std::string prediction_json(const RunConfig& cfg, const LivePrediction& lp, doub
 StepRecord representative_step(const std::vector<StepRecord>& steps);
 // The final summary: measured / predicted for step time, tokens/s and each part of the split,
 // and a verdict (within 15 %, slower, faster).
+// (loom-train prints the memory comparison itself: measured peak RSS / rank0_memory.)
 std::string compare_to_prediction(const std::vector<StepRecord>& steps, const LivePrediction& lp);
 
 }  // namespace loom

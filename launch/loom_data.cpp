@@ -34,6 +34,7 @@
 #include "io/embedded_tokenizer.h"
 #include "io/tokenizer.h"
 #include "launch/loom_data_megatron.h"  // Megatron-LM conversion subcommands
+#include "launch/loom_data_classify.h"   // classify (labelled datasets)
 #include "launch/loom_data_tokenizer.h"  // train-tokenizer (SentencePiece)
 
 namespace po = boost::program_options;
@@ -219,6 +220,8 @@ int main(int argc, char** argv) {
     // --- end Megatron-LM conversion ---
     // --- loom-data train-tokenizer (launch/loom_data_tokenizer.cpp) ---
     if (loom_data::is_tokenizer_subcommand(argc, argv)) return loom_data::tokenizer_main(argc, argv);
+    // --- loom-data classify: text<TAB>label lines -> a labelled dataset (launch/loom_data_classify.cpp) ---
+    if (loom_data::is_classify_subcommand(argc, argv)) return loom_data::classify_main(argc, argv);
     Options o;
     if (!parse(argc, argv, o)) return 0;
     return run(o);

@@ -76,6 +76,18 @@ void save_weights(StageModel& model, Communicator& tp, const std::string& path, 
   write_weights(path, arrays, config.dump(), Overwrite::yes, attrs);
 }
 
+std::size_t save_weights_host_bytes(StageModel& model, int stages, int stage, bool in_writer_pipeline) {
+  auto stored = [&](const ParamSpec& spec, int on) {
+    return spec.tied.empty() || model.tied_stages(spec.tied).front() == on;
+  };
+  const bool all = stages > 1 && in_writer_pipeline && stage == 0;
+  std::size_t elements = 0;
+  for (int s = all ? 0 : stage; s <= (all ? stages - 1 : stage); ++s)
+    for (const ParamSpec& spec : model.stage_param_specs(s, 0))
+      if (stored(spec, s)) elements += std::size_t(stored_shape(spec).numel());
+  return elements * sizeof(float);
+}
+
 std::string read_architecture(const std::string& path) {
   if (const std::string c = find_checkpoint(path); !c.empty()) return CheckpointReader::open(c).attr("architecture");
   return WeightsReader::open(path).architecture();
@@ -101,13 +113,14 @@ std::optional<EmbeddedTokenizer> read_model_tokenizer(const std::string& path) {
 namespace {
 
 // The checkpoint's `params` (master weights, f32): each rank reads its blocks only.
-void load_checkpoint_weights(StageModel& model, const std::string& dir) {
+void load_checkpoint_weights(StageModel& model, const std::string& dir, const KeepInit& keep_init) {
   const CheckpointReader r = CheckpointReader::open(dir);
   LOOM_CHECK(r.attr("architecture") == model.architecture(), "start from a checkpoint of the same model family",
              "checkpoint '{}' holds a '{}' model, not '{}'", dir, r.attr("architecture"), model.architecture());
   ParamStore& ps = model.params();
   for (std::size_t i = 0; i < ps.size(); ++i) {
     const ParamSpec& s = ps.spec(i);
+    if (keep_init && keep_init(s) && !r.has("params", s.name)) continue;
     std::vector<float> local(static_cast<std::size_t>(s.shape.numel()), 0.0f);  // padding rows stay 0
     read_local_run(r, "params", s, 0, s.shape.numel(), local.data());
     ps.write(i, local);
@@ -116,8 +129,8 @@ void load_checkpoint_weights(StageModel& model, const std::string& dir) {
 
 }  // namespace
 
-void load_weights(StageModel& model, const std::string& path) {
-  if (const std::string c = find_checkpoint(path); !c.empty()) return load_checkpoint_weights(model, c);
+void load_weights(StageModel& model, const std::string& path, const KeepInit& keep_init) {
+  if (const std::string c = find_checkpoint(path); !c.empty()) return load_checkpoint_weights(model, c, keep_init);
   const WeightsReader r = WeightsReader::open(path);
   LOOM_CHECK(r.architecture() == model.architecture(), "start from weights of the same model family",
              "weights file '{}' holds a '{}' model, not '{}'", path,
@@ -126,6 +139,7 @@ void load_weights(StageModel& model, const std::string& path) {
   for (std::size_t i = 0; i < ps.size(); ++i) {
     const ParamSpec& s = ps.spec(i);
     const std::vector<std::int64_t> want = stored_shape(s).dims();
+    if (keep_init && keep_init(s) && !r.has(s.name)) continue;
     LOOM_CHECK(r.has(s.name), "the file must come from a model with the same architecture",
                "weights file '{}' has no parameter '{}'", path, s.name);
     LOOM_CHECK(r.shape(s.name) == want, "model.* options must match the model that wrote the file",

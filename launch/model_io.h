@@ -9,6 +9,7 @@
 // and a file of another architecture is refused by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -28,12 +29,20 @@ namespace loom {
 void save_weights(StageModel& model, Communicator& tp, const std::string& path, bool write = true,
                   Communicator* pp = nullptr, bool in_writer_pipeline = true,
                   const std::map<std::string, std::string>& attrs = {});
+// Host bytes save_weights holds on this rank while it writes (the memory plan's entry): the
+// stored f32 tensors of its stage, tp shards gathered; on stage 0 of the writer's pipeline,
+// every stage's (`stages` > 1), i.e. the whole model.
+std::size_t save_weights_host_bytes(StageModel& model, int stages, int stage, bool in_writer_pipeline);
 // Loads every parameter this rank holds (its tp shard of each; every tied copy) from a
 // weights file, or from a checkpoint (a step_N directory, or a run directory: its latest;
 // the master weights, read block by block, launch/checkpoint.h); throws
 // naming the parameter on a missing name or shape mismatch, and naming both
 // architectures when the file's is not the model's.
-void load_weights(StageModel& model, const std::string& path);
+// `keep_init` (fine-tuning: a new head on a pretrained backbone): parameters the file may
+// lack, which then keep the values they have; the file's tensors the model does not hold
+// (another head's) are never read.
+using KeepInit = std::function<bool(const ParamSpec&)>;
+void load_weights(StageModel& model, const std::string& path, const KeepInit& keep_init = {});
 // The file's (or checkpoint's) architecture attribute and model config JSON.
 std::string read_architecture(const std::string& path);
 std::string read_config_json(const std::string& path);

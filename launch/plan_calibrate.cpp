@@ -19,6 +19,7 @@
 #include "core/buffer.h"
 #include "core/dtype.h"
 #include "launch/gemm_peak.h"
+#include "launch/process_memory.h"
 
 namespace loom {
 
@@ -124,11 +125,15 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
   c.memory_efficiency = 1;
   c.kernel_overhead = 0;
   double peaks[2] = {0, 0};  // f32, 16-bit
+  double resident = 0;
   if (o.rank == 0) {
     auto be = make_backend(Device::cpu);
-    peaks[0] = measure_gemm_peak_flops(*be, DType::f32);
-    peaks[1] = measure_gemm_peak_flops(*be, DType::bf16);
     double& peak = peaks[dt == DType::f32 ? 0 : 1];
+    peak = measure_gemm_peak_flops(*be, dt);
+    // What a loom-train rank holds before it allocates its plan: measured at the same point
+    // (after the backend and its gemm peak; launch/train_main.cpp), before the bigger tests here.
+    resident = current_rss_bytes();
+    peaks[dt == DType::f32 ? 1 : 0] = measure_gemm_peak_flops(*be, dt == DType::f32 ? DType::bf16 : DType::f32);
     // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d).
     const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768}, {512, 3072, 768},
                                       {512, 768, 3072},  {2048, 768, 768}, {2048, 3072, 768},
@@ -169,6 +174,11 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
                   c.intra_node.bandwidth / 1e9);
   }
   c.inter_node = c.intra_node;
+  // Each rank's memory is the host's: what a loom rank holds before it allocates (libraries,
+  // OpenBLAS's buffers, MPI; measured on rank 0 above) counts in every prediction.
+  c.host_is_device = true;
+  if (o.ranks > 1) MPI_Bcast(&resident, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  c.process_resident = resident;
   c.sources =
       o.ranks > 1
           ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "

@@ -120,17 +120,19 @@ void print_prediction(const RunConfig& c, const Cluster& cl, const Prediction& p
       s.compute, s.tp_comm, s.pp_bubble, s.pp_p2p, s.dp_comm, s.optimizer);
   std::printf(
       "memory       stage %d: %.2f GiB of %.1f GiB (parameters %.2f, gradients %.2f, optimizer state %.2f, "
-      "activations %.2f)\n",
+      "activations and buffers %.2f%s)\n",
       m.stage, m.total() / GiB, cl.device_memory / GiB, m.parameters / GiB, m.gradients / GiB,
-      m.optimizer / GiB, m.activations / GiB);
+      m.optimizer / GiB, m.activations / GiB,
+      cl.host_is_device ? fmt::format(", host {:.2f}", m.host / GiB).c_str() : "");
   // The same stage's activations under each recompute mode, without and with sp (tp > 1).
   std::string modes;
   for (const char* rc : {"none", "attention", "full"})
     for (int sp = 0; sp <= (c.parallel.tp > 1 ? 1 : 0); ++sp) {
+      if (std::string(rc) == "attention" && c.train.attention_kernel() == "tiled") continue;  // = none
       RunConfig o = c;
       o.train.recompute = rc, o.parallel.sequence_parallel = sp == 1;
       modes += fmt::format("{}{}{} {:.2f}", modes.empty() ? "" : ", ", rc, sp ? "+sp" : "",
-                           stage_memory(o, m.stage).activations / GiB);
+                           loom_memory(o, m.stage, cl).activations / GiB);
     }
   std::printf("activations  by recompute mode (GiB): %s\n", modes.c_str());
 }

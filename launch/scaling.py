@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = ["mode", "np", "dp", "tp", "pp", "layout", "threads", "oversubscribed", "global_batch", "steps",
           "status", "t_step", "tokens_per_s", "mfu", "t_compute", "t_tp", "t_pp", "t_dp", "peak_rss_mib",
           "cluster", "pred_t_step", "pred_tokens_per_s", "pred_mfu", "pred_t_compute", "pred_t_tp",
-          "pred_t_pp", "pred_t_dp", "pred_memory_mib", "error"]
+          "pred_t_pp", "pred_t_dp", "pred_memory_mib", "error", "memory_error"]
 SPLIT = [("t_compute", "compute"), ("t_tp", "tp"), ("t_pp", "pp"), ("t_dp", "dp")]
 
 
@@ -110,9 +110,13 @@ def run_one(a, mode, lay, threads, global_batch, run_dir, env):
     if cluster and os.path.isfile(pred_path):
         with open(pred_path) as f:
             pr = json.load(f)
+        # Rank 0's memory: the rank whose peak RSS loom-train prints (pipeline stage 0).
+        mem = pr.get("memory_rank0_bytes", pr["memory_bytes"])
         row.update(pred_t_step=pr["t_step"], pred_tokens_per_s=pr["tokens_per_s"], pred_mfu=pr["mfu"],
-                   pred_memory_mib=pr["memory_bytes"] / 2**20, **{"pred_" + k: pr[k] for k, _ in SPLIT})
+                   pred_memory_mib=mem / 2**20, **{"pred_" + k: pr[k] for k, _ in SPLIT})
         row["error"] = m["t_step"] / pr["t_step"] - 1
+        if "peak_rss_mib" in row and mem > 0:
+            row["memory_error"] = row["peak_rss_mib"] / (mem / 2**20) - 1
     return row
 
 
@@ -123,25 +127,29 @@ def fmt_ms(v):
 def write_markdown(rows, path):
     def table(sel):
         lines = ["| mode | np | layout | threads/rank | global batch | step ms | tokens/s | MFU % | compute / tp / pp / dp ms"
-                 " | predicted step ms | error |", "|" + "---|" * 11]
+                 " | predicted step ms | error | peak RSS MiB | predicted MiB | memory error |", "|" + "---|" * 14]
         for r in sel:
             if r["status"] != "ok":
                 lines.append(f"| {r['mode']} | {r['np']} | {r['layout']} | {r['threads']} | {r['global_batch']} | "
-                             f"{r['status']} |||||| ")
+                             f"{r['status']} ||||||||| ")
                 continue
             err = f"{100 * float(r['error']):+.1f} %" if r.get("error") not in ("", None) else ""
+            merr = f"{100 * float(r['memory_error']):+.1f} %" if r.get("memory_error") not in ("", None) else ""
+            rss = f"{float(r['peak_rss_mib']):.0f}" if r.get("peak_rss_mib") not in ("", None) else ""
+            pmem = f"{float(r['pred_memory_mib']):.0f}" if r.get("pred_memory_mib") not in ("", None) else ""
             lines.append(
                 f"| {r['mode']} | {r['np']} | {r['layout']} | {r['threads']} | {r['global_batch']} | {fmt_ms(r['t_step'])} | "
                 f"{float(r['tokens_per_s']):.0f} | {100 * float(r['mfu']):.1f} | "
                 + " / ".join(fmt_ms(r[k]) for k, _ in SPLIT)
-                + f" | {fmt_ms(r.get('pred_t_step'))} | {err} |")
+                + f" | {fmt_ms(r.get('pred_t_step'))} | {err} | {rss} | {pmem} | {merr} |")
         return lines
 
     normal = [r for r in rows if int(r["oversubscribed"]) == 0]
     over = [r for r in rows if int(r["oversubscribed"]) == 1]
     out = ["# loom scaling sweep", "",
            "Measured: the median step after the first; split = that step's compute / tp / pp (bubble and waits) "
-           "/ dp (exposed). error = measured / predicted step time - 1.", ""]
+           "/ dp (exposed). error = measured / predicted step time - 1; memory error = rank 0's measured peak RSS / "
+           "its predicted memory - 1.", ""]
     out += table(normal)
     if over:
         out += ["", "## Oversubscribed (more ranks than cores)", ""] + table(over)
@@ -149,6 +157,10 @@ def write_markdown(rows, path):
     if errs:
         out += ["", f"Prediction error (not oversubscribed): mean |error| {100 * statistics.mean(errs):.1f} %, "
                     f"worst {100 * max(errs):.1f} %, {sum(e <= 0.15 for e in errs)} of {len(errs)} within 15 %."]
+    merrs = [abs(float(r["memory_error"])) for r in rows if r["status"] == "ok" and r.get("memory_error") not in ("", None)]
+    if merrs:
+        out += ["", f"Memory prediction error (all runs): mean |error| {100 * statistics.mean(merrs):.1f} %, "
+                    f"worst {100 * max(merrs):.1f} %, {sum(e <= 0.10 for e in merrs)} of {len(merrs)} within 10 %."]
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
 

@@ -28,7 +28,9 @@
 #include "launch/live_plan.h"
 #include "launch/model_io.h"
 #include "launch/model_tokenizer.h"
+#include "launch/process_memory.h"
 #include "launch/rank_agreement.h"
+#include "launch/run_data.h"
 #include "launch/run_dir.h"
 #include "launch/stop_signal.h"
 #include "launch/trainer.h"
@@ -41,21 +43,6 @@
 namespace loom {
 
 namespace {
-
-// Resident bytes now (/proc/self/statm), before the plan's allocations: code,
-// libraries, thread stacks and OpenBLAS's buffers, which the plan does not count.
-double current_rss_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  double pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
-  return pages_resident * double(sysconf(_SC_PAGESIZE));
-}
-
-double peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) * 1024.0;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -141,28 +128,10 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 
   LOOM_CHECK(!cfg.data.train.empty(), "make one with loom-data --input FILE --output data.h5",
              "data.train is required (an HDF5 token dataset or a Megatron pair)");
-  // A blend evaluates on its first source's val split unless data.val names one.
-  if (cfg.data.val.empty()) cfg.data.val = parse_blend(cfg.data.train).front().path;
-  // A Megatron pair records neither vocabulary nor eod nor tokenizer (io/megatron_source.h):
-  // the options give them, data.tokenizer all three.
-  std::optional<DeclaredTokenizer> declared;
-  if (!cfg.data.tokenizer.empty())
-    declared = declare_tokenizer(cfg.data.tokenizer, cfg.model.vocab, cfg.data.eod_id, "model.vocab", "data.eod_id");
-  const MegatronSourceOptions megatron{declared ? declared->vocab_size : cfg.model.vocab,
-                                       declared ? declared->eod_id : cfg.data.eod_id, cfg.data.val_fraction,
-                                       declared ? declared->tokenizer : EmbeddedTokenizer{}};
-  const Blend train_blend = open_blend(cfg.data.train, "train", megatron);
-  const TokenSource& train_set = *train_blend.sets.front();
-  const std::unique_ptr<TokenSource> val_source = open_token_source(cfg.data.val, "val", megatron);
-  const TokenSource& val_set = *val_source;
-  check_ranks_agree(MPI_COMM_WORLD, data_checksums_ini(train_blend, val_set), "data");  // same paths, same files?
-  // The tokenizer travels from the data into the model: the weights file and the checkpoints
-  // embed it, and a model trained on another one is refused (launch/model_tokenizer.h).
-  const EmbeddedTokenizer data_tok = data_tokenizer(train_blend, val_set);
-  LOOM_CHECK(!declared || same_tokenizer(declared->tokenizer, data_tok),
-             "drop data.tokenizer, or re-tokenise the data with it (loom-data --tokenizer)",
-             "data.tokenizer is {}, but '{}' was made with {}", declared ? declared->tokenizer.describe() : "",
-             train_set.path(), data_tok.describe());
+  // finetune.from plays model.init's part; a new head is initialised from train.seed.
+  if (!cfg.finetune.from.empty()) cfg.model.init = std::exchange(cfg.finetune.from, "");
+  RunData data = open_run_data(cfg, MPI_COMM_WORLD);  // token streams, or a labelled dataset (model.head)
+  const EmbeddedTokenizer& data_tok = data.tokenizer;
   const std::map<std::string, std::string> tok_attrs = tokenizer_attrs(data_tok);
   if (!cfg.model.init.empty())
     check_model_tokenizer("model.init", cfg.model.init, read_model_tokenizer(cfg.model.init), data_tok);
@@ -173,27 +142,28 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
                "model.init '{}' holds a '{}' model; loom-train builds 'gpt2'", init, arch);
     const ModelConfig from_file = Gpt::from_json(read_config_json(init));
     check_init_matches_options(cfg.model, from_file, given, init);
+    const std::string head = cfg.model.head;  // the head is this run's choice (fine-tuning swaps it)
+    const std::int64_t classes = cfg.model.classes;
     cfg.model = from_file;
     cfg.model.init = init;
+    cfg.model.head = head;
+    cfg.model.classes = classes;
   }
   // Masked LM (model.family bert): the mask token and the specials come from the data's
   // tokenizer; the byte tokenizer's [MASK] is appended after eod, growing the vocabulary.
-  std::optional<MlmMasker> mlm;
   if (cfg.model.bert()) {
     LOOM_CHECK(data_tok.known(), "re-tokenise the data with this version of loom-data",
                "model.family bert needs the data's tokenizer (for its mask token), but '{}' records none",
-               train_set.path());
-    mlm = MlmMasker{.tokens = mlm_tokens(tokenizer_info(data_tok)), .seed = cfg.train.seed};
-    if (cfg.model.vocab == 0) cfg.model.vocab = mlm->tokens.vocab;
-    LOOM_CHECK(cfg.model.vocab >= mlm->tokens.vocab, "raise model.vocab (or leave it 0)",
-               "model.family bert: the mask token is id {}, outside model.vocab = {}", mlm->tokens.mask,
+               data.train_path);
+    data.mlm = MlmMasker{.tokens = mlm_tokens(tokenizer_info(data_tok)), .seed = cfg.train.seed};
+    if (cfg.model.vocab == 0) cfg.model.vocab = data.mlm->tokens.vocab;
+    LOOM_CHECK(cfg.model.vocab >= data.mlm->tokens.vocab, "raise model.vocab (or leave it 0)",
+               "model.family bert: the mask token is id {}, outside model.vocab = {}", data.mlm->tokens.mask,
                cfg.model.vocab);
   }
-  if (cfg.model.vocab == 0) cfg.model.vocab = train_set.vocab_size();
-  LOOM_CHECK(train_set.vocab_size() <= cfg.model.vocab && val_set.vocab_size() <= cfg.model.vocab,
-             "raise model.vocab or re-tokenise the data",
-             "the dataset's vocabulary ({}) exceeds the model's model.vocab = {}", train_set.vocab_size(),
-             cfg.model.vocab);
+  if (cfg.model.vocab == 0) cfg.model.vocab = data.vocab;
+  LOOM_CHECK(data.vocab <= cfg.model.vocab, "raise model.vocab or re-tokenise the data",
+             "the dataset's vocabulary ({}) exceeds the model's model.vocab = {}", data.vocab, cfg.model.vocab);
   validate(cfg);
   Gpt::check_tp(cfg.model, ctx.shape.tp);  // heads, ffn, padded vocabulary divisible by tp
   if (lead)
@@ -201,9 +171,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 
   const ModelConfig& mc = cfg.model;
   const std::int64_t T = cfg.train.sequence(mc), MB = cfg.train.micro_batch;
-  // The loaders check that each split holds at least one sequence: before any allocation.
-  const DataLoader train_loader(train_blend, T, cfg.train.seed);
-  const DataLoader val_loader(val_set, T, cfg.train.seed);
+  make_batches(data, cfg, T, pooling_for("gpt2"));  // a decoder pools a sequence's last real token
 
   // The run directory, now that options and data are valid: rank 0 creates it, checks
   // that it is writable, locks it for this run, and refuses (or with checkpoint.overwrite
@@ -235,16 +203,19 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
             {.recompute = parse_recompute(cfg.train.recompute),
              .dtype = dtype,
              .sequence_parallel = cfg.parallel.sequence_parallel,
-             .attention = parse_attention_kernel(cfg.train.attention)});
-  if (mc.init.empty()) {
-    model.params().init(cfg.train.seed);
-  } else {
-    load_weights(model, mc.init);
-    if (lead) fmt::print("initialised from {}\n", mc.init);
+             .freeze_backbone = cfg.finetune.freeze_backbone,
+             .attention = parse_attention_kernel(cfg.train.attention_kernel())});
+  model.params().init(cfg.train.seed);
+  if (!mc.init.empty()) {
+    // Fine-tuning: a classification head the file lacks keeps its fresh init; the file's
+    // tensors the model does not hold (another head's) are not read.
+    const bool new_head = mc.head == "classify";
+    load_weights(model, mc.init, [&](const ParamSpec& p) { return new_head && p.name.starts_with("cls."); });
+    if (lead) fmt::print("initialised from {}{}\n", mc.init, new_head ? " (its backbone; the classification head from train.seed unless the file has one)" : "");
   }
   const bool writer_pipeline = ctx.coord.dp == 0 && ctx.coord.tp == 0;
   if (cfg.checkpoint.save_init) save_weights(model, tp, cfg.checkpoint.dir + "/init.h5", lead, &pp, writer_pipeline, tok_attrs);
-  Trainer trainer(cfg, ctx, *be, model, tp, pp, train_loader, val_loader, mlm ? &*mlm : nullptr);
+  Trainer trainer(cfg, ctx, *be, model, tp, pp, *data.train, *data.val);
   Checkpointer checkpointer(cfg, ctx, *be, model, trainer.optimizer_state(), [&] { trainer.params_from_master(); },
                             [&] {  // the index's attributes: the tokenizer's and the run's configuration
                               auto attrs = tok_attrs;
@@ -261,9 +232,9 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 
   MemoryPlan plan_bytes = trainer.memory_plan();
   plan_bytes.add(checkpointer.memory_plan());
-  std::int64_t data_bytes = val_set.resident_bytes();
-  for (const auto& d : train_blend.sets) data_bytes += d->resident_bytes();
-  plan_bytes.add("token datasets (host)", std::size_t(data_bytes));
+  plan_bytes.add(data.labelled ? "labelled dataset (host)" : "token datasets (host)", std::size_t(data.resident_bytes));
+  plan_bytes.add("weights file at the end (host, f32)",
+                 save_weights_host_bytes(model, ctx.shape.pp, ctx.coord.pp, writer_pipeline));
   if (lead) {
     const std::int64_t local = cfg.train.global_batch / ctx.shape.dp;
     fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",
@@ -293,7 +264,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   // computes it, so a bad file stops every rank alike).
   std::optional<LivePrediction> predicted;
   if (!cfg.plan.cluster.empty()) {
-    predicted = predict_run(cfg, ctx.shape.size(), model.flops_per_token());
+    predicted = predict_run(cfg, ctx.shape.size(), model.flops_per_token(), double(data.resident_bytes));
     if (lead) {
       fmt::print("{}\n", describe_prediction(*predicted, peak));
       std::ofstream(cfg.checkpoint.dir + "/prediction.json") << prediction_json(cfg, *predicted, peak);
@@ -357,7 +328,12 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
              " = {:.1f} MiB; measured peak RSS {:.1f} MiB ({:+.1f}%); backend peak {:.1f} MiB\n",
              double(plan_bytes.total()) / mib, baseline_rss / mib, planned / mib, peak_rss_bytes() / mib,
              100.0 * (peak_rss_bytes() / planned - 1.0), double(be->peak_bytes()) / mib);
-  if (predicted) fmt::print("{}", compare_to_prediction(trainer.history(), *predicted));
+  if (predicted) {
+    fmt::print("{}", compare_to_prediction(trainer.history(), *predicted));
+    const double pred = predicted->rank0_memory.total();
+    fmt::print("memory predicted by the performance model for rank 0: {:.1f} MiB; measured peak RSS {:.2f}x that\n",
+               pred / mib, peak_rss_bytes() / pred);
+  }
   fmt::print("wall time {:.1f} s\n", seconds_since(t_start));
   return 0;
 }
@@ -380,6 +356,7 @@ int main(int argc, char** argv) {
       // from the dataset or the weights file, so a placeholder stands in for it here).
       loom::RunConfig early = *cfg;
       if (early.model.vocab == 0) early.model.vocab = 1;
+      if (early.model.classes == 0) early.model.classes = 2;  // or from the labelled dataset
       if (early.model.init.empty()) loom::validate(early);
     }
     loom::validate_layout(*cfg, world);  // before any work, on every rank

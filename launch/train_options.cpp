@@ -20,7 +20,7 @@ namespace {
 
 struct Table {
   po::options_description general{"General"}, model{"[model]"}, train{"[train]"}, optim{"[optim]"},
-      parallel{"[parallel]"}, data{"[data]"}, checkpoint{"[checkpoint]"}, log{"[log]"},
+      parallel{"[parallel]"}, data{"[data]"}, checkpoint{"[checkpoint]"}, finetune{"[finetune]"}, log{"[log]"},
       plan{"[plan]"};
   std::string config_file;
 
@@ -54,6 +54,14 @@ struct Table {
          "positions; docs/models.md)")
         ("model.ln_placement", po::value(&c.model.ln_placement)->default_value(c.model.ln_placement),
          "pre (GPT-2: x + f(norm(x)), a final norm) or post (BERT: norm(x + f(x)), no final norm)")
+        ("model.window", po::value(&c.model.window)->default_value(c.model.window),
+         "sliding-window attention: each position sees only the last N positions, itself included (0: all; needs "
+         "train.attention tiled; attention work O(T * N))")
+        ("model.head", po::value(&c.model.head)->default_value(c.model.head),
+         "lm (next-token language modelling) or classify (one label per sequence from a labelled dataset made by "
+         "loom-data classify; docs/finetuning.md)")
+        ("model.classes", po::value(&c.model.classes)->default_value(c.model.classes),
+         "model.head classify: number of labels (0: the labelled dataset's)")
         ("model.init", po::value(&c.model.init), "weights file (HDF5) or checkpoint (step_N/ or a run directory) to start from; fresh optimizer and step");
     train.add_options()
         ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps")
@@ -71,8 +79,8 @@ struct Table {
          "activation recompute: none, attention (the attention core's probabilities; dense attention only) or full "
          "(each block)")
         ("train.attention", po::value(&c.train.attention)->default_value(c.train.attention),
-         "attention kernel: tiled (memory linear in T, any mask) or dense (stores (B,H,T,T) probabilities; causal "
-         "only; the reference)")
+         "attention kernel: tiled (memory linear in T, any mask), dense (stores (B,H,T,T) probabilities; causal "
+         "only; the reference) or auto (tiled on cpu; dense on cuda, whose tiled kernel has not run on a GPU yet)")
         ("train.device", po::value(&c.train.device)->default_value(c.train.device), "cpu or cuda")
         ("train.eval_interval", po::value(&c.train.eval_interval)->default_value(c.train.eval_interval),
          "validation every N steps and at the end (0: only at the end)")
@@ -172,6 +180,12 @@ struct Table {
          "start a new run in a checkpoint.dir that holds an earlier run's checkpoints and weights, deleting them")
         ("checkpoint.save_init", po::bool_switch(&c.checkpoint.save_init),
          "also write the initial weights to checkpoint.dir/init.h5 (layouts can be compared bit for bit)");
+    finetune.add_options()
+        ("finetune.from", po::value(&c.finetune.from),
+         "weights file or checkpoint (step_N/ or a run directory) whose backbone starts this run; tensors of "
+         "another head are ignored and the new head is initialised from train.seed (as model.init, whose role it takes)")
+        ("finetune.freeze_backbone", po::bool_switch(&c.finetune.freeze_backbone),
+         "model.head classify: train only the head (feature extraction); backward stops after the head");
     log.add_options()
         ("log.metrics", po::value(&c.log.metrics), "JSONL metrics file (default: checkpoint.dir/metrics.jsonl)");
     plan.add_options()
@@ -183,7 +197,7 @@ struct Table {
 
   po::options_description all() const {
     po::options_description a;
-    a.add(general).add(model).add(train).add(optim).add(parallel).add(data).add(checkpoint).add(log).add(plan);
+    a.add(general).add(model).add(train).add(optim).add(parallel).add(data).add(checkpoint).add(finetune).add(log).add(plan);
     return a;
   }
 };
@@ -240,6 +254,7 @@ void check_init_matches_options(const ModelConfig& options, const ModelConfig& f
       {"model.mlp", options.mlp, file.mlp},
       {"model.positions", options.positions, file.positions},
       {"model.kv_heads", std::to_string(options.kv_head_count()), std::to_string(file.kv_head_count())},
+      {"model.window", std::to_string(options.window), std::to_string(file.window)},
       {"model.rope_base", fmt::format("{}", options.rope_base), fmt::format("{}", file.rope_base)},
       {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)},
       {"model.family", options.family, file.family},
@@ -259,7 +274,9 @@ std::string to_ini(const RunConfig& c) {
     << "\nnorm = " << c.model.norm << "\nmlp = " << c.model.mlp << "\npositions = " << c.model.positions
     << "\nrope_base = " << c.model.rope_base << "\nnorm_eps = " << c.model.norm_eps
     << "\nkv_heads = " << c.model.kv_head_count() << "\nfamily = " << c.model.family
-    << "\nln_placement = " << c.model.ln_placement << "\n";
+    << "\nln_placement = " << c.model.ln_placement << "\nwindow = " << c.model.window << "\nhead = " << c.model.head
+    << "\n";
+  if (c.model.head == "classify") o << "classes = " << c.model.classes << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute
@@ -289,6 +306,9 @@ std::string to_ini(const RunConfig& c) {
   o << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\ninterval = " << c.checkpoint.interval
     << "\nkeep = " << c.checkpoint.keep << "\n";
   if (!c.checkpoint.resume.empty()) o << "resume = " << c.checkpoint.resume << "\n";
+  if (!c.finetune.from.empty() || c.finetune.freeze_backbone)
+    o << "\n[finetune]\n" << (c.finetune.from.empty() ? "" : "from = " + c.finetune.from + "\n")
+      << "freeze_backbone = " << (c.finetune.freeze_backbone ? "true" : "false") << "\n";
   o << "\n[log]\nmetrics = " << c.log.metrics << "\n";
   if (!c.plan.cluster.empty()) o << "\n[plan]\ncluster = " << c.plan.cluster << "\n";
   return o.str();

@@ -19,18 +19,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Splits (B, T+1) windows into inputs tokens[:, :T] and targets tokens[:, 1:].
-void split_windows(const std::int32_t* w, std::int64_t B, std::int64_t T, std::int32_t* x, std::int32_t* y) {
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t t = 0; t < T; ++t) {
-      x[b * T + t] = w[b * (T + 1) + t];
-      y[b * T + t] = w[b * (T + 1) + t + 1];
-    }
-}
-
-// Target tokens (>= 0) among targets.
+// Targets (>= 0) among the first n.
 std::int64_t count_targets(const std::int32_t* y, std::int64_t n) {
-  return std::int64_t(std::count_if(y, y + n, [](std::int32_t t) { return t >= 0; }));
+  return std::count_if(y, y + n, [](std::int32_t t) { return t >= 0; });
 }
 
 constexpr const char* kDivergedHint =
@@ -82,7 +73,19 @@ std::vector<int> Trainer::slots_for(const PipePlan& plan, int chunks) {
 }
 
 Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
-                 TimedCommunicator& pp, const DataLoader& train, const DataLoader& val, const MlmMasker* mlm)
+                 TimedCommunicator& pp, const DataLoader& train, const DataLoader& val)
+    : Trainer(cfg, ctx, be, model, tp, pp, std::make_unique<LmBatches>(train, cfg.train.eval_batches),
+              std::make_unique<LmBatches>(val, cfg.train.eval_batches)) {}
+
+Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+                 TimedCommunicator& pp, std::unique_ptr<LmBatches> train, std::unique_ptr<LmBatches> val)
+    : Trainer(cfg, ctx, be, model, tp, pp, *train, *val) {
+  own_train_ = std::move(train);  // the objects (and the references to them) stay put
+  own_val_ = std::move(val);
+}
+
+Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+                 TimedCommunicator& pp, const Batches& train, const Batches& val)
     : cfg_(cfg),
       ctx_(ctx),
       be_(be),
@@ -119,7 +122,10 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
                                    std::vector<Communicator*>{&tp_, &pp_}, weights);
     model_.set_bucket_hook([this](std::size_t b) { dp_grads_.bucket_done(b); });
   }
-  window_.resize(std::size_t(cfg.train.global_batch * (T_ + 1)));
+  batch_x_.resize(std::size_t(cfg.train.global_batch * T_));
+  batch_y_.resize(batch_x_.size());
+  x_ = Buffer(be, Shape{local_ * T_}, DType::f32, Memory::staging);
+  y_ = Buffer(be, Shape{local_ * T_}, DType::f32, Memory::staging);
 }
 
 MemoryPlan Trainer::memory_plan() const {
@@ -148,20 +154,24 @@ StepRecord Trainer::step(std::int64_t s) {
   // target tokens — the loss normaliser — without communication; this rank runs its slice.
   // Masked LM masks the whole batch too: the mask of a sequence depends on its global index only.
   const std::int64_t G = cfg_.train.global_batch;
-  train_.train_batch(s, 0, G, window_.data());
-  x_.resize(std::size_t(G * T_));
-  y_.resize(std::size_t(G * T_));
-  if (mlm_) mlm_->train(s, 0, G, T_, window_.data(), x_.data(), y_.data());
-  else split_windows(window_.data(), G, T_, x_.data(), y_.data());
-  const std::int64_t targets = count_targets(y_.data(), G * T_);
+  train_.train(s, G, batch_x_.data(), batch_y_.data());
+  const std::int64_t targets = count_targets(batch_y_.data(), G * T_);
   LOOM_CHECK(targets > 0, "check the dataset", "step {}: the global batch has no target tokens", s);
+  // x_ and y_ may still be read by the last step's copies to the device only if that step
+  // ended without synchronising, which it never does; this makes the invariant local (and
+  // costs nothing on an idle device).
+  be_.synchronize();
+  auto* x = static_cast<std::int32_t*>(x_.tensor().ptr);  // int32 ids in 4-byte elements
+  auto* y = static_cast<std::int32_t*>(y_.tensor().ptr);
+  std::copy_n(batch_x_.data() + first_ * T_, local_ * T_, x);
+  std::copy_n(batch_y_.data() + first_ * T_, local_ * T_, y);
 
   if (zero_) zero_->begin_step(int(accum_));
   else dp_grads_.begin_step(int(accum_));
   StepRecord r;
   r.step = s;
   r.loss_scale = scaler_.scale();
-  Stage stage(model_, x_.data() + first_ * T_, y_.data() + first_ * T_, float(r.loss_scale / double(targets)));
+  Stage stage(model_, x, y, float(r.loss_scale / double(targets)));
   run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   be_.synchronize();
   // Both copies of a tied tensor get the summed gradient (first and last stage). Sums
@@ -207,25 +217,27 @@ StepRecord Trainer::step(std::int64_t s) {
   return r;
 }
 
-double Trainer::evaluate() {
-  const std::int64_t G = cfg_.train.global_batch, E = cfg_.train.eval_batches;
-  std::vector<std::int32_t> x(std::size_t(E * local_ * T_)), y(x.size()), w(std::size_t(G * (T_ + 1)));
-  std::vector<std::int32_t> gx(std::size_t(G * T_)), gy(gx.size());  // one global batch
+Evaluation Trainer::evaluate() {
+  const std::int64_t G = cfg_.train.global_batch, E = val_.eval_batches(G);
+  std::vector<std::int32_t> x(std::size_t(E * local_ * T_)), y(x.size()), xg(std::size_t(G * T_)), yg(xg.size());
   std::int64_t targets = 0;
   for (std::int64_t e = 0; e < E; ++e) {
-    val_.eval_batch(e, 0, G, G, w.data());
-    if (mlm_) mlm_->eval(e, 0, G, T_, w.data(), gx.data(), gy.data());
-    else split_windows(w.data(), G, T_, gx.data(), gy.data());
-    targets += count_targets(gy.data(), G * T_);
-    std::copy_n(gx.data() + first_ * T_, local_ * T_, x.data() + e * local_ * T_);
-    std::copy_n(gy.data() + first_ * T_, local_ * T_, y.data() + e * local_ * T_);
+    val_.eval(e, G, xg.data(), yg.data());
+    targets += count_targets(yg.data(), G * T_);
+    std::copy_n(xg.data() + first_ * T_, local_ * T_, x.data() + e * local_ * T_);  // this dp rank's slice
+    std::copy_n(yg.data() + first_ * T_, local_ * T_, y.data() + e * local_ * T_);
   }
   LOOM_CHECK(targets > 0, "check the validation split", "evaluation: no target tokens");
   model_.take_loss_sum();  // nothing should be pending; start from zero
+  model_.take_correct();
   Stage stage(model_, x.data(), y.data(), 0.0f);
   const PipePlan plan = make_forward_only_plan(ctx_.shape.pp, ctx_.coord.pp, int(E * accum_), model_.chunks());
   run_pipeline_plan(plan, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
-  return global_sum(model_.take_loss_sum()) / double(targets);
+  Evaluation ev;
+  ev.loss = global_sum(model_.take_loss_sum()) / double(targets);
+  ev.majority = val_.majority_share();
+  if (ev.majority >= 0) ev.accuracy = global_sum(model_.take_correct()) / double(targets);
+  return ev;
 }
 
 TrainProgress Trainer::progress() const {
@@ -258,21 +270,27 @@ StepRecord Trainer::run(std::ostream* metrics, double peak, double& last_val, co
                           {"loss_scale", r.loss_scale}, {"skipped", r.skipped}};
     if ((cfg_.train.eval_interval > 0 && (s + 1) % cfg_.train.eval_interval == 0) || last) {
       const auto t0 = std::chrono::steady_clock::now();
-      last_val = evaluate();
+      const Evaluation ev = evaluate();
+      last_val = ev.loss;
       rec["val_loss"] = last_val;
+      if (ev.accuracy >= 0) rec["val_accuracy"] = ev.accuracy, rec["val_majority"] = ev.majority;
       rec["t_eval"] = seconds_since(t0);
     }
     if (lead && metrics) *metrics << rec.dump() << "\n" << std::flush;
     if (lead && (s % cfg_.train.log_interval == 0 || last || rec.contains("val_loss"))) {
       fmt::print(
           "step {:>5}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.3f} TFLOP/s/rank | MFU {:.1f}% | "
-          "{:.0f} ms (tp {:.0f}, pp {:.0f}, dp {:.0f}){}{}\n",
+          "{:.0f} ms (tp {:.0f}, pp {:.0f}, dp {:.0f}){}{}{}\n",
           s + 1, cfg_.train.steps, r.loss, r.lr, r.grad_norm, tok_s, flops / 1e12, 100 * flops / peak, r.t_step * 1e3,
           r.t_tp * 1e3, r.t_pp * 1e3, r.t_dp * 1e3,
           scaler_.mode() == LossScaler::Mode::none
               ? ""
               : fmt::format(" | scale {:g}{}", r.loss_scale, r.skipped ? " | skipped (inf/NaN gradient)" : ""),
-          rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "");
+          rec.contains("val_loss") ? fmt::format(" | val {:.4f}", last_val) : "",
+          rec.contains("val_accuracy")
+              ? fmt::format(" acc {:.3f} (majority {:.3f})", rec["val_accuracy"].get<double>(),
+                            rec["val_majority"].get<double>())
+              : "");
       std::fflush(stdout);
     }
     if (after_step && after_step(progress(), last)) break;

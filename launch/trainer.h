@@ -1,6 +1,8 @@
 // launch/trainer.h — the model-agnostic training loop: steps, evaluation, logging.
 //
-// Works on any StageModel (layers/stage_model.h). One step: this dp rank's slice of the
+// Works on any StageModel (layers/stage_model.h) and any Batches (launch/batches.h:
+// language-model windows, or labelled sequences for a classification head, whose
+// evaluation also reports accuracy). One step: this dp rank's slice of the
 // global batch runs through the stage's pipeline plan (schedule/pipeline_executor.h),
 // each micro-batch's loss gradient scaled by 1 / (target tokens of the global batch);
 // the dp gradient sum overlaps the backward (optimizer/grad_sync.h); tied copies are
@@ -24,7 +26,7 @@
 
 #include "core/config.h"
 #include "io/data_loader.h"
-#include "io/mlm_masker.h"
+#include "launch/batches.h"
 #include "layers/stage_model.h"
 #include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
@@ -64,6 +66,12 @@ struct TrainProgress {
   LossScaler::State scaler;
 };
 
+// One evaluation pass: the mean loss per target; for classification also the accuracy
+// and the majority-class baseline of the split (-1 otherwise).
+struct Evaluation {
+  double loss = 0, accuracy = -1, majority = -1;
+};
+
 class Trainer {
 public:
   // `tp` and `pp` are the timed communicators the model and the trainer use; `model`
@@ -71,7 +79,10 @@ public:
   // token (mlm null: inputs window[0, T), targets window[1, T]) or masked tokens (mlm:
   // io/mlm_masker.h, borrowed).
   Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
-          TimedCommunicator& pp, const DataLoader& train, const DataLoader& val, const MlmMasker* mlm = nullptr);
+          TimedCommunicator& pp, const DataLoader& train, const DataLoader& val);
+  // Any data (launch/batches.h): language modelling or classification. Borrows both.
+  Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+          TimedCommunicator& pp, const Batches& train, const Batches& val);
 
   // The plan of one training step on this stage, and the activation slots it needs per chunk.
   static PipePlan plan_for(const RunConfig& cfg, const ParallelContext& ctx);
@@ -80,13 +91,16 @@ public:
   // Everything this rank allocated for training: the model's plan plus the optimizer's.
   MemoryPlan memory_plan() const;
   StepRecord step(std::int64_t step);
-  double evaluate();  // mean loss over train.eval_batches global batches of the val split
+  // Over val.eval_batches(global_batch) global batches: train.eval_batches of the LM val
+  // split, or the whole labelled val split.
+  Evaluation evaluate();
   // Called collectively after every step with the progress so far; returns true to end
   // the run there (a stop signal, train.exit_after_*). Checkpoints are saved from here.
   using StepHook = std::function<bool(const TrainProgress&, bool last)>;
   // The steps from progress().step to train.steps, with logging to stdout (world rank 0)
   // and `metrics` (JSONL, rank 0) and periodic evaluation. Returns the last record;
   // `last_val` gets the last val loss (-1 when the run ended before an evaluation).
+  // Classification adds val_accuracy and val_majority to the log line and the record.
   StepRecord run(std::ostream* metrics, double gemm_peak_flops, double& last_val, const StepHook& after_step = {});
 
   // The records of the steps run() ran in this invocation (loom-train --plan.cluster compares them).
@@ -101,6 +115,8 @@ public:
 
 private:
   class Stage;  // the PipelineStage adapter: data in, model calls out
+  Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
+          TimedCommunicator& pp, std::unique_ptr<LmBatches> train, std::unique_ptr<LmBatches> val);
   double global_sum(double v);  // over pp then dp
   // Throws (naming step s and `what`) when value is inf or NaN: training diverged.
   void check_finite_step(std::int64_t s, const char* what, double value) const;
@@ -110,8 +126,8 @@ private:
   Backend& be_;
   StageModel& model_;
   TimedCommunicator &tp_, &pp_;
-  const DataLoader &train_, &val_;
-  const MlmMasker* mlm_;  // null: next-token prediction
+  std::unique_ptr<LmBatches> own_train_, own_val_;  // the DataLoader constructor's
+  const Batches &train_, &val_;
   std::int64_t T_, MB_, local_, first_, accum_;
   TimedCommunicator dp_;  // gradient sync, ZeRO-1's gather and norm: t_dp
   PipePlan plan_;
@@ -121,7 +137,12 @@ private:
   std::unique_ptr<ZeroAdamW> zero_;    // ZeRO-1: reduce-scatter, AdamW on this rank's shard
   LossScaler scaler_;
   TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
-  std::vector<std::int32_t> window_, x_, y_;  // the global batch: windows, inputs, targets
+  std::vector<std::int32_t> batch_x_, batch_y_;  // the global batch (G, T), read whole to count its targets
+  // This rank's inputs and targets of a step, (local_, T) int32 ids in 4-byte elements, in
+  // staging memory (page-locked on CUDA) so the model's copies to the device do not wait
+  // (Backend::upload_async). Invariant: written only at the start of step(), after the
+  // previous step's be_.synchronize(), so no copy from them is still in flight.
+  Buffer x_, y_;
   std::vector<StepRecord> history_;
 };
 

@@ -102,9 +102,12 @@ private:
   // GPT-2's attention keeps the dense kernel it always ran.
   bool plain() const { return kv() == heads && alibi_slopes.empty(); }
   void core_forward(Backend& be, const Saved& s) const {
-    if (kernel == AttentionKernel::tiled)
+    if (kernel == AttentionKernel::tiled) {
       be.flash_attention_forward(s.att, s.lse, q_of(s.qkv), k_of(s.qkv), v_of(s.qkv), spec());
-    else if (plain())
+      return;
+    }
+    check();  // never a silently causal "bidirectional" layer
+    if (plain())
       be.attention_forward(s.att, s.probs, s.qkv, heads);
     else
       be.grouped_attention_forward(s.att, s.probs, s.qkv, {heads, kv(), alibi_slopes});

@@ -32,7 +32,7 @@ struct Block {
     Mlp::Saved mlp;
   };
   struct Scratch {
-    Attention::Scratch attn;  // dqkv (B,T,(H + 2 Hkv) D), datt (B,T,C), dprobs (B,H,T,T)
+    Attention::Scratch attn;  // dqkv (B,T,(H + 2 Hkv) D), datt (B,T,C), dense only: dprobs (B,H,T,T)
     Tensor dln;               // (B,T,C): gradient at a layernorm output (SP: (N/tp, C))
     Tensor dbig;              // (B,T,F): MLP hidden gradient
     Tensor dh;                // (B,T,2F): SwiGLU's [gate | up] gradient (empty otherwise)

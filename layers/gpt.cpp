@@ -17,6 +17,12 @@ Tensor id_bytes(const std::int32_t* p, Shape s) {
 }
 TokenView ids(const Tensor& t, Shape s) { return TokenView{static_cast<const std::int32_t*>(t.ptr), s, t.device}; }
 constexpr std::size_t kNone = std::size_t(-1);
+// finetune.freeze_backbone: every parameter but the classification head's is frozen.
+std::vector<ParamSpec> freeze_backbone(std::vector<ParamSpec> specs, bool freeze) {
+  for (ParamSpec& p : specs)
+    if (freeze && !p.name.starts_with("cls.")) p.frozen = Frozen::yes;
+  return specs;
+}
 }  // namespace
 
 Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T)
@@ -36,8 +42,8 @@ Recompute parse_recompute(const std::string& mode) {
 
 AttentionKernel parse_attention_kernel(const std::string& name) {
   if (name == "tiled") return AttentionKernel::tiled;
-  LOOM_CHECK(name == "dense", "use tiled (the default) or dense", "train.attention must be tiled or dense, got '{}'",
-             name);
+  LOOM_CHECK(name == "dense", "use tiled or dense (TrainConfig::attention_kernel() resolves auto)",
+             "train.attention must be tiled or dense, got '{}'", name);
   return AttentionKernel::dense;
 }
 
@@ -52,15 +58,20 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
       tp_(own_tp_ ? *own_tp_ : *tp),
       vocab_start_(tp_.rank() * (cfg.padded_vocab() / tp_.size())),
       stage_(stage.chunks.empty() ? make_gpt_stage(cfg, stage.stages, stage.stage, 1, stage.split) : stage),
-      params_(be, param_specs(cfg, tp_.size(), tp_.rank(), stage_), options.dtype),
+      params_(be, freeze_backbone(param_specs(cfg, tp_.size(), tp_.rank(), stage_), options.freeze_backbone),
+              options.dtype),
       mem_(be),
       recompute_(options.recompute),
       attention_(options.attention),
       norm_(cfg.norm == "rmsnorm" ? NormKind::rmsnorm : NormKind::layernorm),
       mlp_(cfg.mlp == "swiglu" ? MlpKind::swiglu : cfg.mlp == "relu" ? MlpKind::relu : MlpKind::gelu),
       positions_(parse_positions(cfg.positions)),
-      loss_{&tp_, vocab_start_, cfg.vocab} {
+      loss_{&tp_, vocab_start_, cfg.vocab},
+      classify_(cfg.head == "classify"),
+      freeze_(options.freeze_backbone),
+      head_group_(std::make_unique<LocalCommunicator>()) {
   validate(cfg);
+  LOOM_CHECK(!freeze_ || classify_, "add model.head classify", "freeze_backbone needs the classification head");
   LOOM_CHECK(B > 0 && T > 0, "", "model: batch ({}) and sequence length ({}) must be positive", B, T);
   LOOM_CHECK(T <= cfg.seq_len, "lower train sequence length or raise model.seq_len",
              "sequence length {} exceeds the model's maximum model.seq_len = {}", T, cfg.seq_len);
@@ -143,14 +154,18 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   };
   // The last parameter of a norm (its bias, or its weight for rmsnorm).
   auto norm_last = [&](const std::string& prefix) { return params_.index(prefix + (rms ? ".weight" : ".bias")); };
-  if (c.embeds || c.has_loss) c.wte = params_.param("wte"), c.dwte = params_.grad("wte");
+  if (c.embeds || (c.has_loss && !classify_)) c.wte = params_.param("wte"), c.dwte = params_.grad("wte");
   if (c.embeds && learned) c.wpe = params_.param("wpe"), c.dwpe = params_.grad("wpe");
   if (c.has_loss) {
-    if (!cfg_.post_ln()) {  // post-LN has no final norm (gpt_layout.cpp)
-      c.ln_f = norm("ln_f");
-      c.b_ln_f = bucket(params_.index("ln_f.weight"), norm_last("ln_f") + 1);
+    if (!cfg_.post_ln()) c.ln_f = norm("ln_f");  // post-LN has no final norm (gpt_layout.cpp)
+    if (classify_) {  // the head's gradient is complete first, then ln_f's (classify needs pre-LN)
+      head_.proj = Linear{params_.param("cls.weight"), params_.param("cls.bias"), params_.grad("cls.weight"),
+                          params_.grad("cls.bias")};
+      head_.loss = VocabParallelLoss{head_group_.get(), 0, cfg_.classes};
+      c.b_cls = bucket(params_.index("cls.weight"), params_.index("cls.bias") + 1);
     }
-    if (!c.embeds) c.b_head = bucket(params_.index("wte"), params_.index("wte") + 1);
+    if (!cfg_.post_ln()) c.b_ln_f = bucket(params_.index("ln_f.weight"), norm_last("ln_f") + 1);
+    if (!c.embeds && !classify_) c.b_head = bucket(params_.index("wte"), params_.index("wte") + 1);
   }
   c.b_blocks.assign(std::size_t(L), kNone);
   for (std::int64_t l = c.layer_begin; l < c.layer_end; ++l) {
@@ -163,7 +178,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
                        positions_ == Positions::rope ? float(cfg_.rope_base) : 0.0f,
                        alibi_,
                        /*causal=*/!cfg_.bert(),  // bert: an encoder, every position sees every key
-                       /*window=*/0,
+                       cfg_.window,
                        attention_};
     b.attn.check();
     b.ln_2 = norm(layer_name(l, "ln_2"));
@@ -206,10 +221,18 @@ void Gpt::build_chunk(Chunk& c, int slots) {
         s.ln_f_out = act(head, {Nl, C});  // SP: gathered again for the head's backward
         s.ln_f_saved = {rms ? Tensor{} : f32(head, {Nl}), f32(head, {Nl})};  // rmsnorm keeps no mean
       }
-      s.logits = act(head, {N, Vl});  // 16-bit logits; the loss is computed in f32 from them
-      s.loss = {f32(head, {N}), f32(head, {2, N}), f32(head, {N})};
+      if (classify_) {
+        s.cls = {act(head, {N, cfg_.classes}), {f32(head, {N}), f32(head, {2, N}), f32(head, {N})}};
+      } else {
+        s.logits = act(head, {N, Vl});  // 16-bit logits; the loss is computed in f32 from them
+        s.loss = {f32(head, {N}), f32(head, {2, N}), f32(head, {N})};
+      }
     }
     c.slots.push_back(std::move(s));
+  }
+  if (c.has_loss && classify_) {
+    head_wide_ = f32("classification head: logits read back for accuracy", {N, cfg_.classes});
+    head_host_.assign(std::size_t(N * cfg_.classes), 0.0f);
   }
   // d loss / d input: backward's working buffer, sent back; d loss / d output: received.
   c.dinput = act("pipeline boundary gradients", stream_shape());
@@ -287,6 +310,8 @@ void Gpt::ready(std::size_t bucket) const {
   if (hook_) hook_(bucket);
 }
 
+double Gpt::take_correct() { return double(std::exchange(correct_, 0)); }
+
 double Gpt::take_loss_sum() {
   if (loss_rows_.empty()) return 0.0;
   const double total = be_.sum(loss_rows_);
@@ -296,7 +321,7 @@ double Gpt::take_loss_sum() {
 
 void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
   if (c.embeds) {
-    be_.copy(s.tokens, id_bytes(tokens, Shape{B_, T_}));
+    be_.upload_async(s.tokens, id_bytes(tokens, Shape{B_, T_}));  // the caller keeps tokens until it synchronises
     // Vocabulary-parallel embedding: each tp rank adds the rows it holds (zeros for
     // other tokens) and rank 0 the positions; the all-reduce completes the sum (SP: a
     // reduce-scatter, leaving this rank's rows of the stream).
@@ -320,6 +345,7 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
   if (!cfg_.post_ln()) c.ln_f.forward(be_, head_in, s.resid.back().view({stream_rows(), cfg_.channels}), s.ln_f_saved);
   const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : head_in;  // SP: all N rows
   if (sp()) tp_.all_gather(ln_f_all, head_in);
+  if (classify_) return;  // forward() runs the classification head on ln_f_all
   be_.matmul(s.logits, ln_f_all, c.wte, {}, {.trans_b = Trans::yes});  // tied head: this rank's vocabulary columns
 }
 
@@ -328,8 +354,25 @@ void Gpt::forward(int chunk, const MicroBatch& mb, int slot) {
   Slot& s = c.slots.at(std::size_t(slot));
   embed_and_blocks(c, mb.tokens, s);
   if (!c.has_loss) return;
-  be_.copy(s.targets, id_bytes(mb.targets, Shape{B_, T_}));
-  loss_.forward(be_, loss_rows_, s.logits, ids(s.targets, {B_ * T_}), s.loss);
+  be_.upload_async(s.targets, id_bytes(mb.targets, Shape{B_, T_}));
+  if (!classify_) {
+    loss_.forward(be_, loss_rows_, s.logits, ids(s.targets, {B_ * T_}), s.loss);
+    return;
+  }
+  // Every tp rank runs the whole head on all N rows (SP: gathered by embed_and_blocks).
+  const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : s.ln_f_out;
+  head_.forward(be_, loss_rows_, ln_f_all, ids(s.targets, {B_ * T_}), s.cls);
+  correct_ += ClassHead::correct(be_, s.cls, mb.targets, head_wide_, head_host_);
+}
+
+// finetune.freeze_backbone: no gradient below the head. The chunk's buckets are reported
+// done (their gradients stay zero) so the dp synchronisation completes; the gradient sent
+// to the previous stage is zero.
+void Gpt::skip_frozen(Chunk& c) {
+  if (!c.embeds) be_.fill(c.dinput, 0.0f);
+  if (c.b_ln_f != kNone) ready(c.b_ln_f);
+  for (std::size_t l = c.blocks.size(); l-- > 0;) ready(c.b_blocks[l]);
+  if (c.embeds) ready(c.b_embed);
 }
 
 void Gpt::backward(int chunk, int slot, float dloss) {
@@ -337,7 +380,22 @@ void Gpt::backward(int chunk, int slot, float dloss) {
   Slot& s = c.slots.at(std::size_t(slot));
   const std::int64_t N = B_ * T_, C = cfg_.channels, Nl = stream_rows();
   Tensor dresid = c.dinput;
-  if (c.has_loss) {
+  if (c.has_loss && classify_) {
+    // The head is whole on every tp rank: its d ln_f output is complete without a tp
+    // reduction (SP: this rank keeps its own rows of it).
+    const Tensor dln = scratch_.dln.view({Nl, C});
+    const Tensor dln_all = sp() ? sp_.full.view({N, C}) : dln, ln_f_all = sp() ? sp_.gathered.view({N, C}) : s.ln_f_out;
+    if (sp()) tp_.all_gather(ln_f_all, s.ln_f_out);  // the gathered buffer is shared by the slots
+    head_.backward(be_, freeze_ ? Tensor{} : dln_all, ln_f_all, ids(s.targets, {N}), s.cls, dloss);
+    ready(c.b_cls);
+    if (freeze_) return skip_frozen(c);
+    if (sp()) be_.copy(dln, dln_all.slice_rows(tp_.rank() * Nl, (tp_.rank() + 1) * Nl));
+    be_.fill(dresid, 0.0f);
+    c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
+    ready(c.b_ln_f);
+  } else if (freeze_) {
+    return skip_frozen(c);
+  } else if (c.has_loss) {
     // Loss and tied head: the logits buffer becomes dlogits in place.
     loss_.backward(be_, s.logits, s.logits, ids(s.targets, {N}), s.loss, dloss);
     Tensor dln = scratch_.dln.view({Nl, C});
@@ -390,6 +448,8 @@ void Gpt::logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, 
   LOOM_CHECK(0 <= b && b < B_ && 0 <= t && t < T_, "", "logits_at: ({}, {}) outside ({}, {})", b, t, B_, T_);
   LOOM_CHECK(tp_.size() == 1 && chunks_.size() == 1 && chunks_[0].embeds && chunks_[0].has_loss, "",
              "logits_at: needs the whole model on one rank");
+  LOOM_CHECK(!classify_, "generate with a language model (model.head lm)",
+             "logits_at: this model has a classification head, not next-token logits");
   Slot& s = chunks_[0].slots[0];
   embed_and_blocks(chunks_[0], tokens, s);
   const std::int64_t Vp = cfg_.padded_vocab();

@@ -28,6 +28,7 @@
 
 #include "core/config.h"
 #include "layers/block.h"
+#include "layers/class_head.h"
 #include "layers/positions.h"
 #include "layers/stage_model.h"
 #include "layers/vocab_parallel_loss.h"
@@ -54,6 +55,9 @@ struct GptOptions {
   // statistics, the loss and the parameter gradients stay f32 whatever it is.
   DType dtype = DType::f32;
   bool sequence_parallel = false;  // parallel.sequence_parallel (layers/sequence_parallel.h)
+  // finetune.freeze_backbone (model.head classify): only the head trains; backward computes
+  // the head's gradients and skips the rest (the backbone's buckets are reported done, zero).
+  bool freeze_backbone = false;
   // The attention core's kernel (train.attention; layers/attention.h): tiled keeps lse
   // (B,H,T) per block, dense the probabilities (B,H,T,T) and a (B,H,T,T) dprobs scratch.
   AttentionKernel attention = AttentionKernel::tiled;
@@ -119,6 +123,7 @@ public:
   void forward(int chunk, const MicroBatch& mb, int slot) override;
   void backward(int chunk, int slot, float dloss) override;
   double take_loss_sum() override;
+  double take_correct() override;
   std::vector<Tensor> grad_buckets() const override;
   void set_bucket_hook(std::function<void(std::size_t)> hook) override { hook_ = std::move(hook); }
   MemoryPlan memory_plan() const override;
@@ -137,6 +142,7 @@ private:
     Tensor emb;                  // post-LN, embedding chunk: the embedding sum before ln_emb (stream shape)
     LayerNorm::Saved emb_saved;
     VocabParallelLoss::Saved loss;
+    ClassHead::Saved cls;        // classify: the head's logits (N, K) and statistics
   };
   struct Chunk {
     std::int64_t layer_begin = 0, layer_end = 0;
@@ -149,12 +155,14 @@ private:
     Tensor dinput, doutput;       // d loss / d input (sent back; backward's working buffer), d loss / d output
     // Indices into buckets_ (kNone: absent): ln_f, the head's wte copy, each block, the embeddings.
     std::size_t b_ln_f = std::size_t(-1), b_head = std::size_t(-1), b_embed = std::size_t(-1);
+    std::size_t b_cls = std::size_t(-1);  // classify: the head's bucket
     std::vector<std::size_t> b_blocks;
   };
 
   void build_chunk(Chunk& c, int slots);
   void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
   void ready(std::size_t bucket) const;
+  void skip_frozen(Chunk& c);
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
       std::vector<int> slots, const GptOptions& options);
   Tensor act(const std::string& category, Shape shape) { return mem_.alloc(category, shape, dtype_); }  // working dtype
@@ -191,6 +199,13 @@ private:
   Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention (dense): its probs
   VocabParallelLoss loss_;
   Tensor loss_rows_;  // (B*T) summed token losses since take_loss_sum(), on the device
+  // classify: the head (over a one-rank group of its own), and the accuracy count
+  bool classify_ = false, freeze_ = false;
+  std::unique_ptr<Communicator> head_group_;
+  ClassHead head_;
+  Tensor head_wide_;              // (N, K) f32: the logits read back for the accuracy count
+  std::vector<float> head_host_;  // (N * K)
+  std::int64_t correct_ = 0;      // since take_correct()
 };
 
 }  // namespace loom

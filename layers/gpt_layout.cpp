@@ -108,8 +108,8 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
         s.push_back({.name = "ln_emb.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
         if (!rms) s.push_back({.name = "ln_emb.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
       }
-    } else if (stage.has_loss(v)) {
-      s.push_back(wte);
+    } else if (stage.has_loss(v) && m.head == "lm") {
+      s.push_back(wte);  // the tied LM head's copy
     }
     for (std::int64_t l = l0; l < l1; ++l) {
       auto add = [&](const char* n, Shape shape, float init_std, float init_value, R role, Shard sh) {
@@ -133,6 +133,11 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
     if (stage.has_loss(v) && !m.post_ln()) {  // post-LN: the last block's output is already normalised
       s.push_back({.name = "ln_f.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
       if (!rms) s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
+      if (m.head == "classify") {  // layers/class_head.h: whole on every tp rank
+        s.push_back({.name = "cls.weight", .shape = {m.classes, C}, .init_std = std, .role = R::matrix,
+                     .tp_replicated = rep});
+        s.push_back({.name = "cls.bias", .shape = {m.classes}, .role = R::bias, .tp_replicated = rep});
+      }
     }
   }
   return s;
@@ -140,7 +145,7 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
 
 std::vector<int> Gpt::tied_stages(const std::string& group) const {
   LOOM_CHECK(group == "wte", "", "GPT has no tied group '{}'", group);
-  if (stage_.stages == 1) return {0};
+  if (stage_.stages == 1 || cfg_.head == "classify") return {0};  // classify: no LM head, one copy
   return {0, stage_.stages - 1};
 }
 
@@ -151,27 +156,32 @@ std::vector<ParamSpec> Gpt::stage_param_specs(int stage, int tp_rank) const {
 
 // Megatron-LM's count: 6 x (every matmul weight, the tied head included, padded vocabulary)
 // + 12 L T C for attention scores and values (the full T x T, though the causal half is masked;
-// grouped-query attention computes as many scores as full attention). Per block: c_attn
+// grouped-query attention computes as many scores as full attention; with model.window W,
+// T x min(T, W) of them, which is what the tiled kernel computes). Per block: c_attn
 // C x (H + 2 Hkv) D (3 C^2 without GQA), c_proj C^2, and the MLP's 2 C F (3 C F for SwiGLU:
 // gate, up and down).
 double Gpt::flops_per_token() const {
   const double C = double(cfg_.channels), F = double(cfg_.ffn_size()), L = double(cfg_.layers), T = double(T_);
   const double mlp_matrices = cfg_.mlp == "swiglu" ? 3 : 2;
-  const double matmul_weights =
-      L * (C * double(cfg_.qkv_size()) + C * C + mlp_matrices * C * F) + C * double(cfg_.padded_vocab());
-  return 6.0 * matmul_weights + 12.0 * L * T * C;
+  const double head = cfg_.head == "classify" ? double(cfg_.classes) : double(cfg_.padded_vocab());
+  const double matmul_weights = L * (C * double(cfg_.qkv_size()) + C * C + mlp_matrices * C * F) + C * head;
+  const double keys = cfg_.window > 0 ? std::min(T, double(cfg_.window)) : T;
+  return 6.0 * matmul_weights + 12.0 * L * keys * C;
 }
 
 // The decoder's parts are always written; a file from before they existed has none of them
 // and loads as GPT-2 (the defaults).
 std::string Gpt::to_json(const ModelConfig& m) {
-  return nlohmann::json{{"layers", m.layers},       {"channels", m.channels},   {"heads", m.heads},
-                        {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
-                        {"norm", m.norm},           {"mlp", m.mlp},
-                        {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
-                        {"kv_heads", m.kv_head_count()}, {"family", m.family},
-                        {"ln_placement", m.ln_placement}}
-      .dump();
+  nlohmann::json j{{"layers", m.layers},       {"channels", m.channels},   {"heads", m.heads},
+                   {"ffn", m.ffn_size()},      {"vocab", m.vocab},         {"seq_len", m.seq_len},
+                   {"norm", m.norm},           {"mlp", m.mlp},
+                   {"positions", m.positions}, {"rope_base", m.rope_base}, {"norm_eps", m.norm_eps},
+                   {"kv_heads", m.kv_head_count()}, {"family", m.family}, {"ln_placement", m.ln_placement},
+                   {"head", m.head},           {"classes", m.classes}};
+  // Only a windowed model records its window: every other model's config (and so its
+  // files) stays byte for byte what it was before the option existed.
+  if (m.window > 0) j["window"] = m.window;
+  return j.dump();
 }
 
 ModelConfig Gpt::from_json(const std::string& text) {
@@ -192,6 +202,9 @@ ModelConfig Gpt::from_json(const std::string& text) {
     m.kv_heads = j.value("kv_heads", m.kv_heads);
     m.family = j.value("family", m.family);
     m.ln_placement = j.value("ln_placement", m.ln_placement);
+    m.window = j.value("window", m.window);  // absent in older files: no window
+    m.head = j.value("head", m.head);  // files from before fine-tuning are language models
+    m.classes = j.value("classes", m.classes);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("bad GPT model config: {}", e.what()),
                 "the file was not written by loom; see docs/checkpoint-format.md");

@@ -36,7 +36,9 @@
 
 namespace loom {
 
-// One micro-batch on the host: B sequences of T token ids and their targets.
+// One micro-batch on the host: B sequences of T token ids and their targets. A model may
+// copy them to the device asynchronously (Backend::upload_async), so the caller leaves
+// them unchanged until it next synchronises the backend.
 struct MicroBatch {
   const std::int32_t* tokens = nullptr;   // (B, T)
   const std::int32_t* targets = nullptr;  // (B, T); < 0: not a target
@@ -82,6 +84,9 @@ public:
   // the whole global batch from the data before the step (every rank, no communication),
   // so it can pass dloss = 1 / count to every backward.
   virtual double take_loss_sum() = 0;
+  // Classification heads: the targets >= 0 predicted right (the largest logit is the
+  // target's) since the last call (reset by it), as take_loss_sum; language models: 0.
+  virtual double take_correct() { return 0; }
 
   // ---- gradient buckets: flat views of the gradient buffer, in the order backward
   // completes them. Every parameter is in exactly one bucket. During backward the model

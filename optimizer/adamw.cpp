@@ -90,7 +90,8 @@ double AdamW::grad_norm() const {
 
 void AdamW::update(float lr, std::int64_t step, float grad_scale) {
   for (std::size_t i = 0; i < specs_.size(); ++i)
-    be_.adamw(view(master_, i), view(grads_, i), view(m_, i), view(v_, i),
+    if (specs_[i].frozen == Frozen::no)
+      be_.adamw(view(master_, i), view(grads_, i), view(m_, i), view(v_, i),
               adamw_args(cfg_, specs_[i].role, lr, step, grad_scale));
   if (master_.ptr != params_.ptr) be_.cast(params_, master_);  // the working copy, rounded
 }

@@ -94,6 +94,7 @@ double ZeroAdamW::grad_norm() const {
 
 void ZeroAdamW::update(float lr, std::int64_t step, float grad_scale) {
   for (const Segment& s : segments_) {
+    if (specs_[s.param].frozen == Frozen::yes) continue;  // finetune.freeze_backbone: unchanged
     const Range state{s.shard, s.shard + s.flat.size()};
     const Tensor weights = master_.empty() ? flat_range(params_, s.flat) : flat_range(master_, state);
     be_.adamw(weights, flat_range(grads_, s.flat), flat_range(m_, state), flat_range(v_, state),

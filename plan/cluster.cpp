@@ -13,7 +13,7 @@ namespace loom::plan {
 
 namespace {
 
-constexpr double GB = 1e9, GiB = 1024.0 * 1024.0 * 1024.0, T = 1e12, us = 1e-6;
+constexpr double GB = 1e9, MiB = 1024.0 * 1024.0, GiB = 1024.0 * MiB, T = 1e12, us = 1e-6;
 
 double number(const nlohmann::json& j, const char* key, const std::string& origin) {
   LOOM_CHECK(j.contains(key) && j.at(key).is_number(), "see plan/clusters/a100-80gb.json for the fields",
@@ -59,6 +59,11 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
   c.memory_efficiency = j.value("memory_efficiency", 1.0);
   c.gemm_efficiency = j.value("gemm_efficiency", 1.0);
   c.kernel_overhead = j.value("kernel_overhead_us", 0.0) * us;
+  const std::string device = j.value("device", "gpu");
+  LOOM_CHECK(device == "gpu" || device == "cpu", "write \"device\": \"gpu\" or \"cpu\"",
+             "{}: unknown device '{}'", origin, device);
+  c.host_is_device = device == "cpu";
+  c.process_resident = j.value("process_resident_MiB", 0.0) * MiB;
   c.intra_node = parse_link(j, "intra_node", origin);
   c.inter_node = parse_link(j, "inter_node", origin);
   c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");
@@ -95,7 +100,9 @@ std::string to_json(const Cluster& c) {
                    {"gemm_efficiency", c.gemm_efficiency},
                    {"kernel_overhead_us", c.kernel_overhead / us},
                    {"intra_node", link_json(c.intra_node)},
-                   {"inter_node", link_json(c.inter_node)}};
+                   {"inter_node", link_json(c.inter_node)},
+                   {"device", c.host_is_device ? "cpu" : "gpu"}};
+  if (c.process_resident > 0) j["process_resident_MiB"] = c.process_resident / MiB;
   if (!c.gemm_rates.empty()) {
     j["gemm_rates_dtype"] = c.gemm_rates_dtype;
     auto& rates = j["gemm_rates"] = nlohmann::json::array();

@@ -39,6 +39,11 @@ struct Cluster {
   double memory_efficiency = 1;  // achieved fraction of memory_bandwidth by elementwise kernels
   double gemm_efficiency = 1;    // achieved fraction of the peak by large GEMMs (calibrated)
   double kernel_overhead = 0;    // seconds per kernel (launch + tail), calibrated
+  // A CPU "cluster" (loom-plan calibrate): the device memory is the host's, so host-side
+  // buffers (checkpoint snapshot, datasets) and the process's resident memory before it
+  // allocates (code, libraries, BLAS buffers: `process_resident`, measured) count in it.
+  bool host_is_device = false;
+  double process_resident = 0;  // bytes per rank
   Link intra_node, inter_node;
   // When present, GEMM times in gemm_rates_dtype come from these (nearest shape); other
   // dtypes use the roofline.

@@ -13,6 +13,7 @@ namespace {
 
 struct Dims {
   double b, s, h, a, l, V, F, t;
+  double keys;         // keys each query scores: s, or min(s, model.window)
   double qkv;          // rows of c_attn: (heads + 2 kv_heads) x head size (grouped-query attention)
   double mlp_mats;     // weight matrices of the MLP: 3 for SwiGLU (gate, up, down), else 2
 };
@@ -27,6 +28,7 @@ Dims dims(const RunConfig& c) {
           double(m.padded_vocab()),
           double(m.ffn_size()),
           double(c.parallel.tp),
+          m.window > 0 ? double(std::min(c.train.sequence(m), m.window)) : double(c.train.sequence(m)),
           double(m.qkv_size()),
           m.mlp == "swiglu" ? 3.0 : 2.0};
 }
@@ -36,7 +38,14 @@ double act_bytes(const RunConfig& c) { return double(dtype_size(parse_dtype(c.tr
 // Forward FLOPs of one layer for one sequence: the weight GEMMs (qkv, proj, the MLP's two
 // or three) and the attention core. GPT-2: 2s(4h^2 + 2hF).
 double layer_gemm_flops(const Dims& d) { return 2 * d.s * (d.h * d.qkv + d.h * d.h + d.mlp_mats * d.h * d.F); }
-double layer_attention_flops(const Dims& d) { return 4 * d.s * d.s * d.h; }
+double layer_attention_flops(const Dims& d) { return 4 * d.s * d.keys * d.h; }
+
+bool tiled(const RunConfig& c) { return c.train.attention_kernel() == "tiled"; }
+// What train.recompute does: `attention` recomputes nothing with the tiled kernel (it keeps
+// no probabilities to drop), so it is `none` there.
+std::string recompute_mode(const RunConfig& c) {
+  return tiled(c) && c.train.recompute == "attention" ? "none" : c.train.recompute;
+}
 
 std::int64_t micro_batches(const RunConfig& c) {
   const int dp = std::max(c.parallel.dp, 1);
@@ -63,24 +72,31 @@ double model_flops_per_step(const RunConfig& c) {
 double hardware_flops_per_step(const RunConfig& c) {
   const Dims d = dims(c);
   const double seqs = double(c.train.global_batch);
+  const std::string rc = recompute_mode(c);
   double extra = 0;
-  if (c.train.recompute == "full") extra = d.l * (layer_gemm_flops(d) + layer_attention_flops(d));
-  if (c.train.recompute == "attention") extra = d.l * layer_attention_flops(d);
+  if (rc == "full") extra = d.l * (layer_gemm_flops(d) + layer_attention_flops(d));
+  if (rc == "attention") extra = d.l * layer_attention_flops(d);
+  // The tiled backward recomputes the scores Q K^T (half the core's forward) from lse.
+  if (tiled(c)) extra += d.l * layer_attention_flops(d) / 2;
   return model_flops_per_step(c) + seqs * extra;
 }
 
 double layer_activation_bytes(const RunConfig& c) {
   const Dims d = dims(c);
   const bool sp = c.parallel.sequence_parallel;
-  const double sbh = d.s * d.b * d.h, attn = 5 * d.a * d.s / d.h;
+  const std::string rc = recompute_mode(c);
+  // The dense core's s x s tensors (scores, probabilities, ...): Korthikanti's 5as/h in units
+  // of sbh. The tiled kernel keeps none of them, only lse: a s b / t f32 values.
+  const double sbh = d.s * d.b * d.h, attn = tiled(c) ? 0 : 5 * d.a * d.s / d.h;
+  const double lse = rc != "full" && tiled(c) ? 4 * d.a * d.s * d.b / d.t : 0;  // f32 whatever the dtype
   double bytes = 0;
-  if (c.train.recompute == "full")
+  if (rc == "full")
     bytes = sp ? 2 * sbh / d.t : 2 * sbh;
-  else if (c.train.recompute == "attention")
+  else if (rc == "attention")
     bytes = sp ? 34 * sbh / d.t : sbh * (10 + 24 / d.t);
   else
     bytes = sp ? sbh / d.t * (34 + attn) : sbh * (10 + 24 / d.t + attn / d.t);
-  return bytes * act_bytes(c) / 2;
+  return bytes * act_bytes(c) / 2 + lse;
 }
 
 std::int64_t stage_parameters(const RunConfig& c, int stage) {
@@ -116,7 +132,7 @@ MemoryEstimate stage_memory(const RunConfig& c, int stage) {
   e.activations = layers * layer_activation_bytes(c) * flight;
   const double stream = d.s * d.b * d.h * (c.parallel.sequence_parallel ? 1 / d.t : 1);
   // Full recompute reruns one layer at a time into one working set of a layer's activations.
-  if (c.train.recompute == "full") {
+  if (recompute_mode(c) == "full") {
     RunConfig none = c;
     none.train.recompute = "none";
     e.activations += layer_activation_bytes(none);

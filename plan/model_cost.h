@@ -26,23 +26,32 @@ double model_flops_per_step(const RunConfig& c);
 // FLOPs the hardware runs in one step, recompute included (HFU).
 double hardware_flops_per_step(const RunConfig& c);
 
-// Korthikanti et al. 2022 activation bytes of one layer for one micro-batch on one tp rank:
+// Korthikanti et al. 2022 activation bytes of one layer for one micro-batch on one tp rank,
+// for train.attention dense:
 //   none        sbh (10 + 24/t + 5as/(ht))       with sp: sbh/t (34 + 5as/h)
 //   attention   sbh (10 + 24/t)                  with sp: 34 sbh / t
 //   full        2 sbh                            with sp: 2 sbh / t
-// (16-bit activations; scaled by bytes / 2 for fp32).
+// (16-bit activations; scaled by bytes / 2 for fp32). train.attention tiled (the default)
+// keeps no s x s tensor: `none` (and `attention`, which is none there) is the `attention`
+// row plus lse, 4 a s b / t bytes (f32) — linear in s; `full` is unchanged.
+// FLOPs with model.window w count s x min(s, w) scores; the tiled backward's recompute of
+// the scores (half the core's forward) is hardware FLOPs.
 double layer_activation_bytes(const RunConfig& c);
 
 struct MemoryEstimate {
   int stage = 0;  // the pipeline stage this is for (the most loaded one)
   double parameters = 0, gradients = 0, optimizer = 0, activations = 0;
-  double total() const { return parameters + gradients + optimizer + activations; }
+  // Host memory that shares the device's: on a CPU cluster (Cluster::host_is_device) the
+  // checkpoint snapshot, the token datasets and the process's own resident memory; 0 on GPUs.
+  double host = 0;
+  double total() const { return parameters + gradients + optimizer + activations + host; }
   // (name, bytes) of each term, largest-first order not implied.
   std::vector<std::pair<std::string, double>> terms() const {
     return {{"parameters", parameters},
             {"gradients", gradients},
             {"optimizer state", optimizer},
-            {"activations", activations}};
+            {"activations", activations},
+            {"host", host}};
   }
 };
 

@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "layers/gpt.h"
 #include "plan/collectives.h"
+#include "plan/loom_memory.h"
 
 namespace loom::plan {
 
@@ -33,17 +34,22 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const double weights = gemm_time(cl, dt, M, qkv / t, h) + gemm_time(cl, dt, M, h, h / t) +
                          gemm_time(cl, dt, M, up / t, h) + gemm_time(cl, dt, M, h, F / t);
   const double heads = b * a / t, d = h / a;
-  const double core_gemm = gemm_time(cl, dt, s, s, d, heads) + gemm_time(cl, dt, s, d, s, heads);
+  const double keys = m.window > 0 ? std::min(s, double(m.window)) : s;  // scored per query
+  const double core_gemm = gemm_time(cl, dt, s, keys, d, heads) + gemm_time(cl, dt, s, d, keys, heads);
   const double sbh = s * b * h * ab / 2;  // the 16-bit counts scaled to the working dtype
-  const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2,
-               core_bytes = 9 * a * s * s * b / t * ab / 2;
+  // Dense: the s x s scores, probabilities and dropout pass through memory. Tiled: they stay
+  // in cache; only lse (f32) is written, and the backward recomputes the scores (one more
+  // core GEMM) instead.
+  const bool tiled = c.train.attention_kernel() == "tiled";
+  const double core_bytes = tiled ? 4 * a * s * b / t : 9 * a * s * keys * b / t * ab / 2;
+  const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2;
   const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout
   LayerCost lc;
   lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw +
                kElementwiseKernels * cl.kernel_overhead;
-  lc.backward = 2 * lc.forward;
+  lc.backward = 2 * lc.forward + (tiled ? core_gemm / 2 : 0);
   if (c.train.recompute == "full") lc.recompute = lc.forward;
-  if (c.train.recompute == "attention") lc.recompute = core;
+  if (c.train.recompute == "attention" && !tiled) lc.recompute = core;  // tiled: nothing to recompute
   const Link& link = group_link(cl, c.parallel.tp, 1);
   const double msg = s * b * h * ab;
   lc.tp_forward =
@@ -150,8 +156,30 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
   out.tokens_per_s = tokens / out.step_time;
   out.mfu = model_flops_per_step(c) / (out.step_time * devices * cl.peak(dt));
   out.hfu = hardware_flops_per_step(c) / (out.step_time * devices * cl.peak(dt));
-  out.memory = memory_per_device(c);
+  out.memory = sw.megatron_memory ? memory_per_device(c) : loom_memory_per_device(c, cl);
   return out;
+}
+
+MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster, double dataset_bytes) {
+  MemoryEstimate e;
+  e.stage = stage;
+  for (const auto& [name, bytes] : loom_rank_memory(c, stage).items) {
+    const double b = double(bytes);
+    if (name.rfind("parameters", 0) == 0) e.parameters += b;
+    else if (name.rfind("gradients (f32)", 0) == 0) e.gradients += b;
+    else if (name.rfind("AdamW", 0) == 0 || name.rfind("master weights", 0) == 0) e.optimizer += b;
+    else if (name.find("(host") != std::string::npos) e.host += cluster.host_is_device ? b : 0;
+    else e.activations += b;
+  }
+  if (cluster.host_is_device) e.host += dataset_bytes + cluster.process_resident;
+  return e;
+}
+
+MemoryEstimate loom_memory_per_device(const RunConfig& c, const Cluster& cluster, double dataset_bytes) {
+  MemoryEstimate first = loom_memory(c, 0, cluster, dataset_bytes);
+  if (c.parallel.pp == 1) return first;
+  MemoryEstimate last = loom_memory(c, c.parallel.pp - 1, cluster, dataset_bytes);
+  return last.total() > first.total() ? last : first;
 }
 
 }  // namespace loom::plan

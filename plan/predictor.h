@@ -30,6 +30,9 @@ struct SoftwareModel {
   bool p2p_split_over_tp = false;
   // The dp gradient reduction overlaps the last micro-batch's backward (loom: yes).
   bool dp_overlap = true;
+  // Memory: Korthikanti et al.'s activation formulas (Megatron's 16-bit buffers with dropout
+  // masks: plan/model_cost.h) instead of loom's own allocations (plan/loom_memory.h).
+  bool megatron_memory = false;
 };
 
 struct TimeSplit {
@@ -53,6 +56,15 @@ struct Prediction {
 
 // `c` holds a checked layout (core/config.h validate_layout: parallel.dp filled in).
 Prediction predict(const RunConfig& c, const Cluster& cluster, const SoftwareModel& sw = {});
+
+// loom's memory on pipeline stage `stage` (tp rank 0, dp rank 0) from its own allocation
+// list (plan/loom_memory.h), in MemoryEstimate's terms: activations hold every other
+// device buffer (scratch, staging, tied gradients); host is the checkpoint snapshot, the
+// datasets (`dataset_bytes`, which the config alone does not give) and the process's
+// resident memory before allocating, counted only where the host is the device.
+MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster, double dataset_bytes = 0);
+// The more loaded of the first and last stage.
+MemoryEstimate loom_memory_per_device(const RunConfig& c, const Cluster& cluster, double dataset_bytes = 0);
 
 // One GEMM (M, K) x (K, N), `batch` of them in one kernel, on this cluster in `dtype`.
 double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch = 1);

@@ -85,6 +85,8 @@ std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cl, 
           for (const char* rc : {"none", "attention", "full"})
             for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
               for (int zero = 0; zero <= (dp > 1 ? 1 : 0); ++zero) {
+                // Selective recompute is `none` with the tiled kernel: not a layout of its own.
+                if (std::string(rc) == "attention" && base.train.attention_kernel() == "tiled") continue;
                 Candidate cand{.config = base};
                 RunConfig& c = cand.config;
                 c.parallel.tp = tp, c.parallel.pp = pp, c.parallel.dp = dp, c.parallel.virtual_stages = v;

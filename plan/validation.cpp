@@ -60,12 +60,13 @@ RunConfig published_config(const PublishedRun& r, bool selective) {
   c.train.micro_batch = 1;
   c.train.precision = "bf16";
   c.train.recompute = selective ? "attention" : "full";
+  c.train.attention = "dense";  // Megatron-LM 2022 materialised the attention scores
   c.parallel.tp = r.tp, c.parallel.pp = r.pp, c.parallel.dp = 1, c.parallel.virtual_stages = r.virtual_stages;
   c.parallel.sequence_parallel = selective;
   return c;
 }
 
-SoftwareModel megatron_2022() { return {.p2p_split_over_tp = true, .dp_overlap = false}; }
+SoftwareModel megatron_2022() { return {.p2p_split_over_tp = true, .dp_overlap = false, .megatron_memory = true}; }
 
 std::vector<ValidationRow> validate_table5(const Cluster& a100) {
   std::vector<ValidationRow> rows;

@@ -23,6 +23,7 @@
 #include <limits>
 
 #include "backend/checks.h"
+#include "backend/flash_checks.h"
 #include "backend/cpu/fast_math.h"
 #include "backend/cpu/kernels.h"
 
@@ -40,30 +41,7 @@ void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, f
               int(ldb), beta, C, int(ldc));
 }
 
-// A resolved HeadsView: element (b, t, h, d) at p + ((b * T + t) * W + h * D + d) * esize.
-struct Heads {
-  char* p = nullptr;
-  std::int64_t B = 0, T = 0, W = 0, H = 0, D = 0, esize = 4;
-  DType dtype = DType::f32;
-  char* at(std::int64_t b, std::int64_t t, std::int64_t h) const {
-    return p + ((b * T + t) * W + h * D) * esize;
-  }
-};
-
-Heads resolve(const char* op, const char* name, const HeadsView& a) {
-  const Tensor& x = a.base;
-  LOOM_CHECK(x.shape.rank() >= 3, "", "{}: {} is {}; expected (B,T,...) holding the heads", op, name,
-             x.str());
-  std::int64_t W = 1;
-  for (int i = 2; i < x.shape.rank(); ++i) W *= x.shape[i];
-  LOOM_CHECK(a.heads > 0 && a.head_dim > 0 && a.offset >= 0 && a.offset + a.heads * a.head_dim <= W, "",
-             "{}: {} takes {} heads of {} at offset {} of {}, which does not fit its rows of {} elements", op,
-             name, a.heads, a.head_dim, a.offset, x.str(), W);
-  check::not_empty(op, name, x);
-  const std::int64_t es = std::int64_t(dtype_size(x.dtype));
-  return {
-      static_cast<char*>(x.ptr) + a.offset * es, x.shape[0], x.shape[1], W, a.heads, a.head_dim, es, x.dtype};
-}
+using Heads = check::FlashHeads;  // backend/flash_checks.h
 
 // Everything a kernel needs, checked once.
 struct Geometry {
@@ -86,38 +64,16 @@ struct Geometry {
 
 Geometry check_geometry(const char* op, const Heads& q, const Heads& k, const Heads& v, Tensor out,
                         Tensor lse, const AttentionSpec& spec) {
-  LOOM_CHECK(
-      k.B == q.B && v.B == q.B && v.T == k.T && k.H == v.H && k.D == q.D && v.D == q.D && q.H % k.H == 0, "",
-      "{}: q has B={} T={} {} heads of {}, k B={} T={} {} heads of {}, v B={} T={} {} heads of {}; k and v "
-      "must agree, share q's B and D, and their head count must divide q's",
-      op, q.B, q.T, q.H, q.D, k.B, k.T, k.H, k.D, v.B, v.T, v.H, v.D);
-  LOOM_CHECK(k.dtype == q.dtype && v.dtype == q.dtype && out.dtype == q.dtype, "",
-             "{}: dtypes differ: q {}, k {}, v {}, out {}", op, dtype_name(q.dtype), dtype_name(k.dtype),
-             dtype_name(v.dtype), out.str());
-  LOOM_CHECK(out.shape == (Shape{q.B, q.T, q.H * q.D}) || out.shape == (Shape{q.B, q.T, q.H, q.D}), "",
-             "{}: out is {} but must be ({},{},{})", op, out.str(), q.B, q.T, q.H * q.D);
-  LOOM_CHECK(lse.shape == (Shape{q.B, q.H, q.T}), "", "{}: lse is {} but must be ({},{},{})", op, lse.str(),
-             q.B, q.H, q.T);
-  check::dtype(op, "lse", lse, DType::f32);
-  LOOM_CHECK(spec.window >= 0 && std::isfinite(spec.scale), "",
-             "{}: window {} must be >= 0 and scale {} finite", op, spec.window, spec.scale);
+  const check::FlashShape f = check::check_flash(op, q, k, v, out, lse, spec);
   const std::int32_t* len = nullptr;
-  if (spec.key_lengths.ptr) {
-    LOOM_CHECK(spec.key_lengths.numel() == q.B, "",
-               "{}: key_lengths {} must hold one length per sequence (B = {})", op,
-               spec.key_lengths.shape.str(), q.B);
+  if (spec.key_lengths.ptr) {  // host memory here: the values are checked too
     len = spec.key_lengths.ptr;
     for (std::int64_t b = 0; b < q.B; ++b)
       LOOM_CHECK(len[b] >= 0 && len[b] <= k.T, "", "{}: key_lengths[{}] = {} is outside [0, Tk = {}]", op, b,
                  len[b], k.T);
   }
-  const float* slopes = nullptr;
-  if (!spec.alibi_slopes.empty()) {
-    check::numel(op, "alibi_slopes", spec.alibi_slopes, q.H);
-    slopes = spec.alibi_slopes.data<float>();
-  }
-  const float scale = spec.scale != 0.0f ? spec.scale : 1.0f / std::sqrt(float(q.D));
-  return {q.B, q.T, k.T, q.H, k.H, q.H / k.H, q.D, scale, spec.causal, spec.window, len, slopes};
+  const float* slopes = spec.alibi_slopes.empty() ? nullptr : spec.alibi_slopes.data<float>();
+  return {f.B, f.Tq, f.Tk, f.Hq, f.Hkv, f.G, f.D, f.scale, spec.causal, spec.window, len, slopes};
 }
 
 // f32 rows [t0, t0 + n) of head h of `x` at batch b: straight into the tensor when it is
@@ -145,10 +101,8 @@ void store_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n,
   });
 }
 
-Heads heads_of(Tensor t, std::int64_t H, std::int64_t D) {  // out / dout (B,T,H*D)
-  return {static_cast<char*>(t.ptr),         t.shape[0], t.shape[1], H * D, H, D,
-          std::int64_t(dtype_size(t.dtype)), t.dtype};
-}
+using check::heads_of;
+using check::resolve_heads;
 
 // One row of a score tile: add ALiBi, keep [a, e], and turn it into probabilities
 // exp(s - m) there, 0 elsewhere; returns their sum.
@@ -170,7 +124,7 @@ inline float exp_row(float* row, std::int64_t nc, std::int64_t a, std::int64_t e
 void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa, HeadsView ka, HeadsView va,
                              const AttentionSpec& spec) {
   const char* op = "flash_attention_forward";
-  const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);
+  const Heads q = resolve_heads(op, "q", qa), k = resolve_heads(op, "k", ka), v = resolve_heads(op, "v", va);
   const Geometry g = check_geometry(op, q, k, v, out, lse, spec);
   const std::int64_t B = g.B, Tq = g.Tq, Hq = g.Hq, G = g.G, D = g.D;
   if (B == 0 || Tq == 0) return;
@@ -236,18 +190,11 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
                               HeadsView qa, HeadsView ka, HeadsView va, Tensor out, Tensor lse,
                               const AttentionSpec& spec) {
   const char* op = "flash_attention_backward";
-  const Heads q = resolve(op, "q", qa), k = resolve(op, "k", ka), v = resolve(op, "v", va);
-  const Heads dq = resolve(op, "dq", dqa), dk = resolve(op, "dk", dka), dv = resolve(op, "dv", dva);
+  const Heads q = resolve_heads(op, "q", qa), k = resolve_heads(op, "k", ka), v = resolve_heads(op, "v", va);
+  const Heads dq = resolve_heads(op, "dq", dqa), dk = resolve_heads(op, "dk", dka), dv = resolve_heads(op, "dv", dva);
   const Geometry g = check_geometry(op, q, k, v, out, lse, spec);
   const std::int64_t B = g.B, Tq = g.Tq, Tk = g.Tk, Hq = g.Hq, Hkv = g.Hkv, G = g.G, D = g.D;
-  auto same = [&](const char* n, const Heads& d, const Heads& x) {
-    LOOM_CHECK(d.B == x.B && d.T == x.T && d.H == x.H && d.D == x.D && d.dtype == x.dtype, "",
-               "{}: {} has B={} T={} {} heads of {} {} but must match ({},{},{} heads of {} {})", op, n, d.B,
-               d.T, d.H, d.D, dtype_name(d.dtype), x.B, x.T, x.H, x.D, dtype_name(x.dtype));
-  };
-  same("dq", dq, q), same("dk", dk, k), same("dv", dv, v);
-  check::same_shape(op, "dout", dout, "out", out);
-  check::dtype(op, "dout", dout, q.dtype);
+  check::check_flash_grads(op, dq, dk, dv, q, k, v, dout, out);
   if (B == 0 || (Tq == 0 && Tk == 0)) return;
   const Heads o = heads_of(out, Hq, D), dO_ = heads_of(dout, Hq, D);
   const float* L = lse.data<float>();

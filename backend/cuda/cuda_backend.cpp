@@ -21,8 +21,10 @@
 
 #include "backend/adamw_math.h"
 #include "backend/checks.h"
+#include "backend/flash_checks.h"
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/flash_attention.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matmul.h"
 
@@ -33,12 +35,6 @@ namespace {
 using cuda::check_cuda;
 
 constexpr std::size_t kLtWorkspaceBytes = std::size_t(32) << 20;  // cuBLASLt's advice for Hopper
-
-// For ops added to backend.h before their CUDA kernel exists (today: the tiled attention).
-[[noreturn]] void not_yet_available(std::string_view op) {
-  throw Error(fmt::format("{}: not yet available on the CUDA backend", op),
-              "use --train.device cpu; its CUDA kernel is part of the GPU issue");
-}
 
 class CudaBackend final : public Backend {
  public:
@@ -94,6 +90,27 @@ class CudaBackend final : public Backend {
     count_free(bytes);
   }
 
+  // Staging memory is page-locked, so a copy from it can run while the host goes on
+  // (upload_async); cudaFreeHost waits for the device, so freeing it is always safe.
+  void* allocate_staging(std::size_t bytes) override {
+    if (bytes == 0) return nullptr;
+    activate();
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // not sticky
+      throw Error(fmt::format("cudaHostAlloc of {} bytes of page-locked host memory (staging the batch's token "
+                              "ids) failed: {}",
+                              bytes, cudaGetErrorString(err)),
+                  "page-locked memory is limited (ulimit -l, the container's memlock limit): raise it, or reduce "
+                  "train.global_batch");
+    }
+    return p;
+  }
+  void deallocate_staging(void* p, std::size_t) noexcept override {
+    if (p) cudaFreeHost(p);  // errors ignored: called from ~Buffer
+  }
+
   // ---- memory -----------------------------------------------------------------
   void copy(Tensor dst, Tensor src) override {
     LOOM_CHECK(dst.bytes() == src.bytes(), "", "copy: dst {} holds {} bytes but src {} holds {}", dst.str(),
@@ -116,6 +133,19 @@ class CudaBackend final : public Backend {
       LOOM_CUDA_CHECK(cudaStreamSynchronize(stream_));
       report_bad_target();
     }
+  }
+
+  // Enqueued without waiting only from page-locked memory (a staging Buffer): from
+  // pageable memory cudaMemcpyAsync would stage through the driver anyway, so that path
+  // stays copy()'s, which waits.
+  void upload_async(Tensor dst, Tensor src) override {
+    LOOM_CHECK(dst.bytes() == src.bytes(), "", "upload_async: dst {} holds {} bytes but src {} holds {}",
+               dst.str(), dst.bytes(), src.str(), src.bytes());
+    check::device("upload_async", "src", src, Device::cpu);
+    check::device("upload_async", "dst", dst, Device::cuda);
+    if (dst.bytes() == 0 || !page_locked(src.ptr)) return copy(dst, src);
+    activate();
+    LOOM_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, dst.bytes(), cudaMemcpyHostToDevice, stream_));
   }
 
   void synchronize() override {
@@ -326,18 +356,39 @@ class CudaBackend final : public Backend {
     attention_->backward(dqkv, scratch, dout, qkv, probs, d, ws);
   }
 
-  // ---- memory-efficient tiled attention: not yet on the CUDA backend ----------------------
-  // (backend/backend.h; the CPU kernel is backend/cpu/flash_attention.cpp.) A CUDA kernel
-  // is a later step; until then these throw, so a model that asks for it fails clearly.
-  void flash_attention_forward(Tensor, Tensor, HeadsView, HeadsView, HeadsView,
-                               const AttentionSpec&) override {
-    not_yet_available("flash_attention_forward");
+  // ---- memory-efficient tiled attention (flash_attention.cu) ------------------------------
+  // The checks are backend/flash_checks.h's, as on the CPU, plus: every tensor on this
+  // device, D <= 128, and key_lengths in device memory (its values are not checked here:
+  // that would need a synchronisation; the kernels clamp them to [0, Tk]).
+  void flash_attention_forward(Tensor out, Tensor lse, HeadsView qa, HeadsView ka, HeadsView va,
+                               const AttentionSpec& spec) override {
+    const char* op = "flash_attention_forward";
+    const check::FlashHeads q = check::resolve_heads(op, "q", qa), k = check::resolve_heads(op, "k", ka),
+                            v = check::resolve_heads(op, "v", va);
+    const cuda::FlashGeometry g = flash_geometry(op, q, k, v, out, lse, spec);
+    on_device(op, {{"out", out}, {"lse", lse}, {"q", qa.base}, {"k", ka.base}, {"v", va.base}});
+    check_launch(cuda::launch_flash_attention_forward(out.ptr, f32(lse), operand(q), operand(k), operand(v), q.dtype,
+                                                      g, stream_),
+                 op, {out, qa.base, ka.base, va.base});
   }
-  void flash_attention_backward(HeadsView, HeadsView, HeadsView, Tensor, HeadsView, HeadsView,
-                                HeadsView, Tensor, Tensor, const AttentionSpec&) override {
-    not_yet_available("flash_attention_backward");
+
+  void flash_attention_backward(HeadsView dqa, HeadsView dka, HeadsView dva, Tensor dout, HeadsView qa,
+                                HeadsView ka, HeadsView va, Tensor out, Tensor lse,
+                                const AttentionSpec& spec) override {
+    const char* op = "flash_attention_backward";
+    const check::FlashHeads q = check::resolve_heads(op, "q", qa), k = check::resolve_heads(op, "k", ka),
+                            v = check::resolve_heads(op, "v", va), dq = check::resolve_heads(op, "dq", dqa),
+                            dk = check::resolve_heads(op, "dk", dka), dv = check::resolve_heads(op, "dv", dva);
+    const cuda::FlashGeometry g = flash_geometry(op, q, k, v, out, lse, spec);
+    check::check_flash_grads(op, dq, dk, dv, q, k, v, dout, out);
+    on_device(op, {{"dq", dqa.base}, {"dk", dka.base}, {"dv", dva.base}, {"dout", dout}, {"q", qa.base},
+                   {"k", ka.base}, {"v", va.base}, {"out", out}, {"lse", lse}});
+    float* scratch = workspace(cuda::flash_backward_scratch_floats(g));
+    check_launch(cuda::launch_flash_attention_backward(operand(dq), operand(dk), operand(dv), dout.ptr, operand(q),
+                                                       operand(k), operand(v), out.ptr, f32(lse), q.dtype, g,
+                                                       scratch, stream_),
+                 op, {dout, qa.base, ka.base, va.base});
   }
-  // ---- end of the tiled attention block ------------------------------------------------------
 
   // ---- embedding ----------------------------------------------------------------------
   void embedding_forward(Tensor out, TokenView tokens, Tensor wte, Tensor wpe, std::int64_t vocab_start) override {
@@ -621,6 +672,50 @@ class CudaBackend final : public Backend {
     check::dtype(op, "probs", probs, DType::f32);
     if (!a.alibi_slopes.empty()) check::row_f32(op, "alibi_slopes", a.alibi_slopes, H);
     return d;
+  }
+
+  // The tiled attention's checked geometry (backend/flash_checks.h) and this backend's
+  // limits: head size, grid dimensions, key_lengths and ALiBi slopes in device memory.
+  static cuda::FlashGeometry flash_geometry(const char* op, const check::FlashHeads& q, const check::FlashHeads& k,
+                                            const check::FlashHeads& v, const Tensor& out, const Tensor& lse,
+                                            const AttentionSpec& spec) {
+    const check::FlashShape f = check::check_flash(op, q, k, v, out, lse, spec);
+    LOOM_CHECK(f.D <= cuda::kFlashMaxHeadDim, "use a head size of at most 128 (more heads), or the CPU backend",
+               "{}: head size D = {} (q {} heads of {}) is above the CUDA kernel's limit of {}", op, f.D, f.Hq, f.D,
+               cuda::kFlashMaxHeadDim);
+    LOOM_CHECK(f.B <= 65535 && f.Hq <= 65535, "", "{}: B = {} and Hq = {} must each be at most 65535 (grid limits)",
+               op, f.B, f.Hq);
+    if (spec.key_lengths.ptr)
+      LOOM_CHECK(spec.key_lengths.device == Device::cuda,
+                 "copy the lengths to the device first (Backend::copy), once per batch",
+                 "{}: key_lengths {} live on {} but this is the cuda backend", op, spec.key_lengths.shape.str(),
+                 device_name(spec.key_lengths.device));
+    if (!spec.alibi_slopes.empty()) {
+      check::dtype(op, "alibi_slopes", spec.alibi_slopes, DType::f32);
+      check::device(op, "alibi_slopes", spec.alibi_slopes, Device::cuda);
+    }
+    return {f.B,
+            f.Tq,
+            f.Tk,
+            f.Hq,
+            f.Hkv,
+            f.D,
+            f.scale,
+            spec.causal,
+            spec.window,
+            spec.key_lengths.ptr,
+            spec.alibi_slopes.empty() ? nullptr : f32(spec.alibi_slopes)};
+  }
+  static cuda::FlashOperand operand(const check::FlashHeads& x) { return {x.p, x.T, x.W}; }
+
+  // Whether p is page-locked host memory (cudaHostAlloc'd or registered).
+  static bool page_locked(const void* p) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+      cudaGetLastError();  // an unknown pointer is not an error here: it is pageable
+      return false;
+    }
+    return a.type == cudaMemoryTypeHost;
   }
 
   // Token ids are read by the kernels: they must be device memory.

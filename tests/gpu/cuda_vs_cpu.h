@@ -117,4 +117,39 @@ inline const std::int64_t kSizes[] = {1, 3, 17, 65, 768, 4099};
 // Relative tolerance for one rounding to dtype t (a one-ulp flip is allowed).
 inline double ulp_tol(DType t) { return t == DType::f32 ? 1e-6 : (t == DType::bf16 ? 1e-2 : 2e-3); }
 
+// ---- shared by the op tests (test_cuda_ops_vs_cpu.cpp, test_cuda_flash_attention.cpp) ----
+
+// Tolerance of an op's outputs: 1e-5 f32, 1e-2 bf16, 2e-3 f16.
+inline double op_tol(DType t) { return t == DType::f32 ? 1e-5 : (t == DType::bf16 ? 1e-2 : 2e-3); }
+
+// A buffer of n NaNs of dtype t on `be` (every kernel output starts like this).
+inline Buffer poisoned(Backend& be, Shape s, DType t) {
+  Buffer b(be, s, t);
+  be.fill(b, std::numeric_limits<float>::quiet_NaN());
+  return b;
+}
+
+inline void expect_no_nan(const std::vector<float>& v, const std::string& what) {
+  const auto n = std::count_if(v.begin(), v.end(), [](float x) { return std::isnan(x); });
+  EXPECT_EQ(n, 0) << what << ": " << n << " NaN elements (not written?)";
+}
+
+// got vs want (the CPU's), no NaN, within tol relative to max(1, max |want|).
+inline void compare(Backend& gpu, Tensor g, Backend& cpu, Tensor c, double tol, const std::string& what) {
+  const std::vector<float> got = download(gpu, g), want = download(cpu, c);
+  expect_no_nan(got, what);
+  expect_close_scaled(got, want, tol, what);
+}
+
+// Token ids (int32) in 4-byte elements on `be`, as layers/gpt.cpp keeps them.
+inline Buffer upload_ids(Backend& be, const std::vector<std::int32_t>& ids, Shape s) {
+  Buffer b(be, s, DType::f32);
+  be.copy(b, Tensor{const_cast<std::int32_t*>(ids.data()), s, DType::f32, Device::cpu});
+  return b;
+}
+inline TokenView ids_of(const Buffer& b, Shape s) {
+  const Tensor t = b.tensor();
+  return TokenView{static_cast<const std::int32_t*>(t.ptr), s, t.device};
+}
+
 }  // namespace loom

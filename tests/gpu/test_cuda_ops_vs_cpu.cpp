@@ -15,38 +15,6 @@ namespace {
 
 class CudaOpsVsCpu : public CudaVsCpu {};
 
-double op_tol(DType t) { return t == DType::f32 ? 1e-5 : (t == DType::bf16 ? 1e-2 : 2e-3); }
-
-// A buffer of n NaNs of dtype t on `be` (every kernel output starts like this).
-Buffer poisoned(Backend& be, Shape s, DType t) {
-  Buffer b(be, s, t);
-  be.fill(b, std::numeric_limits<float>::quiet_NaN());
-  return b;
-}
-
-void expect_no_nan(const std::vector<float>& v, const std::string& what) {
-  const auto n = std::count_if(v.begin(), v.end(), [](float x) { return std::isnan(x); });
-  EXPECT_EQ(n, 0) << what << ": " << n << " NaN elements (not written?)";
-}
-
-// got vs want (the CPU's), no NaN, within tol relative to max(1, max |want|).
-void compare(Backend& gpu, Tensor g, Backend& cpu, Tensor c, double tol, const std::string& what) {
-  const std::vector<float> got = download(gpu, g), want = download(cpu, c);
-  expect_no_nan(got, what);
-  expect_close_scaled(got, want, tol, what);
-}
-
-// Token ids (int32) in 4-byte elements on `be`, as layers/gpt.cpp keeps them.
-Buffer upload_ids(Backend& be, const std::vector<std::int32_t>& ids, Shape s) {
-  Buffer b(be, s, DType::f32);
-  be.copy(b, Tensor{const_cast<std::int32_t*>(ids.data()), s, DType::f32, Device::cpu});
-  return b;
-}
-TokenView ids_of(const Buffer& b, Shape s) {
-  const Tensor t = b.tensor();
-  return TokenView{static_cast<const std::int32_t*>(t.ptr), s, t.device};
-}
-
 // Uniform ids in [lo, hi) from the test's seed.
 std::vector<std::int32_t> random_ids(std::int64_t n, std::uint64_t stream, std::int32_t lo, std::int32_t hi) {
   const std::vector<float> u = randu(n, stream, 0.0f, 1.0f);

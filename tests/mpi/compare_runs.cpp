@@ -3,7 +3,7 @@
 //   compare_runs REF_DIR RUN_DIR [rel_tol = 1e-5] [weights_rel_tol = rel_tol]
 // When both folders hold init.h5 (loom-train --checkpoint.save_init), the initial
 // weights must be equal bit for bit: every layout generates the same global tensors.
-// Compares metrics.jsonl (loss, grad_norm, lr, val_loss of every step) and
+// Compares metrics.jsonl (loss, grad_norm, lr, val_loss, val_accuracy of every step) and
 // weights.h5 (every parameter) of RUN_DIR against REF_DIR, the single-rank run.
 // Metrics: |a - b| <= tol * max(|a|, |b|). Weights: per tensor, ||a - b|| <= tol ||a||
 // (2-norm). Not elementwise: AdamW divides each gradient element by its own RMS, so
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     double worst_metric = 0;
     std::string worst_what;
     for (std::size_t i = 0; i < a.size(); ++i)
-      for (const char* key : {"loss", "grad_norm", "lr", "val_loss"}) {
+      for (const char* key : {"loss", "grad_norm", "lr", "val_loss", "val_accuracy"}) {
         if (a[i].contains(key) != b[i].contains(key)) {
           std::printf("FAIL: step %zu: '%s' logged in one run only\n", i, key);
           return 1;

@@ -90,7 +90,7 @@ Result train(const RunConfig& cfg, ParallelContext& ctx, Backend& be, MlpLm& mod
     r.loss.push_back(rec.loss);
     r.norm.push_back(rec.grad_norm);
   }
-  r.val = trainer.evaluate();
+  r.val = trainer.evaluate().loss;
   return r;
 }
 

@@ -103,6 +103,13 @@ TEST(DecoderModelGrad, LlamaStyleRopeRmsnormSwigluGqa) { check_gradients(llama_t
 // a whole-model finite difference of step 1e-2 crosses its kinks.
 TEST(DecoderModelGrad, AlibiLayernormGeluOddHeads) { check_gradients(tiny("layernorm", "gelu", "alibi", 3, 3)); }
 TEST(DecoderModelGrad, SinusoidalRmsnormGeluMultiQuery) { check_gradients(tiny("rmsnorm", "gelu", "sinusoidal", 4, 1)); }
+// Sliding-window attention (model.window, the tiled kernel): T = 5 with a window of 2, so
+// every row past the first masks keys.
+TEST(DecoderModelGrad, SlidingWindowRopeGqa) {
+  ModelConfig m = llama_tiny();
+  m.window = 2;
+  check_gradients(m);
+}
 
 // Post-LN (model.ln_placement post, BERT's block): every path to the input passes through
 // a norm, and the head reads the last block's output (no ln_f).

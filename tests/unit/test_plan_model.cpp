@@ -56,6 +56,7 @@ TEST(PlanModel, FlopsEqualGptFlopsPerToken) {
 
 TEST(PlanModel, FlopsAreNarayanansClosedForms) {
   RunConfig c = gpt3();
+  c.train.attention = "dense";  // the papers' attention
   const double B = 64, s = 2048, l = 96, h = 12288, V = 51200;
   EXPECT_NEAR(model_flops_per_step(c), 72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h)), 1e3);
   c.train.recompute = "full";
@@ -66,6 +67,7 @@ TEST(PlanModel, FlopsAreNarayanansClosedForms) {
 
 TEST(PlanModel, ActivationsAreKorthikantisFormulas) {
   RunConfig c = gpt3();
+  c.train.attention = "dense";  // the paper's attention, which stores the s x s tensors
   const double s = 2048, b = 1, h = 12288, a = 96, t = 8, sbh = s * b * h;
   auto bytes = [&](const char* rc, bool sp) {
     c.train.recompute = rc, c.parallel.sequence_parallel = sp;
@@ -82,6 +84,41 @@ TEST(PlanModel, ActivationsAreKorthikantisFormulas) {
   EXPECT_DOUBLE_EQ(layer_activation_bytes(c), sbh * (34 + 5 * a * s / h));
   c.train.precision = "fp32";
   EXPECT_DOUBLE_EQ(layer_activation_bytes(c), 2 * sbh * (34 + 5 * a * s / h));
+}
+
+TEST(PlanModel, TiledAttentionReplacesTheQuadraticTermWithLse) {
+  // train.attention tiled (the default): Korthikanti's s^2 term 5as/(ht) sbh is replaced by
+  // lse, a s b / t f32 values; recompute attention is none (nothing quadratic to drop).
+  RunConfig c = gpt3();
+  const double b = 1, h = 12288, a = 96, t = 8;
+  for (double s : {1024.0, 2048.0, 8192.0}) {
+    c.model.seq_len = std::int64_t(s), c.train.seq_len = 0;
+    const double sbh = s * b * h, lse = 4 * a * s * b / t;
+    auto bytes = [&](const char* attention, const char* rc, bool sp) {
+      c.train.attention = attention, c.train.recompute = rc, c.parallel.sequence_parallel = sp;
+      return layer_activation_bytes(c);
+    };
+    EXPECT_DOUBLE_EQ(bytes("tiled", "none", false), sbh * (10 + 24 / t) + lse);
+    EXPECT_DOUBLE_EQ(bytes("tiled", "none", true), 34 * sbh / t + lse);
+    EXPECT_DOUBLE_EQ(bytes("tiled", "attention", false), bytes("tiled", "none", false));
+    EXPECT_DOUBLE_EQ(bytes("tiled", "full", true), 2 * sbh / t);
+    EXPECT_DOUBLE_EQ(bytes("dense", "none", false) - bytes("tiled", "none", false),
+                     5 * a * s * s * b / t - lse);
+  }
+  // FLOPs: the same model FLOPs; the tiled backward recomputes Q K^T (2 b s^2 h per layer),
+  // and recompute attention adds nothing more.
+  c.model.seq_len = 2048, c.parallel.sequence_parallel = false;
+  const double B = 64, s = 2048, l = 96;
+  c.train.attention = "tiled", c.train.recompute = "none";
+  const double model = model_flops_per_step(c);
+  EXPECT_NEAR(hardware_flops_per_step(c) - model, 2 * B * s * s * h * l, 1e3);
+  c.train.recompute = "attention";
+  EXPECT_NEAR(hardware_flops_per_step(c) - model, 2 * B * s * s * h * l, 1e3);
+  // A window w scores s x w: the attention term shrinks by w / s.
+  c.train.recompute = "none";
+  RunConfig w = c;
+  w.model.window = 512;
+  EXPECT_NEAR(model - model_flops_per_step(w), 3 * B * l * 4 * s * (s - 512) * h, 1e3);
 }
 
 TEST(PlanModel, StageActivationsHoldTheMicroBatchesInFlight) {
