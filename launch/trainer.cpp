@@ -94,7 +94,6 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
       pp_(pp),
       train_(train),
       val_(val),
-      mlm_(mlm),
       T_(model.seq_len()),
       MB_(model.batch()),
       local_(cfg.train.global_batch / ctx.shape.dp),

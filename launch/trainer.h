@@ -75,9 +75,8 @@ struct Evaluation {
 class Trainer {
 public:
   // `tp` and `pp` are the timed communicators the model and the trainer use; `model`
-  // was built with tp, and with slots for `plan` (slots_for()). The objective: the next
-  // token (mlm null: inputs window[0, T), targets window[1, T]) or masked tokens (mlm:
-  // io/mlm_masker.h, borrowed).
+  // was built with tp, and with slots for `plan` (slots_for()). The batches carry the
+  // objective: next tokens, masked tokens (launch/batches.h) or labels.
   Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageModel& model, TimedCommunicator& tp,
           TimedCommunicator& pp, const DataLoader& train, const DataLoader& val);
   // Any data (launch/batches.h): language modelling or classification. Borrows both.
