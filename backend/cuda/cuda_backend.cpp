@@ -211,7 +211,11 @@ class CudaBackend final : public Backend {
 
     const bool accumulate = opts.accumulate == Accumulate::yes;
     float beta = accumulate ? 1.0f : 0.0f;
-    if (!bias.empty()) {  // out (+)= bias first, then the GEMM accumulates on top (as the CPU does)
+    // The bias in cuBLASLt's epilogue where an algorithm takes it (one kernel, matmul.h) ...
+    if (!bias.empty() && K > 0 &&
+        lt_->run(out, a, b, bias, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_))
+      return;
+    if (!bias.empty()) {  // ... else out (+)= bias first, then the GEMM accumulates on top (as the CPU does)
       check_cuda(cuda::launch_bias_rows(out.ptr, out.dtype, bias.ptr, bias.dtype, M, N, accumulate, stream_),
                  "matmul bias kernel");
       beta = 1.0f;
@@ -221,7 +225,7 @@ class CudaBackend final : public Backend {
         check_cuda(cuda::launch_fill(out.ptr, out.dtype, out.numel(), 0.0f, stream_), "fill kernel");
       return;
     }
-    lt_->run(out, a, b, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_);
+    lt_->run(out, a, b, Tensor{}, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_);
   }
 
   void bias_backward(Tensor dbias, Tensor dout) override {

@@ -76,8 +76,10 @@ LtMatmul::~LtMatmul() {
   cublasLtDestroy(handle_);
 }
 
-void LtMatmul::run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int64_t M, std::int64_t N,
+bool LtMatmul::run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans tb, std::int64_t M, std::int64_t N,
                    std::int64_t K, float alpha, float beta, cudaStream_t stream) {
+  const bool with_bias = !bias.empty();
+  if (with_bias && alignment_of(bias.ptr) < 16) return false;  // the epilogue reads the bias in 16-byte loads
   cublasLtMatmulDesc_t raw_op = nullptr;
   LOOM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&raw_op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   OpDesc op(raw_op);
@@ -86,6 +88,17 @@ void LtMatmul::run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int6
       cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
   LOOM_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+  if (with_bias) {  // column-major D is N x M: a bias of N rows, broadcast over the M columns
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const void* bias_ptr = bias.ptr;
+    const cudaDataType_t bias_type = cuda_data_type(bias.dtype);
+    LOOM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    LOOM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
+    LOOM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                     sizeof(bias_type)));
+  }
 
   // Stored (column-major) extents: b is N x K (or K x N when transposed), a is K x M (or M x K).
   const Layout la = tb == Trans::no ? make_layout(b.dtype, N, K, b.shape.last())
@@ -97,7 +110,7 @@ void LtMatmul::run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int6
   const std::uint32_t align_a = alignment_of(b.ptr), align_b = alignment_of(a.ptr),
                       align_c = alignment_of(out.ptr);
   const Key key{M, N, K, ta == Trans::yes, tb == Trans::yes, int(a.dtype), int(b.dtype), int(out.dtype),
-                align_a, align_b, align_c};
+                align_a, align_b, align_c, with_bias ? int(bias.dtype) : -1};
   auto cached = algos_.find(key);
   if (cached == algos_.end()) {
     cublasLtMatmulPreference_t raw_pref = nullptr;
@@ -117,8 +130,14 @@ void LtMatmul::run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int6
 
     cublasLtMatmulHeuristicResult_t heuristic{};
     int found = 0;
-    LOOM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, op.get(), la.get(), lb.get(), lc.get(), lc.get(),
-                                                     pref.get(), 1, &heuristic, &found));
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, op.get(), la.get(), lb.get(), lc.get(),
+                                                                 lc.get(), pref.get(), 1, &heuristic, &found);
+    // With a bias, "not supported" (a status or no algorithm) means: no epilogue for it.
+    if (!with_bias) check_cublas(status, "cublasLtMatmulAlgoGetHeuristic");
+    if ((status != CUBLAS_STATUS_SUCCESS || found == 0) && with_bias) {  // remembered: the caller adds the bias
+      algos_.emplace(key, std::nullopt);
+      return false;
+    }
     LOOM_CHECK(found > 0, "this dtype combination or alignment may be unsupported by cuBLASLt; try f32",
                "matmul: cuBLASLt found no algorithm for out {} = op(a {}) op(b {}) (M={}, N={}, K={}, "
                "trans_a={}, trans_b={})",
@@ -126,9 +145,11 @@ void LtMatmul::run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int6
     cached = algos_.emplace(key, heuristic.algo).first;
   }
 
+  if (!cached->second) return false;
   LOOM_CUBLAS_CHECK(cublasLtMatmul(handle_, op.get(), &alpha, b.ptr, la.get(), a.ptr, lb.get(), &beta,
-                                   out.ptr, lc.get(), out.ptr, lc.get(), &cached->second, workspace_,
+                                   out.ptr, lc.get(), out.ptr, lc.get(), &*cached->second, workspace_,
                                    workspace_bytes_, stream));
+  return true;
 }
 
 }  // namespace loom::cuda

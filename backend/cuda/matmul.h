@@ -6,12 +6,17 @@
 // The handle and the workspace are made once here; run() allocates no device
 // memory. Shapes and dtypes are validated by the caller (cuda_backend.cpp). The
 // algorithm the cuBLASLt heuristic picks is cached per problem (sizes, transposes,
-// dtypes, pointer alignments), so the heuristic runs once per distinct GEMM.
+// dtypes, pointer alignments, bias), so the heuristic runs once per distinct GEMM.
+// A bias rides in cuBLASLt's epilogue (CUBLASLT_EPILOGUE_BIAS: D = alpha op(a) op(b) +
+// beta out + bias, the bias broadcast over rows as loom's matmul defines it) when the
+// heuristic has an algorithm for it; otherwise run() says so and the caller adds the bias
+// with its own kernel first.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include <cublasLt.h>
@@ -31,17 +36,21 @@ class LtMatmul {
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // M, N, K as the caller derived them from the shapes; M, N, K > 0.
-  void run(Tensor out, Tensor a, Tensor b, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K,
-           float alpha, float beta, cudaStream_t stream);
+  // M, N, K as the caller derived them from the shapes; M, N, K > 0. `bias` (N) or empty.
+  // Returns false, having run nothing, when a bias was given and no cuBLASLt algorithm takes
+  // it in the epilogue (its dtype, or a bias pointer not 16-byte aligned); throws when no
+  // algorithm exists without one.
+  bool run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans tb, std::int64_t M, std::int64_t N,
+           std::int64_t K, float alpha, float beta, cudaStream_t stream);
 
   std::size_t workspace_bytes() const { return workspace_bytes_; }
 
  private:
-  // (M, N, K, trans_a, trans_b, dtype a, dtype b, dtype out, alignments of b, a, out)
+  // (M, N, K, trans_a, trans_b, dtype a, dtype b, dtype out, alignments of b, a, out,
+  // bias dtype or -1 for none)
   using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool, int, int, int, std::uint32_t,
-                         std::uint32_t, std::uint32_t>;
-  std::map<Key, cublasLtMatmulAlgo_t> algos_;
+                         std::uint32_t, std::uint32_t, int>;
+  std::map<Key, std::optional<cublasLtMatmulAlgo_t>> algos_;  // nullopt: no algorithm with the bias epilogue
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
