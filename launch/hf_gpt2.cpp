@@ -79,12 +79,13 @@ std::vector<std::string> export_hf_gpt2(const std::string& weights_h5, const std
              r.architecture().empty() ? std::string("(unnamed)") : r.architecture());
   const ModelConfig m = Gpt::from_json(r.config_json());
   LOOM_CHECK(m.is_gpt2(),
-             "a Hugging Face GPT-2 has layernorm, a GELU MLP, learned positions and as many key/value heads as "
-             "heads; this model is kept in loom's own weights format",
-             "weights file '{}' holds a decoder with model.norm = {}, model.mlp = {}, model.positions = {}, "
-             "model.kv_heads = {} (heads {}), model.head = {}: not a GPT-2 language model, so it has no Hugging "
-             "Face GPT-2 export",
-             weights_h5, m.norm, m.mlp, m.positions, m.kv_head_count(), m.heads, m.head);
+             "a Hugging Face GPT-2 is a pre-LN gpt with layernorm, a GELU MLP, learned positions, as many key/value "
+             "heads as heads, no window and the LM head; this model is kept in loom's own weights format",
+             "weights file '{}' holds a model with model.family = {}, model.ln_placement = {}, model.norm = {}, "
+             "model.mlp = {}, model.positions = {}, model.kv_heads = {} (heads {}), model.window = {}, "
+             "model.head = {}: not a GPT-2 language model, so it has no Hugging Face GPT-2 export",
+             weights_h5, m.family, m.ln_placement, m.norm, m.mlp, m.positions, m.kv_head_count(), m.heads, m.window,
+             m.head);
   const std::vector<HfTensor> layout = hf_layout(m);
 
   std::set<std::string> known;

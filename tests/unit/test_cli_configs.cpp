@@ -73,7 +73,7 @@ TEST_F(ConfigsCli, LlamaSmallTrainsAndItsLossFalls) {
   // Not a GPT-2: no Hugging Face GPT-2 export.
   const auto hf = run_program("loom-ckpt", "export " + (run / "weights.h5").string() + " --hf " + (dir_ / "hf").string());
   EXPECT_NE(hf.exit_code, 0);
-  EXPECT_THAT(hf.output, HasSubstr("not a GPT-2, so it has no Hugging Face GPT-2 export"));
+  EXPECT_THAT(hf.output, HasSubstr("not a GPT-2 language model, so it has no Hugging Face GPT-2 export"));
   EXPECT_FALSE(fs::exists(dir_ / "hf" / "model.safetensors"));
 
   // Generation reads the parts back from the weights file.
