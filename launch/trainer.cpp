@@ -60,9 +60,7 @@ private:
 PipePlan Trainer::plan_for(const RunConfig& cfg, const ParallelContext& ctx) {
   const int accum = int(cfg.train.global_batch / ctx.shape.dp / cfg.train.micro_batch);
   const int chunks = cfg.parallel.virtual_stages;
-  const PipeSchedule schedule = chunks > 1                        ? PipeSchedule::interleaved
-                                : cfg.parallel.schedule == "gpipe" ? PipeSchedule::gpipe
-                                                                   : PipeSchedule::one_f_one_b;
+  const PipeSchedule schedule = pipe_schedule(cfg.parallel.schedule, chunks);
   return make_pipeline_plan(schedule, ctx.shape.pp, ctx.coord.pp, accum, chunks);
 }
 

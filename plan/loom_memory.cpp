@@ -34,10 +34,7 @@ StageLayout stage_layout(const RunConfig& c, int stage_index) {
   s.stage = make_gpt_stage(c.model, p, stage_index, V, c.parallel.stages);
   const int dp = std::max(c.parallel.dp, 1);
   const int m = int(c.train.global_batch / dp / c.train.micro_batch);
-  const PipeSchedule sched = V > 1                              ? PipeSchedule::interleaved
-                             : c.parallel.schedule == "gpipe" ? PipeSchedule::gpipe
-                                                                : PipeSchedule::one_f_one_b;
-  const PipePlan plan = make_pipeline_plan(sched, p, stage_index, m, V);
+  const PipePlan plan = make_pipeline_plan(pipe_schedule(c.parallel.schedule, V), p, stage_index, m, V);
   for (int v = 0; v < V; ++v) s.slots.push_back(slots_needed(plan, v));
 
   // Buckets: ln_f, the head's wte copy (loss chunk without the embedding), each block,

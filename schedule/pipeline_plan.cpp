@@ -121,6 +121,11 @@ PipePlan make_interleaved_plan(int stages, int stage, int microbatches, int chun
   return plan.finish();
 }
 
+PipeSchedule pipe_schedule(const std::string& schedule, int chunks) {
+  if (chunks > 1) return PipeSchedule::interleaved;
+  return schedule == "gpipe" ? PipeSchedule::gpipe : PipeSchedule::one_f_one_b;
+}
+
 PipePlan make_pipeline_plan(PipeSchedule schedule, int stages, int stage, int microbatches, int chunks) {
   if (schedule == PipeSchedule::interleaved)
     return make_interleaved_plan(stages, stage, microbatches, chunks);

@@ -53,6 +53,9 @@ using PipePlan = std::vector<PipeStep>;
 // interleaved: Megatron's interleaved 1F1B with V = chunks >= 1 (V = 1 is 1F1B itself).
 // gpipe and one_f_one_b take chunks = 1 only.
 enum class PipeSchedule { gpipe, one_f_one_b, interleaved };
+// The schedule a run uses: interleaved with more than one chunk per stage, else
+// parallel.schedule ("gpipe" or "1f1b").
+PipeSchedule pipe_schedule(const std::string& schedule, int chunks);
 
 // GPipe: all m forwards, then all m backwards in reverse order (m - 1 first); up to m
 // microbatches are in flight (forwarded, not yet backwarded) on every stage.

@@ -14,6 +14,7 @@
 
 #include "backend/registry.h"
 #include "launch/model_io.h"
+#include "launch/trainer.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
 #include "optimizer/grad_sync.h"
@@ -42,12 +43,8 @@ std::map<std::string, std::size_t> allocated(const RunConfig& c, int stage) {
   const int p = c.parallel.pp, V = c.parallel.virtual_stages, dp = c.parallel.dp;
   FakeComm tp(0, c.parallel.tp), pp(stage, p), dpc(0, dp);
   const int m = int(c.train.global_batch / dp / c.train.micro_batch);
-  const PipeSchedule sched = V > 1 ? PipeSchedule::interleaved
-                             : c.parallel.schedule == "gpipe" ? PipeSchedule::gpipe
-                                                              : PipeSchedule::one_f_one_b;
-  const PipePlan plan = make_pipeline_plan(sched, p, stage, m, V);
-  std::vector<int> slots;
-  for (int v = 0; v < V; ++v) slots.push_back(slots_needed(plan, v));
+  const std::vector<int> slots =
+      Trainer::slots_for(make_pipeline_plan(pipe_schedule(c.parallel.schedule, V), p, stage, m, V), V);
   const DType dtype = parse_dtype(c.train.precision), reduce = parse_dtype(c.parallel.grad_reduce_dtype);
   Gpt gpt(*be, c.model, c.train.micro_batch, c.train.sequence(c.model), tp,
           make_gpt_stage(c.model, p, stage, V, c.parallel.stages), slots,
