@@ -33,6 +33,14 @@ struct SoftwareModel {
   // Memory: Korthikanti et al.'s activation formulas (Megatron's 16-bit buffers with dropout
   // masks: plan/model_cost.h) instead of loom's own allocations (plan/loom_memory.h).
   bool megatron_memory = false;
+  // Megatron-Core of 2024 (its H100 scaling runs) overlaps what loom and Megatron-LM of 2022
+  // leave exposed: tp collectives run in chunks under the layer's GEMMs (--tp-comm-overlap,
+  // Transformer Engine's userbuffers), so only what a pass's GEMMs cannot cover is exposed;
+  // pipeline sends and receives run beside the next chunk's compute; and the ZeRO-1
+  // parameter all-gather runs under the next step's first forward (--overlap-param-gather).
+  bool tp_overlap = false;
+  bool p2p_overlap = false;
+  bool param_gather_overlap = false;
 };
 
 struct TimeSplit {
