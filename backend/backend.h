@@ -120,6 +120,23 @@ public:
   virtual void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) = 0;
   // dbias (N) += column sums of dout (rows, N).
   virtual void bias_backward(Tensor dbias, Tensor dout) = 0;
+  // The MLP's fc with its GELU (tanh form, below) fused: h (M,N) = op(a) op(b) + bias and
+  // g = gelu(h), both written (=); opts.accumulate must be no. And the matching backward:
+  // dh (M,N) = (op(a) op(b)) * gelu'(h) (=). The defaults are matmul then gelu_forward, and
+  // matmul then gelu_backward (the CPU's: the same bits as the two ops). CUDA fuses them in
+  // cuBLASLt's GELU_AUX(_BIAS) and DGELU epilogues (the tanh form too, as PyTorch's
+  // addmm-with-GELU relies on), which apply GELU to the f32 accumulator: in 16 bits g and dh
+  // may differ from the unfused ops by one rounding.
+  virtual void matmul_gelu(Tensor h, Tensor g, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) {
+    check_no_accumulate("matmul_gelu", opts);
+    matmul(h, a, b, bias, opts);
+    gelu_forward(g, h);
+  }
+  virtual void matmul_dgelu(Tensor dh, Tensor a, Tensor b, Tensor h, MatmulOpts opts) {
+    check_no_accumulate("matmul_dgelu", opts);
+    matmul(dh, a, b, Tensor{}, opts);
+    gelu_backward(dh, dh, h);
+  }
 
   // ---- layernorm over the last dim: out = (x - mean) * rstd * weight + bias ------
   virtual void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight,
@@ -235,6 +252,12 @@ public:
   // ---- optimizer ----------------------------------------------------------------
   // AdamW on f32 param/grad/m/v of equal shape (PyTorch semantics).
   virtual void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args) = 0;
+
+protected:
+  static void check_no_accumulate(const char* op, const MatmulOpts& opts) {
+    LOOM_CHECK(opts.accumulate == Accumulate::no, "write to a scratch tensor and add it",
+               "{}: its outputs are written (=), accumulate must be no", op);
+  }
 };
 
 }  // namespace loom
