@@ -111,11 +111,7 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
     } else if (stage.has_loss(v) && m.head == "lm") {
       s.push_back(wte);  // the tied LM head's copy
     }
-    // T5's relative bias table, shared by all blocks: one copy per stage (on its first chunk),
-    // split by heads over tp, initialised as HF T5 does (normal, std d_model^-1/2).
-    if (v == 0 && m.positions == "t5_relative")
-      s.push_back({.name = "rel_bias", .shape = {m.rel_buckets, m.heads / tp},
-                   .init_std = 1.0f / std::sqrt(float(C)), .role = R::embedding, .shard = cols, .tied = "rel_bias"});
+
     for (std::int64_t l = l0; l < l1; ++l) {
       auto add = [&](const char* n, Shape shape, float init_std, float init_value, R role, Shard sh) {
         s.push_back({.name = layer_name(l, n), .shape = shape, .init_std = init_std, .init_value = init_value,
@@ -145,6 +141,13 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
       }
     }
   }
+  // T5's relative bias table, shared by all blocks: one copy per stage, split by heads over
+  // tp, initialised as HF T5 does (normal, std d_model^-1/2). Last on every stage, so the
+  // tied groups (wte, rel_bias) come in the same order on every stage (TiedGrads pairs them
+  // in parameter order), whichever chunk holds the head's wte copy.
+  if (m.positions == "t5_relative")
+    s.push_back({.name = "rel_bias", .shape = {m.rel_buckets, m.heads / tp}, .init_std = 1.0f / std::sqrt(float(C)),
+                 .role = R::embedding, .shard = cols, .tied = "rel_bias"});
   return s;
 }
 
