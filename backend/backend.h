@@ -87,7 +87,19 @@ struct AttentionSpec {
   std::int64_t window = 0;   // 0 = none; else t - window < s (and, when not causal, s < t + window)
   TokenView key_lengths;     // empty = no padding mask; else int32 (B): keys s >= len[b] are masked
   Tensor alibi_slopes;       // empty = none; else f32 (Hq), this rank's heads: score -= slope[h] * |t - s|
-  float scale = 0.0f;        // score = scale * q_t . k_s (+ ALiBi); 0 = 1/sqrt(D)
+  float scale = 0.0f;        // score = scale * q_t . k_s (+ ALiBi + rel_bias); 0 = 1/sqrt(D)
+  // A learned additive bias per head and relative offset (T5's relative position buckets,
+  // gathered by the model; layers/positions.h): empty = none; else f32 (Tq + Tk - 1, Hq),
+  // this rank's heads, and score(t, s) += rel_bias[s - t + Tq - 1][h] (row o = s - t + Tq - 1
+  // is offset s - t: row 0 is s - t = -(Tq - 1), row Tq - 1 is s = t).
+  Tensor rel_bias;
+  // Backward only, with rel_bias: d loss / d rel_bias per sequence, f32 (B, Tq + Tk - 1, Hq),
+  // accumulated (+=) like a parameter gradient: drel_bias[b][o][h] += sum over the visible
+  // (t, s) of sequence b on diagonal o of d loss / d score(t, s). Per b so that no two
+  // threads or blocks ever add into one element (the same bits for any thread count, no
+  // float atomics); the caller sums over b (and over layers sharing one table) itself.
+  // Empty: not computed (a frozen table).
+  Tensor drel_bias;
 };
 
 class Backend : public Allocator {

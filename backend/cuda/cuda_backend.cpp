@@ -416,7 +416,7 @@ class CudaBackend final : public Backend {
     check_launch(cuda::launch_flash_attention_backward(operand(dq), operand(dk), operand(dv), dout.ptr, operand(q),
                                                        operand(k), operand(v), out.ptr, f32(lse), q.dtype, g,
                                                        scratch, stream_),
-                 op, {dout, qa.base, ka.base, va.base});
+                 op, {dout, qa.base, ka.base, va.base, spec.drel_bias});
   }
 
   // ---- embedding ----------------------------------------------------------------------
@@ -737,6 +737,8 @@ class CudaBackend final : public Backend {
       check::dtype(op, "alibi_slopes", spec.alibi_slopes, DType::f32);
       check::device(op, "alibi_slopes", spec.alibi_slopes, Device::cuda);
     }
+    if (!spec.rel_bias.empty()) check::device(op, "rel_bias", spec.rel_bias, Device::cuda);
+    if (!spec.drel_bias.empty()) check::device(op, "drel_bias", spec.drel_bias, Device::cuda);
     return {f.B,
             f.Tq,
             f.Tk,
@@ -747,7 +749,9 @@ class CudaBackend final : public Backend {
             spec.causal,
             spec.window,
             spec.key_lengths.ptr,
-            spec.alibi_slopes.empty() ? nullptr : f32(spec.alibi_slopes)};
+            spec.alibi_slopes.empty() ? nullptr : f32(spec.alibi_slopes),
+            spec.rel_bias.empty() ? nullptr : f32(spec.rel_bias),
+            spec.drel_bias.empty() ? nullptr : f32(spec.drel_bias)};
   }
   static cuda::FlashOperand operand(const check::FlashHeads& x) { return {x.p, x.T, x.W}; }
 
