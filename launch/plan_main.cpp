@@ -2,7 +2,8 @@
 //
 //   loom-plan predict   --cluster FILE [loom-train options]   one layout: time, MFU, memory, split
 //   loom-plan search    --cluster FILE --world N [--top K] [--csv FILE] [--rejected] [loom-train options]
-//   loom-plan validate  [--cluster FILE]                      the report card (Korthikanti et al. Table 5)
+//   loom-plan validate  [--cluster FILE] [--h100-cluster FILE] the report card (Korthikanti et al. Table 5,
+//                                                             Megatron-LM's H100 weak-scaling table)
 //   mpirun -np 2 --bind-to none loom-plan calibrate --output FILE [--train.precision P]
 // Every model, batch and layout option is loom-train's own (launch/train_options.h), so the
 // same flags (or --config run.ini) describe the run to plan and the run to train.
@@ -36,7 +37,7 @@ const char* kUsage =
     "  predict    one layout: step time, tokens/s, MFU, memory per device, the time split\n"
     "  search     every layout on --world N devices, ranked by predicted tokens/s under the memory limit,\n"
     "             with the reason each rejected layout fails\n"
-    "  validate   the model against published iteration times (Korthikanti et al. 2022, Table 5)\n"
+    "  validate   the model against published runs (Korthikanti et al. 2022 Table 5; Megatron-LM's H100 table)\n"
     "  calibrate  write a cluster file for this machine from measurements (mpirun -np 2 --bind-to none);\n"
     "             one rank is one device: give it the OMP_NUM_THREADS each loom-train rank will have\n"
     "options of loom-plan (the model, batch and layout use loom-train's options; 'loom-train --help'):\n"
@@ -46,10 +47,11 @@ const char* kUsage =
     "  --top K          search: rows of the table (default 20)\n"
     "  --csv FILE       search: every layout, valid and rejected, as CSV ('-': stdout)\n"
     "  --rejected       search: also list every rejected layout with its reason\n"
-    "  --output FILE    calibrate: where to write the cluster file (default: stdout)\n";
+    "  --output FILE    calibrate: where to write the cluster file (default: stdout)\n"
+    "  --h100-cluster FILE  validate: the cluster of the Megatron-LM H100 table (default plan/clusters/h100-80gb.json)\n";
 
 struct PlanArgs {
-  std::string cluster, csv, output;
+  std::string cluster, csv, output, h100_cluster = "plan/clusters/h100-80gb.json";
   int world = 0, top = 20;
   bool rejected = false, help = false;
   std::vector<std::string> rest{"loom-plan"};  // for parse_train_options
@@ -73,6 +75,8 @@ PlanArgs split_args(int argc, char** argv) {
       a.csv = value();
     else if (s == "--output")
       a.output = value();
+    else if (s == "--h100-cluster")
+      a.h100_cluster = value();
     else if (s == "--rejected")
       a.rejected = true;
     else if (s == "--help" || s == "-h")
@@ -226,6 +230,25 @@ int validate_cmd(PlanArgs& a) {
     sum += std::abs(r.error()), worst = std::max(worst, std::abs(r.error()));
   }
   std::printf("mean |error| %.2f %%, worst %.2f %%\n", 100 * sum / double(rows.size()), 100 * worst);
+
+  const Cluster h100 = load_cluster(a.h100_cluster);
+  std::printf("\nMegatron-LM README, H100 weak scaling (MFU of 989 TFLOP/s; Megatron-Core r0.8) vs loom-plan on %s\n",
+              h100.name.c_str());
+  std::printf("%-5s %-28s %5s %10s %10s %8s %9s %9s\n", "model", "layout", "GPUs", "published", "predicted", "error",
+              "act GiB", "total GiB");
+  sum = 0, worst = 0;
+  const auto mrows = validate_megatron_h100(h100);
+  const auto runs = megatron_h100_weak_scaling();
+  for (std::size_t i = 0; i < mrows.size(); ++i) {
+    const ValidationRow& r = mrows[i];
+    std::printf("%-5s %-28s %5d %9.1f%% %9.1f%% %+7.1f%% %9.1f %9.1f\n", r.name.c_str(),
+                describe(published_config(runs[i])).c_str(), runs[i].dp * runs[i].tp * runs[i].pp,
+                100 * r.published, 100 * r.predicted, 100 * r.error(), r.prediction.memory.activations / GiB,
+                r.prediction.memory.total() / GiB);
+    sum += std::abs(r.error()), worst = std::max(worst, std::abs(r.error()));
+  }
+  std::printf("mean |error| %.2f %%, worst %.2f %% (relative, of MFU)\n", 100 * sum / double(mrows.size()),
+              100 * worst);
   return 0;
 }
 

@@ -20,7 +20,20 @@ constexpr double kElementwiseKernels = 10;
 struct LayerCost {
   double forward = 0, backward = 0, recompute = 0;  // compute, seconds
   double tp_forward = 0;                            // tp collectives of one forward (backward alike)
+  double linear_forward = 0;                        // the four weight GEMMs of one forward
 };
+
+// Keys a query scores per row on average. A causal mask under the tiled kernel skips the
+// key tiles wholly above the diagonal (loom's kernel and FlashAttention alike), so a row
+// block of kTile queries scores the keys up to its end: (s + kTile) / 2 on average.
+// Bidirectional (bert) and windowed rows score their full range.
+constexpr double kTile = 128;  // keys per tile: loom's kBc (backend/cpu/flash_attention.cpp), FlashAttention's block
+double keys_per_query(const RunConfig& c, double s) {
+  const ModelConfig& m = c.model;
+  if (m.window > 0) return std::min(s, double(m.window));
+  if (m.bert() || c.train.attention_kernel() != "tiled") return s;
+  return std::min(s, (s + kTile) / 2);
+}
 
 LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const ModelConfig& m = c.model;
@@ -34,7 +47,7 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const double weights = gemm_time(cl, dt, M, qkv / t, h) + gemm_time(cl, dt, M, h, h / t) +
                          gemm_time(cl, dt, M, up / t, h) + gemm_time(cl, dt, M, h, F / t);
   const double heads = b * a / t, d = h / a;
-  const double keys = m.window > 0 ? std::min(s, double(m.window)) : s;  // scored per query
+  const double keys = keys_per_query(c, s);
   const double core_gemm = gemm_time(cl, dt, s, keys, d, heads) + gemm_time(cl, dt, s, d, keys, heads);
   const double sbh = s * b * h * ab / 2;  // the 16-bit counts scaled to the working dtype
   // Dense: the s x s scores, probabilities and dropout pass through memory. Tiled: they stay
@@ -45,6 +58,7 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2;
   const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout
   LayerCost lc;
+  lc.linear_forward = weights;
   lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw +
                kElementwiseKernels * cl.kernel_overhead;
   lc.backward = 2 * lc.forward + (tiled ? core_gemm / 2 : 0);
@@ -104,12 +118,19 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
   // Per-micro-batch time of each stage: compute, tp and p2p parts.
   const bool split_msg = c.parallel.sequence_parallel || sw.p2p_split_over_tp;
   const Link& pp_link = group_link(cl, p, tp * dp);
-  const double p2p = p > 1 ? 2 * v * p2p_time(stream_msg / (split_msg ? tp : 1), pp_link) : 0;
+  const double p2p =
+      p > 1 && !sw.p2p_overlap ? 2 * v * p2p_time(stream_msg / (split_msg ? tp : 1), pp_link) : 0;
   double max_total = 0, sum_total = 0, max_compute = 0, max_tp = 0, last_backward = 0;
   for (int st = 0; st < p; ++st) {
     const double L = double(layers_of(c, st));
     double compute = L * (lc.forward + lc.backward + lc.recompute);
-    double tpc = L * lc.tp_forward * (c.train.recompute == "full" ? 3 : 2);
+    // Per pass: forward, backward (twice the GEMMs: data and weight gradients), recomputed
+    // forward; under tp_overlap only what the pass's weight GEMMs cannot cover is exposed.
+    const double passes = c.train.recompute == "full" ? 3 : 2;
+    double tpc = L * lc.tp_forward * passes;
+    if (sw.tp_overlap)
+      tpc = L * (std::max(0.0, lc.tp_forward - lc.linear_forward) * (passes - 1) +
+                 std::max(0.0, lc.tp_forward - 2 * lc.linear_forward));
     if (st == 0)
       tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
                                           : all_reduce_time(stream_msg, tp, tp_link);  // embedding
@@ -141,7 +162,15 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
                                      : all_reduce_time(grad_bytes, dp, dp_link);
   if (sw.dp_overlap)
     dp_time = std::max(dp_time - last_backward, dp_time / std::max(1.0, double(layers_of(c, 0))));
-  if (c.optim.zero == 1) dp_time += all_gather_time(n * ab, dp, dp_link);
+  if (c.optim.zero == 1) {
+    // The 16-bit parameters, gathered after the step; under param_gather_overlap bucket by
+    // bucket as the next step's first forward reaches them (at least one layer's exposed).
+    const double gather = all_gather_time(n * ab, dp, dp_link);
+    const double first_forward = double(layers_of(c, 0)) * lc.forward;
+    dp_time += sw.param_gather_overlap
+                   ? std::max(gather - first_forward, gather / std::max(1.0, double(layers_of(c, 0))))
+                   : gather;
+  }
   sp.dp_comm = dp > 1 ? dp_time : 0;
 
   // AdamW: reads gradient, master, m, v; writes master, m, v and the working copy; the

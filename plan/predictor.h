@@ -2,14 +2,16 @@
 //
 // Per micro-batch and layer on one tp rank (b micro-batch, s sequence, h channels, F ffn):
 //   GEMMs     qkv (bs, 3h/t, h), proj (bs, h, h/t), fc1 (bs, F/t, h), fc2 (bs, h, F/t) and
-//             the attention core, b a/t heads of (s, s, h/a) and (s, h/a, s); each
+//             the attention core, b a/t heads of (s, k, h/a) and (s, h/a, k), k = s keys
+//             ((s + 128) / 2 for the tiled kernel under a causal mask: it skips tiles); each
 //             max(flops / (peak gemm_efficiency), bytes / memory bandwidth) [roofline] or
 //             the nearest measured rate (calibrated clusters), + kernel_overhead.
 //   memory-bound ops (layernorms, bias-dropout-add, gelu, softmax, dropout) in bytes read +
 //             written, 16-bit: 22 sbh (/t with sp) + 4 sbF/t + 9 a s^2 b / t.
 //   backward = 2 x forward; recompute full adds a forward, attention the attention core.
 //   tp: 2 all-reduces of sbh (sp: 2 all-gathers + 2 reduce-scatters) per forward, as many per
-//             backward and per recomputed forward; not overlapped.
+//             backward and per recomputed forward; not overlapped (SoftwareModel::tp_overlap:
+//             only what the pass's weight GEMMs cannot cover).
 // Stage time per micro-batch T_s = its layers (+ embedding on stage 0, + logits and loss
 // on the last) + 2 v p2p messages. Step = m max_s T_s + (p-1)/v mean_s T_s (the bubble)
 // + dp gradient reduction not hidden behind the last micro-batch's backward + optimizer.
@@ -33,6 +35,14 @@ struct SoftwareModel {
   // Memory: Korthikanti et al.'s activation formulas (Megatron's 16-bit buffers with dropout
   // masks: plan/model_cost.h) instead of loom's own allocations (plan/loom_memory.h).
   bool megatron_memory = false;
+  // Megatron-Core of 2024 (its H100 scaling runs) overlaps what loom and Megatron-LM of 2022
+  // leave exposed: tp collectives run in chunks under the layer's GEMMs (--tp-comm-overlap,
+  // Transformer Engine's userbuffers), so only what a pass's GEMMs cannot cover is exposed;
+  // pipeline sends and receives run beside the next chunk's compute; and the ZeRO-1
+  // parameter all-gather runs under the next step's first forward (--overlap-param-gather).
+  bool tp_overlap = false;
+  bool p2p_overlap = false;
+  bool param_gather_overlap = false;
 };
 
 struct TimeSplit {

@@ -83,4 +83,57 @@ std::vector<ValidationRow> validate_table5(const Cluster& a100) {
   return rows;
 }
 
+std::vector<PublishedScalingRun> megatron_h100_weak_scaling() {
+  auto run = [](std::string name, std::int64_t heads, std::int64_t h, std::int64_t l, int tp, int pp, std::int64_t batch,
+                double tflops, double mfu) {
+    ModelConfig m;
+    m.layers = l, m.channels = h, m.heads = heads, m.vocab = 131072, m.seq_len = 4096;
+    return PublishedScalingRun{.name = std::move(name), .model = m, .tp = tp, .pp = pp, .dp = 48,
+                               .global_batch = batch, .tflops_per_gpu = tflops, .mfu = mfu};
+  };
+  //          size   heads  hidden layers tp pp batch  TFLOP/s MFU
+  return {run("1.7B", 16, 2048, 24, 1, 1, 192, 408.8, 0.41),    run("7.1B", 32, 4096, 30, 2, 1, 192, 465.9, 0.47),
+          run("16B", 48, 6144, 32, 4, 1, 192, 489.1, 0.49),     run("32B", 56, 7168, 48, 8, 1, 192, 459.6, 0.46),
+          run("70B", 64, 8192, 84, 8, 2, 384, 419.7, 0.42),     run("119B", 80, 10240, 92, 8, 4, 768, 420.5, 0.43),
+          run("177B", 96, 12288, 96, 8, 6, 1152, 432.8, 0.44),  run("314B", 128, 16384, 96, 8, 8, 1536, 474.4, 0.48),
+          run("462B", 144, 18432, 112, 8, 16, 3072, 459.9, 0.47)};
+}
+
+RunConfig published_config(const PublishedScalingRun& r) {
+  RunConfig c;
+  c.model = r.model;
+  c.train.seq_len = r.model.seq_len;
+  c.train.global_batch = r.global_batch;
+  c.train.micro_batch = 1;
+  c.train.precision = "bf16";
+  c.train.recompute = "none";
+  c.train.attention = "tiled";
+  c.parallel.tp = r.tp, c.parallel.pp = r.pp, c.parallel.dp = r.dp;
+  c.parallel.virtual_stages = r.pp > 1 ? int(r.model.layers / r.pp) : 1;
+  c.parallel.sequence_parallel = r.tp > 1;
+  c.parallel.grad_reduce_dtype = "bf16";
+  c.optim.zero = 1;
+  return c;
+}
+
+SoftwareModel megatron_core_2024() {
+  return {.p2p_split_over_tp = true,
+          .dp_overlap = true,
+          .megatron_memory = true,
+          .tp_overlap = true,
+          .p2p_overlap = true,
+          .param_gather_overlap = true};
+}
+
+std::vector<ValidationRow> validate_megatron_h100(const Cluster& h100) {
+  std::vector<ValidationRow> rows;
+  for (const PublishedScalingRun& r : megatron_h100_weak_scaling()) {
+    ValidationRow row{.name = r.name, .mode = "MFU", .published = r.tflops_per_gpu / 989.0};
+    row.prediction = predict(published_config(r), h100, megatron_core_2024());
+    row.predicted = row.prediction.mfu;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 }  // namespace loom::plan

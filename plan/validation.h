@@ -39,4 +39,28 @@ struct ValidationRow {
 };
 std::vector<ValidationRow> validate_table5(const Cluster& a100);
 
+// Megatron-LM's H100 weak-scaling table (NVIDIA/Megatron-LM README, "Training Speed and
+// Scalability", the image images/model_table.png added in commit f2e5db40, 2024-07-15,
+// Megatron-Core r0.8.0): GPT models of 1.7B..462B parameters, vocabulary 131072, sequence
+// 4096, bf16, dp 48, the published per-GPU model TFLOP/s and MFU (of 989 TFLOP/s).
+// Untied input and output embeddings (the parameter counts need them); loom ties them,
+// which changes the parameters (and so the optimizer and dp times) but not the FLOPs.
+// Not published, assumed (docs/scaling.md): micro-batch 1, no recompute, sequence
+// parallelism with tp, the distributed optimizer (ZeRO-1) with 16-bit gradient reduction,
+// FlashAttention-style fused attention, and one layer per interleaved chunk (v = l / p).
+struct PublishedScalingRun {
+  std::string name;  // "1.7B"
+  ModelConfig model;
+  int tp = 1, pp = 1, dp = 1;
+  std::int64_t global_batch = 1;
+  double tflops_per_gpu = 0;  // published model TFLOP/s per GPU
+  double mfu = 0;             // published, rounded to a percent
+};
+std::vector<PublishedScalingRun> megatron_h100_weak_scaling();
+RunConfig published_config(const PublishedScalingRun& r);
+// Megatron-Core of 2024: tp, pp and dp communication overlapped with compute.
+SoftwareModel megatron_core_2024();
+// One row per run: published and predicted MFU (ValidationRow's error is relative).
+std::vector<ValidationRow> validate_megatron_h100(const Cluster& h100);
+
 }  // namespace loom::plan

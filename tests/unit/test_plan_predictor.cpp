@@ -2,7 +2,8 @@
 // the step, MFU / HFU / tokens/s follow from it, each term appears exactly when its
 // parallelism does (tp comm with tp > 1, the bubble with pp > 1, shrinking v-fold with
 // interleaving, dp comm with dp > 1, hidden by overlap), recompute costs time, and the
-// roofline makes a skinny GEMM memory-bound.
+// roofline makes a skinny GEMM memory-bound; Megatron-Core's overlaps (tp, p2p, parameter
+// gather) hide exactly what they claim to, and a causal tiled kernel scores half the keys.
 #include <gtest/gtest.h>
 
 #include "plan/collectives.h"
@@ -98,6 +99,55 @@ TEST(PlanPredictor, RooflineGemms) {
   const double m = 8192, n = 8192, k = 64;
   EXPECT_NEAR(gemm_time(cl, DType::bf16, m, n, k),
               (m * k + k * n + m * n) * 2 / (2039e9 * cl.memory_efficiency), 1e-9);
+}
+
+TEST(PlanPredictor, OverlapsHideWhatTheyClaim) {
+  const Cluster cl = a100();
+  // h = 8192 over tp 4 x dp 2 (one node): a layer's sp collectives are shorter than the
+  // GEMMs they feed, and a stage's first forward longer than its parameter all-gather.
+  RunConfig c = gpt(4, 4, 2, 2);
+  c.model.channels = 8192, c.model.heads = 64;
+  c.train.attention = "tiled", c.parallel.sequence_parallel = true, c.optim.zero = 1;
+  const SoftwareModel base{.p2p_split_over_tp = true};
+  const Prediction plain = predict(c, cl, base);
+  // tp: only the last stage's (the slowest: the logits) three loss all-reduces per
+  // micro-batch stay; compute does not move.
+  SoftwareModel tp = base;
+  tp.tp_overlap = true;
+  const Prediction t = predict(c, cl, tp);
+  EXPECT_GT(plain.split.tp_comm, 0);
+  EXPECT_NEAR(t.split.tp_comm, 64 * 3 * all_reduce_time(4 * 2048, 4, cl.intra_node), 1e-12);
+  EXPECT_DOUBLE_EQ(t.split.compute, plain.split.compute);
+  // p2p: the pipeline messages vanish from the steady state.
+  SoftwareModel p2p = base;
+  p2p.p2p_overlap = true;
+  EXPECT_GT(plain.split.pp_p2p, 0);
+  EXPECT_EQ(predict(c, cl, p2p).split.pp_p2p, 0);
+  // ZeRO-1's parameter all-gather under the next forward: one layer's share (1/6 of stage
+  // 0's 6 layers) stays exposed.
+  SoftwareModel gather = base;
+  gather.param_gather_overlap = true;
+  const Prediction g = predict(c, cl, gather);
+  const double ag = all_gather_time(double(stage_parameters(c, 0)) * 2, 2, cl.intra_node);
+  EXPECT_NEAR(plain.split.dp_comm - g.split.dp_comm, ag - ag / 6, 1e-12);
+}
+
+TEST(PlanPredictor, CausalTiledAttentionScoresHalfTheKeys) {
+  // The attention core's forward: 2 GEMMs of b a/t heads x (s, keys, h/a) flops each. A
+  // causal tiled kernel skips the key tiles above the diagonal: keys = (s + 128) / 2; the
+  // dense kernel and a bidirectional (bert) model score all s. Long s so the core matters.
+  Cluster cl = a100();
+  cl.kernel_overhead = 0;
+  RunConfig c = gpt(1, 1, 1);
+  c.model.seq_len = 8192, c.model.layers = 1, c.model.heads = 8;  // head size 256: compute-bound core
+  c.train.attention = "tiled", c.train.global_batch = 1;
+  auto compute = [&](const RunConfig& rc) { return predict(rc, cl).split.compute; };
+  RunConfig bert = c;
+  bert.model.family = "bert";
+  // Forward, backward (2x) and the tiled backward's recomputed scores (one GEMM): 3.5
+  // forward core GEMMs, each 2 s keys h flops at peak x gemm_efficiency.
+  const double per_key = 3.5 * 2 * 2 * 8192.0 * 2048 / (312e12 * cl.gemm_efficiency);
+  EXPECT_NEAR(compute(bert) - compute(c), per_key * (8192 - (8192 + 128) / 2.0), 1e-3 * per_key * 4096);
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // predicted iteration times against Korthikanti et al. 2022, Table 5, on the shipped
 // plan/clusters/a100-80gb.json. The errors must stay what docs/scaling.md documents (to
 // 0.1 points, either way: a change to the model that moves them updates the doc too), and
-// within the goal: mean |error| <= 3.5 %, worst <= 8 %.
+// within the goal: mean |error| <= 3.5 %, worst <= 8 %. And Megatron-LM's H100 weak-scaling
+// table (MFU per model size and GPU count) on plan/clusters/h100-80gb.json: the errors
+// docs/scaling.md documents, the goal (10 % relative) on the rows it meets, and checks that
+// the transcription of the table (an image in the Megatron-LM README) is self-consistent.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -38,6 +41,46 @@ TEST(PlanValidation, MfuOfThePublishedRunsIsTheirs) {
     const double devices = double(runs[i].tp * runs[i].pp);
     const double published_mfu = model_flops_per_step(c) / (runs[i].sp_selective_s * devices * 312e12);
     EXPECT_NEAR(published_mfu, mfu[i], 0.0035) << runs[i].name;
+  }
+}
+
+TEST(PlanValidation, MegatronH100ErrorsAreTheDocumentedOnes) {
+  const Cluster h100 = load_cluster(LOOM_SOURCE_DIR "/plan/clusters/h100-80gb.json");
+  // Relative MFU errors in percent, docs/scaling.md: the four pp = 1 rows (in-sample for
+  // gemm_efficiency) meet the goal; the five pipelined rows (held out) do not.
+  const double documented[] = {+8.9, -0.7, -4.7, +1.7, +27.1, +35.8, +34.8, +25.3, +27.6};
+  const auto rows = validate_megatron_h100(h100);
+  const auto runs = megatron_h100_weak_scaling();
+  ASSERT_EQ(rows.size(), 9u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double e = 100 * rows[i].error();
+    EXPECT_NEAR(e, documented[i], 0.1) << rows[i].name;
+    if (runs[i].pp == 1) {
+      EXPECT_LE(std::abs(e), 10.0) << rows[i].name;
+    }
+    // The assumed layout (no recompute, ZeRO-1) fits in the 80 GB: Megatron's memory account.
+    EXPECT_LT(rows[i].prediction.memory.total(), h100.device_memory) << rows[i].name;
+  }
+}
+
+TEST(PlanValidation, MegatronH100TableIsSelfConsistent) {
+  // Read off images/model_table.png: per-GPU TFLOP/s x GPUs = the aggregate PFLOP/s column,
+  // TFLOP/s / 989 = the MFU column (rounded), and the parameters (untied input and output
+  // embeddings, no position table) = the model size column within 3 % (1.745 for "1.7B"),
+  // so a misread digit fails here.
+  const double aggregate_pflops[] = {19.6, 44.7, 93.9, 176.5, 322.3, 645.9, 997.2, 1457.4, 2825.6};
+  const double size_b[] = {1.7, 7.1, 16, 32, 70, 119, 177, 314, 462};
+  const auto runs = megatron_h100_weak_scaling();
+  ASSERT_EQ(runs.size(), 9u);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& r = runs[i];
+    const double gpus = double(r.dp * r.tp * r.pp);
+    EXPECT_NEAR(r.tflops_per_gpu * gpus / 1000, aggregate_pflops[i], 0.06) << r.name;
+    EXPECT_NEAR(r.tflops_per_gpu / 989, r.mfu, 0.005) << r.name;
+    const double l = double(r.model.layers), h = double(r.model.channels), V = double(r.model.vocab);
+    const double params = l * (12 * h * h + 13 * h) + 2 * V * h + 2 * h;
+    EXPECT_NEAR(params / 1e9 / size_b[i], 1.0, 0.03) << r.name;
+    EXPECT_EQ(r.global_batch % (r.dp * r.pp), 0) << r.name;  // whole micro-batches, interleavable
   }
 }
 
