@@ -131,9 +131,28 @@ void validate(const ModelConfig& m) {
              "model.kv_heads ({}) must divide model.heads ({}): each key/value head serves heads / kv_heads query "
              "heads",
              m.kv_head_count(), m.heads);
-  LOOM_CHECK(m.family == "gpt" || m.family == "bert",
-             "use gpt (causal decoder, next token) or bert (bidirectional encoder, masked tokens)",
-             "model.family must be gpt or bert, got '{}'", m.family);
+  LOOM_CHECK(m.family == "gpt" || m.family == "bert" || m.family == "t5",
+             "use gpt (causal decoder, next token), bert (bidirectional encoder, masked tokens) or t5 "
+             "(encoder-decoder, span corruption)",
+             "model.family must be gpt, bert or t5, got '{}'", m.family);
+  LOOM_CHECK(m.decoder_layers >= 0, "0 means as many as model.layers", "model.decoder_layers must be >= 0, got {}",
+             m.decoder_layers);
+  LOOM_CHECK(m.decoder_layers == 0 || m.t5(), "leave model.decoder_layers 0, or set model.family t5",
+             "model.decoder_layers = {} is for the encoder-decoder (model.family t5), not model.family {}",
+             m.decoder_layers, m.family);
+  if (m.t5()) {  // layers/t5.h: pre-LN stacks, full-head attention, absolute positions, the LM head
+    LOOM_CHECK(m.ln_placement == "pre", "T5 is pre-LN: use model.ln_placement pre",
+               "model.family t5 needs model.ln_placement pre, got '{}'", m.ln_placement);
+    LOOM_CHECK(m.head == "lm", "fine-tune a gpt-family model (model.head classify needs model.family gpt)",
+               "model.family t5 has no classification head: model.head must be lm, got '{}'", m.head);
+    LOOM_CHECK(m.positions == "learned" || m.positions == "sinusoidal",
+               "use model.positions learned or sinusoidal",
+               "model.family t5 takes absolute positions (learned or sinusoidal), got model.positions '{}'",
+               m.positions);
+    LOOM_CHECK(m.kv_head_count() == m.heads && m.window == 0, "leave model.kv_heads and model.window 0",
+               "model.family t5 attends with every head over every key: model.kv_heads = {}, model.window = {}",
+               m.kv_heads, m.window);
+  }
   LOOM_CHECK(m.ln_placement == "pre" || m.ln_placement == "post",
              "use pre (GPT-2, Llama: x + f(norm(x))) or post (BERT: norm(x + f(x)))",
              "model.ln_placement must be pre or post, got '{}'", m.ln_placement);

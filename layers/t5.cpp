@@ -1,0 +1,400 @@
+// layers/t5.cpp — the encoder-decoder's parameters, buffers, forward and backward (layers/t5.h).
+#include "layers/t5.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "layers/gpt.h"
+#include "parallel/local_communicator.h"
+
+namespace loom {
+
+namespace {
+// Token ids travel in 4-byte tensors: a view the backend can copy byte for byte.
+Tensor id_bytes(const std::int32_t* p, Shape s) { return Tensor{const_cast<std::int32_t*>(p), s, DType::f32, Device::cpu}; }
+TokenView ids(const Tensor& t, Shape s) { return TokenView{static_cast<const std::int32_t*>(t.ptr), s, t.device}; }
+std::string enc_name(std::int64_t l, const char* rest) { return fmt::format("enc.h.{}.{}", l, rest); }
+std::string dec_name(std::int64_t l, const char* rest) { return fmt::format("dec.h.{}.{}", l, rest); }
+}  // namespace
+
+void T5::check_tp(const ModelConfig& m, int tp) {
+  Gpt::check_tp(m, tp);  // heads, ffn, padded vocabulary
+}
+
+std::vector<ParamSpec> T5::param_specs(const ModelConfig& m, int tp, int r) {
+  check_tp(m, tp);
+  const std::int64_t C = m.channels, F = m.ffn_size(), Le = m.layers, Ld = m.decoder_layer_count();
+  const bool rms = m.norm == "rmsnorm", swiglu = m.mlp == "swiglu";
+  const float std = 0.02f;
+  // GPT-2's scaling of the projections writing into a residual stream, per stack: the
+  // encoder stream gets 2 per block, the decoder's 3.
+  const float enc_proj_std = std / std::sqrt(2.0f * float(Le)), dec_proj_std = std / std::sqrt(3.0f * float(Ld));
+  using S = Shard::Split;
+  using R = ParamRole;
+  const Shard rows{S::rows, tp, r, 1}, qkv_rows{S::rows, tp, r, 3}, kv_rows{S::rows, tp, r, 2}, cols{S::cols, tp, r, 1};
+  const Shard fc_rows = swiglu ? Shard{S::rows, tp, r, 2} : rows;
+  const std::int64_t fc = swiglu ? 2 * F : F;
+  const auto rep = TpReplicated::yes;
+  std::vector<ParamSpec> s;
+  s.push_back({.name = "wte", .shape = {m.padded_vocab() / tp, C}, .init_std = std, .role = R::embedding,
+               .shard = rows, .tied = "wte", .stored_rows = m.vocab});
+  if (m.positions == "learned") {
+    s.push_back({.name = "enc.wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
+    s.push_back({.name = "dec.wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
+  }
+  auto add = [&](const std::string& n, Shape shape, float init_std, float init_value, R role, Shard sh) {
+    s.push_back({.name = n, .shape = shape, .init_std = init_std, .init_value = init_value, .role = role, .shard = sh,
+                 .tp_replicated = sh.split == S::none ? TpReplicated::yes : TpReplicated::no});
+  };
+  auto norm = [&](const std::string& n) {
+    add(n + ".weight", {C}, 0, 1, R::norm, {});
+    if (!rms) add(n + ".bias", {C}, 0, 0, R::norm, {});
+  };
+  auto linear = [&](const std::string& n, Shape w, float init_std, Shard sh, bool row_parallel) {
+    add(n + ".weight", w, init_std, 0, R::matrix, sh);
+    add(n + ".bias", {row_parallel ? C : w[0]}, 0, 0, R::bias, row_parallel ? Shard{} : sh);
+  };
+  for (std::int64_t l = 0; l < Le; ++l) {
+    norm(enc_name(l, "ln_1"));
+    linear(enc_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows, false);
+    linear(enc_name(l, "attn.c_proj"), {C, C / tp}, enc_proj_std, cols, true);
+    norm(enc_name(l, "ln_2"));
+    linear(enc_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows, false);
+    linear(enc_name(l, "mlp.c_proj"), {C, F / tp}, enc_proj_std, cols, true);
+  }
+  norm("enc.ln_f");
+  for (std::int64_t l = 0; l < Ld; ++l) {
+    norm(dec_name(l, "ln_1"));
+    linear(dec_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows, false);
+    linear(dec_name(l, "attn.c_proj"), {C, C / tp}, dec_proj_std, cols, true);
+    norm(dec_name(l, "ln_2"));
+    linear(dec_name(l, "cross.c_q"), {C / tp, C}, std, rows, false);
+    linear(dec_name(l, "cross.c_kv"), {2 * C / tp, C}, std, kv_rows, false);
+    linear(dec_name(l, "cross.c_proj"), {C, C / tp}, dec_proj_std, cols, true);
+    norm(dec_name(l, "ln_3"));
+    linear(dec_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows, false);
+    linear(dec_name(l, "mlp.c_proj"), {C, F / tp}, dec_proj_std, cols, true);
+  }
+  norm("dec.ln_f");
+  return s;
+}
+
+T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std::int64_t Td, Communicator* tp,
+       const T5Options& options)
+    : be_(be),
+      cfg_(cfg),
+      B_(B),
+      Te_(Te),
+      Td_(Td),
+      dtype_(options.dtype),
+      own_tp_(tp ? nullptr : std::make_unique<LocalCommunicator>()),
+      tp_(own_tp_ ? *own_tp_ : *tp),
+      vocab_start_(tp_.rank() * (cfg.padded_vocab() / tp_.size())),
+      params_(be, param_specs(cfg, tp_.size(), tp_.rank()), options.dtype),
+      mem_(be),
+      positions_(parse_positions(cfg.positions)),
+      loss_{&tp_, vocab_start_, cfg.vocab} {
+  validate(cfg);
+  LOOM_CHECK(cfg.t5(), "", "T5 needs model.family t5, got '{}'", cfg.family);
+  LOOM_CHECK(B > 0 && Te > 0 && Td > 0, "", "T5: batch ({}), encoder ({}) and decoder ({}) lengths must be positive", B,
+             Te, Td);
+  LOOM_CHECK(Te <= cfg.seq_len && Td <= cfg.seq_len, "raise model.seq_len",
+             "T5: encoder length {} or decoder length {} exceeds model.seq_len = {}", Te, Td, cfg.seq_len);
+  LOOM_CHECK(options.slots >= 1, "", "T5: slots must be >= 1, got {}", options.slots);
+  const std::int64_t p = tp_.size(), C = cfg.channels, Cl = C / p, Hl = cfg.heads / p, Fl = cfg.ffn_size() / p;
+  const std::int64_t Vl = cfg.padded_vocab() / p, Ne = B * Te, Nd = B * Td, Le = cfg.layers,
+                     Ld = cfg.decoder_layer_count();
+  const bool rms = cfg.norm == "rmsnorm", swiglu = cfg.mlp == "swiglu";
+  const MlpKind mlp = swiglu ? MlpKind::swiglu : cfg.mlp == "relu" ? MlpKind::relu : MlpKind::gelu;
+  const NormKind nk = rms ? NormKind::rmsnorm : NormKind::layernorm;
+  const std::int64_t Hdl = swiglu ? 2 * Fl : Fl;
+
+  auto lin = [&](const std::string& n) {
+    return Linear{params_.param(n + ".weight"), params_.param(n + ".bias"), params_.grad(n + ".weight"),
+                  params_.grad(n + ".bias")};
+  };
+  auto norm = [&](const std::string& n) {
+    return LayerNorm{params_.param(n + ".weight"), rms ? Tensor{} : params_.param(n + ".bias"),
+                     params_.grad(n + ".weight"), rms ? Tensor{} : params_.grad(n + ".bias"), nullptr, nk,
+                     float(cfg.norm_eps)};
+  };
+  auto attention = [&](const std::string& prefix, bool causal) {
+    return Attention{{lin(prefix + ".c_attn"), &tp_, nullptr},
+                     {lin(prefix + ".c_proj"), &tp_, nullptr},
+                     int(Hl),
+                     int(Hl),
+                     0.0f,
+                     Tensor{},
+                     causal,
+                     0,
+                     AttentionKernel::tiled};
+  };
+  auto last_of_norm = [&](const std::string& n) { return params_.index(n + (rms ? ".weight" : ".bias")); };
+  auto bucket = [&](std::size_t first, std::size_t last) {
+    buckets_.push_back({first, last});
+    return buckets_.size() - 1;
+  };
+
+  wte_ = params_.param("wte"), dwte_ = params_.grad("wte");
+  if (positions_ == Positions::learned) {
+    enc_wpe_ = params_.param("enc.wpe"), denc_wpe_ = params_.grad("enc.wpe");
+    dec_wpe_ = params_.param("dec.wpe"), ddec_wpe_ = params_.grad("dec.wpe");
+  }
+  for (std::int64_t l = 0; l < Le; ++l) {
+    Block b;
+    b.ln_1 = norm(enc_name(l, "ln_1"));
+    b.attn = attention(enc_name(l, "attn"), /*causal=*/false);  // the encoder sees every position
+    b.ln_2 = norm(enc_name(l, "ln_2"));
+    b.mlp = Mlp{{lin(enc_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(enc_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
+    enc_blocks_.push_back(b);
+  }
+  enc_ln_ = norm("enc.ln_f");
+  for (std::int64_t l = 0; l < Ld; ++l) {
+    DecoderBlock b;
+    b.ln_1 = norm(dec_name(l, "ln_1"));
+    b.attn = attention(dec_name(l, "attn"), /*causal=*/true);
+    b.ln_2 = norm(dec_name(l, "ln_2"));
+    b.cross = CrossAttention{{lin(dec_name(l, "cross.c_q")), &tp_, nullptr},
+                             {lin(dec_name(l, "cross.c_kv")), &tp_, nullptr},
+                             {lin(dec_name(l, "cross.c_proj")), &tp_, nullptr},
+                             int(Hl)};
+    b.ln_3 = norm(dec_name(l, "ln_3"));
+    b.mlp = Mlp{{lin(dec_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(dec_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
+    dec_blocks_.push_back(b);
+  }
+  dec_ln_ = norm("dec.ln_f");
+
+  b_dec_ln_ = bucket(params_.index("dec.ln_f.weight"), last_of_norm("dec.ln_f") + 1);
+  b_dec_.assign(std::size_t(Ld), 0);
+  for (std::int64_t l = Ld; l-- > 0;)
+    b_dec_[std::size_t(l)] =
+        bucket(params_.index(dec_name(l, "ln_1.weight")), params_.index(dec_name(l, "mlp.c_proj.bias")) + 1);
+  b_enc_ln_ = bucket(params_.index("enc.ln_f.weight"), last_of_norm("enc.ln_f") + 1);
+  b_enc_.assign(std::size_t(Le), 0);
+  for (std::int64_t l = Le; l-- > 0;)
+    b_enc_[std::size_t(l)] =
+        bucket(params_.index(enc_name(l, "ln_1.weight")), params_.index(enc_name(l, "mlp.c_proj.bias")) + 1);
+  b_embed_ = bucket(params_.index("wte"), params_.index(positions_ == Positions::learned ? "dec.wpe" : "wte") + 1);
+
+  if (positions_ == Positions::sinusoidal) {  // one table; each stack adds its first T rows
+    const std::int64_t T = std::max(Te, Td);
+    std::vector<float> table = sinusoidal_table(T, C);
+    Buffer wide(be_, Shape{T, C}, DType::f32);  // construction only
+    be_.copy(wide, host_tensor(table.data(), Shape{T, C}));
+    pos_table_ = act("position constants", {T, C});
+    be_.cast(pos_table_, wide);
+  }
+
+  // ---- activations, per slot: exactly what forward saves for backward
+  const std::string enc = "activations: encoder", dec = "activations: decoder",
+                    head = "activations: final norm, logits, loss";
+  auto norm_saved = [&](const std::string& cat, std::int64_t n) {
+    return LayerNorm::Saved{rms ? Tensor{} : f32(cat, {n}), f32(cat, {n})};
+  };
+  for (int k = 0; k < options.slots; ++k) {
+    Slot s;
+    s.enc_host.assign(std::size_t(Ne), 0), s.dec_host.assign(std::size_t(Nd), 0), s.tgt_host.assign(std::size_t(Nd), 0);
+    s.enc_tok = f32("token ids", {B, Te}), s.dec_tok = f32("token ids", {B, Td}), s.targets = f32("token ids", {B, Td});
+    for (std::int64_t l = 0; l <= Le; ++l) s.enc_resid.push_back(act(enc, {B, Te, C}));
+    for (std::int64_t l = 0; l <= Ld; ++l) s.dec_resid.push_back(act(dec, {B, Td, C}));
+    for (std::int64_t l = 0; l < Le; ++l) {
+      Block::Saved b;
+      b.ln_1_out = act(enc, {B, Te, C}), b.ln_2_out = act(enc, {B, Te, C}), b.x1 = act(enc, {B, Te, C});
+      b.attn.qkv = act(enc, {B, Te, 3 * Cl}), b.attn.att = act(enc, {B, Te, Cl}), b.attn.lse = f32(enc, {B, Hl, Te});
+      b.mlp.h = act(enc, {Ne, Hdl}), b.mlp.g = act(enc, {Ne, Fl});
+      b.ln_1 = norm_saved(enc, Ne), b.ln_2 = norm_saved(enc, Ne);
+      s.enc_saved.push_back(b);
+    }
+    for (std::int64_t l = 0; l < Ld; ++l) {
+      DecoderBlock::Saved b;
+      b.ln_1_out = act(dec, {B, Td, C}), b.x1 = act(dec, {B, Td, C}), b.ln_2_out = act(dec, {B, Td, C});
+      b.x2 = act(dec, {B, Td, C}), b.ln_3_out = act(dec, {B, Td, C});
+      b.attn.qkv = act(dec, {B, Td, 3 * Cl}), b.attn.att = act(dec, {B, Td, Cl}), b.attn.lse = f32(dec, {B, Hl, Td});
+      b.cross.q = act(dec, {B, Td, Cl}), b.cross.kv = act(dec, {B, Te, 2 * Cl}), b.cross.att = act(dec, {B, Td, Cl});
+      b.cross.lse = f32(dec, {B, Hl, Td});
+      b.mlp.h = act(dec, {Nd, Hdl}), b.mlp.g = act(dec, {Nd, Fl});
+      b.ln_1 = norm_saved(dec, Nd), b.ln_2 = norm_saved(dec, Nd), b.ln_3 = norm_saved(dec, Nd);
+      s.dec_saved.push_back(b);
+    }
+    s.enc_out = act(enc, {B, Te, C});
+    s.enc_ln_saved = norm_saved(enc, Ne);
+    s.ln_f_out = act(head, {Nd, C});
+    s.ln_f_saved = norm_saved(head, Nd);
+    s.logits = act(head, {Nd, Vl});
+    s.loss = {f32(head, {Nd}), f32(head, {2, Nd}), f32(head, {Nd})};
+    slots_.push_back(std::move(s));
+  }
+  const std::string scratch = "backward scratch (shared by all layers)";
+  enc_scratch_.attn = {act(scratch, {B, Te, 3 * Cl}), act(scratch, {B, Te, Cl}), Tensor{}};
+  enc_scratch_.dln = act(scratch, {B, Te, C});
+  enc_scratch_.dbig = act(scratch, {Ne, Fl});
+  if (swiglu) enc_scratch_.dh = act(scratch, {Ne, 2 * Fl});
+  dec_scratch_.attn = {act(scratch, {B, Td, 3 * Cl}), act(scratch, {B, Td, Cl}), Tensor{}};
+  dec_scratch_.cross = {act(scratch, {B, Td, Cl}), act(scratch, {B, Te, 2 * Cl}), act(scratch, {B, Td, Cl}),
+                        act(scratch, {B, Te, C})};
+  dec_scratch_.dln = act(scratch, {B, Td, C});
+  dec_scratch_.dbig = act(scratch, {Nd, Fl});
+  if (swiglu) dec_scratch_.dh = act(scratch, {Nd, 2 * Fl});
+  dec_dresid_ = act(scratch, {B, Td, C});
+  enc_dresid_ = act(scratch, {B, Te, C});
+  denc_ = act(scratch, {B, Te, C});
+  loss_rows_ = f32("loss accumulator", {Nd});
+  be_.fill(loss_rows_, 0.0f);
+}
+
+// The single place positions are chosen: learned tables or the sinusoidal one, added by the
+// embedding on tp rank 0 (the vocabulary-parallel all-reduce completes the sum).
+Tensor T5::position_term(bool decoder, std::int64_t T) const {
+  if (tp_.rank() != 0) return {};
+  switch (positions_) {
+    case Positions::learned: return (decoder ? dec_wpe_ : enc_wpe_).slice_rows(0, T);
+    case Positions::sinusoidal: return pos_table_.slice_rows(0, T);
+    default: return {};  // validate() admits only the two above for t5
+  }
+}
+
+void T5::run_forward(Slot& s, const std::int32_t* tokens) {
+  const std::int64_t R = Te_ + Td_, C = cfg_.channels;
+  for (std::int64_t b = 0; b < B_; ++b) {
+    std::copy(tokens + b * R, tokens + b * R + Te_, s.enc_host.begin() + b * Te_);
+    std::copy(tokens + b * R + Te_, tokens + (b + 1) * R, s.dec_host.begin() + b * Td_);
+  }
+  be_.upload_async(s.enc_tok, id_bytes(s.enc_host.data(), {B_, Te_}));
+  be_.upload_async(s.dec_tok, id_bytes(s.dec_host.data(), {B_, Td_}));
+  // Encoder: embedding (vocabulary-parallel: each tp rank adds its rows, the all-reduce
+  // completes the sum), the blocks, the final norm.
+  be_.embedding_forward(s.enc_resid[0], ids(s.enc_tok, {B_, Te_}), wte_, position_term(false, Te_), vocab_start_);
+  tp_.all_reduce(s.enc_resid[0]);
+  for (std::size_t l = 0; l < enc_blocks_.size(); ++l)
+    enc_blocks_[l].forward(be_, s.enc_resid[l + 1], s.enc_resid[l], s.enc_saved[l]);
+  enc_ln_.forward(be_, s.enc_out.view({B_ * Te_, C}), s.enc_resid.back().view({B_ * Te_, C}), s.enc_ln_saved);
+  // Decoder, reading the encoder output in every block.
+  be_.embedding_forward(s.dec_resid[0], ids(s.dec_tok, {B_, Td_}), wte_, position_term(true, Td_), vocab_start_);
+  tp_.all_reduce(s.dec_resid[0]);
+  for (std::size_t l = 0; l < dec_blocks_.size(); ++l)
+    dec_blocks_[l].forward(be_, s.dec_resid[l + 1], s.dec_resid[l], s.enc_out, s.dec_saved[l]);
+  dec_ln_.forward(be_, s.ln_f_out, s.dec_resid.back().view({B_ * Td_, C}), s.ln_f_saved);
+  be_.matmul(s.logits, s.ln_f_out, wte_, {}, {.trans_b = Trans::yes});  // tied head: this rank's vocabulary
+}
+
+void T5::forward(int chunk, const MicroBatch& mb, int slot) {
+  LOOM_CHECK(chunk == 0, "", "T5: one chunk, got chunk {}", chunk);
+  Slot& s = slots_.at(std::size_t(slot));
+  run_forward(s, mb.tokens);
+  const std::int64_t R = Te_ + Td_;
+  for (std::int64_t b = 0; b < B_; ++b)
+    std::copy(mb.targets + b * R + Te_, mb.targets + (b + 1) * R, s.tgt_host.begin() + b * Td_);
+  be_.upload_async(s.targets, id_bytes(s.tgt_host.data(), {B_, Td_}));
+  loss_.forward(be_, loss_rows_, s.logits, ids(s.targets, {B_ * Td_}), s.loss);
+}
+
+void T5::backward(int chunk, int slot, float dloss) {
+  LOOM_CHECK(chunk == 0, "", "T5: one chunk, got chunk {}", chunk);
+  Slot& s = slots_.at(std::size_t(slot));
+  const std::int64_t C = cfg_.channels, Nd = B_ * Td_, Ne = B_ * Te_;
+  // Loss and tied head (the logits become dlogits in place); every shard's head adds to
+  // d ln_f output: all-reduced over tp.
+  loss_.backward(be_, s.logits, s.logits, ids(s.targets, {Nd}), s.loss, dloss);
+  const Tensor dln = dec_scratch_.dln.view({Nd, C});
+  be_.matmul(dln, s.logits, wte_, {}, {});
+  tp_.all_reduce(dln);
+  be_.matmul(dwte_, s.logits, s.ln_f_out, {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes});
+  be_.fill(dec_dresid_, 0.0f);
+  dec_ln_.backward(be_, dec_dresid_.view({Nd, C}), dln, s.dec_resid.back().view({Nd, C}), s.ln_f_saved);
+  ready(b_dec_ln_);
+  // Decoder blocks, adding each cross-attention's d(encoder output) into denc_.
+  be_.fill(denc_, 0.0f);
+  for (std::size_t l = dec_blocks_.size(); l-- > 0;) {
+    dec_blocks_[l].backward(be_, dec_dresid_, denc_, s.dec_resid[l], s.enc_out, s.dec_saved[l], dec_scratch_);
+    ready(b_dec_[l]);
+  }
+  be_.embedding_backward(dwte_, ddec_wpe_.empty() ? Tensor{} : ddec_wpe_.slice_rows(0, Td_), dec_dresid_,
+                         ids(s.dec_tok, {B_, Td_}), vocab_start_);
+  // Encoder: its final norm takes the summed d(encoder output).
+  be_.fill(enc_dresid_, 0.0f);
+  enc_ln_.backward(be_, enc_dresid_.view({Ne, C}), denc_.view({Ne, C}), s.enc_resid.back().view({Ne, C}),
+                   s.enc_ln_saved);
+  ready(b_enc_ln_);
+  for (std::size_t l = enc_blocks_.size(); l-- > 0;) {
+    enc_blocks_[l].backward(be_, enc_dresid_, s.enc_resid[l], s.enc_saved[l], enc_scratch_);
+    ready(b_enc_[l]);
+  }
+  be_.embedding_backward(dwte_, denc_wpe_.empty() ? Tensor{} : denc_wpe_.slice_rows(0, Te_), enc_dresid_,
+                         ids(s.enc_tok, {B_, Te_}), vocab_start_);
+  ready(b_embed_);
+}
+
+double T5::take_loss_sum() {
+  const double total = be_.sum(loss_rows_);
+  be_.fill(loss_rows_, 0.0f);
+  return total;
+}
+
+std::vector<Tensor> T5::grad_buckets() const {
+  std::vector<Tensor> out;
+  for (auto [first, last] : buckets_) out.push_back(params_.grad_span(first, last));
+  return out;
+}
+
+MemoryPlan T5::memory_plan() const {
+  MemoryPlan plan = params_.memory_plan();
+  plan.add(mem_.plan());
+  return plan;
+}
+
+std::vector<int> T5::tied_stages(const std::string& group) const {
+  LOOM_CHECK(group == "wte", "", "T5 has no tied group '{}'", group);
+  return {0};  // one stage holds the embedding and the head
+}
+
+std::vector<ParamSpec> T5::stage_param_specs(int stage, int tp_rank) const {
+  LOOM_CHECK(stage == 0, "", "T5: one pipeline stage, asked for stage {}", stage);
+  return param_specs(cfg_, tp_.size(), tp_rank);
+}
+
+// Megatron's count per sequence, divided by the packed row Te + Td: 6 x every matmul weight
+// times the rows it multiplies (the encoder's and the cross-attention k/v on Te rows, the
+// decoder's and the tied head on Td rows) + 12 C per (query, key) pair of each attention.
+double T5::flops_per_token() const {
+  const double C = double(cfg_.channels), F = double(cfg_.ffn_size()), Le = double(cfg_.layers),
+               Ld = double(cfg_.decoder_layer_count()), Te = double(Te_), Td = double(Td_);
+  const double mlp = (cfg_.mlp == "swiglu" ? 3 : 2) * C * F;
+  const double enc = Te * Le * (4 * C * C + mlp);
+  const double dec = Td * (Ld * (4 * C * C + 2 * C * C + mlp) + C * double(cfg_.padded_vocab())) + Te * Ld * 2 * C * C;
+  const double attention = 12.0 * C * (Le * Te * Te + Ld * (Td * Td + Td * Te));
+  return (6.0 * (enc + dec) + attention) / (Te + Td);
+}
+
+std::string T5::to_json(const ModelConfig& m) {
+  nlohmann::json j = nlohmann::json::parse(Gpt::to_json(m));
+  j["decoder_layers"] = m.decoder_layer_count();
+  return j.dump();
+}
+
+ModelConfig T5::from_json(const std::string& text) {
+  ModelConfig m = Gpt::from_json(text);
+  try {
+    m.decoder_layers = nlohmann::json::parse(text).at("decoder_layers");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("bad T5 model config: {}", e.what()),
+                "the file was not written by loom; see docs/checkpoint-format.md");
+  }
+  return m;
+}
+
+void T5::logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, float* out) {
+  LOOM_CHECK(0 <= b && b < B_ && 0 <= t && t < Td_, "", "logits_at: ({}, {}) outside ({}, {})", b, t, B_, Td_);
+  LOOM_CHECK(tp_.size() == 1, "", "logits_at: needs the whole model on one rank");
+  Slot& s = slots_[0];
+  run_forward(s, tokens);
+  const std::int64_t Vp = cfg_.padded_vocab();
+  std::vector<float> host(static_cast<std::size_t>(Vp));
+  Buffer wide(be_, Shape{1, Vp}, DType::f32);  // generation only: not part of the plan
+  be_.cast(wide, s.logits.slice_rows(b * Td_ + t, b * Td_ + t + 1));
+  be_.copy(host_tensor(host.data(), Shape{1, Vp}), wide);
+  std::copy(host.begin(), host.begin() + cfg_.vocab, out);
+}
+
+}  // namespace loom
