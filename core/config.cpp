@@ -189,6 +189,19 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);
+  if (c.model.t5()) {  // layers/t5.h: one pipeline stage, every activation kept, tiled attention
+    LOOM_CHECK(c.parallel.pp == 1 && c.parallel.virtual_stages == 1,
+               "use parallel.pp 1 (dp and tp work); pipeline stages splitting both stacks are not built yet",
+               "model.family t5 runs on one pipeline stage: parallel.pp = {}, parallel.virtual_stages = {}",
+               c.parallel.pp, c.parallel.virtual_stages);
+    LOOM_CHECK(!c.parallel.sequence_parallel && t.recompute == "none" && !c.finetune.freeze_backbone,
+               "turn off parallel.sequence_parallel, train.recompute and finetune.freeze_backbone",
+               "model.family t5 has no sequence parallelism, activation recompute or frozen backbone yet");
+    LOOM_CHECK(t.attention_kernel() == "tiled", "use train.attention tiled",
+               "model.family t5 attends bidirectionally and across stacks: it needs the tiled kernel, not "
+               "train.attention {} on train.device {}",
+               t.attention, t.device);
+  }
   const std::string& g = c.parallel.grad_reduce_dtype;
   LOOM_CHECK(g == "fp32" || g == "bf16" || g == "fp16", "fp32 (the default) keeps the reduction exact to f32",
              "parallel.grad_reduce_dtype must be fp32, bf16 or fp16, got '{}'", g);

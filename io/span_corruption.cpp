@@ -18,11 +18,12 @@ namespace {
 struct Counts {
   std::int64_t noise, spans;
 };
-// T5's counts for a window of L tokens (random_spans_noise_mask's clamps included).
+// T5's counts for a window of L tokens (random_spans_noise_mask's clamps included). Python's
+// round and tf.round round half to even: so does llrint in the default rounding mode.
 Counts counts(std::int64_t L, double density, double mean_span) {
-  std::int64_t noise = std::llround(double(L) * density);
+  std::int64_t noise = std::llrint(double(L) * density);
   noise = std::min(std::max<std::int64_t>(noise, 1), L - 1);
-  const std::int64_t spans = std::max<std::int64_t>(std::llround(double(noise) / mean_span), 1);
+  const std::int64_t spans = std::max<std::int64_t>(std::llrint(double(noise) / mean_span), 1);
   return {noise, spans};
 }
 std::int64_t enc_of(std::int64_t L, double density, double mean_span) {

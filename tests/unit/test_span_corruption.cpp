@@ -66,6 +66,11 @@ TEST(SpanCorruption, LengthsAreT5s) {
   EXPECT_EQ(b.raw, 141);
   EXPECT_EQ(b.dec, 29);
   EXPECT_EQ(b.row(), 128 + 29);
+  const SpanLayout c = span_layout(64);  // L 70: 10.5 noise tokens round half to even, as Python's round
+  EXPECT_EQ(c.raw, 70);
+  EXPECT_EQ(c.noise, 10);
+  EXPECT_EQ(c.spans, 3);
+  EXPECT_EQ(c.dec, 14);
   EXPECT_THROW(span_layout(2), Error);
   EXPECT_THROW(span_layout(128, 1.5), Error);
 }
