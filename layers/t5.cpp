@@ -52,30 +52,31 @@ std::vector<ParamSpec> T5::param_specs(const ModelConfig& m, int tp, int r) {
     add(n + ".weight", {C}, 0, 1, R::norm, {});
     if (!rms) add(n + ".bias", {C}, 0, 0, R::norm, {});
   };
-  auto linear = [&](const std::string& n, Shape w, float init_std, Shard sh, bool row_parallel) {
+  // T5's linears have no bias. (A key bias would not even train: softmax ignores a shift
+  // common to every key, so its gradient is zero up to rounding, which AdamW would amplify.)
+  auto linear = [&](const std::string& n, Shape w, float init_std, Shard sh) {
     add(n + ".weight", w, init_std, 0, R::matrix, sh);
-    add(n + ".bias", {row_parallel ? C : w[0]}, 0, 0, R::bias, row_parallel ? Shard{} : sh);
   };
   for (std::int64_t l = 0; l < Le; ++l) {
     norm(enc_name(l, "ln_1"));
-    linear(enc_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows, false);
-    linear(enc_name(l, "attn.c_proj"), {C, C / tp}, enc_proj_std, cols, true);
+    linear(enc_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows);
+    linear(enc_name(l, "attn.c_proj"), {C, C / tp}, enc_proj_std, cols);
     norm(enc_name(l, "ln_2"));
-    linear(enc_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows, false);
-    linear(enc_name(l, "mlp.c_proj"), {C, F / tp}, enc_proj_std, cols, true);
+    linear(enc_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows);
+    linear(enc_name(l, "mlp.c_proj"), {C, F / tp}, enc_proj_std, cols);
   }
   norm("enc.ln_f");
   for (std::int64_t l = 0; l < Ld; ++l) {
     norm(dec_name(l, "ln_1"));
-    linear(dec_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows, false);
-    linear(dec_name(l, "attn.c_proj"), {C, C / tp}, dec_proj_std, cols, true);
+    linear(dec_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows);
+    linear(dec_name(l, "attn.c_proj"), {C, C / tp}, dec_proj_std, cols);
     norm(dec_name(l, "ln_2"));
-    linear(dec_name(l, "cross.c_q"), {C / tp, C}, std, rows, false);
-    linear(dec_name(l, "cross.c_kv"), {2 * C / tp, C}, std, kv_rows, false);
-    linear(dec_name(l, "cross.c_proj"), {C, C / tp}, dec_proj_std, cols, true);
+    linear(dec_name(l, "cross.c_q"), {C / tp, C}, std, rows);
+    linear(dec_name(l, "cross.c_kv"), {2 * C / tp, C}, std, kv_rows);
+    linear(dec_name(l, "cross.c_proj"), {C, C / tp}, dec_proj_std, cols);
     norm(dec_name(l, "ln_3"));
-    linear(dec_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows, false);
-    linear(dec_name(l, "mlp.c_proj"), {C, F / tp}, dec_proj_std, cols, true);
+    linear(dec_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows);
+    linear(dec_name(l, "mlp.c_proj"), {C, F / tp}, dec_proj_std, cols);
   }
   norm("dec.ln_f");
   return s;
@@ -111,9 +112,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
   const NormKind nk = rms ? NormKind::rmsnorm : NormKind::layernorm;
   const std::int64_t Hdl = swiglu ? 2 * Fl : Fl;
 
-  auto lin = [&](const std::string& n) {
-    return Linear{params_.param(n + ".weight"), params_.param(n + ".bias"), params_.grad(n + ".weight"),
-                  params_.grad(n + ".bias")};
+  auto lin = [&](const std::string& n) {  // no bias (param_specs)
+    return Linear{params_.param(n + ".weight"), Tensor{}, params_.grad(n + ".weight"), Tensor{}};
   };
   auto norm = [&](const std::string& n) {
     return LayerNorm{params_.param(n + ".weight"), rms ? Tensor{} : params_.param(n + ".bias"),
@@ -170,12 +170,12 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
   b_dec_.assign(std::size_t(Ld), 0);
   for (std::int64_t l = Ld; l-- > 0;)
     b_dec_[std::size_t(l)] =
-        bucket(params_.index(dec_name(l, "ln_1.weight")), params_.index(dec_name(l, "mlp.c_proj.bias")) + 1);
+        bucket(params_.index(dec_name(l, "ln_1.weight")), params_.index(dec_name(l, "mlp.c_proj.weight")) + 1);
   b_enc_ln_ = bucket(params_.index("enc.ln_f.weight"), last_of_norm("enc.ln_f") + 1);
   b_enc_.assign(std::size_t(Le), 0);
   for (std::int64_t l = Le; l-- > 0;)
     b_enc_[std::size_t(l)] =
-        bucket(params_.index(enc_name(l, "ln_1.weight")), params_.index(enc_name(l, "mlp.c_proj.bias")) + 1);
+        bucket(params_.index(enc_name(l, "ln_1.weight")), params_.index(enc_name(l, "mlp.c_proj.weight")) + 1);
   b_embed_ = bucket(params_.index("wte"), params_.index(positions_ == Positions::learned ? "dec.wpe" : "wte") + 1);
 
   if (positions_ == Positions::sinusoidal) {  // one table; each stack adds its first T rows

@@ -3,7 +3,8 @@
 // (bidirectional pre-LN blocks, layers/block.h) with its final norm, a decoder stack
 // (layers/decoder_block.h: causal self-attention, cross-attention to the final encoder
 // output, MLP) with its final norm, and the LM head tied to the embedding,
-// vocabulary-parallel cross-entropy on the decoder targets (as Gpt).
+// vocabulary-parallel cross-entropy on the decoder targets (as Gpt). As in T5, no linear
+// has a bias (the norms keep theirs under model.norm layernorm; T5 itself uses rmsnorm).
 //
 // Shapes: B micro-batch, Te encoder length (model.seq_len), Td decoder length (span
 // corruption's, io/span_corruption.h), C channels, H heads, F ffn, Vp padded vocab.
