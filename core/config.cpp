@@ -189,11 +189,10 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);
-  if (c.model.t5()) {  // layers/t5.h: one pipeline stage, every activation kept, tiled attention
-    LOOM_CHECK(c.parallel.pp == 1 && c.parallel.virtual_stages == 1,
-               "use parallel.pp 1 (dp and tp work); pipeline stages splitting both stacks are not built yet",
-               "model.family t5 runs on one pipeline stage: parallel.pp = {}, parallel.virtual_stages = {}",
-               c.parallel.pp, c.parallel.virtual_stages);
+  if (c.model.t5()) {  // layers/t5.h: one chunk per pipeline stage, every activation kept, tiled attention
+    LOOM_CHECK(c.parallel.virtual_stages == 1, "use parallel.virtual_stages 1 (plain 1F1B or GPipe stages work)",
+               "model.family t5 holds one chunk of layers per pipeline stage: parallel.virtual_stages = {}",
+               c.parallel.virtual_stages);
     LOOM_CHECK(!c.parallel.sequence_parallel && t.recompute == "none" && !c.finetune.freeze_backbone,
                "turn off parallel.sequence_parallel, train.recompute and finetune.freeze_backbone",
                "model.family t5 has no sequence parallelism, activation recompute or frozen backbone yet");

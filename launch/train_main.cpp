@@ -212,7 +212,10 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 
   // This rank's layers (one chunk per virtual stage it holds) and its plan for one step.
   const int chunks = cfg.parallel.virtual_stages;
-  const GptStage stage = make_gpt_stage(mc, ctx.shape.pp, ctx.coord.pp, chunks, cfg.parallel.stages);
+  // T5 splits its encoder's then its decoder's layers as one run (layers/t5.h).
+  ModelConfig split_cfg = mc;
+  if (mc.t5()) split_cfg.layers = mc.layers + mc.decoder_layer_count();
+  const GptStage stage = make_gpt_stage(split_cfg, ctx.shape.pp, ctx.coord.pp, chunks, cfg.parallel.stages);
   const PipePlan plan = Trainer::plan_for(cfg, ctx);
   const std::vector<int> slots = Trainer::slots_for(plan, chunks);
   TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
@@ -222,7 +225,8 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   std::unique_ptr<StageModel> built;
   if (mc.t5())
     built = std::make_unique<T5>(*be, mc, MB, T, data.spans->layout.dec, &tp,
-                                 T5Options{.dtype = dtype, .slots = slots.at(0)});
+                                 T5Options{.dtype = dtype, .slots = slots.at(0)},
+                                 make_t5_stage(mc, ctx.shape.pp, ctx.coord.pp, cfg.parallel.stages));
   else
     built = std::make_unique<Gpt>(*be, mc, MB, T, tp, stage, slots,
                                   GptOptions{.recompute = parse_recompute(cfg.train.recompute),

@@ -18,7 +18,18 @@
 // AttentionSpecs of the three attentions instead).
 // Tensor parallel (tp > 1): wte split by vocabulary rows, every attention (self and cross)
 // by heads, the MLP by F columns; norms, positions and row-parallel biases replicated.
-// Pipeline parallel is not supported yet (the whole model is one chunk on every rank).
+// Pipeline parallel (T5Stage): the encoder's then the decoder's layers, Le + Ld in all, are
+// split over the stages as GPT's are (parallel.stages counts the combined layers). Layer
+// l < Le is encoder layer l, l >= Le decoder layer l - Le. The stage holding encoder layer
+// 0 embeds the encoder input, the one holding the last encoder layer applies enc.ln_f, the
+// one holding decoder layer 0 embeds the decoder input, the last holds dec.ln_f, the head
+// and the loss; wte is tied over those holding an embedding or the head. Boundary lists
+// (what a stage ending at layer e sends, and the next one receives):
+//   e < Le   [encoder stream (B,Te,C)]
+//   e = Le   [encoder output (B,Te,C)]                    (after enc.ln_f)
+//   e > Le   [encoder output (B,Te,C), decoder stream (B,Td,C)]
+// so the encoder output reaches every decoder stage; backward sends d(encoder output),
+// each stage adding its cross-attentions' part, back to the stage with enc.ln_f.
 // Every activation is allocated in the constructor (the memory plan); forward and backward
 // allocate nothing. Parameter gradients +=.
 #pragma once
@@ -42,16 +53,26 @@ struct T5Options {
   int slots = 1;             // micro-batches in flight
 };
 
+// The combined layers [begin, end) pipeline stage `stage` of `stages` holds.
+struct T5Stage {
+  int stages = 1, stage = 0;
+  std::int64_t begin = 0, end = 0;  // of Le + Ld
+  std::string split;                // parallel.stages, as given
+};
+// Throws naming the option when the split does not fit (as make_gpt_stage, over Le + Ld layers).
+T5Stage make_t5_stage(const ModelConfig& cfg, int stages = 1, int stage = 0, const std::string& split = "");
+
 class T5 final : public StageModel {
 public:
   // This rank's tp shard of the whole model (tp null: one rank); Te <= model.seq_len,
   // Td <= model.seq_len (the decoder's positions come from the same table length).
   T5(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t Te, std::int64_t Td,
-     Communicator* tp = nullptr, const T5Options& options = {});
+     Communicator* tp = nullptr, const T5Options& options = {}, const T5Stage& stage = {});
   T5(const T5&) = delete;
   T5& operator=(const T5&) = delete;
 
-  static std::vector<ParamSpec> param_specs(const ModelConfig& cfg, int tp_size = 1, int tp_rank = 0);
+  static std::vector<ParamSpec> param_specs(const ModelConfig& cfg, int tp_size = 1, int tp_rank = 0,
+                                           const T5Stage& stage = {});
   static void check_tp(const ModelConfig& cfg, int tp_size);
   // The model config a weights file stores (architecture "t5"): Gpt's plus decoder_layers.
   static std::string to_json(const ModelConfig& cfg);
@@ -73,10 +94,10 @@ public:
   std::vector<ParamSpec> stage_param_specs(int stage, int tp_rank) const override;
   int chunks() const override { return 1; }
   int slots(int) const override { return int(slots_.size()); }
-  std::vector<Tensor> inputs(int, int) override { return {}; }
-  std::vector<Tensor> outputs(int, int) override { return {}; }
-  std::vector<Tensor> input_grads(int) override { return {}; }
-  std::vector<Tensor> output_grads(int) override { return {}; }
+  std::vector<Tensor> inputs(int chunk, int slot) override;
+  std::vector<Tensor> outputs(int chunk, int slot) override;
+  std::vector<Tensor> input_grads(int chunk) override;
+  std::vector<Tensor> output_grads(int chunk) override;
   void forward(int chunk, const MicroBatch& mb, int slot) override;
   void backward(int chunk, int slot, float dloss) override;
   double take_loss_sum() override;
@@ -85,7 +106,7 @@ public:
   MemoryPlan memory_plan() const override;
 
   // Forward without a loss on packed rows `tokens` (B, Te + Td); copies the V real logits of
-  // decoder position t of row b to `out` (one tp rank only).
+  // decoder position t of row b to `out` (the whole model on one rank only).
   void logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, float* out);
 
 private:
@@ -111,8 +132,21 @@ private:
   Tensor act(const std::string& category, Shape shape) { return mem_.alloc(category, shape, dtype_); }
   Tensor f32(const std::string& category, Shape shape) { return mem_.alloc(category, shape, DType::f32); }
 
+  // What this stage holds, in combined layer indices [begin_, end_).
+  std::int64_t enc_begin() const { return std::min(stage_.begin, Le_); }
+  std::int64_t enc_end() const { return std::min(stage_.end, Le_); }
+  std::int64_t dec_begin() const { return std::max(stage_.begin, Le_) - Le_; }
+  std::int64_t dec_end() const { return std::max(stage_.end, Le_) - Le_; }
+  bool embeds_enc() const { return stage_.begin == 0; }
+  bool has_enc_ln() const { return stage_.begin < Le_ && Le_ <= stage_.end; }
+  bool embeds_dec() const { return stage_.begin <= Le_ && Le_ < stage_.end; }
+  bool has_dec() const { return stage_.end > Le_; }
+  bool has_loss() const { return stage_.end == Le_ + Ld_; }
+
   Backend& be_;
   ModelConfig cfg_;
+  std::int64_t Le_, Ld_;
+  T5Stage stage_;
   std::int64_t B_, Te_, Td_;
   DType dtype_;
   std::unique_ptr<Communicator> own_tp_;
@@ -128,13 +162,15 @@ private:
   std::vector<Slot> slots_;
   Block::Scratch enc_scratch_;
   DecoderBlock::Scratch dec_scratch_;
-  Tensor dec_dresid_, enc_dresid_, denc_;  // backward's working buffers
+  Tensor dec_dresid_, enc_dresid_, denc_;  // backward's working buffers (sent back as input grads)
+  std::vector<Tensor> doutput_;            // d loss / d outputs, received from the next stage
   VocabParallelLoss loss_;
   Tensor loss_rows_;
   // Buckets in backward order: dec.ln_f, decoder blocks last to first, enc.ln_f, encoder
   // blocks last to first, the embeddings (wte, positions: wte's head gradient is added first).
   std::vector<std::pair<std::size_t, std::size_t>> buckets_;
-  std::size_t b_dec_ln_ = 0, b_enc_ln_ = 0, b_embed_ = 0;
+  static constexpr std::size_t kNone = std::size_t(-1);
+  std::size_t b_dec_ln_ = kNone, b_enc_ln_ = kNone, b_embed_ = kNone;
   std::vector<std::size_t> b_dec_, b_enc_;
   std::function<void(std::size_t)> hook_;
 };

@@ -264,3 +264,40 @@ TEST(T5Model, SpecsJsonAndRefusals) {
   c = m, c.family = "gpt";  // decoder_layers only for t5
   EXPECT_TRUE(refused(c));
 }
+
+// Pipeline stages over the combined 4 + 2 layers (2,2,1,1): who holds what, the boundary
+// lists each stage sends and receives, and wte's holders. (The mpi tests decoder_t5_pp*
+// check that the stages compute the single-rank run.)
+TEST(T5Model, PipelineStagesSplitBothStacks) {
+  auto be = make_backend(Device::cpu);
+  ModelConfig m = tiny("rmsnorm", "gelu", "learned");
+  m.layers = 4, m.decoder_layers = 2;
+  const std::int64_t B = 1, Te = 6, Td = 4;
+  auto names = [&](int stage) {
+    std::vector<std::string> out;
+    for (const ParamSpec& p : T5::param_specs(m, 1, 0, make_t5_stage(m, 4, stage))) out.push_back(p.name);
+    return out;
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& n) { return std::find(v.begin(), v.end(), n) != v.end(); };
+  const auto s0 = names(0), s1 = names(1), s2 = names(2), s3 = names(3);
+  EXPECT_TRUE(has(s0, "wte") && has(s0, "enc.wpe") && has(s0, "enc.h.1.ln_1.weight") && !has(s0, "enc.ln_f.weight"));
+  EXPECT_TRUE(!has(s1, "wte") && has(s1, "enc.h.3.ln_1.weight") && has(s1, "enc.ln_f.weight"));
+  EXPECT_TRUE(has(s2, "wte") && has(s2, "dec.wpe") && has(s2, "dec.h.0.cross.c_kv.weight") && !has(s2, "dec.ln_f.weight"));
+  EXPECT_TRUE(has(s3, "wte") && !has(s3, "dec.wpe") && has(s3, "dec.h.1.ln_3.weight") && has(s3, "dec.ln_f.weight"));
+  std::vector<std::vector<std::int64_t>> in_rows, out_rows;  // the second dimension of each boundary tensor
+  for (int k = 0; k < 4; ++k) {
+    T5 st(*be, m, B, Te, Td, nullptr, {}, make_t5_stage(m, 4, k));
+    EXPECT_EQ(st.tied_stages("wte"), (std::vector<int>{0, 2, 3}));
+    std::vector<std::int64_t> in, out;
+    for (const Tensor& t : st.inputs(0, 0)) in.push_back(t.shape[1]);
+    for (const Tensor& t : st.outputs(0, 0)) out.push_back(t.shape[1]);
+    EXPECT_EQ(st.input_grads(0).size(), in.size());
+    EXPECT_EQ(st.output_grads(0).size(), out.size());
+    in_rows.push_back(in), out_rows.push_back(out);
+  }
+  EXPECT_EQ(out_rows[0], (std::vector<std::int64_t>{Te}));      // the encoder stream
+  EXPECT_EQ(out_rows[1], (std::vector<std::int64_t>{Te}));      // the encoder output (after enc.ln_f)
+  EXPECT_EQ(out_rows[2], (std::vector<std::int64_t>{Te, Td}));  // encoder output, decoder stream
+  EXPECT_TRUE(out_rows[3].empty() && in_rows[0].empty());
+  for (int k = 1; k < 4; ++k) EXPECT_EQ(in_rows[std::size_t(k)], out_rows[std::size_t(k - 1)]) << "stage " << k;
+}
