@@ -196,6 +196,8 @@ void validate(const RunConfig& c) {
     LOOM_CHECK(!c.parallel.sequence_parallel && t.recompute == "none" && !c.finetune.freeze_backbone,
                "turn off parallel.sequence_parallel, train.recompute and finetune.freeze_backbone",
                "model.family t5 has no sequence parallelism, activation recompute or frozen backbone yet");
+    LOOM_CHECK(c.plan.cluster.empty(), "drop plan.cluster (loom-plan models decoder-only stacks)",
+               "model.family t5: the performance model (plan.cluster) does not know the encoder-decoder yet");
     LOOM_CHECK(t.attention_kernel() == "tiled", "use train.attention tiled",
                "model.family t5 attends bidirectionally and across stacks: it needs the tiled kernel, not "
                "train.attention {} on train.device {}",

@@ -159,6 +159,8 @@ TEST_F(ConfigsCli, BadPartsAreRejected) {
       {"--model.family t5 --model.ln_placement post", "model.family t5 needs model.ln_placement pre"},
       {"--model.family t5 --train.recompute full", "model.family t5 has no sequence parallelism"},
       {"--model.family t5 --train.attention dense", "it needs the tiled kernel"},
+      {"--model.family t5 --parallel.virtual_stages 2", "one chunk of layers per pipeline stage"},
+      {"--model.family t5 --plan.cluster x.json", "does not know the encoder-decoder"},
       {"--model.ln_placement sandwich", "model.ln_placement must be pre or post"},
       {"--model.family bert --train.attention dense", "the dense attention kernel is causal"}};
   for (const auto& [args, message] : cases) {
