@@ -57,11 +57,12 @@ std::vector<std::int64_t> segmentation(std::int64_t items, std::int64_t segments
 }  // namespace
 
 SpanLayout span_layout(std::int64_t enc_len, double density, double mean_span) {
-  LOOM_CHECK(density > 0 && density < 1, "T5 uses 0.15", "span corruption: noise density {} is outside (0, 1)",
-             density);
+  LOOM_CHECK(density > 0 && density < 1, "T5 uses 0.15",
+             "span corruption: noise density {} is outside (0, 1)", density);
   LOOM_CHECK(mean_span >= 1, "T5 uses 3", "span corruption: mean noise span length {} is below 1", mean_span);
   LOOM_CHECK(enc_len >= 4, "raise model.seq_len (T5 uses 512)",
-             "model.family t5: the encoder length model.seq_len = {} is too short for span corruption", enc_len);
+             "model.family t5: the encoder length model.seq_len = {} is too short for span corruption",
+             enc_len);
   // random_spans_helper: the longest window whose corrupted text (+ eod) fits the encoder.
   std::int64_t L = std::max<std::int64_t>(enc_len - 1, 2);
   while (enc_of(L + 1, density, mean_span) <= enc_len) ++L;
@@ -83,19 +84,21 @@ SpanTokens span_tokens(const TokenizerInfo& info, std::int64_t spans) {
   for (std::int64_t i = 0; i < spans; ++i) {
     const std::string name = fmt::format("<extra_id_{}>", i);
     const std::optional<std::int32_t> id = info.hf ? info.hf->token_to_id(name) : info.spm->piece_to_id(name);
-    LOOM_CHECK(id.has_value(),
-               "train a tokenizer with enough sentinels (loom-data train-tokenizer --sentinels 100), shorten "
-               "model.seq_len, or use the byte tokenizer, which appends them",
-               "model.family t5 needs {} sentinel tokens <extra_id_0> .. <extra_id_{}> (one per noise span), but "
-               "the data's tokenizer '{}' lacks {}",
-               spans, spans - 1, info.name, name);
+    LOOM_CHECK(
+        id.has_value(),
+        "train a tokenizer with enough sentinels (loom-data train-tokenizer --sentinels 100), shorten "
+        "model.seq_len, or use the byte tokenizer, which appends them",
+        "model.family t5 needs {} sentinel tokens <extra_id_0> .. <extra_id_{}> (one per noise span), but "
+        "the data's tokenizer '{}' lacks {}",
+        spans, spans - 1, info.name, name);
     t.sentinels.push_back(*id);
   }
   t.vocab = info.vocab_size;
   return t;
 }
 
-std::vector<std::uint8_t> SpanCorruptor::noise_mask(std::uint64_t key, std::uint64_t stream, std::int64_t g) const {
+std::vector<std::uint8_t> SpanCorruptor::noise_mask(std::uint64_t key, std::uint64_t stream,
+                                                    std::int64_t g) const {
   const std::int64_t L = layout.raw;
   const std::uint64_t base = std::uint64_t(g) * 2 * std::uint64_t(L);
   const auto noise = segmentation(layout.noise, layout.spans, key, stream, base);
@@ -109,23 +112,25 @@ std::vector<std::uint8_t> SpanCorruptor::noise_mask(std::uint64_t key, std::uint
   return mask;
 }
 
-void SpanCorruptor::train(std::int64_t step, std::int64_t first_seq, std::int64_t count, const std::int32_t* windows,
-                          std::int64_t stride, std::int32_t* x, std::int32_t* y) const {
+void SpanCorruptor::train(std::int64_t step, std::int64_t first_seq, std::int64_t count,
+                          const std::int32_t* windows, std::int64_t stride, std::int32_t* x,
+                          std::int32_t* y) const {
   corrupt(seed ^ kSpanTrainKey, std::uint64_t(step), first_seq, count, windows, stride, x, y);
 }
 
 void SpanCorruptor::eval(std::int64_t eval_index, std::int64_t first_seq, std::int64_t count,
-                         const std::int32_t* windows, std::int64_t stride, std::int32_t* x, std::int32_t* y) const {
+                         const std::int32_t* windows, std::int64_t stride, std::int32_t* x,
+                         std::int32_t* y) const {
   corrupt(seed ^ kSpanEvalKey, std::uint64_t(eval_index), first_seq, count, windows, stride, x, y);
 }
 
-void SpanCorruptor::corrupt(std::uint64_t key, std::uint64_t stream, std::int64_t first_seq, std::int64_t count,
-                            const std::int32_t* windows, std::int64_t stride, std::int32_t* x,
-                            std::int32_t* y) const {
+void SpanCorruptor::corrupt(std::uint64_t key, std::uint64_t stream, std::int64_t first_seq,
+                            std::int64_t count, const std::int32_t* windows, std::int64_t stride,
+                            std::int32_t* x, std::int32_t* y) const {
   const std::int64_t L = layout.raw, Te = layout.enc, Td = layout.dec, R = layout.row();
   LOOM_CHECK(stride >= L, "", "span corruption: windows of {} tokens, {} needed", stride, L);
-  LOOM_CHECK(std::int64_t(tokens.sentinels.size()) >= layout.spans, "", "span corruption: {} sentinels for {} spans",
-             tokens.sentinels.size(), layout.spans);
+  LOOM_CHECK(std::int64_t(tokens.sentinels.size()) >= layout.spans, "",
+             "span corruption: {} sentinels for {} spans", tokens.sentinels.size(), layout.spans);
   for (std::int64_t i = 0; i < count; ++i) {
     const std::int32_t* w = windows + i * stride;
     std::int32_t* xe = x + i * R;  // encoder input
@@ -148,8 +153,8 @@ void SpanCorruptor::corrupt(std::uint64_t key, std::uint64_t stream, std::int64_
     }
     yd[d++] = tokens.eod;
     while (e < Te) xe[e++] = tokens.eod;  // eod, then the fill
-    LOOM_CHECK(e == Te && d == Td && span == layout.spans, "", "span corruption: lengths {} {} {} != {} {} {}", e, d,
-               span, Te, Td, layout.spans);
+    LOOM_CHECK(e == Te && d == Td && span == layout.spans, "",
+               "span corruption: lengths {} {} {} != {} {} {}", e, d, span, Te, Td, layout.spans);
     std::fill(ye, ye + Te, -1);
     xd[0] = tokens.eod;  // the decoder's start id
     std::copy(yd, yd + Td - 1, xd + 1);

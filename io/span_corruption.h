@@ -32,11 +32,11 @@ inline constexpr std::uint64_t kSpanEvalKey = 0x7435737061657631ULL;   // "t5spa
 
 // The lengths span corruption produces for an encoder of `enc_len` tokens.
 struct SpanLayout {
-  std::int64_t raw = 0;     // L: raw text tokens per sequence (the data window)
-  std::int64_t noise = 0;   // of them replaced
-  std::int64_t spans = 0;   // noise spans (= sentinels used per sequence)
-  std::int64_t enc = 0;     // T_enc: encoder input length (corrupted text + eod + eod fill)
-  std::int64_t dec = 0;     // T_dec: decoder length (noise + spans + 1)
+  std::int64_t raw = 0;    // L: raw text tokens per sequence (the data window)
+  std::int64_t noise = 0;  // of them replaced
+  std::int64_t spans = 0;  // noise spans (= sentinels used per sequence)
+  std::int64_t enc = 0;    // T_enc: encoder input length (corrupted text + eod + eod fill)
+  std::int64_t dec = 0;    // T_dec: decoder length (noise + spans + 1)
   std::int64_t row() const { return enc + dec; }  // the packed micro-batch row
 };
 // Throws naming the option when enc_len is too short or density / mean_span are out of range.
@@ -47,9 +47,9 @@ SpanLayout span_layout(std::int64_t enc_len, double density = 0.15, double mean_
 // SentencePiece tokenizer must have <extra_id_0> .. <extra_id_{K-1}> (loom-data
 // train-tokenizer --sentinels 100 adds them); loom::Error naming the tokenizer otherwise.
 struct SpanTokens {
-  std::int32_t eod = 256;                // T5's EOS, the encoder fill and the decoder start id
-  std::vector<std::int32_t> sentinels;   // sentinel i's id
-  std::int64_t vocab = 0;                // ids [0, vocab) exist: model.vocab must be at least this
+  std::int32_t eod = 256;               // T5's EOS, the encoder fill and the decoder start id
+  std::vector<std::int32_t> sentinels;  // sentinel i's id
+  std::int64_t vocab = 0;               // ids [0, vocab) exist: model.vocab must be at least this
 };
 SpanTokens span_tokens(const TokenizerInfo& info, std::int64_t spans);
 

@@ -50,7 +50,7 @@ struct CrossAttention {
     c_q.backward(be, dx, k.dq, x);
   }
 
-private:
+ private:
   std::int64_t head_dim(const Tensor& kv) const { return kv.shape[2] / (2 * heads); }
   HeadsView k_of(Tensor kv) const { return HeadsView::in(kv, 0, heads, head_dim(kv)); }
   HeadsView v_of(Tensor kv) const { return HeadsView::in(kv, heads * head_dim(kv), heads, head_dim(kv)); }

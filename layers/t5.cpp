@@ -1,103 +1,27 @@
-// layers/t5.cpp — the encoder-decoder's parameters, buffers, forward and backward (layers/t5.h).
+// layers/t5.cpp — the encoder-decoder's buffers, forward and backward (layers/t5.h); what
+// goes where (stages, specs, config JSON): t5_layout.cpp.
 #include "layers/t5.h"
 
 #include <algorithm>
-#include <cmath>
 
-#include <nlohmann/json.hpp>
-
-#include "layers/gpt.h"
 #include "parallel/local_communicator.h"
 
 namespace loom {
 
 namespace {
 // Token ids travel in 4-byte tensors: a view the backend can copy byte for byte.
-Tensor id_bytes(const std::int32_t* p, Shape s) { return Tensor{const_cast<std::int32_t*>(p), s, DType::f32, Device::cpu}; }
-TokenView ids(const Tensor& t, Shape s) { return TokenView{static_cast<const std::int32_t*>(t.ptr), s, t.device}; }
+Tensor id_bytes(const std::int32_t* p, Shape s) {
+  return Tensor{const_cast<std::int32_t*>(p), s, DType::f32, Device::cpu};
+}
+TokenView ids(const Tensor& t, Shape s) {
+  return TokenView{static_cast<const std::int32_t*>(t.ptr), s, t.device};
+}
 std::string enc_name(std::int64_t l, const char* rest) { return fmt::format("enc.h.{}.{}", l, rest); }
 std::string dec_name(std::int64_t l, const char* rest) { return fmt::format("dec.h.{}.{}", l, rest); }
 }  // namespace
 
-void T5::check_tp(const ModelConfig& m, int tp) {
-  Gpt::check_tp(m, tp);  // heads, ffn, padded vocabulary
-}
-
-T5Stage make_t5_stage(const ModelConfig& cfg, int stages, int stage, const std::string& split) {
-  ModelConfig combined = cfg;  // the encoder's then the decoder's layers, split as GPT's
-  combined.layers = cfg.layers + cfg.decoder_layer_count();
-  LOOM_CHECK(combined.layers >= stages, "use at most as many pipeline stages as encoder + decoder layers",
-             "model.layers + model.decoder_layers ({}) is fewer than the pipeline stages parallel.pp ({})",
-             combined.layers, stages);
-  const GptStage g = make_gpt_stage(combined, stages, stage, 1, split);
-  return T5Stage{stages, stage, g.chunks[0].first, g.chunks[0].second, split};
-}
-
-std::vector<ParamSpec> T5::param_specs(const ModelConfig& m, int tp, int r, const T5Stage& given) {
-  check_tp(m, tp);
-  const T5Stage st = given.end == 0 ? make_t5_stage(m, given.stages, given.stage, given.split) : given;
-  const std::int64_t C = m.channels, F = m.ffn_size(), Le = m.layers, Ld = m.decoder_layer_count();
-  const bool rms = m.norm == "rmsnorm", swiglu = m.mlp == "swiglu", learned = m.positions == "learned";
-  const float std = 0.02f;
-  // GPT-2's scaling of the projections writing into a residual stream, per stack: the
-  // encoder stream gets 2 per block, the decoder's 3.
-  const float enc_proj_std = std / std::sqrt(2.0f * float(Le)), dec_proj_std = std / std::sqrt(3.0f * float(Ld));
-  using S = Shard::Split;
-  using R = ParamRole;
-  const Shard rows{S::rows, tp, r, 1}, qkv_rows{S::rows, tp, r, 3}, kv_rows{S::rows, tp, r, 2}, cols{S::cols, tp, r, 1};
-  const Shard fc_rows = swiglu ? Shard{S::rows, tp, r, 2} : rows;
-  const std::int64_t fc = swiglu ? 2 * F : F;
-  const auto rep = TpReplicated::yes;
-  const bool embeds_enc = st.begin == 0, embeds_dec = st.begin <= Le && Le < st.end, loss = st.end == Le + Ld;
-  std::vector<ParamSpec> s;
-  // wte first, then the positions: the embedding bucket is [wte, last position table].
-  if (embeds_enc || embeds_dec || loss)
-    s.push_back({.name = "wte", .shape = {m.padded_vocab() / tp, C}, .init_std = std, .role = R::embedding,
-                 .shard = rows, .tied = "wte", .stored_rows = m.vocab});
-  if (learned && embeds_enc)
-    s.push_back({.name = "enc.wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
-  if (learned && embeds_dec)
-    s.push_back({.name = "dec.wpe", .shape = {m.seq_len, C}, .init_std = std, .role = R::embedding, .tp_replicated = rep});
-  auto add = [&](const std::string& n, Shape shape, float init_std, float init_value, R role, Shard sh) {
-    s.push_back({.name = n, .shape = shape, .init_std = init_std, .init_value = init_value, .role = role, .shard = sh,
-                 .tp_replicated = sh.split == S::none ? TpReplicated::yes : TpReplicated::no});
-  };
-  auto norm = [&](const std::string& n) {
-    add(n + ".weight", {C}, 0, 1, R::norm, {});
-    if (!rms) add(n + ".bias", {C}, 0, 0, R::norm, {});
-  };
-  // T5's linears have no bias. (A key bias would not even train: softmax ignores a shift
-  // common to every key, so its gradient is zero up to rounding, which AdamW would amplify.)
-  auto linear = [&](const std::string& n, Shape w, float init_std, Shard sh) {
-    add(n + ".weight", w, init_std, 0, R::matrix, sh);
-  };
-  for (std::int64_t l = std::min(st.begin, Le); l < std::min(st.end, Le); ++l) {
-    norm(enc_name(l, "ln_1"));
-    linear(enc_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows);
-    linear(enc_name(l, "attn.c_proj"), {C, C / tp}, enc_proj_std, cols);
-    norm(enc_name(l, "ln_2"));
-    linear(enc_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows);
-    linear(enc_name(l, "mlp.c_proj"), {C, F / tp}, enc_proj_std, cols);
-  }
-  if (st.begin < Le && Le <= st.end) norm("enc.ln_f");
-  for (std::int64_t l = std::max(st.begin, Le) - Le; l < std::max(st.end, Le) - Le; ++l) {
-    norm(dec_name(l, "ln_1"));
-    linear(dec_name(l, "attn.c_attn"), {3 * C / tp, C}, std, qkv_rows);
-    linear(dec_name(l, "attn.c_proj"), {C, C / tp}, dec_proj_std, cols);
-    norm(dec_name(l, "ln_2"));
-    linear(dec_name(l, "cross.c_q"), {C / tp, C}, std, rows);
-    linear(dec_name(l, "cross.c_kv"), {2 * C / tp, C}, std, kv_rows);
-    linear(dec_name(l, "cross.c_proj"), {C, C / tp}, dec_proj_std, cols);
-    norm(dec_name(l, "ln_3"));
-    linear(dec_name(l, "mlp.c_fc"), {fc / tp, C}, std, fc_rows);
-    linear(dec_name(l, "mlp.c_proj"), {C, F / tp}, dec_proj_std, cols);
-  }
-  if (loss) norm("dec.ln_f");
-  return s;
-}
-
-T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std::int64_t Td, Communicator* tp,
-       const T5Options& options, const T5Stage& stage)
+T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std::int64_t Td,
+       Communicator* tp, const T5Options& options, const T5Stage& stage)
     : be_(be),
       cfg_(cfg),
       Le_(cfg.layers),
@@ -116,12 +40,13 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
       loss_{&tp_, vocab_start_, cfg.vocab} {
   validate(cfg);
   LOOM_CHECK(cfg.t5(), "", "T5 needs model.family t5, got '{}'", cfg.family);
-  LOOM_CHECK(B > 0 && Te > 0 && Td > 0, "", "T5: batch ({}), encoder ({}) and decoder ({}) lengths must be positive", B,
-             Te, Td);
+  LOOM_CHECK(B > 0 && Te > 0 && Td > 0, "",
+             "T5: batch ({}), encoder ({}) and decoder ({}) lengths must be positive", B, Te, Td);
   LOOM_CHECK(Te <= cfg.seq_len && Td <= cfg.seq_len, "raise model.seq_len",
              "T5: encoder length {} or decoder length {} exceeds model.seq_len = {}", Te, Td, cfg.seq_len);
   LOOM_CHECK(options.slots >= 1, "", "T5: slots must be >= 1, got {}", options.slots);
-  const std::int64_t p = tp_.size(), C = cfg.channels, Cl = C / p, Hl = cfg.heads / p, Fl = cfg.ffn_size() / p;
+  const std::int64_t p = tp_.size(), C = cfg.channels, Cl = C / p, Hl = cfg.heads / p,
+                     Fl = cfg.ffn_size() / p;
   const std::int64_t Vl = cfg.padded_vocab() / p, Ne = B * Te, Nd = B * Td;
   const std::int64_t Lel = enc_end() - enc_begin(), Ldl = dec_end() - dec_begin();  // this stage's
   const bool rms = cfg.norm == "rmsnorm", swiglu = cfg.mlp == "swiglu";
@@ -133,8 +58,12 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     return Linear{params_.param(n + ".weight"), Tensor{}, params_.grad(n + ".weight"), Tensor{}};
   };
   auto norm = [&](const std::string& n) {
-    return LayerNorm{params_.param(n + ".weight"), rms ? Tensor{} : params_.param(n + ".bias"),
-                     params_.grad(n + ".weight"), rms ? Tensor{} : params_.grad(n + ".bias"), nullptr, nk,
+    return LayerNorm{params_.param(n + ".weight"),
+                     rms ? Tensor{} : params_.param(n + ".bias"),
+                     params_.grad(n + ".weight"),
+                     rms ? Tensor{} : params_.grad(n + ".bias"),
+                     nullptr,
+                     nk,
                      float(cfg.norm_eps)};
   };
   auto attention = [&](const std::string& prefix, bool causal) {
@@ -154,7 +83,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     return buckets_.size() - 1;
   };
 
-  const bool learned = positions_ == Positions::learned, wte_here = embeds_enc() || embeds_dec() || has_loss();
+  const bool learned = positions_ == Positions::learned,
+             wte_here = embeds_enc() || embeds_dec() || has_loss();
   if (wte_here) wte_ = params_.param("wte"), dwte_ = params_.grad("wte");
   if (learned && embeds_enc()) enc_wpe_ = params_.param("enc.wpe"), denc_wpe_ = params_.grad("enc.wpe");
   if (learned && embeds_dec()) dec_wpe_ = params_.param("dec.wpe"), ddec_wpe_ = params_.grad("dec.wpe");
@@ -163,7 +93,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     b.ln_1 = norm(enc_name(l, "ln_1"));
     b.attn = attention(enc_name(l, "attn"), /*causal=*/false);  // the encoder sees every position
     b.ln_2 = norm(enc_name(l, "ln_2"));
-    b.mlp = Mlp{{lin(enc_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(enc_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
+    b.mlp = Mlp{
+        {lin(enc_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(enc_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
     enc_blocks_.push_back(b);
   }
   if (has_enc_ln()) enc_ln_ = norm("enc.ln_f");
@@ -177,7 +108,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
                              {lin(dec_name(l, "cross.c_proj")), &tp_, nullptr},
                              int(Hl)};
     b.ln_3 = norm(dec_name(l, "ln_3"));
-    b.mlp = Mlp{{lin(dec_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(dec_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
+    b.mlp = Mlp{
+        {lin(dec_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(dec_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
     dec_blocks_.push_back(b);
   }
   if (has_loss()) dec_ln_ = norm("dec.ln_f");
@@ -186,13 +118,13 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
   if (has_loss()) b_dec_ln_ = bucket(params_.index("dec.ln_f.weight"), last_of_norm("dec.ln_f") + 1);
   b_dec_.assign(std::size_t(Ldl), kNone);
   for (std::int64_t l = dec_end(); l-- > dec_begin();)
-    b_dec_[std::size_t(l - dec_begin())] =
-        bucket(params_.index(dec_name(l, "ln_1.weight")), params_.index(dec_name(l, "mlp.c_proj.weight")) + 1);
+    b_dec_[std::size_t(l - dec_begin())] = bucket(params_.index(dec_name(l, "ln_1.weight")),
+                                                  params_.index(dec_name(l, "mlp.c_proj.weight")) + 1);
   if (has_enc_ln()) b_enc_ln_ = bucket(params_.index("enc.ln_f.weight"), last_of_norm("enc.ln_f") + 1);
   b_enc_.assign(std::size_t(Lel), kNone);
   for (std::int64_t l = enc_end(); l-- > enc_begin();)
-    b_enc_[std::size_t(l - enc_begin())] =
-        bucket(params_.index(enc_name(l, "ln_1.weight")), params_.index(enc_name(l, "mlp.c_proj.weight")) + 1);
+    b_enc_[std::size_t(l - enc_begin())] = bucket(params_.index(enc_name(l, "ln_1.weight")),
+                                                  params_.index(enc_name(l, "mlp.c_proj.weight")) + 1);
   if (wte_here) {
     const std::size_t last = learned && embeds_dec()   ? params_.index("dec.wpe")
                              : learned && embeds_enc() ? params_.index("enc.wpe")
@@ -200,7 +132,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     b_embed_ = bucket(params_.index("wte"), last + 1);
   }
 
-  if (positions_ == Positions::sinusoidal && (embeds_enc() || embeds_dec())) {  // each stack adds its first T rows
+  if (positions_ == Positions::sinusoidal &&
+      (embeds_enc() || embeds_dec())) {  // each stack adds its first T rows
     const std::int64_t T = std::max(Te, Td);
     std::vector<float> table = sinusoidal_table(T, C);
     Buffer wide(be_, Shape{T, C}, DType::f32);  // construction only
@@ -228,7 +161,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     for (std::int64_t l = 0; l < Lel; ++l) {
       Block::Saved b;
       b.ln_1_out = act(enc, {B, Te, C}), b.ln_2_out = act(enc, {B, Te, C}), b.x1 = act(enc, {B, Te, C});
-      b.attn.qkv = act(enc, {B, Te, 3 * Cl}), b.attn.att = act(enc, {B, Te, Cl}), b.attn.lse = f32(enc, {B, Hl, Te});
+      b.attn.qkv = act(enc, {B, Te, 3 * Cl}), b.attn.att = act(enc, {B, Te, Cl}),
+      b.attn.lse = f32(enc, {B, Hl, Te});
       b.mlp.h = act(enc, {Ne, Hdl}), b.mlp.g = act(enc, {Ne, Fl});
       b.ln_1 = norm_saved(enc, Ne), b.ln_2 = norm_saved(enc, Ne);
       s.enc_saved.push_back(b);
@@ -237,8 +171,10 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
       DecoderBlock::Saved b;
       b.ln_1_out = act(dec, {B, Td, C}), b.x1 = act(dec, {B, Td, C}), b.ln_2_out = act(dec, {B, Td, C});
       b.x2 = act(dec, {B, Td, C}), b.ln_3_out = act(dec, {B, Td, C});
-      b.attn.qkv = act(dec, {B, Td, 3 * Cl}), b.attn.att = act(dec, {B, Td, Cl}), b.attn.lse = f32(dec, {B, Hl, Td});
-      b.cross.q = act(dec, {B, Td, Cl}), b.cross.kv = act(dec, {B, Te, 2 * Cl}), b.cross.att = act(dec, {B, Td, Cl});
+      b.attn.qkv = act(dec, {B, Td, 3 * Cl}), b.attn.att = act(dec, {B, Td, Cl}),
+      b.attn.lse = f32(dec, {B, Hl, Td});
+      b.cross.q = act(dec, {B, Td, Cl}), b.cross.kv = act(dec, {B, Te, 2 * Cl}),
+      b.cross.att = act(dec, {B, Td, Cl});
       b.cross.lse = f32(dec, {B, Hl, Td});
       b.mlp.h = act(dec, {Nd, Hdl}), b.mlp.g = act(dec, {Nd, Fl});
       b.ln_1 = norm_saved(dec, Nd), b.ln_2 = norm_saved(dec, Nd), b.ln_3 = norm_saved(dec, Nd);
@@ -254,7 +190,8 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     }
     slots_.push_back(std::move(s));
   }
-  const std::string scratch = "backward scratch (shared by all layers)", boundary = "pipeline boundary gradients";
+  const std::string scratch = "backward scratch (shared by all layers)",
+                    boundary = "pipeline boundary gradients";
   if (enc_here) {
     enc_scratch_.attn = {act(scratch, {B, Te, 3 * Cl}), act(scratch, {B, Te, Cl}), Tensor{}};
     enc_scratch_.dln = act(scratch, {B, Te, C});
@@ -317,9 +254,12 @@ std::vector<Tensor> T5::output_grads(int) { return doutput_; }
 Tensor T5::position_term(bool decoder, std::int64_t T) const {
   if (tp_.rank() != 0) return {};
   switch (positions_) {
-    case Positions::learned: return (decoder ? dec_wpe_ : enc_wpe_).slice_rows(0, T);
-    case Positions::sinusoidal: return pos_table_.slice_rows(0, T);
-    default: return {};  // validate() admits only the two above for t5
+    case Positions::learned:
+      return (decoder ? dec_wpe_ : enc_wpe_).slice_rows(0, T);
+    case Positions::sinusoidal:
+      return pos_table_.slice_rows(0, T);
+    default:
+      return {};  // validate() admits only the two above for t5
   }
 }
 
@@ -331,20 +271,23 @@ void T5::run_forward(Slot& s, const std::int32_t* tokens) {
     for (std::int64_t b = 0; b < B_; ++b)
       std::copy(tokens + b * R, tokens + b * R + Te_, s.enc_host.begin() + b * Te_);
     be_.upload_async(s.enc_tok, id_bytes(s.enc_host.data(), {B_, Te_}));
-    be_.embedding_forward(s.enc_resid[0], ids(s.enc_tok, {B_, Te_}), wte_, position_term(false, Te_), vocab_start_);
+    be_.embedding_forward(s.enc_resid[0], ids(s.enc_tok, {B_, Te_}), wte_, position_term(false, Te_),
+                          vocab_start_);
     tp_.all_reduce(s.enc_resid[0]);
   }
   for (std::size_t l = 0; l < enc_blocks_.size(); ++l)
     enc_blocks_[l].forward(be_, s.enc_resid[l + 1], s.enc_resid[l], s.enc_saved[l]);
   if (has_enc_ln())
-    enc_ln_.forward(be_, s.enc_out.view({B_ * Te_, C}), s.enc_resid.back().view({B_ * Te_, C}), s.enc_ln_saved);
+    enc_ln_.forward(be_, s.enc_out.view({B_ * Te_, C}), s.enc_resid.back().view({B_ * Te_, C}),
+                    s.enc_ln_saved);
   if (!has_dec()) return;
   // Decoder, reading the encoder output (made above or received) in every block.
   if (embeds_dec()) {
     for (std::int64_t b = 0; b < B_; ++b)
       std::copy(tokens + b * R + Te_, tokens + (b + 1) * R, s.dec_host.begin() + b * Td_);
     be_.upload_async(s.dec_tok, id_bytes(s.dec_host.data(), {B_, Td_}));
-    be_.embedding_forward(s.dec_resid[0], ids(s.dec_tok, {B_, Td_}), wte_, position_term(true, Td_), vocab_start_);
+    be_.embedding_forward(s.dec_resid[0], ids(s.dec_tok, {B_, Td_}), wte_, position_term(true, Td_),
+                          vocab_start_);
     tp_.all_reduce(s.dec_resid[0]);
   }
   for (std::size_t l = 0; l < dec_blocks_.size(); ++l)
@@ -434,53 +377,9 @@ MemoryPlan T5::memory_plan() const {
   return plan;
 }
 
-// wte's holders: the stages embedding the encoder input (0), the decoder input, and the head (the last).
-std::vector<int> T5::tied_stages(const std::string& group) const {
-  LOOM_CHECK(group == "wte", "", "T5 has no tied group '{}'", group);
-  std::vector<int> out;
-  for (int k = 0; k < stage_.stages; ++k) {
-    const T5Stage o = make_t5_stage(cfg_, stage_.stages, k, stage_.split);
-    if (o.begin == 0 || (o.begin <= Le_ && Le_ < o.end) || o.end == Le_ + Ld_) out.push_back(k);
-  }
-  return out;
-}
-
-std::vector<ParamSpec> T5::stage_param_specs(int stage, int tp_rank) const {
-  return param_specs(cfg_, tp_.size(), tp_rank, make_t5_stage(cfg_, stage_.stages, stage, stage_.split));
-}
-
-// Megatron's count per sequence, divided by the packed row Te + Td: 6 x every matmul weight
-// times the rows it multiplies (the encoder's and the cross-attention k/v on Te rows, the
-// decoder's and the tied head on Td rows) + 12 C per (query, key) pair of each attention.
-double T5::flops_per_token() const {
-  const double C = double(cfg_.channels), F = double(cfg_.ffn_size()), Le = double(cfg_.layers),
-               Ld = double(cfg_.decoder_layer_count()), Te = double(Te_), Td = double(Td_);
-  const double mlp = (cfg_.mlp == "swiglu" ? 3 : 2) * C * F;
-  const double enc = Te * Le * (4 * C * C + mlp);
-  const double dec = Td * (Ld * (4 * C * C + 2 * C * C + mlp) + C * double(cfg_.padded_vocab())) + Te * Ld * 2 * C * C;
-  const double attention = 12.0 * C * (Le * Te * Te + Ld * (Td * Td + Td * Te));
-  return (6.0 * (enc + dec) + attention) / (Te + Td);
-}
-
-std::string T5::to_json(const ModelConfig& m) {
-  nlohmann::json j = nlohmann::json::parse(Gpt::to_json(m));
-  j["decoder_layers"] = m.decoder_layer_count();
-  return j.dump();
-}
-
-ModelConfig T5::from_json(const std::string& text) {
-  ModelConfig m = Gpt::from_json(text);
-  try {
-    m.decoder_layers = nlohmann::json::parse(text).at("decoder_layers");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("bad T5 model config: {}", e.what()),
-                "the file was not written by loom; see docs/checkpoint-format.md");
-  }
-  return m;
-}
-
 void T5::logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, float* out) {
-  LOOM_CHECK(0 <= b && b < B_ && 0 <= t && t < Td_, "", "logits_at: ({}, {}) outside ({}, {})", b, t, B_, Td_);
+  LOOM_CHECK(0 <= b && b < B_ && 0 <= t && t < Td_, "", "logits_at: ({}, {}) outside ({}, {})", b, t, B_,
+             Td_);
   LOOM_CHECK(tp_.size() == 1 && stage_.stages == 1, "", "logits_at: needs the whole model on one rank");
   Slot& s = slots_[0];
   run_forward(s, tokens);

@@ -63,7 +63,7 @@ struct T5Stage {
 T5Stage make_t5_stage(const ModelConfig& cfg, int stages = 1, int stage = 0, const std::string& split = "");
 
 class T5 final : public StageModel {
-public:
+ public:
   // This rank's tp shard of the whole model (tp null: one rank); Te <= model.seq_len,
   // Td <= model.seq_len (the decoder's positions come from the same table length).
   T5(Backend& be, const ModelConfig& cfg, std::int64_t micro_batch, std::int64_t Te, std::int64_t Td,
@@ -72,7 +72,7 @@ public:
   T5& operator=(const T5&) = delete;
 
   static std::vector<ParamSpec> param_specs(const ModelConfig& cfg, int tp_size = 1, int tp_rank = 0,
-                                           const T5Stage& stage = {});
+                                            const T5Stage& stage = {});
   static void check_tp(const ModelConfig& cfg, int tp_size);
   // The model config a weights file stores (architecture "t5"): Gpt's plus decoder_layers.
   static std::string to_json(const ModelConfig& cfg);
@@ -85,7 +85,9 @@ public:
   // ---- StageModel
   std::string architecture() const override { return "t5"; }
   std::string config_json() const override { return to_json(cfg_); }
-  std::string canonical_config_json(const std::string& stored) const override { return to_json(from_json(stored)); }
+  std::string canonical_config_json(const std::string& stored) const override {
+    return to_json(from_json(stored));
+  }
   std::int64_t batch() const override { return B_; }
   std::int64_t seq_len() const override { return Te_ + Td_; }  // the packed row
   double flops_per_token() const override;
@@ -109,7 +111,7 @@ public:
   // decoder position t of row b to `out` (the whole model on one rank only).
   void logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, float* out);
 
-private:
+ private:
   struct Slot {
     std::vector<std::int32_t> enc_host, dec_host, tgt_host;  // the packed rows split: (B,Te), (B,Td), (B,Td)
     Tensor enc_tok, dec_tok, targets;                        // device copies (4-byte ids)

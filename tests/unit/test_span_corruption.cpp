@@ -49,7 +49,8 @@ std::vector<std::int32_t> restore(const SpanTokens& t, const std::int32_t* enc, 
     }
     const std::int64_t at = std::find(tgt, tgt + Td, enc[e]) - tgt;
     EXPECT_LT(at, Td) << "sentinel " << enc[e] << " missing from the target";
-    for (std::int64_t d = at + 1; d < Td && !is_sentinel(t, tgt[d]) && tgt[d] != t.eod; ++d) out.push_back(tgt[d]);
+    for (std::int64_t d = at + 1; d < Td && !is_sentinel(t, tgt[d]) && tgt[d] != t.eod; ++d)
+      out.push_back(tgt[d]);
   }
   return out;
 }
@@ -88,7 +89,8 @@ TEST(SpanCorruption, IsABijectionBackToTheText) {
     const std::int32_t *xd = xe + l.enc, *yd = ye + l.enc;
     for (std::int64_t t = 0; t < l.enc; ++t) ASSERT_EQ(ye[t], -1) << "no target in the encoder part";
     EXPECT_EQ(xd[0], c.tokens.eod) << "the decoder starts with the start id";
-    for (std::int64_t t = 1; t < l.dec; ++t) EXPECT_EQ(xd[t], yd[t - 1]) << "decoder input = target shifted right";
+    for (std::int64_t t = 1; t < l.dec; ++t)
+      EXPECT_EQ(xd[t], yd[t - 1]) << "decoder input = target shifted right";
     EXPECT_EQ(yd[l.dec - 1], c.tokens.eod);
     EXPECT_EQ(yd[0], c.tokens.sentinels[0]) << "the target starts with sentinel 0";
     const std::vector<std::int32_t> text(w.begin() + g * stride, w.begin() + g * stride + l.raw);

@@ -47,13 +47,14 @@ TEST(T5Learns, SpanCorruptionLossFallsWellBelowTheTargetsUnigramBaselineOnGenesi
   const fs::path h5 = dir / "genesis.h5", run = dir / "run";
   const auto made = run_program("loom-data", "--quiet --input " + text.string() + " --output " + h5.string());
   ASSERT_EQ(made.exit_code, 0) << made.output;
-  const auto r = run_program(
-      "loom-train", "--data.train " + h5.string() +
-                        " --model.family t5 --model.layers 2 --model.decoder_layers 1 --model.channels 64"
-                        " --model.heads 4 --model.seq_len 64 --train.steps 100 --train.global_batch 32"
-                        " --train.micro_batch 32 --train.eval_interval 0 --train.eval_batches 4"
-                        " --train.log_interval 1000 --optim.lr 2e-3 --optim.warmup_steps 20 --checkpoint.dir " +
-                        run.string());
+  const auto r =
+      run_program("loom-train",
+                  "--data.train " + h5.string() +
+                      " --model.family t5 --model.layers 2 --model.decoder_layers 1 --model.channels 64"
+                      " --model.heads 4 --model.seq_len 64 --train.steps 100 --train.global_batch 32"
+                      " --train.micro_batch 32 --train.eval_interval 0 --train.eval_batches 4"
+                      " --train.log_interval 1000 --optim.lr 2e-3 --optim.warmup_steps 20 --checkpoint.dir " +
+                      run.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   double val = -1;
   {

@@ -41,7 +41,8 @@ ModelConfig tiny(const std::string& norm, const std::string& mlp, const std::str
 
 std::vector<std::int32_t> random_tokens(std::int64_t n, std::int64_t vocab, std::uint64_t stream) {
   std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) t[std::size_t(i)] = std::int32_t(rng_u64(5, stream, i) % std::uint64_t(vocab));
+  for (std::int64_t i = 0; i < n; ++i)
+    t[std::size_t(i)] = std::int32_t(rng_u64(5, stream, i) % std::uint64_t(vocab));
   return t;
 }
 
@@ -149,8 +150,8 @@ TEST(CrossAttentionGrad, InputEncoderOutputAndWeights) {
   const Tensor x = make({B, Td, C}, 1, 1), enc = make({B, Te, C}, 2, 1), R = make({B, Td, C}, 3, 1);
   const Tensor wq = make({C, C}, 4, 0.4f), bq = make({C}, 5, 0.1f), wkv = make({2 * C, C}, 6, 0.4f),
                bkv = make({2 * C}, 7, 0.1f), wo = make({C, C}, 8, 0.4f), bo = make({C}, 9, 0.1f);
-  const Tensor dwq = make({C, C}, 0, 0), dbq = make({C}, 0, 0), dwkv = make({2 * C, C}, 0, 0), dbkv = make({2 * C}, 0, 0),
-               dwo = make({C, C}, 0, 0), dbo = make({C}, 0, 0);
+  const Tensor dwq = make({C, C}, 0, 0), dbq = make({C}, 0, 0), dwkv = make({2 * C, C}, 0, 0),
+               dbkv = make({2 * C}, 0, 0), dwo = make({C, C}, 0, 0), dbo = make({C}, 0, 0);
   const CrossAttention ca{{{wq, bq, dwq, dbq}, local.get(), nullptr},
                           {{wkv, bkv, dwkv, dbkv}, local.get(), nullptr},
                           {{wo, bo, dwo, dbo}, local.get(), nullptr},
@@ -181,8 +182,9 @@ TEST(CrossAttentionGrad, InputEncoderOutputAndWeights) {
     const char* name;
     Tensor value;
     std::vector<float> grad;
-  } checks[] = {{"x", x, read(dx)},     {"enc", enc, g_denc},  {"wq", wq, read(dwq)}, {"bq", bq, read(dbq)},
-                {"wkv", wkv, read(dwkv)}, {"bkv", bkv, read(dbkv)}, {"wo", wo, read(dwo)}, {"bo", bo, read(dbo)}};
+  } checks[] = {{"x", x, read(dx)},    {"enc", enc, g_denc},     {"wq", wq, read(dwq)},
+                {"bq", bq, read(dbq)}, {"wkv", wkv, read(dwkv)}, {"bkv", bkv, read(dbkv)},
+                {"wo", wo, read(dwo)}, {"bo", bo, read(dbo)}};
   const float h = 1e-2f;
   for (const auto& c : checks) {
     std::vector<float> v = read(c.value);
@@ -223,7 +225,8 @@ TEST(T5Model, DecoderLogitsDependOnEveryEncoderTokenAndOnlyEarlierDecoderInputs)
     const auto changed = logits(row);
     for (std::int64_t t = 0; t < Td; ++t) {
       const bool should = i < Te || i - Te <= t;
-      EXPECT_EQ(changed[std::size_t(t)] != ref[std::size_t(t)], should) << "token " << i << ", decoder position " << t;
+      EXPECT_EQ(changed[std::size_t(t)] != ref[std::size_t(t)], should)
+          << "token " << i << ", decoder position " << t;
     }
   }
 }
@@ -240,7 +243,8 @@ TEST(T5Model, SpecsJsonAndRefusals) {
   EXPECT_EQ(find("dec.h.0.cross.c_kv.weight").shard.row_blocks, 2) << "k and v split by heads each";
   EXPECT_EQ(find("dec.h.0.cross.c_proj.weight").shape, (Shape{24, 12}));
   EXPECT_EQ(find("enc.h.1.attn.c_attn.weight").shape, (Shape{36, 24}));
-  EXPECT_FALSE(std::any_of(specs.begin(), specs.end(), [](const ParamSpec& s) { return s.name == "dec.h.1.ln_1.weight"; }));
+  EXPECT_FALSE(std::any_of(specs.begin(), specs.end(),
+                           [](const ParamSpec& s) { return s.name == "dec.h.1.ln_1.weight"; }));
   const ModelConfig back = T5::from_json(T5::to_json(m));
   EXPECT_EQ(back.decoder_layers, 1);
   EXPECT_EQ(back.family, "t5");
@@ -278,12 +282,17 @@ TEST(T5Model, PipelineStagesSplitBothStacks) {
     for (const ParamSpec& p : T5::param_specs(m, 1, 0, make_t5_stage(m, 4, stage))) out.push_back(p.name);
     return out;
   };
-  auto has = [](const std::vector<std::string>& v, const std::string& n) { return std::find(v.begin(), v.end(), n) != v.end(); };
+  auto has = [](const std::vector<std::string>& v, const std::string& n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  };
   const auto s0 = names(0), s1 = names(1), s2 = names(2), s3 = names(3);
-  EXPECT_TRUE(has(s0, "wte") && has(s0, "enc.wpe") && has(s0, "enc.h.1.ln_1.weight") && !has(s0, "enc.ln_f.weight"));
+  EXPECT_TRUE(has(s0, "wte") && has(s0, "enc.wpe") && has(s0, "enc.h.1.ln_1.weight") &&
+              !has(s0, "enc.ln_f.weight"));
   EXPECT_TRUE(!has(s1, "wte") && has(s1, "enc.h.3.ln_1.weight") && has(s1, "enc.ln_f.weight"));
-  EXPECT_TRUE(has(s2, "wte") && has(s2, "dec.wpe") && has(s2, "dec.h.0.cross.c_kv.weight") && !has(s2, "dec.ln_f.weight"));
-  EXPECT_TRUE(has(s3, "wte") && !has(s3, "dec.wpe") && has(s3, "dec.h.1.ln_3.weight") && has(s3, "dec.ln_f.weight"));
+  EXPECT_TRUE(has(s2, "wte") && has(s2, "dec.wpe") && has(s2, "dec.h.0.cross.c_kv.weight") &&
+              !has(s2, "dec.ln_f.weight"));
+  EXPECT_TRUE(has(s3, "wte") && !has(s3, "dec.wpe") && has(s3, "dec.h.1.ln_3.weight") &&
+              has(s3, "dec.ln_f.weight"));
   std::vector<std::vector<std::int64_t>> in_rows, out_rows;  // the second dimension of each boundary tensor
   for (int k = 0; k < 4; ++k) {
     T5 st(*be, m, B, Te, Td, nullptr, {}, make_t5_stage(m, 4, k));
@@ -299,5 +308,6 @@ TEST(T5Model, PipelineStagesSplitBothStacks) {
   EXPECT_EQ(out_rows[1], (std::vector<std::int64_t>{Te}));      // the encoder output (after enc.ln_f)
   EXPECT_EQ(out_rows[2], (std::vector<std::int64_t>{Te, Td}));  // encoder output, decoder stream
   EXPECT_TRUE(out_rows[3].empty() && in_rows[0].empty());
-  for (int k = 1; k < 4; ++k) EXPECT_EQ(in_rows[std::size_t(k)], out_rows[std::size_t(k - 1)]) << "stage " << k;
+  for (int k = 1; k < 4; ++k)
+    EXPECT_EQ(in_rows[std::size_t(k)], out_rows[std::size_t(k - 1)]) << "stage " << k;
 }
