@@ -140,9 +140,28 @@ void validate(const ModelConfig& m) {
              "model.kv_heads ({}) must divide model.heads ({}): each key/value head serves heads / kv_heads query "
              "heads",
              m.kv_head_count(), m.heads);
-  LOOM_CHECK(m.family == "gpt" || m.family == "bert",
-             "use gpt (causal decoder, next token) or bert (bidirectional encoder, masked tokens)",
-             "model.family must be gpt or bert, got '{}'", m.family);
+  LOOM_CHECK(m.family == "gpt" || m.family == "bert" || m.family == "t5",
+             "use gpt (causal decoder, next token), bert (bidirectional encoder, masked tokens) or t5 "
+             "(encoder-decoder, span corruption)",
+             "model.family must be gpt, bert or t5, got '{}'", m.family);
+  LOOM_CHECK(m.decoder_layers >= 0, "0 means as many as model.layers", "model.decoder_layers must be >= 0, got {}",
+             m.decoder_layers);
+  LOOM_CHECK(m.decoder_layers == 0 || m.t5(), "leave model.decoder_layers 0, or set model.family t5",
+             "model.decoder_layers = {} is for the encoder-decoder (model.family t5), not model.family {}",
+             m.decoder_layers, m.family);
+  if (m.t5()) {  // layers/t5.h: pre-LN stacks, full-head attention, absolute positions, the LM head
+    LOOM_CHECK(m.ln_placement == "pre", "T5 is pre-LN: use model.ln_placement pre",
+               "model.family t5 needs model.ln_placement pre, got '{}'", m.ln_placement);
+    LOOM_CHECK(m.head == "lm", "fine-tune a gpt-family model (model.head classify needs model.family gpt)",
+               "model.family t5 has no classification head: model.head must be lm, got '{}'", m.head);
+    LOOM_CHECK(m.positions == "learned" || m.positions == "sinusoidal",
+               "use model.positions learned or sinusoidal",
+               "model.family t5 takes absolute positions (learned or sinusoidal), got model.positions '{}'",
+               m.positions);
+    LOOM_CHECK(m.kv_head_count() == m.heads && m.window == 0, "leave model.kv_heads and model.window 0",
+               "model.family t5 attends with every head over every key: model.kv_heads = {}, model.window = {}",
+               m.kv_heads, m.window);
+  }
   LOOM_CHECK(m.ln_placement == "pre" || m.ln_placement == "post",
              "use pre (GPT-2, Llama: x + f(norm(x))) or post (BERT: norm(x + f(x)))",
              "model.ln_placement must be pre or post, got '{}'", m.ln_placement);
@@ -184,6 +203,20 @@ void validate(const RunConfig& c) {
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);
+  if (c.model.t5()) {  // layers/t5.h: one chunk per pipeline stage, every activation kept, tiled attention
+    LOOM_CHECK(c.parallel.virtual_stages == 1, "use parallel.virtual_stages 1 (plain 1F1B or GPipe stages work)",
+               "model.family t5 holds one chunk of layers per pipeline stage: parallel.virtual_stages = {}",
+               c.parallel.virtual_stages);
+    LOOM_CHECK(!c.parallel.sequence_parallel && t.recompute == "none" && !c.finetune.freeze_backbone,
+               "turn off parallel.sequence_parallel, train.recompute and finetune.freeze_backbone",
+               "model.family t5 has no sequence parallelism, activation recompute or frozen backbone yet");
+    LOOM_CHECK(c.plan.cluster.empty(), "drop plan.cluster (loom-plan models decoder-only stacks)",
+               "model.family t5: the performance model (plan.cluster) does not know the encoder-decoder yet");
+    LOOM_CHECK(t.attention_kernel() == "tiled", "use train.attention tiled",
+               "model.family t5 attends bidirectionally and across stacks: it needs the tiled kernel, not "
+               "train.attention {} on train.device {}",
+               t.attention, t.device);
+  }
   const std::string& g = c.parallel.grad_reduce_dtype;
   LOOM_CHECK(g == "fp32" || g == "bf16" || g == "fp16", "fp32 (the default) keeps the reduction exact to f32",
              "parallel.grad_reduce_dtype must be fp32, bf16 or fp16, got '{}'", g);

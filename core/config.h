@@ -35,7 +35,11 @@ struct ModelConfig {
   // The family (docs/models.md): gpt, a causal decoder trained on the next token; or bert,
   // a bidirectional encoder trained on masked tokens (the batches are masked by
   // io/mlm_masker.h), its head tied to the embedding like GPT's.
-  std::string family = "gpt";       // gpt | bert
+  // Or t5, an encoder-decoder trained on span corruption (io/span_corruption.h, layers/t5.h):
+  // `layers` encoder layers and `decoder_layers` decoder layers (0: as many), seq_len the
+  // encoder length; the decoder length follows from it (T5's random_spans_helper).
+  std::string family = "gpt";       // gpt | bert | t5
+  std::int64_t decoder_layers = 0;  // t5: decoder layers; 0: model.layers
   std::string ln_placement = "pre";  // pre: x + f(ln(x)) (GPT-2); post: ln(x + f(x)) (BERT), no final ln_f
   // Sliding-window (local) attention: position t sees only the last `window` keys
   // t - window < s <= t (Longformer / Mistral style); 0: all of them. Needs train.attention
@@ -54,6 +58,8 @@ struct ModelConfig {
     return mlp == "swiglu" ? (8 * channels / 3 + 63) / 64 * 64 : 4 * channels;
   }
   bool bert() const { return family == "bert"; }
+  bool t5() const { return family == "t5"; }
+  std::int64_t decoder_layer_count() const { return decoder_layers > 0 ? decoder_layers : layers; }
   bool post_ln() const { return ln_placement == "post"; }
   std::int64_t head_size() const { return channels / heads; }
   std::int64_t kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }

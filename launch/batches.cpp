@@ -23,6 +23,7 @@ void LmBatches::train(std::int64_t step, std::int64_t count, std::int32_t* x, st
   windows_.resize(std::size_t(count * loader_.row_len()));
   loader_.train_batch(step, 0, count, windows_.data());
   if (mlm_) mlm_->train(step, 0, count, loader_.seq_len(), windows_.data(), x, y);
+  else if (spans_) spans_->train(step, 0, count, windows_.data(), loader_.row_len(), x, y);
   else split_windows(windows_.data(), count, loader_.seq_len(), x, y);
 }
 
@@ -30,6 +31,7 @@ void LmBatches::eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, st
   windows_.resize(std::size_t(per_batch * loader_.row_len()));
   loader_.eval_batch(e, 0, per_batch, per_batch, windows_.data());
   if (mlm_) mlm_->eval(e, 0, per_batch, loader_.seq_len(), windows_.data(), x, y);
+  else if (spans_) spans_->eval(e, 0, per_batch, windows_.data(), loader_.row_len(), x, y);
   else split_windows(windows_.data(), per_batch, loader_.seq_len(), x, y);
 }
 

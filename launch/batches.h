@@ -4,8 +4,11 @@
 // the seed and the step, no communication) to count its targets, and runs its dp slice.
 //   LmBatches        language modelling over a token stream (io/data_loader.h): targets
 //                    are the inputs shifted by one, or with a masker (model.family bert)
-//                    the masked positions' tokens (io/mlm_masker.h); evaluation reads
-//                    train.eval_batches.
+//                    the masked positions' tokens (io/mlm_masker.h), or with a span
+//                    corruptor (model.family t5) T5's packed encoder-decoder rows
+//                    (io/span_corruption.h: x = [encoder | decoder input], y = [-1 |
+//                    decoder targets], rows of T_enc + T_dec from windows of its raw
+//                    length); evaluation reads train.eval_batches.
 //   ClassifyBatches  sequence classification over a labelled split (io/labelled_dataset.h):
 //                    one target per sequence, its label at the pooled position; training
 //                    sequence i of step s is example rng_u64(seed, s, i) % N (drawn with
@@ -20,6 +23,7 @@
 #include "io/data_loader.h"
 #include "io/labelled_dataset.h"
 #include "io/mlm_masker.h"
+#include "io/span_corruption.h"
 #include "layers/class_head.h"
 
 namespace loom {
@@ -39,10 +43,11 @@ class Batches {
 
 class LmBatches final : public Batches {
  public:
-  // Borrows the loader (and the masker: null for next-token prediction); `eval_batches`:
-  // train.eval_batches.
-  LmBatches(const DataLoader& loader, std::int64_t eval_batches, const MlmMasker* mlm = nullptr)
-      : loader_(loader), eval_batches_(eval_batches), mlm_(mlm) {}
+  // Borrows the loader (and the masker or the span corruptor: null for next-token
+  // prediction; at most one); `eval_batches`: train.eval_batches.
+  LmBatches(const DataLoader& loader, std::int64_t eval_batches, const MlmMasker* mlm = nullptr,
+            const SpanCorruptor* spans = nullptr)
+      : loader_(loader), eval_batches_(eval_batches), mlm_(mlm), spans_(spans) {}
   void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y) const override;
   std::int64_t eval_batches(std::int64_t) const override { return eval_batches_; }
   void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y) const override;
@@ -51,6 +56,7 @@ class LmBatches final : public Batches {
   const DataLoader& loader_;
   std::int64_t eval_batches_;
   const MlmMasker* mlm_;
+  const SpanCorruptor* spans_;
   mutable std::vector<std::int32_t> windows_;  // (count, T + 1)
 };
 

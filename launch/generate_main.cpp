@@ -8,6 +8,11 @@
 // forward over the (at most seq_len) most recent tokens; sampling draws come
 // from the counter-based RNG (seed, stream 0, index = token number), so a
 // seed always gives the same text.
+// A T5 file (architecture "t5", model.family t5) fills in spans instead: the prompt, with
+// <extra_id_N> where text is missing, is the encoder input (then eod, and eod up to
+// model.seq_len, as span corruption fills it); the encoder runs on it and the decoder
+// generates from the start id (eod) until eod or --tokens, recomputing the decoder prefix
+// each step; the output is the decoder's text, "<extra_id_0> span <extra_id_1> span ...".
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +30,7 @@
 #include "io/tokenizer.h"
 #include "launch/model_io.h"
 #include "layers/gpt.h"
+#include "layers/t5.h"
 #include "parallel/local_communicator.h"
 
 namespace po = boost::program_options;
@@ -64,6 +70,77 @@ TokenizerInfo model_tokenizer(const std::string& weights) {
   return tokenizer_info(*t);
 }
 
+// The byte tokenizer has no sentinel pieces: "<extra_id_N>" in the prompt becomes id eod + 1 + N
+// (how span corruption appends them, io/span_corruption.h) and back. Other tokenizers
+// encode and decode their own <extra_id_N> tokens.
+std::vector<std::int32_t> encode_t5(const TokenizerInfo& tok, const std::string& text) {
+  std::vector<std::int32_t> out;
+  if (tok.hf || tok.spm) {
+    encode_append(tok, text, out);
+    return out;
+  }
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t at = text.find("<extra_id_", pos), close = text.find('>', at == std::string::npos ? pos : at);
+    if (at == std::string::npos || close == std::string::npos) {
+      encode_append(tok, std::string_view(text).substr(pos), out);
+      break;
+    }
+    encode_append(tok, std::string_view(text).substr(pos, at - pos), out);
+    const std::string digits = text.substr(at + 10, close - at - 10);
+    LOOM_CHECK(!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos, "write <extra_id_0>",
+               "loom-generate: '{}' in the prompt is not a sentinel", text.substr(at, close + 1 - at));
+    out.push_back(std::int32_t(tok.eod + 1 + std::stoll(digits)));
+    pos = close + 1;
+  }
+  return out;
+}
+
+std::string decode_t5(const TokenizerInfo& tok, const std::vector<std::int32_t>& ids) {
+  if (tok.hf || tok.spm) return decode_with(tok, ids);
+  std::string out;
+  std::vector<std::int32_t> run;
+  for (std::int32_t id : ids) {
+    if (id <= tok.eod) {
+      run.push_back(id);
+      continue;
+    }
+    out += decode_with(tok, run) + fmt::format("<extra_id_{}>", id - tok.eod - 1);
+    run.clear();
+  }
+  return out + decode_with(tok, run);
+}
+
+// Greedy or sampled span filling with an encoder-decoder (see the top of this file).
+int generate_t5(const std::string& weights, const ModelConfig& mc, const std::string& device, const std::string& prompt,
+                std::int64_t tokens, float temperature, int top_k, std::uint64_t seed, bool print_ids) {
+  auto be = make_backend(device == "cuda" ? Device::cuda : Device::cpu);
+  const std::int64_t Te = mc.seq_len, Td = std::clamp<std::int64_t>(tokens, 1, mc.seq_len);
+  T5 model(*be, mc, 1, Te, Td);
+  load_weights(model, weights);
+  const TokenizerInfo tok = model_tokenizer(weights);
+  std::vector<std::int32_t> enc = encode_t5(tok, prompt);
+  LOOM_CHECK(std::int64_t(enc.size()) < Te, "shorten the prompt",
+             "loom-generate: the prompt has {} tokens; the encoder takes {} with the final eod", enc.size(), Te);
+  for (std::int32_t t : enc)
+    LOOM_CHECK(0 <= t && t < mc.vocab, "", "loom-generate: prompt token {} is outside the model's vocabulary {}", t,
+               mc.vocab);
+  std::vector<std::int32_t> row(static_cast<std::size_t>(Te + Td), tok.eod);  // [encoder | decoder], eod-filled
+  std::copy(enc.begin(), enc.end(), row.begin());
+  std::vector<float> logits(static_cast<std::size_t>(mc.vocab));
+  std::vector<std::int32_t> out;
+  for (std::int64_t i = 0; i < std::min(tokens, Td); ++i) {
+    model.logits_at(row.data(), 0, i, logits.data());  // decoder position i sees the start id and out[0..i)
+    const std::int32_t next = sample(logits, temperature, top_k, rng_uniform(seed, 0, std::uint64_t(i)));
+    if (next == tok.eod) break;
+    out.push_back(next);
+    if (i + 1 < Td) row[std::size_t(Te + i + 1)] = next;
+  }
+  std::fputs((decode_t5(tok, enc) + "\n=> " + decode_t5(tok, out) + "\n").c_str(), stdout);
+  if (print_ids) std::fprintf(stderr, "loom-generate: ids %s\n", fmt::format("{}", fmt::join(out, " ")).c_str());
+  return 0;
+}
+
 int generate(int argc, char** argv) {
   std::string weights, prompt = "\n", device = "cpu";
   std::int64_t tokens = 200;
@@ -100,6 +177,9 @@ int generate(int argc, char** argv) {
   LOOM_CHECK(top_k >= 0, "0 samples among all tokens; e.g. --top_k 40",
              "loom-generate: --top_k must be >= 0, got {}", top_k);
 
+  if (read_architecture(weights) == "t5")
+    return generate_t5(weights, T5::from_json(read_config_json(weights)), device, prompt, tokens, temperature, top_k,
+                       seed, print_ids);
   const ModelConfig mc = Gpt::from_json(read_config_json(weights));
   LOOM_CHECK(!mc.bert(), "generate with a gpt-family model; a bert model fills in masked tokens instead",
              "loom-generate: '{}' is a model.family bert encoder (bidirectional, trained on masked tokens): it does not "

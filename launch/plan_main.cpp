@@ -95,6 +95,8 @@ RunConfig run_config(PlanArgs& a) {
   LOOM_CHECK(c->model.vocab > 0, "loom-plan reads no dataset: give --model.vocab (e.g. 50257)",
              "model.vocab is 0 (loom-train takes it from the dataset)");
   validate(c->model);
+  LOOM_CHECK(!c->model.t5(), "plan a gpt- or bert-family model (the same stack shape)",
+             "loom-plan models decoder-only stacks; model.family t5 (encoder-decoder) is not modelled yet");
   return *c;
 }
 

@@ -105,11 +105,14 @@ void make_batches(RunData& d, const RunConfig& cfg, std::int64_t T, Pooling pool
     return;
   }
   // The loaders check that each split holds at least one sequence: before any allocation.
-  d.train_loader = std::make_unique<DataLoader>(d.blend, T, cfg.train.seed);
-  d.val_loader = std::make_unique<DataLoader>(*d.val_source, T, cfg.train.seed);
+  // A loader window is seq_len + 1 tokens: span corruption reads layout.raw of them.
+  const std::int64_t window = d.spans ? d.spans->layout.raw - 1 : T;
+  d.train_loader = std::make_unique<DataLoader>(d.blend, window, cfg.train.seed);
+  d.val_loader = std::make_unique<DataLoader>(*d.val_source, window, cfg.train.seed);
   const MlmMasker* mlm = d.mlm ? &*d.mlm : nullptr;
-  d.train = std::make_unique<LmBatches>(*d.train_loader, cfg.train.eval_batches, mlm);
-  d.val = std::make_unique<LmBatches>(*d.val_loader, cfg.train.eval_batches, mlm);
+  const SpanCorruptor* spans = d.spans ? &*d.spans : nullptr;
+  d.train = std::make_unique<LmBatches>(*d.train_loader, cfg.train.eval_batches, mlm, spans);
+  d.val = std::make_unique<LmBatches>(*d.val_loader, cfg.train.eval_batches, mlm, spans);
 }
 
 }  // namespace loom

@@ -28,6 +28,9 @@ struct RunData {
   std::unique_ptr<TokenSource> val_source;
   std::unique_ptr<DataLoader> train_loader, val_loader;
   std::optional<MlmMasker> mlm;  // model.family bert: masks the batches (set before make_batches)
+  // model.family t5: corrupts the batches (set before make_batches; its windows are
+  // layout.raw tokens, its rows layout.row())
+  std::optional<SpanCorruptor> spans;
   // classification
   std::optional<LabelledDataset> labelled;
   std::unique_ptr<Batches> train, val;
@@ -38,6 +41,7 @@ struct RunData {
 // the dataset's label count, any other value must equal it.
 RunData open_run_data(RunConfig& cfg, MPI_Comm world);
 // The trainer's batches of T tokens (after validate(cfg)); `pooling` places the labels.
+// With span corruption T is ignored: the windows are spans->layout.raw tokens.
 void make_batches(RunData& d, const RunConfig& cfg, std::int64_t T, Pooling pooling);
 
 }  // namespace loom

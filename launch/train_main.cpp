@@ -22,6 +22,7 @@
 #include "backend/registry.h"
 #include "io/data_loader.h"
 #include "io/mlm_masker.h"
+#include "io/span_corruption.h"
 #include "io/token_dataset.h"
 #include "launch/checkpoint.h"
 #include "launch/gemm_peak.h"
@@ -36,6 +37,7 @@
 #include "launch/trainer.h"
 #include "launch/train_options.h"
 #include "layers/gpt.h"
+#include "layers/t5.h"
 #include "parallel/device_comm.h"
 #include "parallel/parallel_context.h"
 #include "parallel/timed_communicator.h"
@@ -138,9 +140,10 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   if (!cfg.model.init.empty()) {
     // The architecture comes from the weights file (transfer learning keeps the model).
     const std::string init = cfg.model.init, arch = read_architecture(init);
-    LOOM_CHECK(arch == "gpt2" || arch.empty(), "start from weights of a GPT model",
-               "model.init '{}' holds a '{}' model; loom-train builds 'gpt2'", init, arch);
-    const ModelConfig from_file = Gpt::from_json(read_config_json(init));
+    LOOM_CHECK(arch == "gpt2" || arch == "t5" || arch.empty(), "start from weights of a GPT or T5 model",
+               "model.init '{}' holds a '{}' model; loom-train builds 'gpt2' and 't5'", init, arch);
+    const ModelConfig from_file =
+        arch == "t5" ? T5::from_json(read_config_json(init)) : Gpt::from_json(read_config_json(init));
     check_init_matches_options(cfg.model, from_file, given, init);
     const std::string head = cfg.model.head;  // the head is this run's choice (fine-tuning swaps it)
     const std::int64_t classes = cfg.model.classes;
@@ -160,6 +163,21 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
     LOOM_CHECK(cfg.model.vocab >= data.mlm->tokens.vocab, "raise model.vocab (or leave it 0)",
                "model.family bert: the mask token is id {}, outside model.vocab = {}", data.mlm->tokens.mask,
                cfg.model.vocab);
+  }
+  // Span corruption (model.family t5): the encoder length is the sequence length, the
+  // window and the decoder length follow (io/span_corruption.h); the sentinels come from
+  // the data's tokenizer (the byte tokenizer's are appended after eod).
+  if (cfg.model.t5()) {
+    LOOM_CHECK(data_tok.known(), "re-tokenise the data with this version of loom-data",
+               "model.family t5 needs the data's tokenizer (for its sentinels), but '{}' records none",
+               data.train_path);
+    const SpanLayout layout = span_layout(cfg.train.sequence(cfg.model));
+    data.spans = SpanCorruptor{
+        .tokens = span_tokens(tokenizer_info(data_tok), layout.spans), .layout = layout, .seed = cfg.train.seed};
+    if (cfg.model.vocab == 0) cfg.model.vocab = data.spans->tokens.vocab;
+    LOOM_CHECK(cfg.model.vocab >= data.spans->tokens.vocab, "raise model.vocab (or leave it 0)",
+               "model.family t5: the sentinels reach id {}, outside model.vocab = {}",
+               data.spans->tokens.vocab - 1, cfg.model.vocab);
   }
   if (cfg.model.vocab == 0) cfg.model.vocab = data.vocab;
   LOOM_CHECK(data.vocab <= cfg.model.vocab, "raise model.vocab or re-tokenise the data",
@@ -194,17 +212,29 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 
   // This rank's layers (one chunk per virtual stage it holds) and its plan for one step.
   const int chunks = cfg.parallel.virtual_stages;
-  const GptStage stage = make_gpt_stage(mc, ctx.shape.pp, ctx.coord.pp, chunks, cfg.parallel.stages);
+  // T5 splits its encoder's then its decoder's layers as one run (layers/t5.h).
+  ModelConfig split_cfg = mc;
+  if (mc.t5()) split_cfg.layers = mc.layers + mc.decoder_layer_count();
+  const GptStage stage = make_gpt_stage(split_cfg, ctx.shape.pp, ctx.coord.pp, chunks, cfg.parallel.stages);
   const PipePlan plan = Trainer::plan_for(cfg, ctx);
   const std::vector<int> slots = Trainer::slots_for(plan, chunks);
   TimedCommunicator tp(*ctx.tp);  // the model's tp traffic, timed for t_tp
   TimedCommunicator pp(*ctx.pp);  // pipeline sends/receives, waits included: t_pp
-  Gpt model(*be, mc, MB, T, tp, stage, slots,
-            {.recompute = parse_recompute(cfg.train.recompute),
-             .dtype = dtype,
-             .sequence_parallel = cfg.parallel.sequence_parallel,
-             .freeze_backbone = cfg.finetune.freeze_backbone,
-             .attention = parse_attention_kernel(cfg.train.attention_kernel())});
+  // The family's stage model: the encoder-decoder (one stage; validate refuses what it
+  // lacks) or GPT (every other family).
+  std::unique_ptr<StageModel> built;
+  if (mc.t5())
+    built = std::make_unique<T5>(*be, mc, MB, T, data.spans->layout.dec, &tp,
+                                 T5Options{.dtype = dtype, .slots = slots.at(0)},
+                                 make_t5_stage(mc, ctx.shape.pp, ctx.coord.pp, cfg.parallel.stages));
+  else
+    built = std::make_unique<Gpt>(*be, mc, MB, T, tp, stage, slots,
+                                  GptOptions{.recompute = parse_recompute(cfg.train.recompute),
+                                             .dtype = dtype,
+                                             .sequence_parallel = cfg.parallel.sequence_parallel,
+                                             .freeze_backbone = cfg.finetune.freeze_backbone,
+                                             .attention = parse_attention_kernel(cfg.train.attention_kernel())});
+  StageModel& model = *built;
   model.params().init(cfg.train.seed);
   if (!mc.init.empty()) {
     // Fine-tuning: a classification head the file lacks keeps its fresh init; the file's

@@ -55,8 +55,10 @@ struct Table {
          "key/value heads, grouped-query attention (0: model.heads; must divide model.heads, and parallel.tp must "
          "divide it)")
         ("model.family", po::value(&c.model.family)->default_value(c.model.family),
-         "gpt (causal decoder, next-token loss) or bert (bidirectional encoder, masked-LM loss on 15% of the "
-         "positions; docs/models.md)")
+         "gpt (causal decoder, next-token loss), bert (bidirectional encoder, masked-LM loss on 15% of the "
+         "positions) or t5 (encoder-decoder, span corruption; model.seq_len is the encoder length; docs/models.md)")
+        ("model.decoder_layers", po::value(&c.model.decoder_layers)->default_value(c.model.decoder_layers),
+         "t5: decoder layers (model.layers is the encoder's; 0: as many)")
         ("model.ln_placement", po::value(&c.model.ln_placement)->default_value(c.model.ln_placement),
          "pre (GPT-2: x + f(norm(x)), a final norm) or post (BERT: norm(x + f(x)), no final norm)")
         ("model.window", po::value(&c.model.window)->default_value(c.model.window),
@@ -265,6 +267,7 @@ void check_init_matches_options(const ModelConfig& options, const ModelConfig& f
       {"model.rope_base", fmt::format("{}", options.rope_base), fmt::format("{}", file.rope_base)},
       {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)},
       {"model.family", options.family, file.family},
+      {"model.decoder_layers", std::to_string(options.decoder_layer_count()), std::to_string(file.decoder_layer_count())},
       {"model.ln_placement", options.ln_placement, file.ln_placement}};
   for (const auto& [name, mine, theirs] : parts) {
     if (!given.contains(name) || mine == theirs) continue;
@@ -286,6 +289,7 @@ std::string to_ini(const RunConfig& c) {
   if (c.model.head == "classify") o << "classes = " << c.model.classes << "\n";
   if (c.model.positions == "t5_relative")
     o << "rel_buckets = " << c.model.rel_buckets << "\nrel_max_distance = " << c.model.rel_max_distance << "\n";
+  if (c.model.t5()) o << "decoder_layers = " << c.model.decoder_layer_count() << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute

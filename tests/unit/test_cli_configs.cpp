@@ -118,6 +118,34 @@ TEST_F(ConfigsCli, BertBaseIsABidirectionalPostLnEncoder) {
   EXPECT_THAT(gen.output, HasSubstr("does not predict the next token"));
 }
 
+TEST_F(ConfigsCli, T5SmallIsAnEncoderDecoder) {
+  // One step at a tiny size: both stacks, the cross-attention, the byte tokenizer's sentinels.
+  const fs::path run = dir_ / "t5";
+  const auto r = run_program("loom-train", "--config " + config("t5-small.ini") + " --data.train " + data() +
+                                               " --model.layers 1 --model.decoder_layers 2 --model.channels 16"
+                                               " --model.heads 2 --model.ffn 32 --model.seq_len 16 --train.steps 1"
+                                               " --train.global_batch 2 --train.micro_batch 2 --optim.warmup_steps 0"
+                                               " --train.eval_batches 1 --checkpoint.dir " + run.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("family = t5"));
+  EXPECT_THAT(r.output, HasSubstr("decoder_layers = 2"));
+  const auto w = loom::WeightsReader::open((run / "weights.h5").string());
+  EXPECT_EQ(w.architecture(), "t5");
+  const auto cfg = nlohmann::json::parse(w.config_json());
+  EXPECT_EQ(cfg["family"], "t5");
+  EXPECT_EQ(cfg["decoder_layers"], 2);
+  EXPECT_EQ(cfg["vocab"], 257 + 1) << "bytes: seq_len 16 has one noise span, its sentinel appended after eod";
+  EXPECT_TRUE(w.has("enc.h.0.attn.c_attn.weight"));
+  EXPECT_TRUE(w.has("dec.h.1.cross.c_kv.weight"));
+  EXPECT_TRUE(w.has("enc.ln_f.weight"));
+  EXPECT_FALSE(w.has("enc.ln_f.bias")) << "rmsnorm";
+  // loom-generate fills the spans: the encoder reads the prompt, the decoder writes greedily.
+  const auto gen = run_program("loom-generate", "--weights " + (run / "weights.h5").string() +
+                                                    " --prompt 'In the <extra_id_0> God' --tokens 4 --temperature 0");
+  EXPECT_EQ(gen.exit_code, 0) << gen.output;
+  EXPECT_THAT(gen.output, HasSubstr("In the <extra_id_0> God\n=> "));
+}
+
 TEST_F(ConfigsCli, BadPartsAreRejected) {
   const std::string base = "--data.train " + data() + " --model.layers 1 --model.channels 16 --model.heads 4 "
                            "--model.seq_len 16 --checkpoint.dir " + (dir_ / "bad").string();
@@ -128,7 +156,13 @@ TEST_F(ConfigsCli, BadPartsAreRejected) {
       {"--model.positions t5_relative --train.attention dense", "t5_relative needs train.attention tiled"},
       {"--model.positions t5_relative --model.rel_max_distance 16", "model.rel_max_distance (16) above the exact"},
       {"--model.kv_heads 3", "model.kv_heads (3) must divide model.heads (4)"},
-      {"--model.family t5", "model.family must be gpt or bert"},
+      {"--model.family encdec", "model.family must be gpt, bert or t5"},
+      {"--model.decoder_layers 2", "model.decoder_layers = 2 is for the encoder-decoder"},
+      {"--model.family t5 --model.ln_placement post", "model.family t5 needs model.ln_placement pre"},
+      {"--model.family t5 --train.recompute full", "model.family t5 has no sequence parallelism"},
+      {"--model.family t5 --train.attention dense", "it needs the tiled kernel"},
+      {"--model.family t5 --parallel.virtual_stages 2", "one chunk of layers per pipeline stage"},
+      {"--model.family t5 --plan.cluster x.json", "does not know the encoder-decoder"},
       {"--model.ln_placement sandwich", "model.ln_placement must be pre or post"},
       {"--model.family bert --train.attention dense", "the dense attention kernel is causal"}};
   for (const auto& [args, message] : cases) {
