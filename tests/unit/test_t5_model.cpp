@@ -277,7 +277,8 @@ TEST(T5Model, SpecsJsonAndRefusals) {
   EXPECT_TRUE(refused(c));
   c = m, c.positions = "t5_relative";
   EXPECT_FALSE(refused(c));
-  c.rel_buckets = 6, c.rel_max_distance = 2;  // causal would have 3 exact distances; the encoder's bidirectional 1
+  c.rel_buckets = 6,
+  c.rel_max_distance = 2;  // causal would have 3 exact distances; the encoder's bidirectional 1
   EXPECT_FALSE(refused(c));
   c.rel_buckets = 3;  // the encoder's buckets need one exact distance per half: 4 at least
   EXPECT_TRUE(refused(c));
@@ -326,6 +327,38 @@ TEST(T5Model, PipelineStagesSplitBothStacks) {
   EXPECT_TRUE(out_rows[3].empty() && in_rows[0].empty());
   for (int k = 1; k < 4; ++k)
     EXPECT_EQ(in_rows[std::size_t(k)], out_rows[std::size_t(k - 1)]) << "stage " << k;
+}
+
+// Which buckets each table serves, against HF T5's _relative_position_bucket worked by hand
+// (8 buckets, max distance 6): the encoder's bidirectional buckets over Te = 6 use rows
+// 0-3 for keys at or before the query (distances 0, 1 exact; 2, 3 -> 2; 4, 5 -> 3) and 5-7
+// for later keys (1 -> 5; 2, 3 -> 6; 4, 5 -> 7), never 4; the decoder's causal ones over
+// Td = 4 use rows 0-3 only (distances below 4 exact). So exactly those rows get a gradient:
+// swapping the kinds (or giving the cross-attention a table) would move them.
+TEST(T5Model, RelativeTablesUseTheirStacksBuckets) {
+  auto be = make_backend(Device::cpu);
+  ModelConfig m = tiny("rmsnorm", "gelu", "t5_relative");
+  m.rel_buckets = 8, m.rel_max_distance = 6;
+  const std::int64_t B = 2, Te = 6, Td = 4;  // 2 rows: packed() leaves out the last row's last target
+  T5 model(*be, m, B, Te, Td);
+  model.params().init(5);
+  const Packed d = packed(B, Te, Td, m.vocab);
+  model.params().zero_grads();
+  model.forward(0, {d.x.data(), d.y.data()}, 0);
+  model.take_loss_sum();
+  model.backward(0, 0, 1.0f);
+  auto used_rows = [&](const std::string& name) {
+    const std::size_t i = model.params().index(name);
+    const std::vector<float> g = grad_of(*be, model.params(), i);
+    const std::int64_t H = model.params().spec(i).shape[1];
+    std::vector<int> rows;
+    for (std::int64_t r = 0; r < m.rel_buckets; ++r)
+      if (std::any_of(g.begin() + r * H, g.begin() + (r + 1) * H, [](float v) { return v != 0.0f; }))
+        rows.push_back(int(r));
+    return rows;
+  };
+  EXPECT_EQ(used_rows("enc.rel_bias"), (std::vector<int>{0, 1, 2, 3, 5, 6, 7}));
+  EXPECT_EQ(used_rows("dec.rel_bias"), (std::vector<int>{0, 1, 2, 3}));
 }
 
 // t5_relative over pipeline stages: each stack's table sits on the stages with that stack's
