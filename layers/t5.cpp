@@ -103,11 +103,12 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
   };
   if (positions_ == Positions::t5_relative && Lel > 0)
     relative(enc_rel_, "enc.rel_bias", Te, RelBuckets::bidirectional);
-  if (positions_ == Positions::t5_relative && Ldl > 0) relative(dec_rel_, "dec.rel_bias", Td, RelBuckets::causal);
+  if (positions_ == Positions::t5_relative && Ldl > 0)
+    relative(dec_rel_, "dec.rel_bias", Td, RelBuckets::causal);
   for (std::int64_t l = enc_begin(); l < enc_end(); ++l) {
     Block b;
     b.ln_1 = norm(enc_name(l, "ln_1"));
-    b.attn = attention(enc_name(l, "attn"), /*causal=*/false);  // the encoder sees every position
+    b.attn = attention(enc_name(l, "attn"), /*causal=*/false);           // the encoder sees every position
     b.attn.rel_bias = enc_rel_.bias, b.attn.drel_bias = enc_rel_.dbias;  // empty unless t5_relative
     b.ln_2 = norm(enc_name(l, "ln_2"));
     b.mlp = Mlp{

@@ -117,11 +117,19 @@ std::vector<ParamSpec> T5::param_specs(const ModelConfig& m, int tp, int r, cons
   // (TiedGrads exchanges them in parameter order), wte, enc.rel_bias, dec.rel_bias.
   const bool rel = m.positions == "t5_relative";
   if (rel && st.begin < Le)
-    s.push_back({.name = "enc.rel_bias", .shape = {m.rel_buckets, m.heads / tp}, .init_std = 1.0f / std::sqrt(float(C)),
-                 .role = R::embedding, .shard = cols, .tied = "enc.rel_bias"});
+    s.push_back({.name = "enc.rel_bias",
+                 .shape = {m.rel_buckets, m.heads / tp},
+                 .init_std = 1.0f / std::sqrt(float(C)),
+                 .role = R::embedding,
+                 .shard = cols,
+                 .tied = "enc.rel_bias"});
   if (rel && st.end > Le)
-    s.push_back({.name = "dec.rel_bias", .shape = {m.rel_buckets, m.heads / tp}, .init_std = 1.0f / std::sqrt(float(C)),
-                 .role = R::embedding, .shard = cols, .tied = "dec.rel_bias"});
+    s.push_back({.name = "dec.rel_bias",
+                 .shape = {m.rel_buckets, m.heads / tp},
+                 .init_std = 1.0f / std::sqrt(float(C)),
+                 .role = R::embedding,
+                 .shard = cols,
+                 .tied = "dec.rel_bias"});
   return s;
 }
 
@@ -133,9 +141,10 @@ std::vector<int> T5::tied_stages(const std::string& group) const {
   std::vector<int> out;
   for (int k = 0; k < stage_.stages; ++k) {
     const T5Stage o = make_t5_stage(cfg_, stage_.stages, k, stage_.split);
-    const bool holds = group == "enc.rel_bias"   ? o.begin < Le_
-                       : group == "dec.rel_bias" ? o.end > Le_
-                                                 : o.begin == 0 || (o.begin <= Le_ && Le_ < o.end) || o.end == Le_ + Ld_;
+    const bool holds = group == "enc.rel_bias" ? o.begin < Le_
+                       : group == "dec.rel_bias"
+                           ? o.end > Le_
+                           : o.begin == 0 || (o.begin <= Le_ && Le_ < o.end) || o.end == Le_ + Ld_;
     if (holds) out.push_back(k);
   }
   return out;

@@ -33,7 +33,8 @@ class T5Learns : public ::testing::TestWithParam<const char*> {};  // model.posi
 
 TEST_P(T5Learns, SpanCorruptionLossFallsWellBelowTheTargetsUnigramBaselineOnGenesis) {
   const std::string positions = GetParam();
-  const fs::path dir = fs::temp_directory_path() / ("loom_t5_" + positions + "_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("loom_t5_" + positions + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path text = dir / "genesis.txt";
   ASSERT_EQ(std::system(("bible Gen1:1-Gen50:26 > " + text.string() + " 2>/dev/null").c_str()), 0)
@@ -57,7 +58,9 @@ TEST_P(T5Learns, SpanCorruptionLossFallsWellBelowTheTargetsUnigramBaselineOnGene
       run_program("loom-train",
                   "--data.train " + h5.string() +
                       " --model.family t5 --model.layers 2 --model.decoder_layers 1 --model.channels 64"
-                      " --model.heads 4 --model.seq_len 64 --model.positions " + positions + " --train.steps 100"
+                      " --model.heads 4 --model.seq_len 64 --model.positions " +
+                      positions +
+                      " --train.steps 100"
                       " --train.global_batch 32"
                       " --train.micro_batch 32 --train.eval_interval 0 --train.eval_batches 4"
                       " --train.log_interval 1000 --optim.lr 2e-3 --optim.warmup_steps 20 --checkpoint.dir " +
