@@ -26,6 +26,10 @@ namespace fs = std::filesystem;
 using loom::test::run_program;
 
 TEST(BertLearns, MaskedLossFallsWellBelowTheUnigramBaselineOnGenesis) {
+  // One thread per program: these models are tiny, and on a shared 2-core machine two
+  // OpenMP threads spin-wait for each other (measured: 40 s single-threaded against 160 s
+  // with two at load average 5, bit-identical results).
+  ::setenv("OMP_NUM_THREADS", "1", 1);
   const fs::path dir = fs::temp_directory_path() / ("loom_bert_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path text = dir / "genesis.txt";

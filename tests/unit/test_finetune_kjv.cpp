@@ -76,6 +76,10 @@ Result last_eval(const std::string& run) {
 TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineAndPretrainingBeatsRandom) {
   ASSERT_EQ(std::system("command -v bible >/dev/null 2>&1"), 0)
       << "needs the `bible` program (Debian bible-kjv)";
+  // One thread per program: these models are tiny, and on a shared 2-core machine two
+  // OpenMP threads spin-wait for each other (measured: 40 s single-threaded against 160 s
+  // with two at load average 5, bit-identical results).
+  ::setenv("OMP_NUM_THREADS", "1", 1);
   test::TempDir dir("finetune-kjv");
   const std::pair<const char*, const char*> books[] = {{"Gen1:1-50:26", "Genesis"},
                                                        {"Psa1:1-150:6", "Psalms"},
