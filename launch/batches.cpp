@@ -77,7 +77,7 @@ void ClassifyBatches::eval(std::int64_t e, std::int64_t per_batch, std::int32_t*
     } else {  // past the end of the split: a sequence that counts for nothing
       std::fill(x + i * T_, x + (i + 1) * T_, pad_);
       std::fill(y + i * T_, y + (i + 1) * T_, -1);
-      if (len) len[i] = std::int32_t(T_);  // not 0: a row that attends to no key is 0/0
+      if (len) len[i] = std::int32_t(T_);  // all filler, as it is (the row counts for nothing)
     }
   }
 }

@@ -11,7 +11,7 @@
 //                    sequence i of step s is example rng_u64(seed, s, i) % N (drawn with
 //                    replacement, like the LM windows); evaluation is one pass over the
 //                    whole split, the last batch padded with sequences without targets
-//                    (length T: they attend to their own filler, never to nothing).
+//                    (length T).
 // x and y are (count, T) row-major, written (=); `len` (count) the real tokens of each
 // sequence (ClassifyBatches: the example's length, min T; LmBatches: T, a stream has no
 // padding), written (=) when not null.
