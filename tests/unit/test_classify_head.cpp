@@ -232,7 +232,7 @@ TEST(ClassifyHead, EncoderEveryParameterMatchesFiniteDifferences) {
     std::vector<float> p = model.params().read(i);
     const std::string& name = model.params().spec(i).name;
     std::vector<std::size_t> idx;
-    for (int k = 0; k < 3; ++k) idx.push_back(pick() % p.size());
+    for (int k = 0; k < 6; ++k) idx.push_back(pick() % p.size());
     if (name == "wte") idx.push_back(std::size_t(b.tokens[2]) * 16);  // a real token's row
     for (std::size_t j : idx) {
       const float orig = p[j];
