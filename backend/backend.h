@@ -87,7 +87,19 @@ struct AttentionSpec {
   std::int64_t window = 0;   // 0 = none; else t - window < s (and, when not causal, s < t + window)
   TokenView key_lengths;     // empty = no padding mask; else int32 (B): keys s >= len[b] are masked
   Tensor alibi_slopes;       // empty = none; else f32 (Hq), this rank's heads: score -= slope[h] * |t - s|
-  float scale = 0.0f;        // score = scale * q_t . k_s (+ ALiBi); 0 = 1/sqrt(D)
+  float scale = 0.0f;        // score = scale * q_t . k_s (+ ALiBi + rel_bias); 0 = 1/sqrt(D)
+  // A learned additive bias per head and relative offset (T5's relative position buckets,
+  // gathered by the model; layers/positions.h): empty = none; else f32 (Tq + Tk - 1, Hq),
+  // this rank's heads, and score(t, s) += rel_bias[s - t + Tq - 1][h] (row o = s - t + Tq - 1
+  // is offset s - t: row 0 is s - t = -(Tq - 1), row Tq - 1 is s = t).
+  Tensor rel_bias;
+  // Backward only, with rel_bias: d loss / d rel_bias per sequence, f32 (B, Tq + Tk - 1, Hq),
+  // accumulated (+=) like a parameter gradient: drel_bias[b][o][h] += sum over the visible
+  // (t, s) of sequence b on diagonal o of d loss / d score(t, s). Per b so that no two
+  // threads or blocks ever add into one element (the same bits for any thread count, no
+  // float atomics); the caller sums over b (and over layers sharing one table) itself.
+  // Empty: not computed (a frozen table).
+  Tensor drel_bias;
 };
 
 class Backend : public Allocator {
@@ -120,6 +132,23 @@ public:
   virtual void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) = 0;
   // dbias (N) += column sums of dout (rows, N).
   virtual void bias_backward(Tensor dbias, Tensor dout) = 0;
+  // The MLP's fc with its GELU (tanh form, below) fused: h (M,N) = op(a) op(b) + bias and
+  // g = gelu(h), both written (=); opts.accumulate must be no. And the matching backward:
+  // dh (M,N) = (op(a) op(b)) * gelu'(h) (=). The defaults are matmul then gelu_forward, and
+  // matmul then gelu_backward (the CPU's: the same bits as the two ops). CUDA fuses them in
+  // cuBLASLt's GELU_AUX(_BIAS) and DGELU epilogues (the tanh form too, as PyTorch's
+  // addmm-with-GELU relies on), which apply GELU to the f32 accumulator: in 16 bits g and dh
+  // may differ from the unfused ops by one rounding.
+  virtual void matmul_gelu(Tensor h, Tensor g, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) {
+    check_no_accumulate("matmul_gelu", opts);
+    matmul(h, a, b, bias, opts);
+    gelu_forward(g, h);
+  }
+  virtual void matmul_dgelu(Tensor dh, Tensor a, Tensor b, Tensor h, MatmulOpts opts) {
+    check_no_accumulate("matmul_dgelu", opts);
+    matmul(dh, a, b, Tensor{}, opts);
+    gelu_backward(dh, dh, h);
+  }
 
   // ---- layernorm over the last dim: out = (x - mean) * rstd * weight + bias ------
   virtual void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight,
@@ -235,6 +264,12 @@ public:
   // ---- optimizer ----------------------------------------------------------------
   // AdamW on f32 param/grad/m/v of equal shape (PyTorch semantics).
   virtual void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWArgs& args) = 0;
+
+protected:
+  static void check_no_accumulate(const char* op, const MatmulOpts& opts) {
+    LOOM_CHECK(opts.accumulate == Accumulate::no, "write to a scratch tensor and add it",
+               "{}: its outputs are written (=), accumulate must be no", op);
+  }
 };
 
 }  // namespace loom

@@ -75,6 +75,19 @@ inline FlashShape check_flash(const char* op, const FlashHeads& q, const FlashHe
                "{}: key_lengths {} must hold one length per sequence (B = {})", op,
                spec.key_lengths.shape.str(), q.B);
   if (!spec.alibi_slopes.empty()) numel(op, "alibi_slopes", spec.alibi_slopes, q.H);
+  if (!spec.rel_bias.empty()) {
+    LOOM_CHECK(spec.rel_bias.shape == (Shape{q.T + k.T - 1, q.H}), "",
+               "{}: rel_bias is {} but must be (Tq + Tk - 1, Hq) = ({},{})", op, spec.rel_bias.str(),
+               q.T + k.T - 1, q.H);
+    dtype(op, "rel_bias", spec.rel_bias, DType::f32);
+  }
+  if (!spec.drel_bias.empty()) {
+    LOOM_CHECK(!spec.rel_bias.empty(), "", "{}: drel_bias is given without rel_bias", op);
+    LOOM_CHECK(spec.drel_bias.shape == (Shape{q.B, q.T + k.T - 1, q.H}), "",
+               "{}: drel_bias is {} but must be (B, Tq + Tk - 1, Hq) = ({},{},{})", op, spec.drel_bias.str(),
+               q.B, q.T + k.T - 1, q.H);
+    dtype(op, "drel_bias", spec.drel_bias, DType::f32);
+  }
   const float scale = spec.scale != 0.0f ? spec.scale : 1.0f / std::sqrt(float(q.D));
   return {q.B, q.T, k.T, q.H, k.H, q.H / k.H, q.D, scale};
 }

@@ -116,9 +116,18 @@ void validate(const ModelConfig& m) {
   LOOM_CHECK(m.mlp == "gelu" || m.mlp == "relu" || m.mlp == "swiglu", "use gelu (GPT-2), relu or swiglu (Llama)",
              "model.mlp must be gelu, relu or swiglu, got '{}'", m.mlp);
   LOOM_CHECK(m.positions == "learned" || m.positions == "sinusoidal" || m.positions == "rope" ||
-                 m.positions == "alibi",
-             "use learned (GPT-2), sinusoidal, rope (Llama) or alibi",
-             "model.positions must be learned, sinusoidal, rope or alibi, got '{}'", m.positions);
+                 m.positions == "alibi" || m.positions == "t5_relative",
+             "use learned (GPT-2), sinusoidal, rope (Llama), alibi or t5_relative (T5's relative buckets)",
+             "model.positions must be learned, sinusoidal, rope, alibi or t5_relative, got '{}'", m.positions);
+  // Bidirectional buckets (bert) split rel_buckets in two halves, each with rel_buckets / 4
+  // exact distances; causal ones have rel_buckets / 2. Both need at least one, and a
+  // rel_max_distance beyond them (else the log part divides by log(<= 1)).
+  const std::int64_t exact = m.bert() ? m.rel_buckets / 4 : m.rel_buckets / 2;
+  LOOM_CHECK(m.positions != "t5_relative" || (exact >= 1 && m.rel_max_distance > exact),
+             "e.g. T5's model.rel_buckets 32, model.rel_max_distance 128",
+             "model.positions t5_relative: model.rel_buckets = {} ({} exact distances for model.family {}) needs at "
+             "least 4 buckets (2 causal) and model.rel_max_distance ({}) above the exact distances",
+             m.rel_buckets, exact, m.family, m.rel_max_distance);
   LOOM_CHECK(std::isfinite(m.rope_base) && m.rope_base > 1, "e.g. 10000, the RoFormer / Llama value",
              "model.rope_base must be a finite number > 1, got {}", m.rope_base);
   LOOM_CHECK(std::isfinite(m.norm_eps) && m.norm_eps > 0, "e.g. 1e-5", "model.norm_eps must be > 0, got {}",
@@ -162,6 +171,11 @@ void validate(const RunConfig& c) {
              "model.window = {} needs train.attention tiled: the dense kernel (train.attention {}, train.device {}) has "
              "no window mask",
              c.model.window, t.attention, t.device);
+  LOOM_CHECK(c.model.positions != "t5_relative" || t.attention_kernel() == "tiled",
+             "use train.attention tiled (auto is dense on cuda)",
+             "model.positions t5_relative needs train.attention tiled: the dense kernel (train.attention {}, "
+             "train.device {}) has no relative bias",
+             t.attention, t.device);
   LOOM_CHECK(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
              "use fp32, bf16 or fp16 (mixed precision with f32 master weights)",
              "train.precision must be fp32, bf16 or fp16, got '{}'", t.precision);

@@ -24,8 +24,12 @@ struct ModelConfig {
   // The defaults are GPT-2's; every other value is a Llama-style choice.
   std::string norm = "layernorm";     // layernorm | rmsnorm (weight only, no bias)
   std::string mlp = "gelu";           // gelu | relu | swiglu (gate and up projections, silu(gate) * up)
-  std::string positions = "learned";  // learned (wpe) | sinusoidal | rope | alibi
+  std::string positions = "learned";  // learned (wpe) | sinusoidal | rope | alibi | t5_relative
   double rope_base = 10000;           // rope: the frequencies are rope_base^(-2i/D)
+  // t5_relative (Raffel et al.): one learned (rel_buckets, heads) bias table shared by every
+  // layer; offsets up to rel_max_distance get log-spaced buckets (layers/positions.h). T5's defaults.
+  std::int64_t rel_buckets = 32;
+  std::int64_t rel_max_distance = 128;
   double norm_eps = 1e-5;             // both norms
   std::int64_t kv_heads = 0;          // key/value heads (grouped-query attention); 0: heads
   // The family (docs/models.md): gpt, a causal decoder trained on the next token; or bert,

@@ -41,7 +41,12 @@ struct Table {
          "gelu (GPT-2), relu, or swiglu (Llama: down(silu(gate(x)) * up(x)), model.ffn the width of gate and up)")
         ("model.positions", po::value(&c.model.positions)->default_value(c.model.positions),
          "learned (GPT-2's wpe), sinusoidal (Vaswani et al., no parameter), rope (rotary, on q and k) or alibi "
-         "(Press et al.'s linear biases per head)")
+         "(Press et al.'s linear biases per head) or t5_relative (T5's learned per-head biases of log-spaced relative "
+         "position buckets, one table shared by all layers; needs train.attention tiled)")
+        ("model.rel_buckets", po::value(&c.model.rel_buckets)->default_value(c.model.rel_buckets),
+         "t5_relative: buckets of the relative bias table (T5: 32; bert splits them between earlier and later keys)")
+        ("model.rel_max_distance", po::value(&c.model.rel_max_distance)->default_value(c.model.rel_max_distance),
+         "t5_relative: distances beyond this share the last bucket (T5: 128)")
         ("model.rope_base", po::value(&c.model.rope_base)->default_value(c.model.rope_base),
          "rope: the base of the rotation frequencies, rope_base^(-2i/head_size)")
         ("model.norm_eps", po::value(&c.model.norm_eps)->default_value(c.model.norm_eps),
@@ -255,6 +260,8 @@ void check_init_matches_options(const ModelConfig& options, const ModelConfig& f
       {"model.positions", options.positions, file.positions},
       {"model.kv_heads", std::to_string(options.kv_head_count()), std::to_string(file.kv_head_count())},
       {"model.window", std::to_string(options.window), std::to_string(file.window)},
+      {"model.rel_buckets", std::to_string(options.rel_buckets), std::to_string(file.rel_buckets)},
+      {"model.rel_max_distance", std::to_string(options.rel_max_distance), std::to_string(file.rel_max_distance)},
       {"model.rope_base", fmt::format("{}", options.rope_base), fmt::format("{}", file.rope_base)},
       {"model.norm_eps", fmt::format("{}", options.norm_eps), fmt::format("{}", file.norm_eps)},
       {"model.family", options.family, file.family},
@@ -277,6 +284,8 @@ std::string to_ini(const RunConfig& c) {
     << "\nln_placement = " << c.model.ln_placement << "\nwindow = " << c.model.window << "\nhead = " << c.model.head
     << "\n";
   if (c.model.head == "classify") o << "classes = " << c.model.classes << "\n";
+  if (c.model.positions == "t5_relative")
+    o << "rel_buckets = " << c.model.rel_buckets << "\nrel_max_distance = " << c.model.rel_max_distance << "\n";
   if (!c.model.init.empty()) o << "init = " << c.model.init << "\n";
   o << "\n[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
     << "\nmicro_batch = " << c.train.micro_batch << "\nseq_len = " << c.train.sequence(c.model) << "\nseed = " << c.train.seed << "\nprecision = " << c.train.precision << "\nrecompute = " << c.train.recompute

@@ -14,7 +14,9 @@
 // Positions inside attention: RoPE rotates q and k in place in qkv after c_attn (so the
 // saved qkv is the rotated one, which is what the attention backward needs) and rotates
 // their gradients back before c_attn's backward; ALiBi adds per-head biases to the scores
-// (tiled: -slope |t - s|, dense: -slope (t - s); the same under the causal mask).
+// (tiled: -slope |t - s|, dense: -slope (t - s); the same under the causal mask); T5's
+// relative bias (tiled only) adds rel_bias[s - t + T - 1][h], a table shared by the layers
+// (layers/relative_bias.h), and backward adds this layer's d rel_bias into drel_bias.
 // Backward: dx (=); parameter grads +=; `scratch` holds what backward may
 // overwrite (dqkv, datt, and dense's dprobs) and is shared by all layers.
 // Tensor parallel: each tp rank holds `heads` = H / tp query heads and `kv_heads` = Hkv / tp
@@ -43,6 +45,8 @@ struct Attention {
   bool causal = true;        // position t sees keys s <= t (false: an encoder, every key)
   std::int64_t window = 0;   // > 0: only the last `window` keys (t - window < s), tiled only
   AttentionKernel kernel = AttentionKernel::tiled;
+  Tensor rel_bias;   // (2T - 1, heads) f32, shared by the layers; empty: none (tiled only)
+  Tensor drel_bias;  // (B, 2T - 1, heads) f32, +=: the shared accumulator; empty: not computed
 
   struct Saved {
     Tensor qkv, att;
@@ -87,10 +91,11 @@ struct Attention {
 
   // Throws naming the option when the dense kernel is asked for a mask it does not have.
   void check() const {
-    LOOM_CHECK(kernel == AttentionKernel::tiled || (causal && window == 0),
+    LOOM_CHECK(kernel == AttentionKernel::tiled || (causal && window == 0 && rel_bias.empty()),
                "use --train.attention tiled (the default)",
-               "the dense attention kernel is causal without a window; this model has causal = {}, model.window = {}",
-               causal, window);
+               "the dense attention kernel is causal without a window or relative bias; this model has causal = {}, "
+               "model.window = {}, relative bias {}",
+               causal, window, rel_bias.empty() ? "none" : "t5_relative");
   }
 
 private:
@@ -103,7 +108,8 @@ private:
     return HeadsView::in(qkv, (heads + kv()) * head_dim(qkv), kv(), head_dim(qkv));
   }
   AttentionSpec spec(const Saved& s) const {
-    return {.causal = causal, .window = window, .key_lengths = s.key_lengths, .alibi_slopes = alibi_slopes};
+    return {.causal = causal, .window = window, .key_lengths = s.key_lengths, .alibi_slopes = alibi_slopes,
+            .rel_bias = rel_bias, .drel_bias = drel_bias};
   }
   // GPT-2's attention keeps the dense kernel it always ran.
   bool plain() const { return kv() == heads && alibi_slopes.empty(); }

@@ -122,6 +122,20 @@ Gpt::Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Co
     alibi_ = f32(constants, {Hl});
     be_.copy(alibi_, host_tensor(const_cast<float*>(all.data()) + tp_.rank() * Hl, Shape{Hl}));
   }
+  // T5's relative bias: the bucket of every offset, uploaded once; the gathered (Toff, Hl)
+  // bias is shared by all blocks, and so is the per-sequence gradient accumulator.
+  if (positions_ == Positions::t5_relative) {
+    const std::int64_t Toff = 2 * T - 1;
+    const std::string cat = "relative position bias (shared)";
+    rel_.table = params_.param("rel_bias");
+    rel_.dtable = params_.grad("rel_bias");
+    rel_.ids = f32("token ids", {B, Toff});
+    if (dtype_ != DType::f32) rel_.gathered = act(cat, {1, Toff, Hl});
+    rel_.bias = f32(cat, {Toff, Hl});
+    if (!freeze_) rel_.dbias = f32(cat, {B, Toff, Hl});
+    RelativeBias::upload_ids(be_, rel_.ids, T, T, cfg.bert() ? RelBuckets::bidirectional : RelBuckets::causal,
+                             cfg.rel_buckets, cfg.rel_max_distance);
+  }
   // Buckets in the order backward completes them: chunks last to first.
   for (std::size_t v = chunks_.size(); v-- > 0;) build_chunk(chunks_[v], slots[v]);
   const std::string scratch = "backward scratch (shared by all layers)";
@@ -180,6 +194,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
                        /*causal=*/!cfg_.bert(),  // bert: an encoder, every position sees every key
                        cfg_.window,
                        attention_};
+    b.attn.rel_bias = rel_.bias, b.attn.drel_bias = rel_.dbias;
     b.attn.check();
     b.ln_2 = norm(layer_name(l, "ln_2"));
     b.mlp = Mlp{{lin(l, "mlp.c_fc"), &tp_, sp()}, {lin(l, "mlp.c_proj"), &tp_, sp()}, mlp_};
@@ -189,6 +204,8 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   for (std::int64_t l = c.layer_end; l-- > c.layer_begin;)
     c.b_blocks[std::size_t(l - c.layer_begin)] =
         bucket(params_.index(layer_name(l, "ln_1.weight")), params_.index(layer_name(l, "mlp.c_proj.bias")) + 1);
+  if (&c == &chunks_.front() && positions_ == Positions::t5_relative)  // after the blocks' backward
+    c.b_rel = bucket(params_.index("rel_bias"), params_.index("rel_bias") + 1);
   if (c.embeds) {
     if (cfg_.post_ln()) c.ln_emb = norm("ln_emb");
     const std::size_t last = cfg_.post_ln() ? norm_last("ln_emb") : params_.index(learned ? "wpe" : "wte");
@@ -340,6 +357,7 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
     const Shape rows{stream_rows(), cfg_.channels};
     if (cfg_.post_ln()) c.ln_emb.forward(be_, s.resid[0].view(rows), s.emb.view(rows), s.emb_saved);
   }  // else: the previous virtual stage's output was received into s.resid[0]
+  if (!rel_.table.empty()) rel_.forward(be_);  // the shared table's current values, for every block
   for (std::size_t l = 0; l < c.blocks.size(); ++l) c.blocks[l].forward(be_, s.resid[l + 1], s.resid[l], s.saved[l]);
   if (!c.has_loss) return;
   const Tensor head_in = head_input(s);
@@ -388,6 +406,7 @@ void Gpt::skip_frozen(Chunk& c) {
   if (!c.embeds) be_.fill(c.dinput, 0.0f);
   if (c.b_ln_f != kNone) ready(c.b_ln_f);
   for (std::size_t l = c.blocks.size(); l-- > 0;) ready(c.b_blocks[l]);
+  if (c.b_rel != kNone) ready(c.b_rel);
   if (c.embeds) ready(c.b_embed);
 }
 
@@ -443,6 +462,10 @@ void Gpt::backward(int chunk, int slot, float dloss) {
   } else {
     be_.copy(dresid, c.doutput);  // received from the next virtual stage
   }
+  // t5_relative: the blocks add their d rel_bias into one accumulator, scattered into the
+  // table's gradient once per chunk and micro-batch. The table's bucket is the first chunk's:
+  // its backward of the last micro-batch is the last to touch the table on this rank.
+  if (!rel_.table.empty()) rel_.begin_backward(be_);
   for (std::size_t l = c.blocks.size(); l-- > 0;) {
     // Recompute what was not kept, with the very ops of forward (bit-identical values). The
     // full recompute rewrites the block's output resid[l + 1] with the same values; nothing
@@ -452,6 +475,8 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     c.blocks[l].backward(be_, dresid, s.resid[l], s.saved[l], scratch_);
     ready(c.b_blocks[l]);
   }
+  if (!rel_.table.empty()) rel_.end_backward(be_);
+  if (c.b_rel != kNone) ready(c.b_rel);
   if (!c.embeds) return;  // dinput = d loss / d input, for the previous virtual stage
   Tensor demb = dresid;  // d loss / d (embedding sum)
   if (cfg_.post_ln()) {  // through ln_emb, which accumulates: into the zeroed scratch

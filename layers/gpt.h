@@ -17,6 +17,9 @@
 // v * stages + stage); virtual stage 0 also holds the embedding, the last one ln_f,
 // the head and the loss. Post-LN (model.ln_placement post, BERT) has no ln_f and instead
 // normalises the embedding sum (ln_emb, on virtual stage 0), as BERT does. Both hold a copy of the tied wte (tied group "wte").
+// Relative positions (model.positions t5_relative): one (rel_buckets, H) table "rel_bias"
+// used by every block (layers/relative_bias.h), split by heads over tp; every pipeline stage
+// holds a copy (tied group "rel_bias"), whose gradients the trainer sums over the stages.
 // Sequence parallel (sequence_parallel, needs tp > 1; layers/sequence_parallel.h): the
 // residual stream, the layernorms and the pipeline boundary tensors hold this tp rank's
 // N/tp of the N = B*T token rows; attention and the MLP gather them and reduce-scatter back.
@@ -30,6 +33,7 @@
 #include "layers/block.h"
 #include "layers/class_head.h"
 #include "layers/positions.h"
+#include "layers/relative_bias.h"
 #include "layers/stage_model.h"
 #include "layers/vocab_parallel_loss.h"
 #include "parallel/communicator.h"
@@ -157,6 +161,7 @@ private:
     // Indices into buckets_ (kNone: absent): ln_f, the head's wte copy, each block, the embeddings.
     std::size_t b_ln_f = std::size_t(-1), b_head = std::size_t(-1), b_embed = std::size_t(-1);
     std::size_t b_cls = std::size_t(-1);  // classify: the head's bucket
+    std::size_t b_rel = std::size_t(-1);  // t5_relative, first chunk only: the shared table's bucket
     std::vector<std::size_t> b_blocks;
   };
 
@@ -197,6 +202,7 @@ private:
   Positions positions_;
   Tensor pos_table_;  // sinusoidal: (T, C), added by the embedding on tp rank 0
   Tensor alibi_;      // alibi: (H / tp) slopes of this rank's heads
+  RelativeBias rel_;  // t5_relative: the shared table, its bucket ids and the gathered bias
   SequenceParallel sp_;  // tp == nullptr: off
   Block::Saved shared_saved_;  // full: the one set every block recomputes into; attention (dense): its probs
   VocabParallelLoss loss_;

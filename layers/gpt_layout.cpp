@@ -111,6 +111,7 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
     } else if (stage.has_loss(v) && m.head == "lm") {
       s.push_back(wte);  // the tied LM head's copy
     }
+
     for (std::int64_t l = l0; l < l1; ++l) {
       auto add = [&](const char* n, Shape shape, float init_std, float init_value, R role, Shard sh) {
         s.push_back({.name = layer_name(l, n), .shape = shape, .init_std = init_std, .init_value = init_value,
@@ -140,10 +141,22 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
       s.push_back({.name = "cls.bias", .shape = {m.classes}, .role = R::bias, .tp_replicated = rep});
     }
   }
+  // T5's relative bias table, shared by all blocks: one copy per stage, split by heads over
+  // tp, initialised as HF T5 does (normal, std d_model^-1/2). Last on every stage, so the
+  // tied groups (wte, rel_bias) come in the same order on every stage (TiedGrads pairs them
+  // in parameter order), whichever chunk holds the head's wte copy.
+  if (m.positions == "t5_relative")
+    s.push_back({.name = "rel_bias", .shape = {m.rel_buckets, m.heads / tp}, .init_std = 1.0f / std::sqrt(float(C)),
+                 .role = R::embedding, .shard = cols, .tied = "rel_bias"});
   return s;
 }
 
 std::vector<int> Gpt::tied_stages(const std::string& group) const {
+  if (group == "rel_bias") {  // every stage's blocks read the table
+    std::vector<int> all;
+    for (int s = 0; s < stage_.stages; ++s) all.push_back(s);
+    return all;
+  }
   LOOM_CHECK(group == "wte", "", "GPT has no tied group '{}'", group);
   if (stage_.stages == 1 || cfg_.head == "classify") return {0};  // classify: no LM head, one copy
   return {0, stage_.stages - 1};
@@ -181,6 +194,7 @@ std::string Gpt::to_json(const ModelConfig& m) {
   // Only a windowed model records its window: every other model's config (and so its
   // files) stays byte for byte what it was before the option existed.
   if (m.window > 0) j["window"] = m.window;
+  if (m.positions == "t5_relative") j["rel_buckets"] = m.rel_buckets, j["rel_max_distance"] = m.rel_max_distance;
   return j.dump();
 }
 
@@ -203,6 +217,8 @@ ModelConfig Gpt::from_json(const std::string& text) {
     m.family = j.value("family", m.family);
     m.ln_placement = j.value("ln_placement", m.ln_placement);
     m.window = j.value("window", m.window);  // absent in older files: no window
+    m.rel_buckets = j.value("rel_buckets", m.rel_buckets);
+    m.rel_max_distance = j.value("rel_max_distance", m.rel_max_distance);
     m.head = j.value("head", m.head);  // files from before fine-tuning are language models
     m.classes = j.value("classes", m.classes);
   } catch (const nlohmann::json::exception& e) {

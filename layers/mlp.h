@@ -28,23 +28,35 @@ struct Mlp {
     Tensor h, g;
   };
 
+  // GELU rides in the GEMMs (Backend::matmul_gelu / matmul_dgelu: one cuBLASLt call each
+  // on CUDA, the same two ops as before on the CPU); ReLU and SwiGLU are separate ops.
   void forward(Backend& be, Tensor out, Tensor x, const Saved& s) const {
-    c_fc.forward(be, s.h, x);
     switch (kind) {
-      case MlpKind::gelu: be.gelu_forward(s.g, s.h); break;
-      case MlpKind::relu: be.relu_forward(s.g, s.h); break;
-      case MlpKind::swiglu: be.swiglu_forward(s.g, s.h); break;
+      case MlpKind::gelu: c_fc.forward_gelu(be, s.h, s.g, x); break;
+      case MlpKind::relu:
+        c_fc.forward(be, s.h, x);
+        be.relu_forward(s.g, s.h);
+        break;
+      case MlpKind::swiglu:
+        c_fc.forward(be, s.h, x);
+        be.swiglu_forward(s.g, s.h);
+        break;
     }
     c_proj.forward(be, out, s.g);
   }
 
   // dh: swiglu's (N, 2F) scratch (unused otherwise).
   void backward(Backend& be, Tensor dx, Tensor dout, Tensor x, const Saved& s, Tensor dg, Tensor dh = {}) const {
-    c_proj.backward(be, dg, dout, s.g);
     switch (kind) {
-      case MlpKind::gelu: be.gelu_backward(dg, dg, s.h); break;  // in place: dg becomes dh
-      case MlpKind::relu: be.relu_backward(dg, dg, s.h); break;
-      case MlpKind::swiglu: be.swiglu_backward(dh, dg, s.h); break;
+      case MlpKind::gelu: c_proj.backward(be, dg, dout, s.g, s.h); break;  // dg: the gradient of h
+      case MlpKind::relu:
+        c_proj.backward(be, dg, dout, s.g);
+        be.relu_backward(dg, dg, s.h);  // in place: dg becomes dh
+        break;
+      case MlpKind::swiglu:
+        c_proj.backward(be, dg, dout, s.g);
+        be.swiglu_backward(dh, dg, s.h);
+        break;
     }
     c_fc.backward(be, dx, kind == MlpKind::swiglu ? dh : dg, x);
   }

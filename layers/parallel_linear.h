@@ -30,6 +30,12 @@ struct ColumnParallelLinear {
     tp->all_gather(sp->gathered, x);  // (N/tp, in) -> (N, in)
     lin.forward(be, y, sp->gathered);
   }
+  // y = h, and g = gelu(h) fused into the GEMM (the MLP's fc; linear.h).
+  void forward_gelu(Backend& be, Tensor h, Tensor g, Tensor x) const {
+    if (!sp) return lin.forward_gelu(be, h, g, x);
+    tp->all_gather(sp->gathered, x);  // (N/tp, in) -> (N, in)
+    lin.forward_gelu(be, h, g, sp->gathered);
+  }
   void backward(Backend& be, Tensor dx, Tensor dy, Tensor x) const {
     if (!sp) {
       lin.backward(be, dx, dy, x);
@@ -56,10 +62,11 @@ struct RowParallelLinear {
       tp->all_reduce(y);  // sum the partial products over tp
   }
   // dy is the same on every tp rank (with sp: once gathered), so the replicated bias gradient is too.
-  void backward(Backend& be, Tensor dx, Tensor dy, Tensor x) const {
-    if (!sp) return lin.backward(be, dx, dy, x);
+  // gelu_h (optional): x was gelu(gelu_h); dx becomes the gradient of gelu_h (linear.h).
+  void backward(Backend& be, Tensor dx, Tensor dy, Tensor x, Tensor gelu_h = {}) const {
+    if (!sp) return lin.backward(be, dx, dy, x, gelu_h);
     tp->all_gather(sp->full, dy);  // (N/tp, out) -> (N, out)
-    lin.backward(be, dx, sp->full, x);
+    lin.backward(be, dx, sp->full, x, gelu_h);
   }
 };
 

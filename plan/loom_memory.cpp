@@ -40,7 +40,7 @@ StageLayout stage_layout(const RunConfig& c, int stage_index) {
   // Buckets: ln_f, the head's wte copy (loss chunk without the embedding), each block,
   // the embeddings (wte [+ wpe]) — by parameter name, as Gpt::build_chunk groups them.
   std::map<std::string, std::int64_t> block;  // "h.<l>" -> elements
-  std::int64_t ln_f = 0, wte = 0, wpe = 0;
+  std::int64_t ln_f = 0, wte = 0, wpe = 0, rel = 0;
   for (const ParamSpec& spec : Gpt::param_specs(c.model, c.parallel.tp, 0, s.stage)) {
     const std::int64_t n = spec.shape.numel();
     s.params += n;
@@ -52,6 +52,8 @@ StageLayout stage_layout(const RunConfig& c, int stage_index) {
       wte = n;
     else if (spec.name == "wpe")
       wpe = n;
+    else if (spec.name == "rel_bias")  // t5_relative: one table per stage, its own bucket
+      rel = n;
   }
   for (auto& [name, n] : block) s.buckets.push_back(n);
   if (ln_f > 0) s.buckets.push_back(ln_f);
@@ -59,6 +61,11 @@ StageLayout stage_layout(const RunConfig& c, int stage_index) {
   if (embeds) s.buckets.push_back(wte + wpe);
   if (head_only) s.buckets.push_back(wte), s.tied_later_copy = wte;
   if (p > 1 && wte > 0) s.tied_elements = wte;
+  if (rel > 0) {  // tied over every stage: a buffer per other stage; stage 0's copy is the one written
+    s.buckets.push_back(rel);
+    s.tied_elements += std::int64_t(p - 1) * rel;
+    if (stage_index > 0) s.tied_later_copy += rel;
+  }
   return s;
 }
 
@@ -112,6 +119,12 @@ void add_model_buffers(MemoryPlan& plan, const RunConfig& c, const StageLayout& 
   for (int v = 0; v < chunks; ++v) embeds |= s.stage.embeds(v), loss |= s.stage.has_loss(v);
   if (c.model.positions == "sinusoidal" && embeds) plan.add("position constants", Bytes(z.T * z.C) * z.ab);
   if (c.model.positions == "alibi") plan.add("position constants", Bytes(z.Hl) * 4);
+  if (c.model.positions == "t5_relative") {  // RelativeBias: ids (B, 2T-1), bias f32 (+ gathered 16-bit), dbias (B, 2T-1, Hl)
+    const std::int64_t offsets = 2 * z.T - 1;
+    plan.add("token ids", Bytes(z.B * offsets) * 4);
+    plan.add("relative position bias (shared)", Bytes(offsets * z.Hl) * (4 + (z.ab == 4 ? 0 : z.ab)) +
+                                                    Bytes(z.B * offsets * z.Hl) * 4);
+  }
   for (int v = chunks; v-- > 0;) {
     const auto [begin, end] = s.stage.chunks[std::size_t(v)];
     const std::int64_t L = end - begin;

@@ -130,7 +130,7 @@ public:
 
   void flash_attention_forward(Tensor out, Tensor lse, HeadsView q, HeadsView k, HeadsView v,
                                const AttentionSpec& spec) override {
-    on_host("flash_attention_forward", {out, lse, q.base, k.base, v.base, spec.alibi_slopes});
+    on_host("flash_attention_forward", {out, lse, q.base, k.base, v.base, spec.alibi_slopes, spec.rel_bias});
     check::device("flash_attention_forward", "key_lengths", Tensor{const_cast<std::int32_t*>(spec.key_lengths.ptr),
                   {}, DType::f32, spec.key_lengths.device}, Device::cpu);
     cpu::flash_attention_forward(ctx_, out, lse, q, k, v, spec);
@@ -139,7 +139,8 @@ public:
                                 HeadsView k, HeadsView v, Tensor out, Tensor lse,
                                 const AttentionSpec& spec) override {
     on_host("flash_attention_backward",
-            {dq.base, dk.base, dv.base, dout, q.base, k.base, v.base, out, lse, spec.alibi_slopes});
+            {dq.base, dk.base, dv.base, dout, q.base, k.base, v.base, out, lse, spec.alibi_slopes, spec.rel_bias,
+             spec.drel_bias});
     check::device("flash_attention_backward", "key_lengths", Tensor{const_cast<std::int32_t*>(spec.key_lengths.ptr),
                   {}, DType::f32, spec.key_lengths.device}, Device::cpu);
     cpu::flash_attention_backward(ctx_, dq, dk, dv, dout, q, k, v, out, lse, spec);

@@ -15,6 +15,11 @@
 // (f32) or in an f32 (G, Tq, D) buffer per thread (16-bit dq; O(T D), never O(T^2)).
 // Scratch: the context's per-thread `attention` slot; 16-bit q/k/v/dout tiles are widened
 // to f32 there and outputs rounded once when written back.
+// Relative bias (spec.rel_bias, T5): a work item copies its head's column of the
+// (Tq + Tk - 1, Hq) table into a contiguous row first, so a score row adds a contiguous
+// slice of it; backward sums dS along each diagonal into a per-item (G, Tq + Tk - 1) row
+// and adds it to drel_bias[b] once at the end (the item (b, kv head) is the only writer
+// of those elements: the same bits for any thread count). Without rel_bias none of this runs.
 #include <cblas.h>
 #include <omp.h>
 
@@ -51,6 +56,9 @@ struct Geometry {
   std::int64_t window;
   const std::int32_t* len;  // (B) or nullptr
   const float* slopes;      // (Hq) or nullptr
+  const float* rel;         // (Toff, Hq) or nullptr; Toff = Tq + Tk - 1
+  float* drel;              // (B, Toff, Hq) or nullptr (backward)
+  std::int64_t Toff;
 
   // The keys row t of sequence b sees: [lo, hi], empty when hi < lo. Both ends are
   // non-decreasing in t.
@@ -73,7 +81,10 @@ Geometry check_geometry(const char* op, const Heads& q, const Heads& k, const He
                  len[b], k.T);
   }
   const float* slopes = spec.alibi_slopes.empty() ? nullptr : spec.alibi_slopes.data<float>();
-  return {f.B, f.Tq, f.Tk, f.Hq, f.Hkv, f.G, f.D, f.scale, spec.causal, spec.window, len, slopes};
+  const float* rel = spec.rel_bias.empty() ? nullptr : spec.rel_bias.data<float>();
+  float* drel = spec.drel_bias.empty() ? nullptr : spec.drel_bias.data<float>();
+  return {f.B,   f.Tq,  f.Tk,         f.Hq, f.Hkv, f.G, f.D, f.scale, spec.causal, spec.window, len, slopes,
+          rel, drel, f.Tq + f.Tk - 1};
 }
 
 // f32 rows [t0, t0 + n) of head h of `x` at batch b: straight into the tensor when it is
@@ -104,6 +115,18 @@ void store_rows(const Heads& x, std::int64_t b, std::int64_t t0, std::int64_t n,
 using check::heads_of;
 using check::resolve_heads;
 
+// Head h's column of the relative bias table, contiguous: col[o] = rel[o][h].
+void bias_column(float* col, const Geometry& g, std::int64_t h) {
+  for (std::int64_t o = 0; o < g.Toff; ++o) col[o] = g.rel[o * g.Hq + h];
+}
+// Adds row t's slice of the bias column to a score row of keys c0.. (offset o = s - t + Tq - 1).
+inline void add_bias(float* row, std::int64_t nc, const float* col, const Geometry& g, std::int64_t t,
+                     std::int64_t c0) {
+  const float* b = col + (c0 - t + g.Tq - 1);
+#pragma omp simd
+  for (std::int64_t j = 0; j < nc; ++j) row[j] += b[j];
+}
+
 // One row of a score tile: add ALiBi, keep [a, e], and turn it into probabilities
 // exp(s - m) there, 0 elsewhere; returns their sum.
 inline float exp_row(float* row, std::int64_t nc, std::int64_t a, std::int64_t e, float m, float slope,
@@ -131,7 +154,8 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa,
   const Heads o = heads_of(out, Hq, D);
   float* L = lse.data<float>();
   const std::int64_t nq = (Tq + kBr - 1) / kBr;
-  const std::size_t floats = std::size_t(2 * kBr * D + 2 * kBc * D + kBr * kBc + 2 * kBr);
+  const std::size_t floats =
+      std::size_t(2 * kBr * D + 2 * kBc * D + kBr * kBc + 2 * kBr + (g.rel ? g.Toff : 0));
   ctx.scratch.prepare();
 #pragma omp parallel for schedule(dynamic)
   for (std::int64_t item = 0; item < B * Hq * nq; ++item) {
@@ -140,7 +164,8 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa,
     const std::int64_t r0 = qt * kBr, nr = std::min(kBr, Tq - r0);
     float* buf = ctx.scratch.get(ThreadScratch::attention, floats);
     float *Qb = buf, *Kb = Qb + kBr * D, *Vb = Kb + kBc * D, *S = Vb + kBc * D, *O = S + kBr * kBc;
-    float *m = O + kBr * D, *l = m + kBr;
+    float *m = O + kBr * D, *l = m + kBr, *col = l + kBr;
+    if (g.rel) bias_column(col, g, h);
     const F32Rows Q = f32_rows(q, b, r0, nr, h, Qb);
     std::fill(O, O + nr * D, 0.0f);
     std::fill(m, m + nr, -std::numeric_limits<float>::infinity());
@@ -155,6 +180,7 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa,
         const std::int64_t t = r0 + r;
         const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c0 + nc - 1) - c0;
         float* row = S + r * kBc;
+        if (g.rel) add_bias(row, nc, col, g, t, c0);
         if (e < a) {  // this row sees no key of this tile
           std::fill(row, row + nc, 0.0f);
           continue;
@@ -199,9 +225,11 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
   const Heads o = heads_of(out, Hq, D), dO_ = heads_of(dout, Hq, D);
   const float* L = lse.data<float>();
   const bool f32 = q.dtype == DType::f32;
-  // per thread: Q, dO tiles; K, V tiles; S, dP; dK, dV accumulators; rowsum(dO O); dQ (16-bit dq only)
-  const std::size_t floats =
-      std::size_t(2 * kBr * D + 2 * kBc * D + 2 * kBr * kBc + 2 * kBc * D + G * Tq + (f32 ? 0 : G * Tq * D));
+  // per thread: Q, dO tiles; K, V tiles; S, dP; dK, dV accumulators; rowsum(dO O); dQ (16-bit dq only);
+  // relative bias: the G heads' bias columns and their diagonal sums of dS
+  const std::int64_t rel_floats = g.rel ? G * g.Toff * (g.drel ? 2 : 1) : 0;
+  const std::size_t floats = std::size_t(2 * kBr * D + 2 * kBc * D + 2 * kBr * kBc + 2 * kBc * D + G * Tq +
+                                         (f32 ? 0 : G * Tq * D) + rel_floats);
   ctx.scratch.prepare();
 #pragma omp parallel for schedule(dynamic)
   for (std::int64_t item = 0; item < B * Hkv; ++item) {
@@ -210,6 +238,11 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
     float *Qb = buf, *dOb = Qb + kBr * D, *Kb = dOb + kBr * D, *Vb = Kb + kBc * D, *S = Vb + kBc * D;
     float *dP = S + kBr * kBc, *dK = dP + kBr * kBc, *dV = dK + kBc * D, *Dsum = dV + kBc * D,
           *dQbuf = Dsum + G * Tq;
+    float* cols = dQbuf + (f32 ? 0 : G * Tq * D);  // (G, Toff) bias columns, then (G, Toff) dS diagonal sums
+    float* dsum = cols + G * g.Toff;
+    if (g.rel)
+      for (std::int64_t gi = 0; gi < G; ++gi) bias_column(cols + gi * g.Toff, g, hk * G + gi);
+    if (g.drel) std::fill(dsum, dsum + G * g.Toff, 0.0f);
     // Dsum[gi][t] = rowsum(dO * O); dQ zeroed (in place for f32, else the f32 buffer)
     for (std::int64_t gi = 0; gi < G; ++gi) {
       const std::int64_t h = hk * G + gi;
@@ -261,6 +294,7 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
             const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c1) - c0;
             const float lse_t = L[(b * Hq + h) * Tq + t];
             float* row = S + r * kBc;
+            if (g.rel) add_bias(row, nc, cols + gi * g.Toff, g, t, c0);
             if (e < a || !(lse_t > -INFINITY))
               std::fill(row, row + nc, 0.0f);
             else
@@ -275,6 +309,11 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
             const float di = Dsum[gi * Tq + r0 + r];
 #pragma omp simd
             for (std::int64_t j = 0; j < nc; ++j) p[j] = p[j] * (dp[j] - di);
+            if (g.drel) {  // d rel_bias: dS (the score's gradient) summed along its diagonal
+              float* diag = dsum + gi * g.Toff + (c0 - (r0 + r) + Tq - 1);
+#pragma omp simd
+              for (std::int64_t j = 0; j < nc; ++j) diag[j] += p[j];
+            }
           }
           sgemm(Trans::yes, Trans::no, nc, D, nr, g.scale, S, kBc, Q.p, Q.ld, 1.0f, dK,
                 D);  // dK += scale dS^T Q
@@ -287,6 +326,9 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
     }
     if (!f32)
       for (std::int64_t gi = 0; gi < G; ++gi) store_rows(dq, b, 0, Tq, hk * G + gi, dQbuf + gi * Tq * D, D);
+    if (g.drel)
+      for (std::int64_t gi = 0; gi < G; ++gi)
+        for (std::int64_t o = 0; o < g.Toff; ++o) g.drel[(b * g.Toff + o) * Hq + hk * G + gi] += dsum[gi * g.Toff + o];
   }
 }
 

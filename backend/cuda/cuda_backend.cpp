@@ -199,21 +199,15 @@ class CudaBackend final : public Backend {
 
   // ---- matmul -----------------------------------------------------------------
   void matmul(Tensor out, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) override {
-    const auto [M, N, K] = check::matmul_dims(out, a, b, bias, opts);
-    LOOM_CHECK(a.dtype == b.dtype && (out.dtype == a.dtype || out.dtype == DType::f32),
-               "cast the operands to one dtype first",
-               "matmul: out {}, a {}, b {}: the CUDA backend needs a and b of one dtype and out of that "
-               "dtype or f32",
-               out.str(), a.str(), b.str());
-    on_device("matmul", {{"out", out}, {"a", a}, {"b", b}});
-    if (!bias.empty()) on_device("matmul", {{"bias", bias}});  // optional: Tensor{} means none
+    const auto [M, N, K] = matmul_operands("matmul", out, a, b, bias, opts);
     if (M == 0 || N == 0) return;
 
     const bool accumulate = opts.accumulate == Accumulate::yes;
     float beta = accumulate ? 1.0f : 0.0f;
     // The bias in cuBLASLt's epilogue where an algorithm takes it (one kernel, matmul.h) ...
     if (!bias.empty() && K > 0 &&
-        lt_->run(out, a, b, bias, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_))
+        lt_->run(out, a, b, {.kind = cuda::Epilogue::Kind::bias, .bias = bias}, opts.trans_a, opts.trans_b, M, N,
+                 K, opts.alpha, beta, stream_))
       return;
     if (!bias.empty()) {  // ... else out (+)= bias first, then the GEMM accumulates on top (as the CPU does)
       check_cuda(cuda::launch_bias_rows(out.ptr, out.dtype, bias.ptr, bias.dtype, M, N, accumulate, stream_),
@@ -225,7 +219,38 @@ class CudaBackend final : public Backend {
         check_cuda(cuda::launch_fill(out.ptr, out.dtype, out.numel(), 0.0f, stream_), "fill kernel");
       return;
     }
-    lt_->run(out, a, b, Tensor{}, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_);
+    lt_->run(out, a, b, {}, opts.trans_a, opts.trans_b, M, N, K, opts.alpha, beta, stream_);
+  }
+
+  // GELU in cuBLASLt's epilogue (GELU_AUX(_BIAS): g written as D, h as the aux matrix) where
+  // an algorithm takes it; else the two ops (Backend's default).
+  void matmul_gelu(Tensor h, Tensor g, Tensor a, Tensor b, Tensor bias, MatmulOpts opts) override {
+    const char* op = "matmul_gelu";
+    check_no_accumulate(op, opts);
+    check::same_shape(op, "g", g, "h", h);
+    check::same_dtype(op, "g", g, "h", h);
+    on_device(op, {{"g", g}});
+    const auto [M, N, K] = matmul_operands(op, h, a, b, bias, opts);
+    if (M > 0 && N > 0 && K > 0 &&
+        lt_->run(g, a, b, {.kind = cuda::Epilogue::Kind::gelu, .bias = bias, .aux = h}, opts.trans_a, opts.trans_b,
+                 M, N, K, opts.alpha, 0.0f, stream_))
+      return;
+    Backend::matmul_gelu(h, g, a, b, bias, opts);
+  }
+
+  // DGELU in the epilogue (h read as the aux matrix) where an algorithm takes it; else the two ops.
+  void matmul_dgelu(Tensor dh, Tensor a, Tensor b, Tensor h, MatmulOpts opts) override {
+    const char* op = "matmul_dgelu";
+    check_no_accumulate(op, opts);
+    check::same_shape(op, "h", h, "dh", dh);
+    check::same_dtype(op, "h", h, "dh", dh);
+    on_device(op, {{"h", h}});
+    const auto [M, N, K] = matmul_operands(op, dh, a, b, Tensor{}, opts);
+    if (M > 0 && N > 0 && K > 0 &&
+        lt_->run(dh, a, b, {.kind = cuda::Epilogue::Kind::dgelu, .aux = h}, opts.trans_a, opts.trans_b, M, N, K,
+                 opts.alpha, 0.0f, stream_))
+      return;
+    Backend::matmul_dgelu(dh, a, b, h, opts);
   }
 
   void bias_backward(Tensor dbias, Tensor dout) override {
@@ -391,7 +416,7 @@ class CudaBackend final : public Backend {
     check_launch(cuda::launch_flash_attention_backward(operand(dq), operand(dk), operand(dv), dout.ptr, operand(q),
                                                        operand(k), operand(v), out.ptr, f32(lse), q.dtype, g,
                                                        scratch, stream_),
-                 op, {dout, qa.base, ka.base, va.base});
+                 op, {dout, qa.base, ka.base, va.base, spec.drel_bias});
   }
 
   // ---- embedding ----------------------------------------------------------------------
@@ -618,6 +643,20 @@ class CudaBackend final : public Backend {
   // Every tensor an op touches must be device memory with a pointer (unless it
   // holds no elements); then make this backend's device current for the launch.
   // Optional tensors (matmul's bias) are passed only when present.
+  // A matmul's shapes (M, N, K), after checking them, the dtypes cuBLASLt takes and where the
+  // tensors live.
+  check::MatmulDims matmul_operands(const char* op, Tensor out, Tensor a, Tensor b, Tensor bias,
+                                    const MatmulOpts& opts) {
+    const check::MatmulDims dims = check::matmul_dims(out, a, b, bias, opts);
+    LOOM_CHECK(a.dtype == b.dtype && (out.dtype == a.dtype || out.dtype == DType::f32),
+               "cast the operands to one dtype first",
+               "{}: out {}, a {}, b {}: the CUDA backend needs a and b of one dtype and out of that "
+               "dtype or f32",
+               op, out.str(), a.str(), b.str());
+    on_device(op, {{"out", out}, {"a", a}, {"b", b}});
+    if (!bias.empty()) on_device(op, {{"bias", bias}});  // optional: Tensor{} means none
+    return dims;
+  }
   void on_device(std::string_view op, std::initializer_list<Named> tensors) {
     for (const Named& n : tensors) {
       check::device(op, n.name, n.t, Device::cuda);
@@ -698,6 +737,8 @@ class CudaBackend final : public Backend {
       check::dtype(op, "alibi_slopes", spec.alibi_slopes, DType::f32);
       check::device(op, "alibi_slopes", spec.alibi_slopes, Device::cuda);
     }
+    if (!spec.rel_bias.empty()) check::device(op, "rel_bias", spec.rel_bias, Device::cuda);
+    if (!spec.drel_bias.empty()) check::device(op, "drel_bias", spec.drel_bias, Device::cuda);
     return {f.B,
             f.Tq,
             f.Tk,
@@ -708,7 +749,9 @@ class CudaBackend final : public Backend {
             spec.causal,
             spec.window,
             spec.key_lengths.ptr,
-            spec.alibi_slopes.empty() ? nullptr : f32(spec.alibi_slopes)};
+            spec.alibi_slopes.empty() ? nullptr : f32(spec.alibi_slopes),
+            spec.rel_bias.empty() ? nullptr : f32(spec.rel_bias),
+            spec.drel_bias.empty() ? nullptr : f32(spec.drel_bias)};
   }
   static cuda::FlashOperand operand(const check::FlashHeads& x) { return {x.p, x.T, x.W}; }
 

@@ -23,6 +23,10 @@
 // order, and writes them once; (3) one block per (b, query head, 32 query rows)
 // accumulates dQ over its key tiles. P is recomputed from q, k and lse in both (2) and
 // (3): two score recomputations instead of FA-2's one, the price of no float atomics.
+// With a relative bias (T5), every score adds rel_bias[s - t + Tq - 1][h], and (4) one block
+// per (b, query head, 32 diagonals o) recomputes dS along its diagonals, query tile by query
+// tile, and adds the sums to drel_bias[b][o][h] (+=): the block is the only writer of those
+// elements, so the order is fixed (a third recomputation, only when drel_bias is asked for).
 #include <cmath>
 
 #include "backend/cuda/block_reduce.cuh"
@@ -51,6 +55,10 @@ __device__ __forceinline__ i64 key_hi(const FlashGeometry& g, i64 len, i64 t) {
   i64 h = g.causal ? t : (g.window > 0 ? t + g.window - 1 : g.Tk - 1);
   h = h < g.Tk - 1 ? h : g.Tk - 1;
   return h < len - 1 ? h : len - 1;
+}
+// The relative bias of query t, key s, head h (0 without one); only for a visible (t, s).
+__device__ __forceinline__ float rel_at(const FlashGeometry& g, i64 t, i64 s, i64 h) {
+  return g.rel_bias ? g.rel_bias[(s - t + g.Tq - 1) * g.Hq + h] : 0.0f;
 }
 __device__ __forceinline__ i64 key_length(const FlashGeometry& g, i64 b) {
   if (!g.key_lengths) return g.Tk;
@@ -109,7 +117,7 @@ __global__ void __launch_bounds__(kBlock)
       const int r = warp + kWarps * i;
       const i64 t = r0 + r;
       const bool visible = r < nr && lane < nc && s >= key_lo(g, t) && s <= key_hi(g, len, t);
-      const float x = visible ? g.scale * acc[i] - slope * fabsf(float(t - s)) : -INFINITY;
+      const float x = visible ? g.scale * acc[i] - slope * fabsf(float(t - s)) + rel_at(g, t, s, h) : -INFINITY;
       const float m_new = fmaxf(m[i], warp_max(x));
       float p = 0.0f, alpha = 1.0f;
       if (m_new != -INFINITY) {  // else the row has seen no key yet: nothing to rescale
@@ -240,7 +248,8 @@ __global__ void __launch_bounds__(kBlock)
         const int c = warp + kWarps * i;
         const i64 s = c0 + c;
         const bool visible = lane < nr && c < nc && s >= lo && s <= hi && lse_t > -INFINITY;
-        const float p = visible ? expf(g.scale * sc[i] - slope * fabsf(float(t - s)) - lse_t) : 0.0f;
+        const float p =
+            visible ? expf(g.scale * sc[i] - slope * fabsf(float(t - s)) + rel_at(g, t, s, h) - lse_t) : 0.0f;
         Ps[c * kPs + lane] = p;
         dSs[c * kPs + lane] = p * (dp[i] - rd_t);
       }
@@ -331,7 +340,8 @@ __global__ void __launch_bounds__(kBlock)
       const i64 t = r0 + r;
       const bool visible =
           r < nr && lane < nc && s >= key_lo(g, t) && s <= key_hi(g, len, t) && lse_r[i] > -INFINITY;
-      const float p = visible ? expf(g.scale * sc[i] - slope * fabsf(float(t - s)) - lse_r[i]) : 0.0f;
+      const float p =
+          visible ? expf(g.scale * sc[i] - slope * fabsf(float(t - s)) + rel_at(g, t, s, h) - lse_r[i]) : 0.0f;
       dSs[r * kPs + lane] = p * (dp[i] - rd_r[i]);
     }
     __syncwarp();                   // the warp's dS rows are written
@@ -359,12 +369,96 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// ---- backward (4): d rel_bias; one block per (32 diagonals, query head, batch row) ------
+
+// 2 * kTile rows of head h of x from key s0 on (s0 may be negative) into dst (stride lds,
+// f32); rows outside [0, Tk) are zero. All threads of the block take part.
+template <class T>
+__device__ void load_keys(float* dst, int lds, FlashOperand x, i64 b, i64 s0, i64 h, int D, i64 Tk) {
+  for (int i = threadIdx.x; i < 2 * kTile * D; i += kBlock) {
+    const int r = i / D, d = i - r * D;
+    const i64 s = s0 + r;
+    dst[r * lds + d] = s >= 0 && s < Tk ? ld(static_cast<const T*>(x.p) + (b * x.T + s) * x.W + h * D, d) : 0.0f;
+  }
+}
+
+// Lane j owns diagonal o = o0 + j: key s = t + shift + j for query t, shift = o0 - (Tq - 1).
+// A 32-row query tile [r0, r0 + 32) meets keys [r0 + shift, r0 + shift + 63); row r of the
+// tile and lane j use key row r + j of that 64-row window (odd stride: no bank conflicts).
+// Warp w sums rows w, w + 4, ... of every tile; the 4 warps' sums are added in order.
+template <class T>
+__global__ void __launch_bounds__(kBlock)
+    flash_drel_kernel(FlashOperand dout, FlashOperand q, FlashOperand k, FlashOperand v, const float* lse,
+                      const float* rowdot, FlashGeometry g) {
+  extern __shared__ float smem[];
+  const int D = int(g.D), lds = D | 1;
+  float *Qs = smem, *dOs = Qs + kTile * lds, *Ks = dOs + kTile * lds, *Vs = Ks + 2 * kTile * lds;
+  float *lse_s = Vs + 2 * kTile * lds, *rd_s = lse_s + kTile, *part = rd_s + kTile;
+  const i64 Toff = g.Tq + g.Tk - 1;
+  const i64 o0 = i64(blockIdx.x) * kTile, h = blockIdx.y, b = blockIdx.z, hk = h / (g.Hq / g.Hkv);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const i64 len = key_length(g, b);
+  const float slope = g.slopes ? g.slopes[h] : 0.0f;
+  const i64 shift = o0 - (g.Tq - 1);
+  // the rows whose diagonals o0.. o0 + 31 hold a key in [0, Tk); under a causal mask no
+  // key after the query is visible (shift > 0: none of these diagonals)
+  const i64 t_begin = -(shift + kTile - 1) > 0 ? -(shift + kTile - 1) : 0;
+  i64 t_end = g.Tk - shift < g.Tq ? g.Tk - shift : g.Tq;
+  if (g.causal && shift > 0) t_end = t_begin;
+  float acc = 0.0f;
+  for (i64 r0 = t_begin; r0 < t_end; r0 += kTile) {
+    const int nr = int(t_end - r0 < kTile ? t_end - r0 : kTile);
+    __syncthreads();  // the previous tile no longer read
+    load_rows<T>(Qs, lds, q, b, r0, nr, h, D);
+    load_rows<T>(dOs, lds, dout, b, r0, nr, h, D);
+    load_keys<T>(Ks, lds, k, b, r0 + shift, hk, D, g.Tk);
+    load_keys<T>(Vs, lds, v, b, r0 + shift, hk, D, g.Tk);
+    if (int(threadIdx.x) < kTile) {
+      const int r = int(threadIdx.x);
+      const i64 at = (b * g.Hq + h) * g.Tq + r0 + r;
+      lse_s[r] = r < nr ? lse[at] : -INFINITY;
+      rd_s[r] = r < nr ? rowdot[at] : 0.0f;
+    }
+    __syncthreads();
+    float sc[kRowsPerWarp] = {}, dp[kRowsPerWarp] = {};
+    for (int d = 0; d < D; ++d) {
+#pragma unroll
+      for (int i = 0; i < kRowsPerWarp; ++i) {
+        const int r = warp + kWarps * i;
+        sc[i] += Qs[r * lds + d] * Ks[(r + lane) * lds + d];
+        dp[i] += dOs[r * lds + d] * Vs[(r + lane) * lds + d];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      const int r = warp + kWarps * i;
+      const i64 t = r0 + r, s = t + shift + lane;
+      const bool visible = r < nr && o0 + lane < Toff && s >= key_lo(g, t) && s <= key_hi(g, len, t) &&
+                           lse_s[r] > -INFINITY;
+      const float p =
+          visible ? expf(g.scale * sc[i] - slope * fabsf(float(t - s)) + rel_at(g, t, s, h) - lse_s[r]) : 0.0f;
+      acc += p * (dp[i] - rd_s[r]);
+    }
+  }
+  part[warp * 32 + lane] = acc;
+  __syncthreads();
+  if (warp == 0 && o0 + lane < Toff) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) sum += part[w * 32 + lane];
+    g.drel_bias[(b * Toff + o0 + lane) * g.Hq + h] += sum;
+  }
+}
+
 // Shared memory (bytes) of each kernel for head size D.
 std::size_t forward_smem(i64 D) { return sizeof(float) * std::size_t(3 * kTile * (D | 1) + kTile * kPs); }
 std::size_t dkdv_smem(i64 D) {
   return sizeof(float) * std::size_t(4 * kTile * (D | 1) + 2 * kTile * kPs + 2 * kTile);
 }
 std::size_t dq_smem(i64 D) { return sizeof(float) * std::size_t(4 * kTile * (D | 1) + kTile * kPs); }
+std::size_t drel_smem(i64 D) {
+  return sizeof(float) * std::size_t(6 * kTile * (D | 1) + 2 * kTile + kWarps * 32);
+}
 
 // Launches `kernel` with `smem` bytes of dynamic shared memory, raising the kernel's
 // limit first when it exceeds the default 48 KiB (D > 64 needs up to 75 KiB; sm_80 and
@@ -416,9 +510,14 @@ cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, Fl
                    stream, dk, dv, dO, q, k, v, lse, static_cast<const float*>(scratch), g);
       if (err != cudaSuccess) return err;
     }
-    if (g.Tq > 0)
+    if (g.Tq > 0) {
       err = launch(flash_dq_kernel<T>, dim3(tiles(g.Tq), unsigned(g.Hq), unsigned(g.B)), dq_smem(g.D), stream,
                    dq, dO, q, k, v, lse, static_cast<const float*>(scratch), g);
+      if (err != cudaSuccess) return err;
+    }
+    if (g.drel_bias && g.Tq > 0 && g.Tk > 0)
+      err = launch(flash_drel_kernel<T>, dim3(tiles(g.Tq + g.Tk - 1), unsigned(g.Hq), unsigned(g.B)),
+                   drel_smem(g.D), stream, dO, q, k, v, lse, static_cast<const float*>(scratch), g);
     return err;
   });
 }

@@ -28,8 +28,9 @@ struct FlashOperand {
   std::int64_t T = 0, W = 0;
 };
 
-// The checked geometry (backend/flash_checks.h) and the mask. key_lengths (B) int32 and
-// slopes (Hq) f32 live in device memory, or are null. A length outside [0, Tk] is read as
+// The checked geometry (backend/flash_checks.h) and the mask. key_lengths (B) int32,
+// slopes (Hq) f32, rel_bias (Tq + Tk - 1, Hq) f32 and (backward) drel_bias (B, Tq + Tk - 1,
+// Hq) f32 (+=) live in device memory, or are null. A length outside [0, Tk] is read as
 // clamped to it (the CPU backend throws; here the values are never on the host).
 struct FlashGeometry {
   std::int64_t B = 0, Tq = 0, Tk = 0, Hq = 0, Hkv = 0, D = 0;
@@ -38,6 +39,8 @@ struct FlashGeometry {
   std::int64_t window = 0;
   const std::int32_t* key_lengths = nullptr;
   const float* slopes = nullptr;
+  const float* rel_bias = nullptr;
+  float* drel_bias = nullptr;
 };
 
 // out (B,Tq,Hq*D) of dtype t (=); lse (B,Hq,Tq) f32 (=).
@@ -49,7 +52,7 @@ cudaError_t launch_flash_attention_forward(void* out, float* lse, FlashOperand q
 inline std::int64_t flash_backward_scratch_floats(const FlashGeometry& g) { return g.B * g.Hq * g.Tq; }
 
 // dq, dk, dv (=), all of dtype t like q, k, v, dout, out; dk, dv summed over the G query
-// heads of their kv head. scratch: flash_backward_scratch_floats(g) floats of f32.
+// heads of their kv head; drel_bias (+=) when g.drel_bias is set. scratch: flash_backward_scratch_floats(g) floats of f32.
 cudaError_t launch_flash_attention_backward(FlashOperand dq, FlashOperand dk, FlashOperand dv,
                                             const void* dout, FlashOperand q, FlashOperand k, FlashOperand v,
                                             const void* out, const float* lse, DType t,

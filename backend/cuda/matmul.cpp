@@ -76,10 +76,54 @@ LtMatmul::~LtMatmul() {
   cublasLtDestroy(handle_);
 }
 
-bool LtMatmul::run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans tb, std::int64_t M, std::int64_t N,
-                   std::int64_t K, float alpha, float beta, cudaStream_t stream) {
-  const bool with_bias = !bias.empty();
-  if (with_bias && alignment_of(bias.ptr) < 16) return false;  // the epilogue reads the bias in 16-byte loads
+namespace {
+
+// The cuBLASLt epilogue for `ep`, CUBLASLT_EPILOGUE_DEFAULT for none.
+cublasLtEpilogue_t epilogue_of(const Epilogue& ep) {
+  const bool bias = !ep.bias.empty();
+  switch (ep.kind) {
+    case Epilogue::Kind::none: return CUBLASLT_EPILOGUE_DEFAULT;
+    case Epilogue::Kind::bias: return CUBLASLT_EPILOGUE_BIAS;
+    case Epilogue::Kind::gelu: return bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    case Epilogue::Kind::dgelu: return CUBLASLT_EPILOGUE_DGELU;
+  }
+  throw Error("epilogue_of: invalid kind");
+}
+
+// Sets the epilogue's attributes on `op` (column-major D is N x M: a bias of N rows,
+// broadcast over the M columns; the aux matrix shaped and strided as D).
+void set_epilogue(cublasLtMatmulDesc_t op, const Epilogue& ep, std::int64_t N) {
+  const cublasLtEpilogue_t epilogue = epilogue_of(ep);
+  LOOM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+  if (!ep.bias.empty()) {
+    const void* bias_ptr = ep.bias.ptr;
+    const cudaDataType_t bias_type = cuda_data_type(ep.bias.dtype);
+    LOOM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
+    LOOM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+  }
+  if (!ep.aux.empty()) {
+    const void* aux_ptr = ep.aux.ptr;
+    const std::int64_t aux_ld = N;
+    const cudaDataType_t aux_type = cuda_data_type(ep.aux.dtype);
+    LOOM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux_ptr, sizeof(aux_ptr)));
+    LOOM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
+    LOOM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type,
+                                                     sizeof(aux_type)));
+  }
+}
+
+}  // namespace
+
+bool LtMatmul::run(Tensor out, Tensor a, Tensor b, const Epilogue& ep, Trans ta, Trans tb, std::int64_t M,
+                   std::int64_t N, std::int64_t K, float alpha, float beta, cudaStream_t stream) {
+  const bool with_epilogue = ep.kind != Epilogue::Kind::none;
+  // The epilogue reads the bias and the aux matrix in 16-byte loads; the aux ld must divide by 8.
+  if (!ep.bias.empty() && alignment_of(ep.bias.ptr) < 16) return false;
+  if (!ep.aux.empty() && (alignment_of(ep.aux.ptr) < 16 || N % 8 != 0)) return false;
   cublasLtMatmulDesc_t raw_op = nullptr;
   LOOM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&raw_op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   OpDesc op(raw_op);
@@ -88,17 +132,7 @@ bool LtMatmul::run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans 
       cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
   LOOM_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
-  if (with_bias) {  // column-major D is N x M: a bias of N rows, broadcast over the M columns
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    const void* bias_ptr = bias.ptr;
-    const cudaDataType_t bias_type = cuda_data_type(bias.dtype);
-    LOOM_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-    LOOM_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
-    LOOM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op.get(), CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                                     sizeof(bias_type)));
-  }
+  if (with_epilogue) set_epilogue(op.get(), ep, N);
 
   // Stored (column-major) extents: b is N x K (or K x N when transposed), a is K x M (or M x K).
   const Layout la = tb == Trans::no ? make_layout(b.dtype, N, K, b.shape.last())
@@ -110,7 +144,8 @@ bool LtMatmul::run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans 
   const std::uint32_t align_a = alignment_of(b.ptr), align_b = alignment_of(a.ptr),
                       align_c = alignment_of(out.ptr);
   const Key key{M, N, K, ta == Trans::yes, tb == Trans::yes, int(a.dtype), int(b.dtype), int(out.dtype),
-                align_a, align_b, align_c, with_bias ? int(bias.dtype) : -1};
+                align_a, align_b, align_c, int(ep.kind), ep.bias.empty() ? -1 : int(ep.bias.dtype),
+                ep.aux.empty() ? 0u : alignment_of(ep.aux.ptr)};
   auto cached = algos_.find(key);
   if (cached == algos_.end()) {
     cublasLtMatmulPreference_t raw_pref = nullptr;
@@ -132,9 +167,9 @@ bool LtMatmul::run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans 
     int found = 0;
     const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, op.get(), la.get(), lb.get(), lc.get(),
                                                                  lc.get(), pref.get(), 1, &heuristic, &found);
-    // With a bias, "not supported" (a status or no algorithm) means: no epilogue for it.
-    if (!with_bias) check_cublas(status, "cublasLtMatmulAlgoGetHeuristic");
-    if ((status != CUBLAS_STATUS_SUCCESS || found == 0) && with_bias) {  // remembered: the caller adds the bias
+    // With an epilogue, "not supported" (a status or no algorithm) means: no algorithm for it.
+    if (!with_epilogue) check_cublas(status, "cublasLtMatmulAlgoGetHeuristic");
+    if ((status != CUBLAS_STATUS_SUCCESS || found == 0) && with_epilogue) {  // remembered: the caller runs unfused
       algos_.emplace(key, std::nullopt);
       return false;
     }

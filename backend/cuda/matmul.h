@@ -10,7 +10,11 @@
 // A bias rides in cuBLASLt's epilogue (CUBLASLT_EPILOGUE_BIAS: D = alpha op(a) op(b) +
 // beta out + bias, the bias broadcast over rows as loom's matmul defines it) when the
 // heuristic has an algorithm for it; otherwise run() says so and the caller adds the bias
-// with its own kernel first.
+// with its own kernel first. So does the MLP's GELU (Backend::matmul_gelu / matmul_dgelu):
+// GELU_AUX(_BIAS) writes D = gelu(acc + bias) and the pre-activation acc + bias to the aux
+// matrix; DGELU reads the pre-activation from aux and writes D = acc * gelu'(aux). The aux
+// matrix is laid out as D (row-major (M,N) = column-major N x M, ld N); cuBLASLt needs ld
+// divisible by 8, so other N take the unfused ops.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +33,14 @@ namespace loom::cuda {
 // cuBLASLt's type for a loom DType.
 cudaDataType_t cuda_data_type(DType t);
 
+// What cuBLASLt's epilogue does after alpha op(a) op(b) + beta out (matmul.cpp).
+struct Epilogue {
+  enum class Kind : std::uint8_t { none, bias, gelu, dgelu };
+  Kind kind = Kind::none;
+  Tensor bias;  // bias (required), gelu (optional): (N)
+  Tensor aux;   // gelu: written, the pre-activation (M,N); dgelu: read, the pre-activation
+};
+
 class LtMatmul {
  public:
   explicit LtMatmul(std::size_t workspace_bytes);
@@ -36,21 +48,21 @@ class LtMatmul {
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // M, N, K as the caller derived them from the shapes; M, N, K > 0. `bias` (N) or empty.
-  // Returns false, having run nothing, when a bias was given and no cuBLASLt algorithm takes
-  // it in the epilogue (its dtype, or a bias pointer not 16-byte aligned); throws when no
-  // algorithm exists without one.
-  bool run(Tensor out, Tensor a, Tensor b, Tensor bias, Trans ta, Trans tb, std::int64_t M, std::int64_t N,
-           std::int64_t K, float alpha, float beta, cudaStream_t stream);
+  // M, N, K as the caller derived them from the shapes; M, N, K > 0. Returns false, having
+  // run nothing, when an epilogue was asked for and no cuBLASLt algorithm takes it (its
+  // dtypes, a bias or aux pointer not 16-byte aligned, an aux ld not divisible by 8); throws
+  // when no algorithm exists without one.
+  bool run(Tensor out, Tensor a, Tensor b, const Epilogue& ep, Trans ta, Trans tb, std::int64_t M,
+           std::int64_t N, std::int64_t K, float alpha, float beta, cudaStream_t stream);
 
   std::size_t workspace_bytes() const { return workspace_bytes_; }
 
  private:
   // (M, N, K, trans_a, trans_b, dtype a, dtype b, dtype out, alignments of b, a, out,
-  // bias dtype or -1 for none)
+  // epilogue kind, bias dtype or -1 for none, aux alignment or 0 for none)
   using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool, int, int, int, std::uint32_t,
-                         std::uint32_t, std::uint32_t, int>;
-  std::map<Key, std::optional<cublasLtMatmulAlgo_t>> algos_;  // nullopt: no algorithm with the bias epilogue
+                         std::uint32_t, std::uint32_t, int, int, std::uint32_t>;
+  std::map<Key, std::optional<cublasLtMatmulAlgo_t>> algos_;  // nullopt: no algorithm with the epilogue
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;

@@ -7,7 +7,8 @@
 // Cases: causal self-attention through views into a fused qkv (and dqkv), bidirectional,
 // sliding windows (causal and not), key lengths with a length-0 sequence, ALiBi, a custom
 // scale, grouped-query heads (G = 3, Hkv = 1), cross-attention (Tq != Tk, separate q and
-// k/v tensors), odd T and D, D above 64 (more than 48 KiB of shared memory) and D = 128;
+// k/v tensors), odd T and D, D above 64 (more than 48 KiB of shared memory) and D = 128,
+// a relative bias (T5; rel_bias, and drel_bias accumulated onto a nonzero start);
 // f32, bf16 and f16. Tolerances: op_tol relative to the largest magnitude (1e-5 f32,
 // 1e-2 bf16, 2e-3 f16); lse 1e-5 relative (f32 in every case). Also: the backward is
 // bitwise deterministic, bad input throws (D > 128, key lengths on the host), and
@@ -29,6 +30,7 @@ struct Case {
   bool alibi = false;
   float scale = 0.0f;
   std::int64_t Tk = 0;  // > 0: cross-attention, separate q and k/v tensors
+  bool rel = false;     // a relative bias (Tq + Tk - 1, Hq) and its gradient (B, Tq + Tk - 1, Hq)
   std::int64_t keys() const { return Tk ? Tk : Tq; }
   std::string str(DType t) const {
     std::string s = label(t) + " B=" + std::to_string(B) + " Tq=" + std::to_string(Tq) +
@@ -39,6 +41,7 @@ struct Case {
     if (!len.empty()) s += " padded";
     if (alibi) s += " alibi";
     if (scale != 0.0f) s += " scale";
+    if (rel) s += " rel";
     return s;
   }
 };
@@ -47,7 +50,7 @@ struct Case {
 // separate tensors for cross-attention), their gradients (poisoned), out, lse (poisoned),
 // dout, the key lengths and slopes in this backend's memory.
 struct Operands {
-  Buffer qkv, q, kv, dqkv, dq, dkv, out, lse, dout, len, slopes;
+  Buffer qkv, q, kv, dqkv, dq, dkv, out, lse, dout, len, slopes, rel, drel;
   HeadsView vq, vk, vv, vdq, vdk, vdv;
   AttentionSpec spec;
 
@@ -85,6 +88,12 @@ struct Operands {
       slopes = upload(be, s, {Hq}, DType::f32);
       spec.alibi_slopes = slopes;
     }
+    if (c.rel) {
+      const std::int64_t Toff = Tq + Tk - 1;
+      rel = upload(be, randn(Toff * Hq, stream + 4), {Toff, Hq}, DType::f32);
+      drel = upload(be, std::vector<float>(std::size_t(B * Toff * Hq), 0.5f), {B, Toff, Hq}, DType::f32);
+      spec.rel_bias = rel, spec.drel_bias = drel;
+    }
   }
   void forward(Backend& be) { be.flash_attention_forward(out, lse, vq, vk, vv, spec); }
   void backward(Backend& be) { be.flash_attention_backward(vdq, vdk, vdv, dout, vq, vk, vv, out, lse, spec); }
@@ -99,6 +108,9 @@ const Case kCases[] = {
                                                                                                     // padded
     {.B = 2, .Tq = 40, .Hq = 2, .Hkv = 1, .D = 8, .len = {19, 7}, .alibi = true, .Tk = 19},  // causal cross
     {.B = 2, .Tq = 1, .Hq = 1, .Hkv = 1, .D = 1, .causal = false},                           // the smallest
+    {.B = 2, .Tq = 67, .Hq = 6, .Hkv = 2, .D = 32, .rel = true},                             // T5 decoder, GQA
+    {.B = 3, .Tq = 29, .Hq = 4, .Hkv = 2, .D = 96, .causal = false, .len = {0, 23, 40}, .Tk = 40, .rel = true},
+    {.B = 1, .Tq = 70, .Hq = 2, .Hkv = 2, .D = 128, .causal = false, .alibi = true, .rel = true},  // D 128
 };
 
 TEST_F(CudaFlashVsCpu, ForwardAndBackwardMatchCpu) {
@@ -122,6 +134,7 @@ TEST_F(CudaFlashVsCpu, ForwardAndBackwardMatchCpu) {
         compare(gpu(), g.dq, cpu(), h.dq, op_tol(t), "dq " + what);
         compare(gpu(), g.dkv, cpu(), h.dkv, op_tol(t), "dk, dv " + what);
       }
+      if (c.rel) compare(gpu(), g.drel, cpu(), h.drel, op_tol(t), "drel " + what);
     }
 }
 
@@ -135,6 +148,16 @@ TEST_F(CudaFlashVsCpu, BackwardIsDeterministic) {
     gpu().fill(g.dqkv, std::numeric_limits<float>::quiet_NaN());
     g.backward(gpu());
     EXPECT_EQ(bytes_of(gpu(), g.dqkv), first) << "run " << run;
+  }
+  const Case r{.B = 2, .Tq = 75, .Hq = 4, .Hkv = 2, .D = 40, .causal = false, .rel = true};
+  Operands h(gpu(), r, DType::f32, 9910);
+  h.forward(gpu());
+  h.backward(gpu());
+  const std::vector<std::byte> drel = bytes_of(gpu(), h.drel);
+  for (int run = 0; run < 3; ++run) {
+    gpu().fill(h.drel, 0.5f);
+    h.backward(gpu());
+    EXPECT_EQ(bytes_of(gpu(), h.drel), drel) << "drel, run " << run;
   }
 }
 

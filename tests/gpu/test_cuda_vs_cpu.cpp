@@ -242,6 +242,53 @@ TEST_F(CudaVsCpu, MatmulBF16InF32OutMatchesCpu) {
   check_matmul(gpu(), cpu(), {DType::bf16, DType::f32, 1e-4, false});
 }
 
+// The MLP's fused GELU (Backend::matmul_gelu / matmul_dgelu): cuBLASLt's GELU_AUX(_BIAS) and
+// DGELU epilogues where N % 8 == 0 (N = 64, 768), the unfused ops otherwise (N = 65), against
+// the CPU's matmul + gelu_forward / gelu_backward (loom's tanh GELU). This is the check that
+// cuBLASLt's GELU is the tanh form: the erf form differs from it by up to 4.7e-4 (GELU) and
+// 8.7e-4 (its derivative) absolute near x = -2.7 and -2.0; with h and dg W2 of standard
+// deviation 1.5 and 1, the f32 tolerance (2e-5 of the largest magnitude, about 1e-4) is
+// well below that.
+TEST_F(CudaVsCpu, MatmulGeluMatchesCpu) {
+  struct Mnk {
+    std::int64_t M, N, K;
+  };
+  std::uint64_t stream = 1500;
+  for (DType t : kDTypes)
+    for (Mnk s : {Mnk{17, 64, 33}, Mnk{65, 768, 192}, Mnk{33, 65, 17}})
+      for (bool with_bias : {false, true}) {
+        const double tol = t == DType::f32 ? 2e-5 : (t == DType::bf16 ? 2e-2 : 4e-3);
+        const float w_std = 1.5f / std::sqrt(float(s.K)), w2_std = 1.0f / std::sqrt(float(s.K));
+        const std::string what = label(t) + " M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) +
+                                 " K=" + std::to_string(s.K) + (with_bias ? " +bias" : "");
+        // Forward as the MLP's fc: h = x W^T + b, g = gelu(h); x (M,K), W (N,K).
+        const std::vector<float> x = randn(s.M * s.K, ++stream), w = randn(s.N * s.K, ++stream, w_std),
+                                 bias = randn(s.N, ++stream);
+        Buffer gx = upload(gpu(), x, {s.M, s.K}, t), gw = upload(gpu(), w, {s.N, s.K}, t),
+               gb = upload(gpu(), bias, {s.N}, t);
+        Buffer cx = upload(cpu(), x, {s.M, s.K}, t), cw = upload(cpu(), w, {s.N, s.K}, t),
+               cb = upload(cpu(), bias, {s.N}, t);
+        Buffer gh = poisoned(gpu(), {s.M, s.N}, t), gg = poisoned(gpu(), {s.M, s.N}, t);
+        Buffer ch(cpu(), {s.M, s.N}, t), cg(cpu(), {s.M, s.N}, t);
+        const MatmulOpts fwd{.trans_b = Trans::yes};
+        gpu().matmul_gelu(gh, gg, gx, gw, with_bias ? gb.tensor() : Tensor{}, fwd);
+        cpu().matmul_gelu(ch, cg, cx, cw, with_bias ? cb.tensor() : Tensor{}, fwd);
+        expect_close_scaled(download(gpu(), gh), download(cpu(), ch), tol, "matmul_gelu h " + what);
+        expect_close_scaled(download(gpu(), gg), download(cpu(), cg), tol, "matmul_gelu g " + what);
+
+        // Backward as the MLP's c_proj: dh = (dg W2) * gelu'(h), dg (M,C), W2 (C,N) with C = K.
+        const std::vector<float> dg = randn(s.M * s.K, ++stream), w2 = randn(s.K * s.N, ++stream, w2_std);
+        Buffer gdg = upload(gpu(), dg, {s.M, s.K}, t), gw2 = upload(gpu(), w2, {s.K, s.N}, t);
+        Buffer cdg = upload(cpu(), dg, {s.M, s.K}, t), cw2 = upload(cpu(), w2, {s.K, s.N}, t);
+        gpu().copy(gh, ch);  // the same pre-activation on both sides
+        Buffer gdh = poisoned(gpu(), {s.M, s.N}, t), cdh(cpu(), {s.M, s.N}, t);
+        gpu().matmul_dgelu(gdh, gdg, gw2, gh, {});
+        cpu().matmul_dgelu(cdh, cdg, cw2, ch, {});
+        expect_close_scaled(download(gpu(), gdh), download(cpu(), cdh), tol, "matmul_dgelu dh " + what);
+        if (HasFailure()) return;
+      }
+}
+
 TEST_F(CudaVsCpu, MatmulOnAnOffsetViewMatchesCpu) {
   // Row slices start at addresses that are not 256-byte aligned; cuBLASLt must be told.
   const std::int64_t M = 17, N = 65, K = 33;

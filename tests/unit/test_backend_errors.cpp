@@ -107,6 +107,19 @@ TEST_F(Errors, ElementwiseShapeMismatch) {
               AllOf(HasSubstr("softmax"), HasSubstr("(7)")));
 }
 
+TEST_F(Errors, FusedGeluMatmulWritesAndRefusesToAccumulate) {
+  // matmul_gelu / matmul_dgelu write their outputs; asked to accumulate they say so.
+  Buffer a = buf({2, 3}), w = buf({4, 3}), h = buf({2, 4}), g = buf({2, 4});
+  EXPECT_THAT(error_of([&] { be->matmul_gelu(h, g, a, w, {}, {.trans_b = Trans::yes, .accumulate = Accumulate::yes}); }),
+              AllOf(HasSubstr("matmul_gelu"), HasSubstr("accumulate")));
+  Buffer dh = buf({2, 3}), pre = buf({2, 3});  // dh = (g w) * gelu'(pre)
+  EXPECT_THAT(error_of([&] { be->matmul_dgelu(dh, g, w, pre, {.accumulate = Accumulate::yes}); }),
+              AllOf(HasSubstr("matmul_dgelu"), HasSubstr("accumulate")));
+  Buffer bad = buf({2, 5});  // g's shape is h's: the GELU's check names it
+  EXPECT_THAT(error_of([&] { be->matmul_gelu(h, bad, a, w, {}, {.trans_b = Trans::yes}); }),
+              AllOf(HasSubstr("gelu"), HasSubstr("(2,5)")));
+}
+
 // ---- layernorm -------------------------------------------------------------------------------
 
 TEST_F(Errors, LayerNormWrongSizes) {

@@ -124,7 +124,9 @@ TEST_F(ConfigsCli, BadPartsAreRejected) {
   const std::pair<const char*, const char*> cases[] = {
       {"--model.norm batchnorm", "model.norm must be layernorm or rmsnorm"},
       {"--model.mlp geglu", "model.mlp must be gelu, relu or swiglu"},
-      {"--model.positions t5_relative", "model.positions must be learned, sinusoidal, rope or alibi"},
+      {"--model.positions xpos", "model.positions must be learned, sinusoidal, rope, alibi or t5_relative"},
+      {"--model.positions t5_relative --train.attention dense", "t5_relative needs train.attention tiled"},
+      {"--model.positions t5_relative --model.rel_max_distance 16", "model.rel_max_distance (16) above the exact"},
       {"--model.kv_heads 3", "model.kv_heads (3) must divide model.heads (4)"},
       {"--model.family t5", "model.family must be gpt or bert"},
       {"--model.ln_placement sandwich", "model.ln_placement must be pre or post"},

@@ -322,3 +322,70 @@ TEST(DecoderModel, PostLnOverfitsOneBatch) {
   m.family = "bert";
   expect_overfits(m);
 }
+
+// model.positions t5_relative: one learned (rel_buckets, H) table shared by both blocks,
+// gathered into the tiled attention's relative bias. Few buckets, so that T = 5 reaches the
+// log-spaced ones: causal (gpt) 6 buckets (3 exact distances), bidirectional (bert) 8
+// buckets (2 exact distances a side). The table's gradient sums both blocks' diagonals.
+ModelConfig t5_tiny(const std::string& family) {
+  ModelConfig m = tiny("layernorm", "gelu", "t5_relative", 3, 3);
+  m.family = family;
+  m.rel_buckets = family == "bert" ? 8 : 6;
+  m.rel_max_distance = 4;
+  if (family == "bert") m.ln_placement = "post";
+  return m;
+}
+TEST(DecoderModelGrad, T5RelativeGptCausalBuckets) { check_gradients(t5_tiny("gpt")); }
+TEST(DecoderModelGrad, T5RelativeBertBidirectionalBuckets) { check_gradients(t5_tiny("bert")); }
+TEST(DecoderModelGrad, T5RelativeGqaRmsnorm) {
+  ModelConfig m = t5_tiny("gpt");
+  m.heads = 4, m.kv_heads = 2, m.norm = "rmsnorm";
+  check_gradients(m);
+}
+
+TEST(DecoderModel, T5RelativeTableIsSharedSplitByHeadsAndValidated) {
+  ModelConfig m = t5_tiny("gpt");
+  m.heads = m.kv_heads = 4;
+  // one table, no wpe, split by heads (columns) over tp, tied over the pipeline stages
+  const auto specs = Gpt::param_specs(m, 2, 1);
+  const auto rel = std::find_if(specs.begin(), specs.end(), [](const ParamSpec& s) { return s.name == "rel_bias"; });
+  ASSERT_NE(rel, specs.end());
+  EXPECT_EQ(std::count_if(specs.begin(), specs.end(), [](const ParamSpec& s) { return s.name == "rel_bias"; }), 1);
+  EXPECT_EQ(rel->shape, (Shape{6, 2}));
+  EXPECT_EQ(global_shape(*rel), (Shape{6, 4}));
+  EXPECT_EQ(rel->shard.split, Shard::Split::cols);
+  EXPECT_EQ(rel->tied, "rel_bias");
+  EXPECT_TRUE(std::none_of(specs.begin(), specs.end(), [](const ParamSpec& s) { return s.name == "wpe"; }));
+  for (int stage = 0; stage < 2; ++stage) {
+    const auto st = Gpt::param_specs(m, 1, 0, make_gpt_stage(m, 2, stage));
+    EXPECT_EQ(std::count_if(st.begin(), st.end(), [](const ParamSpec& s) { return s.name == "rel_bias"; }), 1)
+        << "stage " << stage;
+  }
+  auto be = make_backend(Device::cpu);
+  LocalCommunicator tp;
+  Gpt last(*be, m, 1, 4, tp, make_gpt_stage(m, 2, 1));
+  EXPECT_EQ(last.tied_stages("rel_bias"), (std::vector<int>{0, 1}));
+  // the config travels in weights files
+  const ModelConfig back = Gpt::from_json(Gpt::to_json(m));
+  EXPECT_EQ(back.positions, "t5_relative");
+  EXPECT_EQ(back.rel_buckets, 6);
+  EXPECT_EQ(back.rel_max_distance, 4);
+  // refusals: too few buckets, a max distance inside the exact part, the dense kernel
+  ModelConfig few = m;
+  few.rel_buckets = 1;
+  EXPECT_THROW(validate(few), Error);
+  ModelConfig near = m;
+  near.rel_max_distance = 3;
+  EXPECT_THROW(validate(near), Error);
+  RunConfig run;
+  run.model = m;
+  run.train.attention = "dense";
+  try {
+    validate(run);
+    FAIL() << "t5_relative with the dense kernel was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.attention tiled"), std::string::npos) << e.what();
+  }
+  run.train.attention = "tiled";
+  EXPECT_NO_THROW(validate(run));
+}

@@ -6,7 +6,8 @@
 // a padding mask (one sequence of length 0), sliding windows (causal and not), GQA with
 // Hkv = 1 and Hkv = Hq / 2, ALiBi, a custom scale, T below, at and across the tile sizes
 // (64 query rows, 128 keys), head sizes that are not a multiple of the vector width, and
-// cross-attention (Tq != Tk). The backward is also checked against central finite
+// cross-attention (Tq != Tk), and a learned relative bias (spec.rel_bias, T5: causal and
+// bidirectional, Tq != Tk, GQA) whose gradient drel_bias is checked too. The backward is also checked against central finite
 // differences of the reference forward, and against today's dense attention op
 // (causal MHA). f32 is held to ~1e-5 relative; bf16/f16 to a few units of their last
 // place (inputs are rounded first, so the reference sees what the kernel sees).
@@ -36,6 +37,7 @@ struct Case {
   bool alibi = false;
   float scale = 0.0f;
   i64 Tk = 0;  // cross-attention (separate q and k/v tensors) when nonzero
+  bool rel = false;  // a random relative bias (Tq + Tk - 1, Hq) and its gradient
   std::string str() const {
     std::string s = "B=" + std::to_string(B) + " T=" + std::to_string(T) + " Hq=" + std::to_string(Hq) +
                     " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D) +
@@ -45,6 +47,7 @@ struct Case {
     if (alibi) s += " alibi";
     if (scale != 0.0f) s += " scale=" + std::to_string(scale);
     if (Tk) s += " Tk=" + std::to_string(Tk);
+    if (rel) s += " rel";
     return s;
   }
   i64 keys() const { return Tk ? Tk : T; }
@@ -64,13 +67,15 @@ Vec slopes_for(i64 H) {
 // it, as the op's contract says (FlashAttention-2's D_i); else from the exact out.
 struct Dense {
   Vec out, lse, dq, dk, dv;
+  Vec drel;  // (B, T + Tk - 1, Hq): d L / d rel_bias per sequence
 };
+// rel (T + Tk - 1, Hq) when c.rel: score(t, s) += rel[s - t + T - 1][h].
 Dense dense(const Case& c, const Vec& q, const Vec& k, const Vec& v, const Vec* dout, const Vec& slopes,
-            const Vec* stored_out = nullptr) {
-  const i64 B = c.B, T = c.T, Tk = c.keys(), Hq = c.Hq, Hkv = c.Hkv, D = c.D, G = Hq / Hkv;
+            const Vec& rel, const Vec* stored_out = nullptr) {
+  const i64 B = c.B, T = c.T, Tk = c.keys(), Hq = c.Hq, Hkv = c.Hkv, D = c.D, G = Hq / Hkv, Toff = T + Tk - 1;
   const double scale = c.scale != 0.0f ? double(c.scale) : 1.0 / std::sqrt(double(D));
   Dense r{Vec(B * T * Hq * D, 0.0), Vec(B * Hq * T, -INFINITY), Vec(B * T * Hq * D, 0.0),
-          Vec(B * Tk * Hkv * D, 0.0), Vec(B * Tk * Hkv * D, 0.0)};
+          Vec(B * Tk * Hkv * D, 0.0), Vec(B * Tk * Hkv * D, 0.0), Vec(B * Toff * Hq, 0.0)};
   auto Q = [&](i64 b, i64 t, i64 h) { return &q[((b * T + t) * Hq + h) * D]; };
   auto K = [&](i64 b, i64 s, i64 h) { return &k[((b * Tk + s) * Hkv + h) * D]; };
   auto V = [&](i64 b, i64 s, i64 h) { return &v[((b * Tk + s) * Hkv + h) * D]; };
@@ -93,7 +98,8 @@ Dense dense(const Case& c, const Vec& q, const Vec& k, const Vec& v, const Vec* 
           const i64 s = keys[i];
           double dot = 0;
           for (i64 d = 0; d < D; ++d) dot += Q(b, t, h)[d] * K(b, s, hk)[d];
-          sc[i] = scale * dot - (c.alibi ? slopes[h] * std::fabs(double(t - s)) : 0.0);
+          sc[i] = scale * dot - (c.alibi ? slopes[h] * std::fabs(double(t - s)) : 0.0) +
+                  (c.rel ? rel[(s - t + T - 1) * Hq + h] : 0.0);
           mx = std::max(mx, sc[i]);
         }
         double sum = 0;
@@ -120,6 +126,7 @@ Dense dense(const Case& c, const Vec& q, const Vec& k, const Vec& v, const Vec* 
         for (size_t i = 0; i < keys.size(); ++i) {
           const i64 s = keys[i];
           const double ds = p[i] * (dp[i] - pdp) * scale;
+          r.drel[(b * Toff + s - t + T - 1) * Hq + h] += p[i] * (dp[i] - pdp);
           for (i64 d = 0; d < D; ++d) {
             r.dq[((b * T + t) * Hq + h) * D + d] += ds * K(b, s, hk)[d];
             r.dk[((b * Tk + s) * Hkv + hk) * D + d] += ds * Q(b, t, h)[d];
@@ -134,8 +141,11 @@ Dense dense(const Case& c, const Vec& q, const Vec& k, const Vec& v, const Vec* 
 // as the layer stores it, or (c.Tk) cross-attention through separate (B,T,H,D) tensors.
 struct Result {
   Vec q, k, v, dout;  // the inputs as stored (rounded to the dtype), contiguous (B,T,H,D)
+  Vec rel;            // c.rel: the relative bias (T + Tk - 1, Hq), f32
   Vec out, lse, dq, dk, dv;
+  Vec drel;           // c.rel: what backward added to drel_bias (B, T + Tk - 1, Hq)
 };
+constexpr double kDrelStart = 0.25;  // drel_bias starts here: the op adds (+=)
 Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, double amp = 1.5) {
   const i64 B = c.B, T = c.T, Tk = c.keys(), Hq = c.Hq, Hkv = c.Hkv, D = c.D;
   Result r;
@@ -145,6 +155,13 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
   AttentionSpec spec{.causal = c.causal, .window = c.window, .scale = c.scale};
   if (!len.empty()) spec.key_lengths = ref::tokens(len, Shape{B});
   if (c.alibi) spec.alibi_slopes = bslopes;
+  const i64 Toff = T + Tk - 1;
+  Buffer brel = ref::make(be, {Toff, Hq}, DType::f32, ref::randn(Toff * Hq, seed + 11));
+  Buffer bdrel = ref::filled(be, {B, Toff, Hq}, DType::f32, kDrelStart);
+  if (c.rel) {
+    spec.rel_bias = brel, spec.drel_bias = bdrel;
+    r.rel = ref::read(brel);
+  }
   Vec go = ref::randn(B * T * Hq * D, seed + 7);
   Buffer bdout = ref::make(be, {B, T, Hq * D}, dt, go);
   r.dout = go;
@@ -185,6 +202,10 @@ Result run_tiled(Backend& be, DType dt, const Case& c, std::uint64_t seed, doubl
     r.dq = ref::read(dq), r.dk = ref::read(dk), r.dv = ref::read(dv);
   }
   r.out = ref::read(out), r.lse = ref::read(lse);
+  if (c.rel) {
+    r.drel = ref::read(bdrel);
+    for (double& x : r.drel) x -= kDrelStart;
+  }
   return r;
 }
 
@@ -218,6 +239,13 @@ const std::vector<Case>& cases() {
       {.B = 2, .T = 140, .Hq = 4, .Hkv = 2, .D = 10, .window = 33, .len = {140, 99}, .alibi = true},
       {.B = 1, .T = 30, .Hq = 2, .Hkv = 2, .D = 8, .scale = 0.7f},
       {.B = 2, .T = 37, .Hq = 4, .Hkv = 2, .D = 6, .causal = false, .len = {150, 61}, .Tk = 150},  // cross
+      // relative bias (T5): decoder (causal), encoder (bidirectional, padded), across tiles, GQA,
+      // cross-attention (Tq != Tk), with ALiBi and a window on top
+      {.B = 2, .T = 9, .Hq = 3, .Hkv = 3, .D = 5, .rel = true},
+      {.B = 2, .T = 150, .Hq = 4, .Hkv = 2, .D = 8, .rel = true},
+      {.B = 3, .T = 70, .Hq = 2, .Hkv = 1, .D = 9, .causal = false, .len = {70, 33, 0}, .rel = true},
+      {.B = 2, .T = 37, .Hq = 4, .Hkv = 2, .D = 6, .causal = false, .len = {150, 61}, .Tk = 150, .rel = true},
+      {.B = 1, .T = 140, .Hq = 4, .Hkv = 2, .D = 10, .window = 33, .alibi = true, .rel = true},
   };
   return all;
 }
@@ -231,13 +259,16 @@ TEST_F(FlashAttention, F32MatchesDenseDoubleReference) {
   std::uint64_t seed = 1;
   for (const Case& c : cases()) {
     const Result r = run_tiled(*be, DType::f32, c, seed++);
-    const Dense want = dense(c, r.q, r.k, r.v, &r.dout, slopes_for(c.Hq));
+    const Dense want = dense(c, r.q, r.k, r.v, &r.dout, slopes_for(c.Hq), r.rel);
     EXPECT_TRUE(ref::near(r.out, want.out, 1e-5)) << "out " << c.str();
     EXPECT_TRUE(lse_near(r.lse, want.lse, 1e-5)) << "lse " << c.str();
     // gradients: sums of up to Tk products with cancellation in dP - rowsum(dO O): 2e-5
     EXPECT_TRUE(ref::near(r.dq, want.dq, 2e-5)) << "dq " << c.str();
     EXPECT_TRUE(ref::near(r.dk, want.dk, 2e-5)) << "dk " << c.str();
     EXPECT_TRUE(ref::near(r.dv, want.dv, 2e-5)) << "dv " << c.str();
+    if (c.rel) {
+      EXPECT_TRUE(ref::near(r.drel, want.drel, 2e-5, 1e-6)) << "drel " << c.str();
+    }
   }
 }
 
@@ -251,28 +282,38 @@ TEST_F(FlashAttention, HalfPrecisionMatchesDenseDoubleReference) {
     std::uint64_t seed = 100;
     for (const Case& c : cases()) {
       const Result r = run_tiled(*be, dt, c, seed++);
-      const Dense want = dense(c, r.q, r.k, r.v, &r.dout, slopes_for(c.Hq)),
-                  grads = dense(c, r.q, r.k, r.v, &r.dout, slopes_for(c.Hq), &r.out);
+      const Dense want = dense(c, r.q, r.k, r.v, &r.dout, slopes_for(c.Hq), r.rel),
+                  grads = dense(c, r.q, r.k, r.v, &r.dout, slopes_for(c.Hq), r.rel, &r.out);
       const char* n = dtype_name(dt).data();
       EXPECT_TRUE(ref::near(r.out, want.out, 1.5 * u)) << n << " out " << c.str();
       EXPECT_TRUE(lse_near(r.lse, want.lse, 1e-5)) << n << " lse " << c.str();
       EXPECT_TRUE(ref::near(r.dq, grads.dq, 2 * u)) << n << " dq " << c.str();
       EXPECT_TRUE(ref::near(r.dk, grads.dk, 2 * u)) << n << " dk " << c.str();
       EXPECT_TRUE(ref::near(r.dv, grads.dv, 2 * u)) << n << " dv " << c.str();
+      if (c.rel) {
+        EXPECT_TRUE(ref::near(r.drel, grads.drel, 2 * u, 1e-6)) << n << " drel " << c.str();
+      }
     }
   }
 }
 
 // The gradient is the derivative of the forward: central differences of the double
-// reference forward, L = sum(out * R), against the kernel's dq, dk, dv (f32).
+// reference forward, L = sum(out * R), against the kernel's dq, dk, dv (f32), and
+// d rel_bias (the kernel's per-sequence drel_bias summed over b) with a relative bias.
 TEST_F(FlashAttention, BackwardMatchesFiniteDifferences) {
-  for (const Case& c : {Case{.B = 1, .T = 5, .Hq = 2, .Hkv = 1, .D = 3, .window = 3, .alibi = true},
-                        Case{.B = 2, .T = 4, .Hq = 2, .Hkv = 2, .D = 2, .causal = false, .len = {4, 2}}}) {
+  for (const Case& c :
+       {Case{.B = 1, .T = 5, .Hq = 2, .Hkv = 1, .D = 3, .window = 3, .alibi = true},
+        Case{.B = 2, .T = 4, .Hq = 2, .Hkv = 2, .D = 2, .causal = false, .len = {4, 2}},
+        Case{.B = 2, .T = 5, .Hq = 2, .Hkv = 1, .D = 3, .rel = true},
+        Case{.B = 2, .T = 3, .Hq = 2, .Hkv = 2, .D = 2, .causal = false, .len = {6, 4}, .Tk = 6, .rel = true}}) {
     Result r = run_tiled(*be, DType::f32, c, 42, 1.0);
     const Vec slopes = slopes_for(c.Hq);
-    auto L = [&] { return ref::dot(dense(c, r.q, r.k, r.v, nullptr, slopes).out, r.dout); };
-    for (auto [name, x, g] :
-         {std::tuple{"dq", &r.q, &r.dq}, std::tuple{"dk", &r.k, &r.dk}, std::tuple{"dv", &r.v, &r.dv}}) {
+    auto L = [&] { return ref::dot(dense(c, r.q, r.k, r.v, nullptr, slopes, r.rel).out, r.dout); };
+    Vec drel_total(r.rel.size(), 0.0);  // summed over the batch, as the model does
+    for (size_t i = 0; i < r.drel.size(); ++i) drel_total[i % r.rel.size()] += r.drel[i];
+    for (auto [name, x, g] : {std::tuple{"dq", &r.q, &r.dq}, std::tuple{"dk", &r.k, &r.dk},
+                              std::tuple{"dv", &r.v, &r.dv}, std::tuple{"drel", &r.rel, &drel_total}}) {
+      if (x->empty()) continue;
       const auto idx = ref::sample(i64(x->size()));
       EXPECT_TRUE(ref::near(ref::gather(*g, idx), ref::fd_grad(*x, L, idx, 1e-5), 1e-4, 1e-6))
           << name << " " << c.str();
@@ -312,7 +353,8 @@ TEST_F(FlashAttention, SameBitsForAnyThreadCount) {
   const int saved = omp_get_max_threads();
   for (const Case& c :
        {Case{.B = 2, .T = 150, .Hq = 4, .Hkv = 2, .D = 8, .alibi = true},
-        Case{.B = 3, .T = 70, .Hq = 2, .Hkv = 1, .D = 9, .causal = false, .len = {70, 33, 5}}})
+        Case{.B = 3, .T = 70, .Hq = 2, .Hkv = 1, .D = 9, .causal = false, .len = {70, 33, 5}},
+        Case{.B = 3, .T = 150, .Hq = 4, .Hkv = 2, .D = 8, .causal = false, .rel = true}})
     for (DType dt : {DType::f32, DType::bf16}) {
       omp_set_num_threads(1);
       const Result one = run_tiled(*be, dt, c, 9);
@@ -324,6 +366,7 @@ TEST_F(FlashAttention, SameBitsForAnyThreadCount) {
       EXPECT_TRUE(ref::equal(one.dq, three.dq)) << "dq " << w;
       EXPECT_TRUE(ref::equal(one.dk, three.dk)) << "dk " << w;
       EXPECT_TRUE(ref::equal(one.dv, three.dv)) << "dv " << w;
+      EXPECT_TRUE(ref::equal(one.drel, three.drel)) << "drel " << w;
     }
   omp_set_num_threads(saved);
 }
@@ -345,6 +388,18 @@ TEST_F(FlashAttention, RejectsBadShapes) {
                                            {.key_lengths = ref::tokens(len, Shape{1})}),
                Error);
   EXPECT_NO_THROW(be->flash_attention_forward(out2, lse2, h(0, 1), h(2, 1), h(4, 1), {}));
+  // rel_bias must be (Tq + Tk - 1, Hq) f32; drel_bias (B, Tq + Tk - 1, Hq) and only with rel_bias
+  Buffer rel_bad(*be, {4, 1}, DType::f32), rel(*be, {7, 1}, DType::f32), drel_bad(*be, {7, 1}, DType::f32);
+  EXPECT_THROW(be->flash_attention_forward(out2, lse2, h(0, 1), h(2, 1), h(4, 1), {.rel_bias = rel_bad}), Error);
+  EXPECT_NO_THROW(be->flash_attention_forward(out2, lse2, h(0, 1), h(2, 1), h(4, 1), {.rel_bias = rel}));
+  Buffer dqkv(*be, {1, 4, 5 * 2}, DType::f32);
+  auto dh = [&](i64 off, i64 n) { return HeadsView::in(dqkv, off, n, 2); };
+  EXPECT_THROW(be->flash_attention_backward(dh(0, 1), dh(2, 1), dh(4, 1), out2, h(0, 1), h(2, 1), h(4, 1), out2,
+                                            lse2, {.rel_bias = rel, .drel_bias = drel_bad}),
+               Error);
+  EXPECT_THROW(be->flash_attention_backward(dh(0, 1), dh(2, 1), dh(4, 1), out2, h(0, 1), h(2, 1), h(4, 1), out2,
+                                            lse2, {.drel_bias = drel_bad}),
+               Error);
 }
 
 }  // namespace

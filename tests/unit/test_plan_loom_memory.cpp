@@ -115,6 +115,11 @@ TEST(PlanLoomMemory, EqualsWhatLoomAllocatesToTheByte) {
   RunConfig sinus = base();
   sinus.model.positions = "sinusoidal", sinus.parallel.pp = 2;
   expect_equal(sinus, 0, "sinusoidal pp 2");
+  RunConfig t5 = base();  // the shared relative bias table: tied over the stages, split over tp
+  t5.model.positions = "t5_relative", t5.parallel.tp = 2, t5.parallel.pp = 2, t5.train.precision = "bf16";
+  for (int s : {0, 1}) expect_equal(t5, s, "t5_relative tp 2 pp 2 bf16");
+  t5.optim.zero = 1, t5.parallel.dp = 2;
+  for (int s : {0, 1}) expect_equal(t5, s, "t5_relative tp 2 pp 2 dp 2 zero 1");
 
   RunConfig sp = base();
   sp.parallel.tp = 2, sp.parallel.sequence_parallel = true, sp.train.precision = "bf16";
