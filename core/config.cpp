@@ -168,11 +168,6 @@ void validate(const ModelConfig& m) {
              "model.ln_placement must be pre or post, got '{}'", m.ln_placement);
   LOOM_CHECK(m.window >= 0, "0 means every earlier position (no window)",
              "model.window must be >= 0, got {}", m.window);
-  // The classification head pools the final norm's output, which post-LN does not have.
-  LOOM_CHECK(m.head != "classify" || (m.ln_placement == "pre" && m.family == "gpt"),
-             "fine-tune a pre-LN gpt-family model (model.ln_placement pre, model.family gpt)",
-             "model.head classify needs model.ln_placement pre and model.family gpt (got {} and {})",
-             m.ln_placement, m.family);
 }
 
 void validate(const RunConfig& c) {

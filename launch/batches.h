@@ -13,8 +13,11 @@
 //                    one target per sequence, its label at the pooled position; training
 //                    sequence i of step s is example rng_u64(seed, s, i) % N (drawn with
 //                    replacement, like the LM windows); evaluation is one pass over the
-//                    whole split, the last batch padded with sequences without targets.
-// x and y are (count, T) row-major, written (=).
+//                    whole split, the last batch padded with sequences without targets
+//                    (length T).
+// x and y are (count, T) row-major, written (=); `len` (count) the real tokens of each
+// sequence (ClassifyBatches: the example's length, min T; LmBatches: T, a stream has no
+// padding), written (=) when not null.
 #pragma once
 
 #include <cstdint>
@@ -32,10 +35,14 @@ class Batches {
  public:
   virtual ~Batches() = default;
   // Sequences [0, count) of the global batch of training step `step`.
-  virtual void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y) const = 0;
+  virtual void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y,
+                     std::int32_t* len) const = 0;
   // Batches of `per_batch` sequences in one evaluation pass, and batch `e` of them.
   virtual std::int64_t eval_batches(std::int64_t per_batch) const = 0;
-  virtual void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y) const = 0;
+  virtual void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y,
+                    std::int32_t* len) const = 0;
+  // Whether sequences are padded (labelled data): the trainer then passes `len` to the model.
+  virtual bool padded() const { return false; }
   // Classification: the accuracy of always answering the split's most frequent label (the
   // majority-class baseline); < 0 for language modelling.
   virtual double majority_share() const { return -1; }
@@ -48,9 +55,10 @@ class LmBatches final : public Batches {
   LmBatches(const DataLoader& loader, std::int64_t eval_batches, const MlmMasker* mlm = nullptr,
             const SpanCorruptor* spans = nullptr)
       : loader_(loader), eval_batches_(eval_batches), mlm_(mlm), spans_(spans) {}
-  void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y) const override;
+  void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y,
+             std::int32_t* len) const override;
   std::int64_t eval_batches(std::int64_t) const override { return eval_batches_; }
-  void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y) const override;
+  void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y, std::int32_t* len) const override;
 
  private:
   const DataLoader& loader_;
@@ -65,10 +73,12 @@ class ClassifyBatches final : public Batches {
   // Borrows the split; `T` <= the dataset's seq_len; `pad`: the token of padding sequences.
   ClassifyBatches(const LabelledSplit& split, std::int64_t classes, std::int64_t T, std::int32_t pad,
                   std::uint64_t seed, Pooling pooling);
-  void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y) const override;
+  void train(std::int64_t step, std::int64_t count, std::int32_t* x, std::int32_t* y,
+             std::int32_t* len) const override;
   std::int64_t eval_batches(std::int64_t per_batch) const override;
-  void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y) const override;
+  void eval(std::int64_t e, std::int64_t per_batch, std::int32_t* x, std::int32_t* y, std::int32_t* len) const override;
   double majority_share() const override { return split_.majority_share(classes_); }
+  bool padded() const override { return true; }
 
  private:
   const LabelledSplit& split_;
@@ -76,6 +86,7 @@ class ClassifyBatches final : public Batches {
   std::int32_t pad_;
   std::uint64_t seed_;
   bool pool_first_;
+  std::int32_t length(std::int64_t example) const;
 };
 
 }  // namespace loom

@@ -189,7 +189,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 
   const ModelConfig& mc = cfg.model;
   const std::int64_t T = cfg.train.sequence(mc), MB = cfg.train.micro_batch;
-  make_batches(data, cfg, T, pooling_for("gpt2"));  // a decoder pools a sequence's last real token
+  make_batches(data, cfg, T, pooling_for(mc));  // decoder: the last real token; encoder: the first
 
   // The run directory, now that options and data are valid: rank 0 creates it, checks
   // that it is writable, locks it for this run, and refuses (or with checkpoint.overwrite

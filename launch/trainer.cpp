@@ -37,22 +37,24 @@ void Trainer::check_finite_step(std::int64_t s, const char* what, double value) 
 }
 
 // The executor's view of the model for one pass: micro-batch mb is rows
-// [mb * B, (mb + 1) * B) of this rank's inputs and targets.
+// [mb * B, (mb + 1) * B) of this rank's inputs and targets (and lengths, when padded).
 class Trainer::Stage final : public PipelineStage {
 public:
-  Stage(StageModel& m, const std::int32_t* x, const std::int32_t* y, float dloss)
-      : m_(m), x_(x), y_(y), n_(m.batch() * m.seq_len()), dloss_(dloss) {}
+  Stage(StageModel& m, const std::int32_t* x, const std::int32_t* y, const std::int32_t* len, float dloss)
+      : m_(m), x_(x), y_(y), len_(len), n_(m.batch() * m.seq_len()), dloss_(dloss) {}
   int slots(int chunk) const override { return m_.slots(chunk); }
   std::vector<Tensor> inputs(int chunk, int slot) override { return m_.inputs(chunk, slot); }
   std::vector<Tensor> outputs(int chunk, int slot) override { return m_.outputs(chunk, slot); }
   std::vector<Tensor> input_grads(int chunk) override { return m_.input_grads(chunk); }
   std::vector<Tensor> output_grads(int chunk) override { return m_.output_grads(chunk); }
-  void forward(int chunk, int mb, int slot) override { m_.forward(chunk, {x_ + mb * n_, y_ + mb * n_}, slot); }
+  void forward(int chunk, int mb, int slot) override {
+    m_.forward(chunk, {x_ + mb * n_, y_ + mb * n_, len_ ? len_ + mb * m_.batch() : nullptr}, slot);
+  }
   void backward(int chunk, int, int slot) override { m_.backward(chunk, slot, dloss_); }
 
 private:
   StageModel& m_;
-  const std::int32_t *x_, *y_;
+  const std::int32_t *x_, *y_, *len_;  // len_: null for unpadded data
   std::int64_t n_;
   float dloss_;
 };
@@ -123,6 +125,10 @@ Trainer::Trainer(const RunConfig& cfg, ParallelContext& ctx, Backend& be, StageM
   batch_y_.resize(batch_x_.size());
   x_ = Buffer(be, Shape{local_ * T_}, DType::f32, Memory::staging);
   y_ = Buffer(be, Shape{local_ * T_}, DType::f32, Memory::staging);
+  if (train_.padded()) {
+    batch_len_.resize(std::size_t(cfg.train.global_batch));
+    len_ = Buffer(be, Shape{local_}, DType::f32, Memory::staging);
+  }
 }
 
 MemoryPlan Trainer::memory_plan() const {
@@ -151,7 +157,7 @@ StepRecord Trainer::step(std::int64_t s) {
   // target tokens — the loss normaliser — without communication; this rank runs its slice.
   // Masked LM masks the whole batch too: the mask of a sequence depends on its global index only.
   const std::int64_t G = cfg_.train.global_batch;
-  train_.train(s, G, batch_x_.data(), batch_y_.data());
+  train_.train(s, G, batch_x_.data(), batch_y_.data(), batch_len_.empty() ? nullptr : batch_len_.data());
   const std::int64_t targets = count_targets(batch_y_.data(), G * T_);
   LOOM_CHECK(targets > 0, "check the dataset", "step {}: the global batch has no target tokens", s);
   // x_ and y_ may still be read by the last step's copies to the device only if that step
@@ -162,13 +168,18 @@ StepRecord Trainer::step(std::int64_t s) {
   auto* y = static_cast<std::int32_t*>(y_.tensor().ptr);
   std::copy_n(batch_x_.data() + first_ * T_, local_ * T_, x);
   std::copy_n(batch_y_.data() + first_ * T_, local_ * T_, y);
+  std::int32_t* len = nullptr;
+  if (!batch_len_.empty()) {
+    len = static_cast<std::int32_t*>(len_.tensor().ptr);
+    std::copy_n(batch_len_.data() + first_, local_, len);
+  }
 
   if (zero_) zero_->begin_step(int(accum_));
   else dp_grads_.begin_step(int(accum_));
   StepRecord r;
   r.step = s;
   r.loss_scale = scaler_.scale();
-  Stage stage(model_, x, y, float(r.loss_scale / double(targets)));
+  Stage stage(model_, x, y, len, float(r.loss_scale / double(targets)));
   run_pipeline_plan(plan_, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   be_.synchronize();
   // Both copies of a tied tensor get the summed gradient (first and last stage). Sums
@@ -217,17 +228,20 @@ StepRecord Trainer::step(std::int64_t s) {
 Evaluation Trainer::evaluate() {
   const std::int64_t G = cfg_.train.global_batch, E = val_.eval_batches(G);
   std::vector<std::int32_t> x(std::size_t(E * local_ * T_)), y(x.size()), xg(std::size_t(G * T_)), yg(xg.size());
+  const bool padded = val_.padded();
+  std::vector<std::int32_t> len(padded ? std::size_t(E * local_) : 0), lg(padded ? std::size_t(G) : 0);
   std::int64_t targets = 0;
   for (std::int64_t e = 0; e < E; ++e) {
-    val_.eval(e, G, xg.data(), yg.data());
+    val_.eval(e, G, xg.data(), yg.data(), padded ? lg.data() : nullptr);
     targets += count_targets(yg.data(), G * T_);
     std::copy_n(xg.data() + first_ * T_, local_ * T_, x.data() + e * local_ * T_);  // this dp rank's slice
     std::copy_n(yg.data() + first_ * T_, local_ * T_, y.data() + e * local_ * T_);
+    if (padded) std::copy_n(lg.data() + first_, local_, len.data() + e * local_);
   }
   LOOM_CHECK(targets > 0, "check the validation split", "evaluation: no target tokens");
   model_.take_loss_sum();  // nothing should be pending; start from zero
   model_.take_correct();
-  Stage stage(model_, x.data(), y.data(), 0.0f);
+  Stage stage(model_, x.data(), y.data(), padded ? len.data() : nullptr, 0.0f);
   const PipePlan plan = make_forward_only_plan(ctx_.shape.pp, ctx_.coord.pp, int(E * accum_), model_.chunks());
   run_pipeline_plan(plan, ctx_.coord.pp, ctx_.shape.pp, pp_, stage);
   Evaluation ev;

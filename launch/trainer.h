@@ -137,11 +137,13 @@ private:
   LossScaler scaler_;
   TrainProgress progress_;             // scaler state lives in scaler_ and is copied out on demand
   std::vector<std::int32_t> batch_x_, batch_y_;  // the global batch (G, T), read whole to count its targets
+  std::vector<std::int32_t> batch_len_;          // (G) real tokens per sequence (padded data only)
   // This rank's inputs and targets of a step, (local_, T) int32 ids in 4-byte elements, in
   // staging memory (page-locked on CUDA) so the model's copies to the device do not wait
   // (Backend::upload_async). Invariant: written only at the start of step(), after the
   // previous step's be_.synchronize(), so no copy from them is still in flight.
   Buffer x_, y_;
+  Buffer len_;  // (local_) lengths, padded data only (Batches::padded): MicroBatch::lengths
   std::vector<StepRecord> history_;
 };
 

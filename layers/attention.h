@@ -7,7 +7,8 @@
 // The attention core runs one of two kernels (train.attention; docs/attention.md):
 //   tiled  Backend::flash_attention_*: online softmax over tiles, saves lse (B,H,T) f32;
 //          backward recomputes the probabilities tile by tile. Any mask: causal or not
-//          (`causal`), a sliding window of `window` keys. Memory O(T), work O(T * window).
+//          (`causal`), a sliding window of `window` keys, padding (Saved::key_lengths).
+//          Memory O(T), work O(T * window).
 //   dense  attention_* / grouped_attention_*: saves probs (B,H,T,T) f32 and needs a
 //          (B,H,T,T) dprobs scratch; causal only, no window. The reference in tests.
 // Positions inside attention: RoPE rotates q and k in place in qkv after c_attn (so the
@@ -51,6 +52,9 @@ struct Attention {
     Tensor qkv, att;
     Tensor lse;    // tiled: (B,H,T) f32
     Tensor probs;  // dense: (B,H,T,T) f32
+    // (B) int32 on the device, or empty: keys s >= key_lengths[b] (a labelled sequence's
+    // padding) are masked. Set by the model per micro-batch; tiled kernel only.
+    TokenView key_lengths;
   };
   struct Scratch {
     Tensor dqkv, datt;
@@ -76,7 +80,7 @@ struct Attention {
     c_proj.backward(be, k.datt, dout, s.att);
     if (kernel == AttentionKernel::tiled)
       be.flash_attention_backward(q_of(k.dqkv), k_of(k.dqkv), v_of(k.dqkv), k.datt, q_of(s.qkv), k_of(s.qkv),
-                                  v_of(s.qkv), s.att, s.lse, spec());
+                                  v_of(s.qkv), s.att, s.lse, spec(s));
     else if (plain())
       be.attention_backward(k.dqkv, k.dprobs, k.datt, s.qkv, s.probs, heads);
     else
@@ -103,18 +107,20 @@ private:
   HeadsView v_of(Tensor qkv) const {
     return HeadsView::in(qkv, (heads + kv()) * head_dim(qkv), kv(), head_dim(qkv));
   }
-  AttentionSpec spec() const {
-    return {.causal = causal, .window = window, .alibi_slopes = alibi_slopes, .rel_bias = rel_bias,
-            .drel_bias = drel_bias};
+  AttentionSpec spec(const Saved& s) const {
+    return {.causal = causal, .window = window, .key_lengths = s.key_lengths, .alibi_slopes = alibi_slopes,
+            .rel_bias = rel_bias, .drel_bias = drel_bias};
   }
   // GPT-2's attention keeps the dense kernel it always ran.
   bool plain() const { return kv() == heads && alibi_slopes.empty(); }
   void core_forward(Backend& be, const Saved& s) const {
     if (kernel == AttentionKernel::tiled) {
-      be.flash_attention_forward(s.att, s.lse, q_of(s.qkv), k_of(s.qkv), v_of(s.qkv), spec());
+      be.flash_attention_forward(s.att, s.lse, q_of(s.qkv), k_of(s.qkv), v_of(s.qkv), spec(s));
       return;
     }
     check();  // never a silently causal "bidirectional" layer
+    LOOM_CHECK(s.key_lengths.ptr == nullptr, "use --train.attention tiled (the default)",
+               "the dense attention kernel has no padding mask (key lengths)");
     if (plain())
       be.attention_forward(s.att, s.probs, s.qkv, heads);
     else

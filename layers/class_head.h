@@ -1,6 +1,6 @@
 // layers/class_head.h — the sequence-classification head (model.head classify): a linear
-// map C -> K classes (+ bias) of the final norm's output, and cross-entropy over the K
-// classes.
+// map C -> K classes (+ bias) of the final norm's output (pre-LN) or of the last block's
+// output (post-LN, whose blocks end in a norm), and cross-entropy over the K classes.
 //
 // Shapes: N = B*T rows, C channels, K classes. The head runs over every row (K is small,
 // so this costs N*C*K, a sliver of the LM head's N*C*V) and the loss keeps the rows whose
@@ -9,7 +9,7 @@
 // and the runtime's target count is the number of sequences. Which position is pooled is
 // one predicate, pooling_for(): a causal decoder's last real token is the only one that
 // has seen the whole text (the padding after it cannot reach it), an encoder's first
-// token ([CLS]) sees everything.
+// token sees everything real (its attention masks the padding: MicroBatch::lengths).
 // Tensor parallelism: the head is small and whole on every tp rank (tp-replicated
 // parameters); every rank computes the same logits, loss and gradients from the same
 // replicated input, so no tp communication and the gradients stay identical across tp.
@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "layers/linear.h"
 #include "layers/vocab_parallel_loss.h"
 
@@ -28,11 +29,10 @@ namespace loom {
 
 enum class Pooling : std::uint8_t { first_token, last_token };
 
-// The pooled position of a model family: the last real token for decoders (GPT), the
-// first for anything else (encoders, whose first token is a [CLS] summary).
-inline Pooling pooling_for(const std::string& architecture) {
-  return architecture == "gpt2" ? Pooling::last_token : Pooling::first_token;
-}
+// The pooled position of a model: the last real token for a causal decoder (model.family
+// gpt), the first for a bidirectional encoder (bert: under its padding mask the first
+// position sees every real token and nothing else; docs/finetuning.md).
+inline Pooling pooling_for(const ModelConfig& m) { return m.bert() ? Pooling::first_token : Pooling::last_token; }
 
 struct ClassHead {
   Linear proj;             // w (K, C), b (K)

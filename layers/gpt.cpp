@@ -172,7 +172,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
   if (c.embeds && learned) c.wpe = params_.param("wpe"), c.dwpe = params_.grad("wpe");
   if (c.has_loss) {
     if (!cfg_.post_ln()) c.ln_f = norm("ln_f");  // post-LN has no final norm (gpt_layout.cpp)
-    if (classify_) {  // the head's gradient is complete first, then ln_f's (classify needs pre-LN)
+    if (classify_) {  // the head's gradient is complete first, then ln_f's (pre-LN)
       head_.proj = Linear{params_.param("cls.weight"), params_.param("cls.bias"), params_.grad("cls.weight"),
                           params_.grad("cls.bias")};
       head_.loss = VocabParallelLoss{head_group_.get(), 0, cfg_.classes};
@@ -228,6 +228,7 @@ void Gpt::build_chunk(Chunk& c, int slots) {
       }
     }
     if (c.embeds) s.tokens = f32("token ids", {B_, T_});  // int32 ids in 4-byte elements
+    if (cfg_.bert()) s.lengths = f32("token ids", {B_});  // every chunk's attention masks the padding
     if (c.embeds && cfg_.post_ln()) {
       s.emb = act(blocks, stream_shape());
       s.emb_saved = {rms ? Tensor{} : f32(blocks, {Nl}), f32(blocks, {Nl})};
@@ -367,9 +368,23 @@ void Gpt::embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s) {
   be_.matmul(s.logits, ln_f_all, c.wte, {}, {.trans_b = Trans::yes});  // tied head: this rank's vocabulary columns
 }
 
+// A bidirectional encoder on padded sequences (labelled data): every block's attention
+// masks the keys past each sequence's length, so no real position sees the padding and
+// the padding's content and amount change nothing. A causal decoder needs no mask (the
+// padding follows every real token), and a token stream has no padding (lengths null).
+void Gpt::set_key_lengths(Slot& s, const std::int32_t* lengths) {
+  TokenView view;
+  if (lengths && cfg_.bert()) {
+    be_.upload_async(s.lengths, id_bytes(lengths, Shape{B_}));  // kept by the caller, as tokens
+    view = ids(s.lengths, {B_});
+  }
+  for (Block::Saved& b : s.saved) b.attn.key_lengths = view;
+}
+
 void Gpt::forward(int chunk, const MicroBatch& mb, int slot) {
   Chunk& c = chunks_.at(std::size_t(chunk));
   Slot& s = c.slots.at(std::size_t(slot));
+  set_key_lengths(s, mb.lengths);
   embed_and_blocks(c, mb.tokens, s);
   if (!c.has_loss) return;
   be_.upload_async(s.targets, id_bytes(mb.targets, Shape{B_, T_}));
@@ -377,8 +392,9 @@ void Gpt::forward(int chunk, const MicroBatch& mb, int slot) {
     loss_.forward(be_, loss_rows_, s.logits, ids(s.targets, {B_ * T_}), s.loss);
     return;
   }
-  // Every tp rank runs the whole head on all N rows (SP: gathered by embed_and_blocks).
-  const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : s.ln_f_out;
+  // Every tp rank runs the whole head on all N rows (SP: gathered by embed_and_blocks) of
+  // ln_f's output, or under post-LN of the last block's (already normalised) output.
+  const Tensor ln_f_all = sp() ? sp_.gathered.view({B_ * T_, cfg_.channels}) : head_input(s);
   head_.forward(be_, loss_rows_, ln_f_all, ids(s.targets, {B_ * T_}), s.cls);
   correct_ += ClassHead::correct(be_, s.cls, mb.targets, head_wide_, head_host_);
 }
@@ -403,15 +419,20 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     // The head is whole on every tp rank: its d ln_f output is complete without a tp
     // reduction (SP: this rank keeps its own rows of it).
     const Tensor dln = scratch_.dln.view({Nl, C});
-    const Tensor dln_all = sp() ? sp_.full.view({N, C}) : dln, ln_f_all = sp() ? sp_.gathered.view({N, C}) : s.ln_f_out;
-    if (sp()) tp_.all_gather(ln_f_all, s.ln_f_out);  // the gathered buffer is shared by the slots
+    const Tensor head_in = head_input(s);
+    const Tensor dln_all = sp() ? sp_.full.view({N, C}) : dln, ln_f_all = sp() ? sp_.gathered.view({N, C}) : head_in;
+    if (sp()) tp_.all_gather(ln_f_all, head_in);  // the gathered buffer is shared by the slots
     head_.backward(be_, freeze_ ? Tensor{} : dln_all, ln_f_all, ids(s.targets, {N}), s.cls, dloss);
     ready(c.b_cls);
     if (freeze_) return skip_frozen(c);
     if (sp()) be_.copy(dln, dln_all.slice_rows(tp_.rank() * Nl, (tp_.rank() + 1) * Nl));
-    be_.fill(dresid, 0.0f);
-    c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
-    ready(c.b_ln_f);
+    if (cfg_.post_ln()) {
+      be_.copy(dresid.view({Nl, C}), dln);  // the head read the stream itself
+    } else {
+      be_.fill(dresid, 0.0f);
+      c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
+      ready(c.b_ln_f);
+    }
   } else if (freeze_) {
     return skip_frozen(c);
   } else if (c.has_loss) {
@@ -476,6 +497,7 @@ void Gpt::logits_at(const std::int32_t* tokens, std::int64_t b, std::int64_t t, 
   LOOM_CHECK(!classify_, "generate with a language model (model.head lm)",
              "logits_at: this model has a classification head, not next-token logits");
   Slot& s = chunks_[0].slots[0];
+  set_key_lengths(s, nullptr);  // generation: no padding
   embed_and_blocks(chunks_[0], tokens, s);
   const std::int64_t Vp = cfg_.padded_vocab();
   Tensor row = s.logits.slice_rows(b * T_ + t, b * T_ + t + 1);

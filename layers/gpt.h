@@ -139,6 +139,7 @@ private:
   // Everything one micro-batch in flight keeps between its forward and backward.
   struct Slot {
     Tensor tokens, targets;      // device copies of the micro-batch's token ids (as 4-byte values)
+    Tensor lengths;              // encoder (bert): (B) real tokens per sequence, int32 as 4-byte values
     std::vector<Tensor> resid;   // the chunk's layers + 1 residual-stream tensors (B,T,C); SP: (N/tp, C)
     std::vector<Block::Saved> saved;
     Tensor ln_f_out, logits;     // loss chunk only
@@ -166,6 +167,7 @@ private:
 
   void build_chunk(Chunk& c, int slots);
   void embed_and_blocks(Chunk& c, const std::int32_t* tokens, Slot& s);
+  void set_key_lengths(Slot& s, const std::int32_t* lengths);
   void ready(std::size_t bucket) const;
   void skip_frozen(Chunk& c);
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,

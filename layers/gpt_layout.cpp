@@ -134,11 +134,11 @@ std::vector<ParamSpec> Gpt::param_specs(const ModelConfig& m, int tp, int r, con
     if (stage.has_loss(v) && !m.post_ln()) {  // post-LN: the last block's output is already normalised
       s.push_back({.name = "ln_f.weight", .shape = {C}, .init_value = 1, .role = R::norm, .tp_replicated = rep});
       if (!rms) s.push_back({.name = "ln_f.bias", .shape = {C}, .role = R::norm, .tp_replicated = rep});
-      if (m.head == "classify") {  // layers/class_head.h: whole on every tp rank
-        s.push_back({.name = "cls.weight", .shape = {m.classes, C}, .init_std = std, .role = R::matrix,
-                     .tp_replicated = rep});
-        s.push_back({.name = "cls.bias", .shape = {m.classes}, .role = R::bias, .tp_replicated = rep});
-      }
+    }
+    if (stage.has_loss(v) && m.head == "classify") {  // layers/class_head.h: whole on every tp rank
+      s.push_back({.name = "cls.weight", .shape = {m.classes, C}, .init_std = std, .role = R::matrix,
+                   .tp_replicated = rep});
+      s.push_back({.name = "cls.bias", .shape = {m.classes}, .role = R::bias, .tp_replicated = rep});
     }
   }
   // T5's relative bias table, shared by all blocks: one copy per stage, split by heads over

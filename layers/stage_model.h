@@ -42,6 +42,9 @@ namespace loom {
 struct MicroBatch {
   const std::int32_t* tokens = nullptr;   // (B, T)
   const std::int32_t* targets = nullptr;  // (B, T); < 0: not a target
+  // (B) real tokens of each sequence (1..T), the rest is padding; null: every position is
+  // real (token streams). A bidirectional encoder masks the padding out of attention.
+  const std::int32_t* lengths = nullptr;
 };
 
 class StageModel {

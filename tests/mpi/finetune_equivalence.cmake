@@ -2,9 +2,12 @@
 # docs/finetuning.md) in one layout against the single-rank run.
 #
 # cmake -DMPIEXEC=... -DNP_FLAG=-n -DNP=<ranks> -DLOOM_DATA=... -DLOOM_TRAIN=... -DCOMPARE=...
-#       -DWORK=<folder> -DLAYOUT="--parallel.tp 2" [-DBOTH="--finetune.freeze_backbone"] -P finetune_equivalence.cmake
+#       -DWORK=<folder> -DLAYOUT="--parallel.tp 2" [-DBOTH="--finetune.freeze_backbone"]
+#       [-DFAMILY="--model.family bert --model.ln_placement post"] -P finetune_equivalence.cmake
 # Once per WORK folder: a labelled dataset (loom-data classify, 3 labels told apart by
-# their words) and a tiny language model pretrained on the small token dataset (one rank).
+# their words, padded to 16 tokens) and a tiny language model pretrained on the small
+# token dataset (one rank; FAMILY: its model options, e.g. a BERT encoder, which then
+# pools the first token under its padding mask). Give each FAMILY its own WORK.
 # Then the classifier fine-tunes from that model (finetune.from: the backbone loaded, the
 # head from the seed) on one rank and with LAYOUT on NP ranks; compare_runs checks the
 # initial weights bit for bit, losses, grad norms, val loss and val accuracy of every
@@ -26,7 +29,11 @@ if(NOT EXISTS ${WORK}/labelled.h5)
     math(EXPR label "${i} % 3")
     math(EXPR w "${label} * 3 + (${i} / 3) % 3")
     list(GET words ${w} word)
-    string(APPEND text "the ${word} of line ${i}\tlabel${label}\n")
+    if(DEFINED FAMILY)  # short lines (6-8 of 16 tokens): the encoder's padding mask matters
+      string(APPEND text "${word} ${i}\tlabel${label}\n")
+    else()
+      string(APPEND text "the ${word} of line ${i}\tlabel${label}\n")
+    endif()
   endforeach()
   file(WRITE ${WORK}/labelled_${nonce}.tsv "${text}")
   run_checked(${LOOM_DATA} classify --quiet --input ${WORK}/labelled_${nonce}.tsv --output ${WORK}/labelled_${nonce}.h5
@@ -35,7 +42,8 @@ if(NOT EXISTS ${WORK}/labelled.h5)
   file(REMOVE ${WORK}/labelled_${nonce}.tsv)
 endif()
 if(NOT EXISTS ${WORK}/pretrained.h5)
-  run_checked(${LOOM_TRAIN} --data.train ${WORK}/data.h5 ${model} --train.steps 5 --train.global_batch 8
+  separate_arguments(family_args UNIX_COMMAND "${FAMILY}")
+  run_checked(${LOOM_TRAIN} --data.train ${WORK}/data.h5 ${model} ${family_args} --train.steps 5 --train.global_batch 8
               --train.micro_batch 8 --train.log_interval 100 --checkpoint.dir ${WORK}/pretrain_${nonce}
               --checkpoint.overwrite)
   file(RENAME ${WORK}/pretrain_${nonce}/weights.h5 ${WORK}/pretrained.h5)

@@ -1,6 +1,9 @@
 // tests/unit/test_classify_head.cpp — GPT with the classification head (model.head
 // classify, layers/class_head.h) against central finite differences, and the frozen
 // backbone (finetune.freeze_backbone): only the head's gradients, only the head changes.
+// The encoder (model.family bert, post-LN): the head on the first token of the last block's
+// output, gradients by finite differences under the padding mask (MicroBatch::lengths), and
+// the loss unchanged by the padding's content (bit for bit) and amount (T 5 vs 8, 1e-6).
 //
 // Tiny config (2 layers, C=16, 2 heads, vocab 37, K=3 classes, T=5, B=2); one target per
 // sequence at its pooled position (the last real token; a padded sequence's padding
@@ -173,4 +176,102 @@ TEST(ClassifyHead, FrozenBackboneTrainsOnlyTheHead) {
     else
       EXPECT_EQ(frozen.params().read(i), before[i]) << frozen.params().spec(i).name;
   }
+}
+
+// ---- the encoder (model.family bert, post-LN): first-token pooling and the padding mask
+
+namespace {
+
+ModelConfig tiny_encoder() {
+  ModelConfig m = tiny();
+  m.family = "bert";
+  m.ln_placement = "post";
+  return m;
+}
+
+// Sequence 0 has 5 real tokens, sequence 1 three (then T - 3 of padding `pad`, a real
+// vocabulary id, so a model that attended to it would see it). Label at t = 0 (pooled).
+struct Padded {
+  std::vector<std::int32_t> tokens, targets, lengths;
+};
+Padded padded(std::int64_t T_, std::int32_t pad, std::uint64_t junk_seed) {
+  Padded b{std::vector<std::int32_t>(std::size_t(B * T_)), std::vector<std::int32_t>(std::size_t(B * T_), -1), {5, 3}};
+  for (std::int64_t bi = 0; bi < B; ++bi)
+    for (std::int64_t t = 0; t < T_; ++t) {
+      const bool real = t < b.lengths[std::size_t(bi)];
+      b.tokens[std::size_t(bi * T_ + t)] = real ? std::int32_t(rng_u64(5, bi, t) % 36)
+                                         : pad >= 0 ? pad : std::int32_t(rng_u64(junk_seed, bi, t) % 37);
+    }
+  b.targets[0] = 2;
+  b.targets[std::size_t(T_)] = 1;
+  return b;
+}
+
+double encoder_loss(Gpt& model, const Padded& b) {
+  model.forward(0, {b.tokens.data(), b.targets.data(), b.lengths.data()}, 0);
+  return model.take_loss_sum();
+}
+
+}  // namespace
+
+TEST(ClassifyHead, EncoderEveryParameterMatchesFiniteDifferences) {
+  auto be = make_backend(Device::cpu);
+  Gpt model(*be, tiny_encoder(), B, T);
+  model.params().init(42);
+  perturb(model);
+  const Padded b = padded(T, 36, 0);
+  const double targets = 2;
+  model.params().zero_grads();
+  encoder_loss(model, b);
+  model.backward(0, 0, float(1.0 / targets));
+  std::vector<std::vector<float>> grads;
+  for (std::size_t i = 0; i < model.params().size(); ++i) grads.push_back(grad_of(*be, model, i));
+  const float h = 1e-2f;
+  std::mt19937 pick(4);
+  for (std::size_t i = 0; i < model.params().size(); ++i) {
+    std::vector<float> p = model.params().read(i);
+    const std::string& name = model.params().spec(i).name;
+    std::vector<std::size_t> idx;
+    for (int k = 0; k < 6; ++k) idx.push_back(pick() % p.size());
+    if (name == "wte") idx.push_back(std::size_t(b.tokens[2]) * 16);  // a real token's row
+    for (std::size_t j : idx) {
+      const float orig = p[j];
+      p[j] = orig + h;
+      model.params().write(i, p);
+      const double lp = encoder_loss(model, b) / targets;
+      p[j] = orig - h;
+      model.params().write(i, p);
+      const double lm = encoder_loss(model, b) / targets;
+      p[j] = orig;
+      model.params().write(i, p);
+      const double fd = (lp - lm) / (2.0 * h);
+      EXPECT_NEAR(grads[i][j], fd, 2e-3 * std::max(std::abs(fd), 1e-2) + 5e-5) << name << "[" << j << "]";
+    }
+  }
+  // The padding gets no gradient: the pad token's embedding row is not used by a real
+  // position (36 is only padding here), so its gradient is exactly zero.
+  const std::vector<float> dwte = grads[model.params().index("wte")];
+  for (std::int64_t c = 0; c < 16; ++c) EXPECT_EQ(dwte[std::size_t(36 * 16 + c)], 0.0f) << c;
+}
+
+TEST(ClassifyHead, EncoderIgnoresThePaddingContentAndAmount) {
+  auto be = make_backend(Device::cpu);
+  const ModelConfig cfg = tiny_encoder();
+  Gpt short_model(*be, cfg, B, T), long_model(*be, cfg, B, 8);  // T 5 and 8: the same parameters
+  short_model.params().init(42);
+  long_model.params().init(42);
+  perturb(short_model);
+  perturb(long_model);
+  const double reference = encoder_loss(short_model, padded(T, 36, 0));
+  EXPECT_TRUE(std::isfinite(reference));
+  // Other junk in the padding: bit for bit (the masked keys are never read).
+  EXPECT_EQ(encoder_loss(short_model, padded(T, -1, 7)), reference);
+  EXPECT_EQ(encoder_loss(short_model, padded(T, -1, 8)), reference);
+  // Padded to T = 8 instead of 5: the same function; summation order may differ by rounding.
+  EXPECT_NEAR(encoder_loss(long_model, padded(8, -1, 9)), reference, 1e-6 * std::abs(reference));
+  EXPECT_NEAR(encoder_loss(long_model, padded(8, 36, 0)), reference, 1e-6 * std::abs(reference));
+  // Without the lengths the encoder attends to the padding: the mask is what makes this hold.
+  const Padded junk = padded(T, -1, 7);
+  short_model.forward(0, {junk.tokens.data(), junk.targets.data()}, 0);
+  EXPECT_NE(short_model.take_loss_sum(), reference);
 }

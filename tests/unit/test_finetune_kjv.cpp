@@ -4,15 +4,15 @@
 // and Revelation (apocalyptic)?
 //
 // The first 300 verses of each book become `verse<TAB>book` lines (1500; loom-data
-// classify holds out 10 %, bytes, T = 64: longer verses are truncated). A tiny decoder
-// (2 layers, C = 64) is pretrained on the whole Bible for 100 steps, then fine-tuned for
-// 100 steps from it (finetune.from) and, with the same steps and seed, from a random
-// start. Checked: both beat the majority-class baseline of the val split by a wide margin
-// (0.12 absolute). NOT checked, because it does not hold at this budget: that the
-// pretrained start beats the random one. When written (commit after 6cb46f0) this test gave
-// pretrained 0.467, random 0.453, majority 0.260 (50 s on a loaded 2-core machine);
-// docs/finetuning.md has the other settings tried, where the random start won every time
-// but this one, and why that may be.
+// classify holds out 10 %, bytes, T = 64: longer verses are truncated). A tiny BERT encoder
+// (post-LN, rotary positions, 2 layers, C = 64) is pretrained with the masked LM on the
+// whole Bible for 200 steps, then fine-tuned (first-token pooling, the padding masked out
+// of attention) for 100 steps from it (finetune.from) and, with the same steps and seed,
+// from a random start. Checked: both beat the majority-class baseline of the val split by
+// a wide margin (0.12 absolute), and the pretrained start beats the random one.
+// When written (branch h-ft) this gave pretrained 0.473, random 0.413, majority 0.260
+// (fine-tuning seeds 2 and 3, and a 300-step pretraining, in docs/finetuning.md). The decoder (last-token pooling) does
+// not show the pretrained advantage at this budget; docs/finetuning.md measures why.
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -73,9 +73,13 @@ Result last_eval(const std::string& run) {
   return r;
 }
 
-TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineByAWideMargin) {
+TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineAndPretrainingBeatsRandom) {
   ASSERT_EQ(std::system("command -v bible >/dev/null 2>&1"), 0)
       << "needs the `bible` program (Debian bible-kjv)";
+  // One thread per program: these models are tiny, and on a shared 2-core machine two
+  // OpenMP threads spin-wait for each other (measured: 40 s single-threaded against 160 s
+  // with two at load average 5, bit-identical results).
+  ::setenv("OMP_NUM_THREADS", "1", 1);
   test::TempDir dir("finetune-kjv");
   const std::pair<const char*, const char*> books[] = {{"Gen1:1-50:26", "Genesis"},
                                                        {"Psa1:1-150:6", "Psalms"},
@@ -99,16 +103,17 @@ TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineByAWideMargin) {
                   fmt::format("--quiet --input {} --output {}", dir.file("kjv.txt"), dir.file("kjv.h5")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
-  const std::string model = "--model.layers 2 --model.channels 64 --model.heads 4 --model.seq_len 64";
+  const std::string model =
+      "--model.family bert --model.ln_placement post --model.positions rope --model.layers 2 --model.channels 64 "
+      "--model.heads 4 --model.seq_len 64";
   r = run_program("loom-train",
-                  fmt::format("--data.train {} {} --train.global_batch 16 --train.micro_batch 16 "
-                              "--train.steps 100 --train.eval_interval 100 --train.log_interval 1000 "
-                              "--optim.lr 3e-3 --checkpoint.dir {}",
+                  fmt::format("--data.train {} {} --train.global_batch 32 --train.micro_batch 32 "
+                              "--train.steps 200 --train.eval_interval 200 --train.eval_batches 4 "
+                              "--train.log_interval 1000 --optim.lr 5e-3 --optim.warmup_steps 20 --checkpoint.dir {}",
                               dir.file("kjv.h5"), model, dir.file("pretrained")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string finetune = fmt::format(
-      "--data.train {} --model.head classify --train.global_batch 32 --train.micro_batch 32 --train.steps "
-      "100 "
+      "--data.train {} --model.head classify --train.global_batch 32 --train.micro_batch 32 --train.steps 100 "
       "--train.eval_interval 100 --train.log_interval 1000 --optim.lr 1e-3",
       dir.file("books.h5"));
   r = run_program("loom-train", fmt::format("{} --finetune.from {} --checkpoint.dir {}", finetune,
@@ -126,6 +131,7 @@ TEST(FinetuneKjv, BookOfAVerseBeatsTheMajorityBaselineByAWideMargin) {
   EXPECT_LT(pre.majority, 0.35);
   EXPECT_GT(pre.accuracy, pre.majority + 0.12);
   EXPECT_GT(rnd.accuracy, rnd.majority + 0.12);
+  EXPECT_GT(pre.accuracy, rnd.accuracy) << "the pretrained start should beat the random one";
 }
 
 }  // namespace
