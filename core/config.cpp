@@ -119,10 +119,10 @@ void validate(const ModelConfig& m) {
                  m.positions == "alibi" || m.positions == "t5_relative",
              "use learned (GPT-2), sinusoidal, rope (Llama), alibi or t5_relative (T5's relative buckets)",
              "model.positions must be learned, sinusoidal, rope, alibi or t5_relative, got '{}'", m.positions);
-  // Bidirectional buckets (bert) split rel_buckets in two halves, each with rel_buckets / 4
-  // exact distances; causal ones have rel_buckets / 2. Both need at least one, and a
-  // rel_max_distance beyond them (else the log part divides by log(<= 1)).
-  const std::int64_t exact = m.bert() ? m.rel_buckets / 4 : m.rel_buckets / 2;
+  // Bidirectional buckets (bert, and t5's encoder) split rel_buckets in two halves, each with
+  // rel_buckets / 4 exact distances; causal ones have rel_buckets / 2. Both need at least
+  // one, and a rel_max_distance beyond them (else the log part divides by log(<= 1)).
+  const std::int64_t exact = m.bert() || m.t5() ? m.rel_buckets / 4 : m.rel_buckets / 2;
   LOOM_CHECK(m.positions != "t5_relative" || (exact >= 1 && m.rel_max_distance > exact),
              "e.g. T5's model.rel_buckets 32, model.rel_max_distance 128",
              "model.positions t5_relative: model.rel_buckets = {} ({} exact distances for model.family {}) needs at "
@@ -149,14 +149,15 @@ void validate(const ModelConfig& m) {
   LOOM_CHECK(m.decoder_layers == 0 || m.t5(), "leave model.decoder_layers 0, or set model.family t5",
              "model.decoder_layers = {} is for the encoder-decoder (model.family t5), not model.family {}",
              m.decoder_layers, m.family);
-  if (m.t5()) {  // layers/t5.h: pre-LN stacks, full-head attention, absolute positions, the LM head
+  if (m.t5()) {  // layers/t5.h: pre-LN stacks, full-head attention, T5's or absolute positions, the LM head
     LOOM_CHECK(m.ln_placement == "pre", "T5 is pre-LN: use model.ln_placement pre",
                "model.family t5 needs model.ln_placement pre, got '{}'", m.ln_placement);
     LOOM_CHECK(m.head == "lm", "fine-tune a gpt-family model (model.head classify needs model.family gpt)",
                "model.family t5 has no classification head: model.head must be lm, got '{}'", m.head);
-    LOOM_CHECK(m.positions == "learned" || m.positions == "sinusoidal",
-               "use model.positions learned or sinusoidal",
-               "model.family t5 takes absolute positions (learned or sinusoidal), got model.positions '{}'",
+    LOOM_CHECK(m.positions == "t5_relative" || m.positions == "learned" || m.positions == "sinusoidal",
+               "use model.positions t5_relative (T5's own), learned or sinusoidal",
+               "model.family t5 takes T5's relative buckets (t5_relative) or absolute positions (learned or "
+               "sinusoidal), got model.positions '{}'",
                m.positions);
     LOOM_CHECK(m.kv_head_count() == m.heads && m.window == 0, "leave model.kv_heads and model.window 0",
                "model.family t5 attends with every head over every key: model.kv_heads = {}, model.window = {}",

@@ -88,10 +88,28 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
   if (wte_here) wte_ = params_.param("wte"), dwte_ = params_.grad("wte");
   if (learned && embeds_enc()) enc_wpe_ = params_.param("enc.wpe"), denc_wpe_ = params_.grad("enc.wpe");
   if (learned && embeds_dec()) dec_wpe_ = params_.param("dec.wpe"), ddec_wpe_ = params_.grad("dec.wpe");
+  // T5's relative bias: per stack, the bucket of every offset (uploaded once), the gathered
+  // (2T - 1, Hl) f32 bias every self-attention of the stack reads, and the per-sequence
+  // gradient they all add into; allocated only where the stack has blocks.
+  auto relative = [&](RelativeBias& r, const std::string& name, std::int64_t T, RelBuckets kind) {
+    const std::int64_t Toff = 2 * T - 1;
+    const std::string cat = "relative position bias (shared)";
+    r.table = params_.param(name), r.dtable = params_.grad(name);
+    r.ids = f32("token ids", {B, Toff});
+    if (dtype_ != DType::f32) r.gathered = act(cat, {1, Toff, Hl});
+    r.bias = f32(cat, {Toff, Hl});
+    r.dbias = f32(cat, {B, Toff, Hl});  // t5 refuses a frozen backbone: always computed
+    RelativeBias::upload_ids(be_, r.ids, T, T, kind, cfg.rel_buckets, cfg.rel_max_distance);
+  };
+  if (positions_ == Positions::t5_relative && Lel > 0)
+    relative(enc_rel_, "enc.rel_bias", Te, RelBuckets::bidirectional);
+  if (positions_ == Positions::t5_relative && Ldl > 0)
+    relative(dec_rel_, "dec.rel_bias", Td, RelBuckets::causal);
   for (std::int64_t l = enc_begin(); l < enc_end(); ++l) {
     Block b;
     b.ln_1 = norm(enc_name(l, "ln_1"));
-    b.attn = attention(enc_name(l, "attn"), /*causal=*/false);  // the encoder sees every position
+    b.attn = attention(enc_name(l, "attn"), /*causal=*/false);           // the encoder sees every position
+    b.attn.rel_bias = enc_rel_.bias, b.attn.drel_bias = enc_rel_.dbias;  // empty unless t5_relative
     b.ln_2 = norm(enc_name(l, "ln_2"));
     b.mlp = Mlp{
         {lin(enc_name(l, "mlp.c_fc")), &tp_, nullptr}, {lin(enc_name(l, "mlp.c_proj")), &tp_, nullptr}, mlp};
@@ -102,6 +120,7 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
     DecoderBlock b;
     b.ln_1 = norm(dec_name(l, "ln_1"));
     b.attn = attention(dec_name(l, "attn"), /*causal=*/true);
+    b.attn.rel_bias = dec_rel_.bias, b.attn.drel_bias = dec_rel_.dbias;  // the cross-attention has none
     b.ln_2 = norm(dec_name(l, "ln_2"));
     b.cross = CrossAttention{{lin(dec_name(l, "cross.c_q")), &tp_, nullptr},
                              {lin(dec_name(l, "cross.c_kv")), &tp_, nullptr},
@@ -120,11 +139,15 @@ T5::T5(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t Te, std
   for (std::int64_t l = dec_end(); l-- > dec_begin();)
     b_dec_[std::size_t(l - dec_begin())] = bucket(params_.index(dec_name(l, "ln_1.weight")),
                                                   params_.index(dec_name(l, "mlp.c_proj.weight")) + 1);
+  if (!dec_rel_.table.empty())  // after the decoder blocks' backward
+    b_dec_rel_ = bucket(params_.index("dec.rel_bias"), params_.index("dec.rel_bias") + 1);
   if (has_enc_ln()) b_enc_ln_ = bucket(params_.index("enc.ln_f.weight"), last_of_norm("enc.ln_f") + 1);
   b_enc_.assign(std::size_t(Lel), kNone);
   for (std::int64_t l = enc_end(); l-- > enc_begin();)
     b_enc_[std::size_t(l - enc_begin())] = bucket(params_.index(enc_name(l, "ln_1.weight")),
                                                   params_.index(enc_name(l, "mlp.c_proj.weight")) + 1);
+  if (!enc_rel_.table.empty())  // after the encoder blocks' backward
+    b_enc_rel_ = bucket(params_.index("enc.rel_bias"), params_.index("enc.rel_bias") + 1);
   if (wte_here) {
     const std::size_t last = learned && embeds_dec()   ? params_.index("dec.wpe")
                              : learned && embeds_enc() ? params_.index("enc.wpe")
@@ -249,8 +272,9 @@ std::vector<Tensor> T5::input_grads(int) {
 
 std::vector<Tensor> T5::output_grads(int) { return doutput_; }
 
-// The single place positions are chosen: learned tables or the sinusoidal one, added by the
-// embedding on tp rank 0 (the vocabulary-parallel all-reduce completes the sum).
+// The single place absolute positions are chosen: learned tables or the sinusoidal one, added
+// by the embedding on tp rank 0 (the vocabulary-parallel all-reduce completes the sum).
+// t5_relative adds none here: its tables bias the self-attentions (enc_rel_, dec_rel_).
 Tensor T5::position_term(bool decoder, std::int64_t T) const {
   if (tp_.rank() != 0) return {};
   switch (positions_) {
@@ -259,7 +283,7 @@ Tensor T5::position_term(bool decoder, std::int64_t T) const {
     case Positions::sinusoidal:
       return pos_table_.slice_rows(0, T);
     default:
-      return {};  // validate() admits only the two above for t5
+      return {};  // t5_relative (validate() admits no other for t5)
   }
 }
 
@@ -275,6 +299,7 @@ void T5::run_forward(Slot& s, const std::int32_t* tokens) {
                           vocab_start_);
     tp_.all_reduce(s.enc_resid[0]);
   }
+  if (!enc_rel_.table.empty()) enc_rel_.forward(be_);  // the shared table's current values, every block
   for (std::size_t l = 0; l < enc_blocks_.size(); ++l)
     enc_blocks_[l].forward(be_, s.enc_resid[l + 1], s.enc_resid[l], s.enc_saved[l]);
   if (has_enc_ln())
@@ -290,6 +315,7 @@ void T5::run_forward(Slot& s, const std::int32_t* tokens) {
                           vocab_start_);
     tp_.all_reduce(s.dec_resid[0]);
   }
+  if (!dec_rel_.table.empty()) dec_rel_.forward(be_);
   for (std::size_t l = 0; l < dec_blocks_.size(); ++l)
     dec_blocks_[l].forward(be_, s.dec_resid[l + 1], s.dec_resid[l], s.enc_out, s.dec_saved[l]);
   if (!has_loss()) return;
@@ -333,11 +359,15 @@ void T5::backward(int chunk, int slot, float dloss) {
   } else {  // received: d(encoder stream)
     be_.copy(enc_dresid_, doutput_[0]);
   }
-  // Decoder blocks, adding each cross-attention's d(encoder output) into denc_.
+  // Decoder blocks, adding each cross-attention's d(encoder output) into denc_ (and, under
+  // t5_relative, each self-attention's d bias into the stack's accumulator, scattered into
+  // the table's gradient once the stack's blocks on this stage are done).
+  if (!dec_rel_.table.empty()) dec_rel_.begin_backward(be_);
   for (std::size_t l = dec_blocks_.size(); l-- > 0;) {
     dec_blocks_[l].backward(be_, dec_dresid_, denc_, s.dec_resid[l], s.enc_out, s.dec_saved[l], dec_scratch_);
     ready(b_dec_[l]);
   }
+  if (!dec_rel_.table.empty()) dec_rel_.end_backward(be_), ready(b_dec_rel_);
   if (embeds_dec())
     be_.embedding_backward(dwte_, ddec_wpe_.empty() ? Tensor{} : ddec_wpe_.slice_rows(0, Td_), dec_dresid_,
                            ids(s.dec_tok, {B_, Td_}), vocab_start_);
@@ -348,10 +378,12 @@ void T5::backward(int chunk, int slot, float dloss) {
                      s.enc_ln_saved);
     ready(b_enc_ln_);
   }
+  if (!enc_rel_.table.empty()) enc_rel_.begin_backward(be_);
   for (std::size_t l = enc_blocks_.size(); l-- > 0;) {
     enc_blocks_[l].backward(be_, enc_dresid_, s.enc_resid[l], s.enc_saved[l], enc_scratch_);
     ready(b_enc_[l]);
   }
+  if (!enc_rel_.table.empty()) enc_rel_.end_backward(be_), ready(b_enc_rel_);
   if (embeds_enc())
     be_.embedding_backward(dwte_, denc_wpe_.empty() ? Tensor{} : denc_wpe_.slice_rows(0, Te_), enc_dresid_,
                            ids(s.enc_tok, {B_, Te_}), vocab_start_);

@@ -12,18 +12,24 @@
 // (Td)] and each row of mb.targets is [-1 x Te | decoder targets (Td)], so seq_len() is
 // Te + Td and the runtime (batch slicing over dp, target counting, the trainer) handles a
 // T5 batch exactly like any other; the model splits the rows on the host.
-// Positions: absolute, added to both embeddings (learned enc.wpe / dec.wpe of model.seq_len
-// rows, or the sinusoidal table); chosen in one place, T5::position_term (T5's relative
-// buckets, model.positions t5_relative, are an attention bias: they go into the
-// AttentionSpecs of the three attentions instead).
+// Positions: absolute ones are added to both embeddings (learned enc.wpe / dec.wpe of
+// model.seq_len rows, or the sinusoidal table), chosen in one place, T5::position_term. T5's
+// own (model.positions t5_relative, layers/relative_bias.h) are an attention bias instead, as
+// in T5 / HF T5: one learned (rel_buckets, H) table "enc.rel_bias" with bidirectional buckets
+// shared by every encoder self-attention, one "dec.rel_bias" with causal buckets shared by
+// every decoder self-attention; the cross-attention has none, and no embedding adds a position.
 // Tensor parallel (tp > 1): wte split by vocabulary rows, every attention (self and cross)
-// by heads, the MLP by F columns; norms, positions and row-parallel biases replicated.
+// by heads, the MLP by F columns, the relative tables by heads (columns); norms, absolute
+// positions and row-parallel biases replicated.
 // Pipeline parallel (T5Stage): the encoder's then the decoder's layers, Le + Ld in all, are
 // split over the stages as GPT's are (parallel.stages counts the combined layers). Layer
 // l < Le is encoder layer l, l >= Le decoder layer l - Le. The stage holding encoder layer
 // 0 embeds the encoder input, the one holding the last encoder layer applies enc.ln_f, the
 // one holding decoder layer 0 embeds the decoder input, the last holds dec.ln_f, the head
-// and the loss; wte is tied over those holding an embedding or the head. Boundary lists
+// and the loss; wte is tied over those holding an embedding or the head, enc.rel_bias over
+// those holding encoder blocks and dec.rel_bias over those holding decoder blocks (the
+// tables come last in a stage's parameters, in that order, so that every stage meets its
+// tied groups in the same order: wte, enc.rel_bias, dec.rel_bias). Boundary lists
 // (what a stage ending at layer e sends, and the next one receives):
 //   e < Le   [encoder stream (B,Te,C)]
 //   e = Le   [encoder output (B,Te,C)]                    (after enc.ln_f)
@@ -42,6 +48,7 @@
 #include "layers/block.h"
 #include "layers/decoder_block.h"
 #include "layers/positions.h"
+#include "layers/relative_bias.h"
 #include "layers/stage_model.h"
 #include "layers/vocab_parallel_loss.h"
 #include "parallel/communicator.h"
@@ -161,6 +168,7 @@ class T5 final : public StageModel {
   std::vector<DecoderBlock> dec_blocks_;
   LayerNorm enc_ln_, dec_ln_;
   Tensor wte_, dwte_, enc_wpe_, denc_wpe_, dec_wpe_, ddec_wpe_, pos_table_;
+  RelativeBias enc_rel_, dec_rel_;  // t5_relative, on stages with blocks of the stack: else empty
   std::vector<Slot> slots_;
   Block::Scratch enc_scratch_;
   DecoderBlock::Scratch dec_scratch_;
@@ -168,11 +176,12 @@ class T5 final : public StageModel {
   std::vector<Tensor> doutput_;            // d loss / d outputs, received from the next stage
   VocabParallelLoss loss_;
   Tensor loss_rows_;
-  // Buckets in backward order: dec.ln_f, decoder blocks last to first, enc.ln_f, encoder
-  // blocks last to first, the embeddings (wte, positions: wte's head gradient is added first).
+  // Buckets in backward order: dec.ln_f, decoder blocks last to first, dec.rel_bias, enc.ln_f,
+  // encoder blocks last to first, enc.rel_bias, the embeddings (wte, positions: wte's head
+  // gradient is added first).
   std::vector<std::pair<std::size_t, std::size_t>> buckets_;
   static constexpr std::size_t kNone = std::size_t(-1);
-  std::size_t b_dec_ln_ = kNone, b_enc_ln_ = kNone, b_embed_ = kNone;
+  std::size_t b_dec_ln_ = kNone, b_enc_ln_ = kNone, b_embed_ = kNone, b_enc_rel_ = kNone, b_dec_rel_ = kNone;
   std::vector<std::size_t> b_dec_, b_enc_;
   std::function<void(std::size_t)> hook_;
 };

@@ -111,16 +111,41 @@ std::vector<ParamSpec> T5::param_specs(const ModelConfig& m, int tp, int r, cons
     linear(dec_name(l, "mlp.c_proj"), {C, F / tp}, dec_proj_std, cols);
   }
   if (loss) norm("dec.ln_f");
+  // T5's relative bias tables (t5_relative), one per stack, on the stages holding blocks of
+  // that stack, split by heads over tp and initialised as HF T5 does (normal, std
+  // d_model^-1/2). Last, encoder's first: every stage meets its tied groups in one order
+  // (TiedGrads exchanges them in parameter order), wte, enc.rel_bias, dec.rel_bias.
+  const bool rel = m.positions == "t5_relative";
+  if (rel && st.begin < Le)
+    s.push_back({.name = "enc.rel_bias",
+                 .shape = {m.rel_buckets, m.heads / tp},
+                 .init_std = 1.0f / std::sqrt(float(C)),
+                 .role = R::embedding,
+                 .shard = cols,
+                 .tied = "enc.rel_bias"});
+  if (rel && st.end > Le)
+    s.push_back({.name = "dec.rel_bias",
+                 .shape = {m.rel_buckets, m.heads / tp},
+                 .init_std = 1.0f / std::sqrt(float(C)),
+                 .role = R::embedding,
+                 .shard = cols,
+                 .tied = "dec.rel_bias"});
   return s;
 }
 
-// wte's holders: the stages embedding the encoder input (0), the decoder input, and the head (the last).
+// wte's holders: the stages embedding the encoder input (0), the decoder input, and the head
+// (the last); enc.rel_bias's: the stages with encoder blocks; dec.rel_bias's: with decoder blocks.
 std::vector<int> T5::tied_stages(const std::string& group) const {
-  LOOM_CHECK(group == "wte", "", "T5 has no tied group '{}'", group);
+  LOOM_CHECK(group == "wte" || group == "enc.rel_bias" || group == "dec.rel_bias", "",
+             "T5 has no tied group '{}'", group);
   std::vector<int> out;
   for (int k = 0; k < stage_.stages; ++k) {
     const T5Stage o = make_t5_stage(cfg_, stage_.stages, k, stage_.split);
-    if (o.begin == 0 || (o.begin <= Le_ && Le_ < o.end) || o.end == Le_ + Ld_) out.push_back(k);
+    const bool holds = group == "enc.rel_bias" ? o.begin < Le_
+                       : group == "dec.rel_bias"
+                           ? o.end > Le_
+                           : o.begin == 0 || (o.begin <= Le_ && Le_ < o.end) || o.end == Le_ + Ld_;
+    if (holds) out.push_back(k);
   }
   return out;
 }

@@ -139,6 +139,11 @@ TEST_F(ConfigsCli, T5SmallIsAnEncoderDecoder) {
   EXPECT_TRUE(w.has("dec.h.1.cross.c_kv.weight"));
   EXPECT_TRUE(w.has("enc.ln_f.weight"));
   EXPECT_FALSE(w.has("enc.ln_f.bias")) << "rmsnorm";
+  EXPECT_TRUE(w.has("enc.rel_bias") && w.has("dec.rel_bias")) << "T5's relative positions, one table per stack";
+  EXPECT_FALSE(w.has("enc.wpe") || w.has("dec.wpe")) << "no absolute positions";
+  EXPECT_EQ(cfg["positions"], "t5_relative");
+  EXPECT_EQ(cfg["rel_buckets"], 32);
+  EXPECT_EQ(cfg["rel_max_distance"], 128);
   // loom-generate fills the spans: the encoder reads the prompt, the decoder writes greedily.
   const auto gen = run_program("loom-generate", "--weights " + (run / "weights.h5").string() +
                                                     " --prompt 'In the <extra_id_0> God' --tokens 4 --temperature 0");
@@ -159,6 +164,7 @@ TEST_F(ConfigsCli, BadPartsAreRejected) {
       {"--model.family encdec", "model.family must be gpt, bert or t5"},
       {"--model.decoder_layers 2", "model.decoder_layers = 2 is for the encoder-decoder"},
       {"--model.family t5 --model.ln_placement post", "model.family t5 needs model.ln_placement pre"},
+      {"--model.family t5 --model.positions rope", "model.family t5 takes T5's relative buckets (t5_relative)"},
       {"--model.family t5 --train.recompute full", "model.family t5 has no sequence parallelism"},
       {"--model.family t5 --train.attention dense", "it needs the tiled kernel"},
       {"--model.family t5 --parallel.virtual_stages 2", "one chunk of layers per pipeline stage"},

@@ -127,6 +127,14 @@ void check_gradients(const ModelConfig& cfg) {
 
 TEST(T5ModelGrad, LearnedLayernormGelu) { check_gradients(tiny("layernorm", "gelu", "learned")); }
 TEST(T5ModelGrad, SinusoidalRmsnormSwiglu) { check_gradients(tiny("rmsnorm", "swiglu", "sinusoidal")); }
+// T5's own positions: the encoder's bidirectional and the decoder's causal table, each shared
+// by its stack's self-attentions. 4 buckets, max distance 3: with Te = 6 and Td = 4 every
+// bucket of both tables is used, the log-spaced ones included (layers/positions.h).
+TEST(T5ModelGrad, RelativeRmsnormGelu) {
+  ModelConfig m = tiny("rmsnorm", "gelu", "t5_relative");  // relu's kinks defeat finite differences
+  m.rel_buckets = 4, m.rel_max_distance = 3;
+  check_gradients(m);
+}
 
 // Cross-attention alone: L = sum(out * R) for a fixed random R; its gradients with respect
 // to the decoder input x, the encoder output enc (accumulated onto a nonzero buffer) and
@@ -265,6 +273,15 @@ TEST(T5Model, SpecsJsonAndRefusals) {
   EXPECT_TRUE(refused(c));
   c = m, c.positions = "rope";
   EXPECT_TRUE(refused(c));
+  c = m, c.positions = "alibi";
+  EXPECT_TRUE(refused(c));
+  c = m, c.positions = "t5_relative";
+  EXPECT_FALSE(refused(c));
+  c.rel_buckets = 6,
+  c.rel_max_distance = 2;  // causal would have 3 exact distances; the encoder's bidirectional 1
+  EXPECT_FALSE(refused(c));
+  c.rel_buckets = 3;  // the encoder's buckets need one exact distance per half: 4 at least
+  EXPECT_TRUE(refused(c));
   c = m, c.family = "gpt";  // decoder_layers only for t5
   EXPECT_TRUE(refused(c));
 }
@@ -310,4 +327,75 @@ TEST(T5Model, PipelineStagesSplitBothStacks) {
   EXPECT_TRUE(out_rows[3].empty() && in_rows[0].empty());
   for (int k = 1; k < 4; ++k)
     EXPECT_EQ(in_rows[std::size_t(k)], out_rows[std::size_t(k - 1)]) << "stage " << k;
+}
+
+// Which buckets each table serves, against HF T5's _relative_position_bucket worked by hand
+// (8 buckets, max distance 6): the encoder's bidirectional buckets over Te = 6 use rows
+// 0-3 for keys at or before the query (distances 0, 1 exact; 2, 3 -> 2; 4, 5 -> 3) and 5-7
+// for later keys (1 -> 5; 2, 3 -> 6; 4, 5 -> 7), never 4; the decoder's causal ones over
+// Td = 4 use rows 0-3 only (distances below 4 exact). So exactly those rows get a gradient:
+// swapping the kinds (or giving the cross-attention a table) would move them.
+TEST(T5Model, RelativeTablesUseTheirStacksBuckets) {
+  auto be = make_backend(Device::cpu);
+  ModelConfig m = tiny("rmsnorm", "gelu", "t5_relative");
+  m.rel_buckets = 8, m.rel_max_distance = 6;
+  const std::int64_t B = 2, Te = 6, Td = 4;  // 2 rows: packed() leaves out the last row's last target
+  T5 model(*be, m, B, Te, Td);
+  model.params().init(5);
+  const Packed d = packed(B, Te, Td, m.vocab);
+  model.params().zero_grads();
+  model.forward(0, {d.x.data(), d.y.data()}, 0);
+  model.take_loss_sum();
+  model.backward(0, 0, 1.0f);
+  auto used_rows = [&](const std::string& name) {
+    const std::size_t i = model.params().index(name);
+    const std::vector<float> g = grad_of(*be, model.params(), i);
+    const std::int64_t H = model.params().spec(i).shape[1];
+    std::vector<int> rows;
+    for (std::int64_t r = 0; r < m.rel_buckets; ++r)
+      if (std::any_of(g.begin() + r * H, g.begin() + (r + 1) * H, [](float v) { return v != 0.0f; }))
+        rows.push_back(int(r));
+    return rows;
+  };
+  EXPECT_EQ(used_rows("enc.rel_bias"), (std::vector<int>{0, 1, 2, 3, 5, 6, 7}));
+  EXPECT_EQ(used_rows("dec.rel_bias"), (std::vector<int>{0, 1, 2, 3}));
+}
+
+// t5_relative over pipeline stages: each stack's table sits on the stages with that stack's
+// blocks (pp2 (3,3): stage 1 holds both), after every other parameter, encoder's first, and
+// is tied over exactly those stages; no absolute position table anywhere.
+TEST(T5Model, RelativeTablesAreTiedOverTheirStacksStages) {
+  auto be = make_backend(Device::cpu);
+  ModelConfig m = tiny("rmsnorm", "gelu", "t5_relative");
+  m.layers = 4, m.decoder_layers = 2, m.heads = 4, m.rel_buckets = 8, m.rel_max_distance = 6;
+  auto names = [&](int stages, int stage) {
+    std::vector<std::string> out;
+    for (const ParamSpec& p : T5::param_specs(m, 2, 1, make_t5_stage(m, stages, stage))) {
+      out.push_back(p.name);
+      if (p.name.find("rel_bias") != std::string::npos) {
+        EXPECT_EQ(p.shape, (Shape{8, 2})) << "split by heads over tp 2";
+        EXPECT_EQ(p.tied, p.name);
+      }
+      EXPECT_EQ(p.name.find("wpe"), std::string::npos) << p.name;
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  auto tail = [](const V& v, std::size_t n) { return V(v.end() - std::ptrdiff_t(n), v.end()); };
+  EXPECT_EQ(tail(names(4, 0), 1), (V{"enc.rel_bias"}));
+  EXPECT_EQ(tail(names(4, 1), 2), (V{"enc.ln_f.weight", "enc.rel_bias"}));
+  EXPECT_EQ(tail(names(4, 2), 1), (V{"dec.rel_bias"}));
+  EXPECT_EQ(tail(names(4, 3), 2), (V{"dec.ln_f.weight", "dec.rel_bias"}));
+  EXPECT_EQ(tail(names(2, 1), 3), (V{"dec.ln_f.weight", "enc.rel_bias", "dec.rel_bias"}));
+  EXPECT_EQ(names(1, 0).back(), "dec.rel_bias");
+  for (int k = 0; k < 4; ++k) {
+    T5 st(*be, m, 1, 6, 4, nullptr, {}, make_t5_stage(m, 4, k));
+    EXPECT_EQ(st.tied_stages("enc.rel_bias"), (std::vector<int>{0, 1}));
+    EXPECT_EQ(st.tied_stages("dec.rel_bias"), (std::vector<int>{2, 3}));
+    EXPECT_EQ(st.tied_stages("wte"), (std::vector<int>{0, 2, 3}));
+  }
+  T5 one(*be, m, 1, 6, 4, nullptr, {}, make_t5_stage(m, 2, 1));
+  EXPECT_EQ(one.tied_stages("enc.rel_bias"), (std::vector<int>{0, 1}));
+  EXPECT_EQ(one.tied_stages("dec.rel_bias"), (std::vector<int>{1}));
+  EXPECT_THROW(one.tied_stages("rel_bias"), Error);
 }
