@@ -19,6 +19,7 @@
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
 #include "parallel/local_communicator.h"
+#include "tests/unit/param_gradcheck.h"
 
 using namespace loom;
 
@@ -99,20 +100,7 @@ TEST(ClassifyHead, EveryParameterMatchesFiniteDifferences) {
     std::vector<std::size_t> idx;
     for (int k = 0; k < 6; ++k) idx.push_back(pick() % p.size());
     if (name == "wte") idx.push_back(std::size_t(b.tokens[4]) * 16);  // a row the pooled token uses
-    for (std::size_t j : idx) {
-      const float orig = p[j];
-      p[j] = orig + h;
-      model.params().write(i, p);
-      const double lp = loss();
-      p[j] = orig - h;
-      model.params().write(i, p);
-      const double lm = loss();
-      p[j] = orig;
-      model.params().write(i, p);
-      const double fd = (lp - lm) / (2.0 * h);
-      EXPECT_NEAR(grads[i][j], fd, 2e-3 * std::max(std::abs(fd), 1e-2) + 5e-5) << name << "[" << j << "]";
-      ++checked;
-    }
+    checked += test::expect_param_gradients(model.params(), i, p, grads[i], idx, h, loss);
   }
   EXPECT_GE(checked, 6 * int(model.params().size()));
   // Causal attention: what follows the pooled token (sequence 1's padding) changes nothing.

@@ -16,6 +16,7 @@
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
 #include "parallel/local_communicator.h"
+#include "tests/unit/param_gradcheck.h"
 
 using namespace loom;
 
@@ -78,20 +79,7 @@ void check_gradients(const ModelConfig& cfg) {
     std::vector<std::size_t> idx;
     for (int k = 0; k < 8; ++k) idx.push_back(pick() % p.size());
     if (name == "wte") idx.push_back(std::size_t(targets[0]) * std::size_t(cfg.channels));
-    for (std::size_t j : idx) {
-      const float orig = p[j];
-      p[j] = orig + h;
-      model.params().write(i, p);
-      const double lp = loss();
-      p[j] = orig - h;
-      model.params().write(i, p);
-      const double lm = loss();
-      p[j] = orig;
-      model.params().write(i, p);
-      const double fd = (lp - lm) / (2.0 * h);
-      EXPECT_NEAR(g[j], fd, 2e-3 * std::max(std::abs(fd), 1e-2) + 5e-5) << name << "[" << j << "]";
-      ++checked;
-    }
+    checked += test::expect_param_gradients(model.params(), i, p, g, idx, h, loss);
   }
   EXPECT_GT(checked, 8 * int(model.params().size()) - 1);
 }

@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "layers/gpt.h"
 #include "optimizer/adamw.h"
+#include "tests/unit/param_gradcheck.h"
 
 using namespace loom;
 
@@ -75,22 +76,7 @@ TEST(ModelGrad, EveryParameterMatchesFiniteDifferences) {
     std::vector<std::size_t> idx;
     for (int k = 0; k < 6; ++k) idx.push_back(pick() % p.size());
     if (name == "wte") idx.push_back(std::size_t(targets[0]) * std::size_t(cfg.channels));  // a row the loss uses
-    for (std::size_t j : idx) {
-      const float orig = p[j];
-      p[j] = orig + h;
-      model.params().write(i, p);
-      const double lp = loss();
-      p[j] = orig - h;
-      model.params().write(i, p);
-      const double lm = loss();
-      p[j] = orig;
-      model.params().write(i, p);
-      const double fd = (lp - lm) / (2.0 * h);
-      const double an = grads[i][j];
-      // 2e-3 relative, plus the f32 rounding of the loss divided by 2h (~1e-5 here).
-      EXPECT_NEAR(an, fd, 2e-3 * std::max(std::abs(fd), 1e-2) + 5e-5) << name << "[" << j << "]";
-      ++checked;
-    }
+    checked += test::expect_param_gradients(model.params(), i, p, grads[i], idx, h, loss);
   }
   EXPECT_GT(checked, 6 * int(model.params().size()) - 1);
 }

@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "layers/t5.h"
 #include "parallel/local_communicator.h"
+#include "tests/unit/param_gradcheck.h"
 
 using namespace loom;
 
@@ -105,20 +106,7 @@ void check_gradients(const ModelConfig& cfg) {
       idx.push_back(std::size_t(d.x[0]) * std::size_t(cfg.channels));
       idx.push_back(std::size_t(d.x[Te]) * std::size_t(cfg.channels) + 1);
     }
-    for (std::size_t j : idx) {
-      const float orig = p[j];
-      p[j] = orig + h;
-      model.params().write(i, p);
-      const double lp = loss();
-      p[j] = orig - h;
-      model.params().write(i, p);
-      const double lm = loss();
-      p[j] = orig;
-      model.params().write(i, p);
-      const double fd = (lp - lm) / (2.0 * h);
-      EXPECT_NEAR(g[j], fd, 2e-3 * std::max(std::abs(fd), 1e-2) + 5e-5) << name << "[" << j << "]";
-      ++checked;
-    }
+    checked += test::expect_param_gradients(model.params(), i, p, g, idx, h, loss);
   }
   EXPECT_GT(checked, 4 * int(model.params().size()) - 1);
 }
