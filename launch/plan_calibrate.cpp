@@ -1,6 +1,8 @@
-// launch/plan_calibrate.cpp — see plan_calibrate.h. Rank 0 times the GEMMs and the copy
-// while the other ranks sleep in a polled barrier (a spinning MPI barrier would take a core
-// from the GEMMs); then ranks 0 and 1 time messages.
+// launch/plan_calibrate.cpp — see plan_calibrate.h. Every rank times the same GEMMs, copy
+// and attention at once and rank 0's figures are kept: in training every rank of the node
+// computes at the same time, sharing the memory bus, the caches and the clock, so this is the
+// condition to measure in (on this 2-core machine the difference from rank 0 alone was within
+// the run-to-run noise, 0-10 %). Then ranks 0 and 1 time messages.
 #include "launch/plan_calibrate.h"
 
 #include <mpi.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +23,7 @@
 #include "core/dtype.h"
 #include "launch/gemm_peak.h"
 #include "launch/process_memory.h"
+#include "plan/predictor.h"
 
 namespace loom {
 
@@ -63,6 +67,52 @@ double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int
     be.synchronize();
   });
   return 2.0 * double(M) * double(N) * double(K) / t;
+}
+
+// The backend's tiled attention (flash_attention_forward / _backward, the CPU default) on
+// enough heads to share out over the threads, as a rate over the FLOPs the model counts:
+// forward 4 s k d, backward 8 s k d per (sequence, head) (plan/cluster.h AttentionRate).
+plan::AttentionRate attention_rate(Backend& be, DType dt, std::int64_t s, std::int64_t d, bool causal) {
+  const std::int64_t H = 4 * std::max(1, omp_get_max_threads()), C = H * d;
+  Buffer qkv(be, Shape{1, s, 3 * C}, dt), dqkv(be, Shape{1, s, 3 * C}, dt), out(be, Shape{1, s, C}, dt),
+      dout(be, Shape{1, s, C}, dt), lse(be, Shape{1, H, s}, DType::f32);
+  be.fill(qkv, 0.01f), be.fill(dout, 0.01f);
+  auto part = [&](Tensor x, std::int64_t i) { return HeadsView::in(x, i * C, H, d); };
+  const AttentionSpec spec{.causal = causal};
+  const double t_fwd = best_time([&] {
+    be.flash_attention_forward(out, lse, part(qkv, 0), part(qkv, 1), part(qkv, 2), spec);
+    be.synchronize();
+  });
+  const double t_bwd = best_time([&] {
+    be.flash_attention_backward(part(dqkv, 0), part(dqkv, 1), part(dqkv, 2), dout, part(qkv, 0), part(qkv, 1),
+                                part(qkv, 2), out, lse, spec);
+    be.synchronize();
+  });
+  RunConfig shape;  // attention_keys reads the mask and the kernel from a config
+  shape.model.family = causal ? "gpt" : "bert";
+  shape.train.attention = "tiled";
+  const double flops = 4.0 * double(H) * double(s) * plan::attention_keys(shape, double(s)) * double(d);
+  return {.s = double(s), .d = double(d), .causal = causal, .forward = flops / t_fwd, .backward = 2 * flops / t_bwd};
+}
+
+// The GEMMs of one model's layers and head on one tp rank: forward (M, N, K), dX (M, K, N)
+// and dW (N, K, M) for each weight, M = micro-batch x sequence, at tp 1, 2 and 4.
+std::vector<std::array<std::int64_t, 3>> model_gemm_shapes(const RunConfig& c) {
+  const ModelConfig& m = c.model;
+  const std::int64_t M = c.train.micro_batch * c.train.sequence(m), h = m.channels;
+  const std::int64_t up = m.mlp == "swiglu" ? 2 * m.ffn_size() : m.ffn_size();
+  std::vector<std::array<std::int64_t, 3>> out;
+  auto add = [&](std::int64_t a, std::int64_t b, std::int64_t k) {
+    const std::array<std::int64_t, 3> x{a, b, k};
+    if (std::find(out.begin(), out.end(), x) == out.end()) out.push_back(x);
+  };
+  for (std::int64_t t : {1, 2, 4}) {
+    if (m.heads % t != 0 || m.kv_heads % t != 0 || m.ffn_size() % t != 0) continue;
+    for (auto [n, k] : {std::pair{m.qkv_size() / t, h}, {h, h / t}, {up / t, h}, {h, m.ffn_size() / t},
+                        {m.padded_vocab() / t, h}})
+      add(M, n, k), add(M, k, n), add(n, k, M);
+  }
+  return out;
 }
 
 double memory_bandwidth() {
@@ -126,7 +176,7 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
   c.kernel_overhead = 0;
   double peaks[2] = {0, 0};  // f32, 16-bit
   double resident = 0;
-  if (o.rank == 0) {
+  {  // every rank (see the top); rank 0 prints
     auto be = make_backend(Device::cpu);
     double& peak = peaks[dt == DType::f32 ? 0 : 1];
     peak = measure_gemm_peak_flops(*be, dt);
@@ -146,6 +196,30 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
       if (o.print)
         std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s\n", (long long)m, (long long)n, (long long)k,
                     r / 1e9);
+    }
+    if (o.model) {
+      for (auto [m, n, k] : model_gemm_shapes(*o.model)) {
+        const double r = gemm_rate(*be, dt, m, n, k);
+        c.gemm_rates.push_back({.m = double(m), .n = double(n), .k = double(k), .flops = r});
+        if (o.print)
+          std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s (the model's)\n", (long long)m, (long long)n,
+                      (long long)k, r / 1e9);
+      }
+    }
+    // The tiled attention kernel: a grid of (s, d), plus the model's own shape.
+    std::vector<std::tuple<std::int64_t, std::int64_t, bool>> att;
+    for (bool causal : {true, false})
+      for (std::int64_t s : {128, 512, 1024})
+        for (std::int64_t d : {32, 64, 128}) att.emplace_back(s, d, causal);
+    if (o.model)
+      att.emplace_back(o.model->train.sequence(o.model->model), o.model->model.channels / o.model->model.heads,
+                       !o.model->model.bert());
+    for (auto [s, d, causal] : att) {
+      const plan::AttentionRate r = attention_rate(*be, dt, s, d, causal);
+      c.attention_rates.push_back(r);
+      if (o.print)
+        std::printf("  attention s %5lld d %4lld %-6s  forward %6.1f, backward %6.1f GFLOP/s\n", (long long)s,
+                    (long long)d, causal ? "causal" : "full", r.forward / 1e9, r.backward / 1e9);
     }
     c.memory_bandwidth = memory_bandwidth();
     if (o.print)

@@ -4,7 +4,7 @@
 //   loom-plan search    --cluster FILE --world N [--top K] [--csv FILE] [--rejected] [loom-train options]
 //   loom-plan validate  [--cluster FILE] [--h100-cluster FILE] the report card (Korthikanti et al. Table 5,
 //                                                             Megatron-LM's H100 weak-scaling table)
-//   mpirun -np 2 --bind-to none loom-plan calibrate --output FILE [--train.precision P]
+//   mpirun -np 2 --bind-to none loom-plan calibrate --output FILE [--train.precision P] [model options]
 // Every model, batch and layout option is loom-train's own (launch/train_options.h), so the
 // same flags (or --config run.ini) describe the run to plan and the run to train.
 #include <mpi.h>
@@ -39,7 +39,9 @@ const char* kUsage =
     "             with the reason each rejected layout fails\n"
     "  validate   the model against published runs (Korthikanti et al. 2022 Table 5; Megatron-LM's H100 table)\n"
     "  calibrate  write a cluster file for this machine from measurements (mpirun -np 2 --bind-to none);\n"
-    "             one rank is one device: give it the OMP_NUM_THREADS each loom-train rank will have\n"
+    "             one rank is one device: give it the OMP_NUM_THREADS each loom-train rank will have;\n"
+    "             with loom-train's model and batch options it also measures that model's GEMM and\n"
+    "             attention shapes\n"
     "options of loom-plan (the model, batch and layout use loom-train's options; 'loom-train --help'):\n"
     "  --cluster FILE   cluster description (plan/clusters/a100-80gb.json, h100-80gb.json, or from "
     "calibrate)\n"
@@ -263,6 +265,10 @@ int calibrate_cmd(PlanArgs& a) {
   for (std::size_t i = 1; i + 1 < a.rest.size(); ++i)
     if (a.rest[i] == "--train.precision") precision = a.rest[i + 1];
   CalibrateOptions o{.precision = precision, .ranks = ranks, .rank = rank, .print = rank == 0};
+  bool model_given = false;  // loom-train's model options (or --config): measure its shapes too
+  for (std::size_t i = 1; i < a.rest.size(); ++i)
+    model_given = model_given || a.rest[i].rfind("--model.", 0) == 0 || a.rest[i] == "--config";
+  if (model_given) o.model = run_config(a);
   if (rank == 0) std::printf("loom-plan calibrate: %d rank(s), GEMMs in %s\n", ranks, o.precision.c_str());
   const Cluster cl = calibrate_this_machine(o);
   if (rank == 0) {

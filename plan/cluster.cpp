@@ -71,6 +71,19 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
     for (const auto& r : j.at("gemm_rates"))
       c.gemm_rates.push_back(
           {.m = r.at("m"), .n = r.at("n"), .k = r.at("k"), .flops = double(r.at("TFLOP_per_s")) * T});
+  if (j.contains("attention_rates"))
+    for (const auto& r : j.at("attention_rates"))
+      c.attention_rates.push_back({.s = r.at("s"),
+                                   .d = r.at("d"),
+                                   .causal = r.at("causal"),
+                                   .forward = double(r.at("forward_TFLOP_per_s")) * T,
+                                   .backward = double(r.at("backward_TFLOP_per_s")) * T});
+  for (const AttentionRate& r : c.attention_rates)
+    LOOM_CHECK(r.s > 0 && r.d > 0 && r.forward > 0 && r.backward > 0, "fix the cluster file (or calibrate again)",
+               "{}: an attention rate has a non-positive s, d or rate", origin);
+  for (const GemmRate& r : c.gemm_rates)
+    LOOM_CHECK(r.m > 0 && r.n > 0 && r.k > 0 && r.flops > 0, "fix the cluster file (or calibrate again)",
+               "{}: a GEMM rate has a non-positive shape or rate", origin);
   LOOM_CHECK(c.devices_per_node >= 1 && c.device_memory > 0 && c.peak_16bit > 0 && c.peak_fp32 > 0 &&
                  c.memory_bandwidth > 0 && c.gemm_efficiency > 0 && c.memory_efficiency > 0,
              "fix the cluster file",
@@ -108,6 +121,15 @@ std::string to_json(const Cluster& c) {
     auto& rates = j["gemm_rates"] = nlohmann::json::array();
     for (const GemmRate& r : c.gemm_rates)
       rates.push_back({{"m", r.m}, {"n", r.n}, {"k", r.k}, {"TFLOP_per_s", r.flops / T}});
+  }
+  if (!c.attention_rates.empty()) {
+    auto& rates = j["attention_rates"] = nlohmann::json::array();
+    for (const AttentionRate& r : c.attention_rates)
+      rates.push_back({{"s", r.s},
+                       {"d", r.d},
+                       {"causal", r.causal},
+                       {"forward_TFLOP_per_s", r.forward / T},
+                       {"backward_TFLOP_per_s", r.backward / T}});
   }
   return j.dump(2) + "\n";
 }

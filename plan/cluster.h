@@ -28,6 +28,17 @@ struct GemmRate {
   double m = 0, n = 0, k = 0, flops = 0;
 };
 
+// A measured rate of the backend's tiled attention kernel (calibrated machines) at sequence
+// s and head size d, causal or not, over the FLOPs the model counts for it per (sequence,
+// head): forward 4 s k d, backward 8 s k d (k = keys a query scores: plan/predictor.h
+// attention_keys). The kernel's own costs (softmax, the backward's recomputed scores, its
+// tile GEMMs on whichever library) are inside the rate; that is why it is measured.
+struct AttentionRate {
+  double s = 0, d = 0;
+  bool causal = true;
+  double forward = 0, backward = 0;  // FLOP/s
+};
+
 struct Cluster {
   std::string name;
   std::string sources;  // where the published figures come from
@@ -49,6 +60,9 @@ struct Cluster {
   // dtypes use the roofline.
   std::vector<GemmRate> gemm_rates;
   std::string gemm_rates_dtype = "fp32";
+  // When present (same dtype), the tiled attention core's time comes from these (nearest
+  // (s, d) with the same mask) instead of its GEMMs and bytes.
+  std::vector<AttentionRate> attention_rates;
 
   double peak(DType dtype) const { return dtype == DType::f32 ? peak_fp32 : peak_16bit; }
 };

@@ -23,16 +23,17 @@ struct LayerCost {
   double linear_forward = 0;                        // the four weight GEMMs of one forward
 };
 
-// Keys a query scores per row on average. A causal mask under the tiled kernel skips the
-// key tiles wholly above the diagonal (loom's kernel and FlashAttention alike), so a row
-// block of kTile queries scores the keys up to its end: (s + kTile) / 2 on average.
-// Bidirectional (bert) and windowed rows score their full range.
-constexpr double kTile = 128;  // keys per tile: loom's kBc (backend/cpu/flash_attention.cpp), FlashAttention's block
-double keys_per_query(const RunConfig& c, double s) {
-  const ModelConfig& m = c.model;
-  if (m.window > 0) return std::min(s, double(m.window));
-  if (m.bert() || c.train.attention_kernel() != "tiled") return s;
-  return std::min(s, (s + kTile) / 2);
+// The measured attention rate nearest (log distance in s and d) with the same mask, or none.
+const AttentionRate* measured_attention(const Cluster& cl, DType dtype, double s, double d, bool causal) {
+  if (cl.attention_rates.empty() || parse_dtype(cl.gemm_rates_dtype) != dtype) return nullptr;
+  const AttentionRate* best = nullptr;
+  double dist = 1e300;
+  for (const AttentionRate& r : cl.attention_rates) {
+    if (r.causal != causal) continue;
+    const double dd = std::pow(std::log(s / r.s), 2) + std::pow(std::log(d / r.d), 2);
+    if (dd < dist) dist = dd, best = &r;
+  }
+  return best;
 }
 
 LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
@@ -44,10 +45,15 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const bool sp = c.parallel.sequence_parallel;
   // qkv has (heads + 2 kv_heads) x head size rows (GQA); SwiGLU's first GEMM is gate|up.
   const double qkv = double(m.qkv_size()), up = m.mlp == "swiglu" ? 2 * F : F;
-  const double weights = gemm_time(cl, dt, M, qkv / t, h) + gemm_time(cl, dt, M, h, h / t) +
-                         gemm_time(cl, dt, M, up / t, h) + gemm_time(cl, dt, M, h, F / t);
+  // A weight GEMM: forward (M, N, K); backward dX (M, K, N) and dW (N, K, M), the same FLOPs
+  // in other shapes (which a calibrated machine runs at other rates; the roofline alike).
+  double weights = 0, weights_backward = 0;
+  for (auto [n, k] : {std::pair{qkv / t, h}, {h, h / t}, {up / t, h}, {h, F / t}}) {
+    weights += gemm_time(cl, dt, M, n, k);
+    weights_backward += gemm_time(cl, dt, M, k, n) + gemm_time(cl, dt, n, k, M);
+  }
   const double heads = b * a / t, d = h / a;
-  const double keys = keys_per_query(c, s);
+  const double keys = attention_keys(c, s);
   const double core_gemm = gemm_time(cl, dt, s, keys, d, heads) + gemm_time(cl, dt, s, d, keys, heads);
   const double sbh = s * b * h * ab / 2;  // the 16-bit counts scaled to the working dtype
   // Dense: the s x s scores, probabilities and dropout pass through memory. Tiled: they stay
@@ -57,11 +63,18 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   const double core_bytes = tiled ? 4 * a * s * b / t : 9 * a * s * keys * b / t * ab / 2;
   const double stream_bytes = 22 * sbh / (sp ? t : 1), gelu_bytes = 4 * s * b * F / t * ab / 2;
   const double core = core_gemm + core_bytes / bw + 2 * cl.kernel_overhead;  // softmax, dropout
+  // The attention core of one forward and one backward: from the kernel's measured rate
+  // where the machine was calibrated with it, else its GEMMs and bytes.
+  double core_forward = core_gemm + core_bytes / bw, core_backward = 2 * core_forward + (tiled ? core_gemm / 2 : 0);
+  if (const AttentionRate* r = tiled ? measured_attention(cl, dt, s, d, !m.bert()) : nullptr) {
+    const double flops = heads * 4 * s * keys * d;
+    core_forward = flops / r->forward, core_backward = 2 * flops / r->backward;
+  }
+  const double elementwise = (stream_bytes + gelu_bytes) / bw + kElementwiseKernels * cl.kernel_overhead;
   LayerCost lc;
   lc.linear_forward = weights;
-  lc.forward = weights + core_gemm + (stream_bytes + gelu_bytes + core_bytes) / bw +
-               kElementwiseKernels * cl.kernel_overhead;
-  lc.backward = 2 * lc.forward + (tiled ? core_gemm / 2 : 0);
+  lc.forward = weights + core_forward + elementwise;
+  lc.backward = weights_backward + core_backward + 2 * elementwise;
   if (c.train.recompute == "full") lc.recompute = lc.forward;
   if (c.train.recompute == "attention" && !tiled) lc.recompute = core;  // tiled: nothing to recompute
   const Link& link = group_link(cl, c.parallel.tp, 1);
@@ -82,6 +95,17 @@ std::int64_t layers_of(const RunConfig& c, int stage) {
 }
 
 }  // namespace
+
+// Keys a query scores per row on average. A causal mask under the tiled kernel skips the
+// key tiles wholly above the diagonal (loom's kernel and FlashAttention alike), so a row
+// block of kAttentionTile queries scores the keys up to its end: (s + kAttentionTile) / 2.
+// Bidirectional (bert) and windowed rows score their full range.
+double attention_keys(const RunConfig& c, double s) {
+  const ModelConfig& m = c.model;
+  if (m.window > 0) return std::min(s, double(m.window));
+  if (m.bert() || c.train.attention_kernel() != "tiled") return s;
+  return std::min(s, (s + kAttentionTile) / 2);
+}
 
 double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch) {
   const double flops = 2 * m * n * k * batch;
@@ -135,7 +159,8 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
       tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
                                           : all_reduce_time(stream_msg, tp, tp_link);  // embedding
     if (st == p - 1) {  // the tied head: logits forward + 2 backward GEMMs, the loss over (s b, V/t) logits
-      compute += 3 * gemm_time(cl, dt, b * s, V / tp, h) + 3 * (4 + ab) * b * s * V / tp / bw +
+      compute += gemm_time(cl, dt, b * s, V / tp, h) + gemm_time(cl, dt, b * s, h, V / tp) +
+                 gemm_time(cl, dt, V / tp, h, b * s) + 3 * (4 + ab) * b * s * V / tp / bw +
                  6 * cl.kernel_overhead;
       tpc += 3 * all_reduce_time(4 * b * s, tp, tp_link);  // max, sum, target logit per row
     }

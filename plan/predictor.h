@@ -5,10 +5,14 @@
 //             the attention core, b a/t heads of (s, k, h/a) and (s, h/a, k), k = s keys
 //             ((s + 128) / 2 for the tiled kernel under a causal mask: it skips tiles); each
 //             max(flops / (peak gemm_efficiency), bytes / memory bandwidth) [roofline] or
-//             the nearest measured rate (calibrated clusters), + kernel_overhead.
+//             the nearest measured rate (calibrated clusters), + kernel_overhead. A
+//             calibrated CPU measures the tiled attention kernel itself (softmax, tile
+//             GEMMs and the backward's recompute inside): its rate replaces the core's terms.
 //   memory-bound ops (layernorms, bias-dropout-add, gelu, softmax, dropout) in bytes read +
 //             written, 16-bit: 22 sbh (/t with sp) + 4 sbF/t + 9 a s^2 b / t.
-//   backward = 2 x forward; recompute full adds a forward, attention the attention core.
+//   backward: each weight GEMM's dX (bs, K, N) and dW (N, K, bs), the same FLOPs as its
+//             forward (twice it on the roofline); the rest 2 x forward (tiled: + one core
+//             GEMM, the recomputed scores); recompute full adds a forward, attention the attention core.
 //   tp: 2 all-reduces of sbh (sp: 2 all-gathers + 2 reduce-scatters) per forward, as many per
 //             backward and per recomputed forward; not overlapped (SoftwareModel::tp_overlap:
 //             only what the pass's weight GEMMs cannot cover).
@@ -75,6 +79,12 @@ Prediction predict(const RunConfig& c, const Cluster& cluster, const SoftwareMod
 MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster, double dataset_bytes = 0);
 // The more loaded of the first and last stage.
 MemoryEstimate loom_memory_per_device(const RunConfig& c, const Cluster& cluster, double dataset_bytes = 0);
+
+// Keys one query scores on average under the run's attention: s, a window's w, or with the
+// tiled kernel under a causal mask (s + kAttentionTile) / 2, the key tiles wholly above the
+// diagonal being skipped (loom's CPU kernel, 128 keys a tile, and FlashAttention alike).
+constexpr double kAttentionTile = 128;  // loom's kBc (backend/cpu/flash_attention.cpp)
+double attention_keys(const RunConfig& c, double s);
 
 // One GEMM (M, K) x (K, N), `batch` of them in one kernel, on this cluster in `dtype`.
 double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch = 1);

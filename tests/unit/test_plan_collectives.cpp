@@ -56,12 +56,19 @@ TEST(PlanCluster, ShippedFilesHoldThePublishedFigures) {
 TEST(PlanCluster, JsonRoundTripAndErrors) {
   Cluster a = load_cluster(LOOM_SOURCE_DIR "/plan/clusters/a100-80gb.json");
   a.gemm_rates.push_back({.m = 512, .n = 768, .k = 768, .flops = 5e10});
+  a.attention_rates.push_back({.s = 1024, .d = 64, .causal = false, .forward = 3e10, .backward = 2e10});
   const Cluster b = parse_cluster(to_json(a));
   EXPECT_EQ(b.name, a.name);
   EXPECT_NEAR(b.device_memory, a.device_memory, 1);
   EXPECT_NEAR(b.inter_node.latency, a.inter_node.latency, 1e-12);
   ASSERT_EQ(b.gemm_rates.size(), 1u);
   EXPECT_NEAR(b.gemm_rates[0].flops, 5e10, 1);
+  ASSERT_EQ(b.attention_rates.size(), 1u);
+  EXPECT_EQ(b.attention_rates[0].s, 1024);
+  EXPECT_EQ(b.attention_rates[0].d, 64);
+  EXPECT_FALSE(b.attention_rates[0].causal);
+  EXPECT_NEAR(b.attention_rates[0].forward, 3e10, 1);
+  EXPECT_NEAR(b.attention_rates[0].backward, 2e10, 1);
   try {
     parse_cluster(R"({"devices_per_node": 8})", "x.json");
     FAIL() << "no error";

@@ -4,7 +4,12 @@
 // interleaving, dp comm with dp > 1, hidden by overlap), recompute costs time, and the
 // roofline makes a skinny GEMM memory-bound; Megatron-Core's overlaps (tp, p2p, parameter
 // gather) hide exactly what they claim to, and a causal tiled kernel scores half the keys.
+// On a calibrated machine, a weight GEMM's backward runs at the rates of its dX and dW
+// shapes, and a measured attention rate replaces the core's GEMMs and bytes.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <tuple>
 
 #include "plan/collectives.h"
 #include "plan/predictor.h"
@@ -148,6 +153,81 @@ TEST(PlanPredictor, CausalTiledAttentionScoresHalfTheKeys) {
   // forward core GEMMs, each 2 s keys h flops at peak x gemm_efficiency.
   const double per_key = 3.5 * 2 * 2 * 8192.0 * 2048 / (312e12 * cl.gemm_efficiency);
   EXPECT_NEAR(compute(bert) - compute(c), per_key * (8192 - (8192 + 128) / 2.0), 1e-3 * per_key * 4096);
+}
+
+// A calibrated CPU-like cluster: no links needed (one rank), f32 GEMMs at measured rates.
+Cluster calibrated(std::vector<GemmRate> gemms, std::vector<AttentionRate> attention = {}) {
+  Cluster cl = a100();
+  cl.gemm_rates = std::move(gemms), cl.gemm_rates_dtype = "fp32";
+  cl.attention_rates = std::move(attention);
+  cl.kernel_overhead = 0;
+  return cl;
+}
+
+RunConfig small_f32() {
+  RunConfig c = gpt(1, 1, 1);
+  c.model.layers = 1, c.model.channels = 256, c.model.heads = 8, c.model.vocab = 256, c.model.seq_len = 128;
+  c.train.global_batch = 4, c.train.micro_batch = 4, c.train.precision = "fp32", c.train.attention = "tiled";
+  return c;
+}
+
+TEST(PlanPredictor, WeightGradientsRunAtTheirOwnShapes) {
+  // Every weight's forward shape (M, N, K) measured at 100 GFLOP/s, every backward shape
+  // (dX (M, K, N), dW (N, K, M)) that is no forward shape at a "slow" rate. Changing only
+  // the slow rate must move the step by exactly those backward GEMMs' FLOPs over the rate
+  // (fc's dX is fc2's forward shape, (M, h, F), so it runs at the fast rate).
+  const RunConfig c = small_f32();
+  const double M = 4 * 128, h = 256, F = 1024, qkv = 768, V = 256;
+  const std::vector<std::pair<double, double>> weights{{qkv, h}, {h, h}, {F, h}, {h, F}, {V, h}};
+  using S = std::tuple<double, double, double>;
+  std::vector<S> forward;
+  for (auto [n, k] : weights) forward.emplace_back(M, n, k);
+  auto is_forward = [&](S x) { return std::find(forward.begin(), forward.end(), x) != forward.end(); };
+  double slow_flops = 0;
+  std::vector<S> slow;
+  for (auto [n, k] : weights)
+    for (S x : {S{M, k, n}, S{n, k, M}})
+      if (!is_forward(x)) {
+        slow_flops += 2 * M * n * k;
+        if (std::find(slow.begin(), slow.end(), x) == slow.end()) slow.push_back(x);
+      }
+  auto with = [&](double slow_rate) {
+    std::vector<GemmRate> all;
+    for (auto [m, n, k] : forward) all.push_back({.m = m, .n = n, .k = k, .flops = 100e9});
+    for (auto [m, n, k] : slow) all.push_back({.m = m, .n = n, .k = k, .flops = slow_rate});
+    // The attention core from a measured rate, so that no core GEMM takes a weight's shape.
+    return predict(c, calibrated(all, {{.s = 128, .d = 32, .causal = true, .forward = 1e10, .backward = 1e10}}))
+        .split.compute;
+  };
+  // m = 1 micro-batch, one layer, the logits on the same stage.
+  EXPECT_NEAR(with(25e9) - with(50e9), slow_flops / 25e9 - slow_flops / 50e9, 1e-9);
+}
+
+TEST(PlanPredictor, MeasuredAttentionReplacesTheCore) {
+  // Forward 4 s k d and backward 8 s k d FLOPs per (sequence, head), k = (s + 128) / 2 keys
+  // for the causal tiled kernel (here s = 128: all 128), over the measured rates.
+  RunConfig c = small_f32();
+  const std::vector<GemmRate> g{{.m = 512, .n = 768, .k = 256, .flops = 100e9}};
+  const double base = predict(c, calibrated(g)).split.compute;
+  const double flops = 4 * 8 * 4.0 * 128 * 128 * 32;  // 4 sequences x 8 heads
+  auto core = [&](double fwd, double bwd) {
+    return predict(c, calibrated(g, {{.s = 128, .d = 32, .causal = true, .forward = fwd, .backward = bwd}}))
+        .split.compute;
+  };
+  EXPECT_NEAR(core(10e9, 5e9) - core(20e9, 10e9), flops / 20e9 + 2 * flops / 10e9, 1e-9);
+  EXPECT_NE(core(10e9, 5e9), base);
+  // A rate of the other mask is not used: bert's bidirectional core falls back to its GEMMs.
+  c.model.family = "bert";
+  const double bert = predict(c, calibrated(g)).split.compute;
+  EXPECT_DOUBLE_EQ(
+      predict(c, calibrated(g, {{.s = 128, .d = 32, .causal = true, .forward = 1e9, .backward = 1e9}})).split.compute,
+      bert);
+  // The dense kernel is not the measured one either.
+  c.model.family = "gpt", c.train.attention = "dense";
+  const double dense = predict(c, calibrated(g)).split.compute;
+  EXPECT_DOUBLE_EQ(
+      predict(c, calibrated(g, {{.s = 128, .d = 32, .causal = true, .forward = 1e9, .backward = 1e9}})).split.compute,
+      dense);
 }
 
 }  // namespace
