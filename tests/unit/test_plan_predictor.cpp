@@ -158,6 +158,12 @@ TEST(PlanPredictor, ChunkGradSyncQueuesThroughTheCooldown) {
   const double r0 = all_reduce_time(4 * n0, 2, cl.inter_node), r = all_reduce_time(4 * 2 * layer, 2, cl.inter_node);
   ASSERT_GT(r, 2 * 2 * b);  // queue-bound: the cooldown's 2 chunk-backwards do not cover chunk 1
   EXPECT_NEAR(predict(c, cl, chunked).split.dp_comm, r0 + (r - 2 * 2 * b), 1e-9);
+  // v 4 (16 layers): three chunks queue behind chunk 0's, each 2 x 2 backwards hidden.
+  RunConfig c4 = with(2, 4);
+  c4.model.layers = 16;
+  const double n04 = double(stage_parameters(c4, 0)) - 3 * 2 * layer;
+  EXPECT_NEAR(predict(c4, cl, chunked).split.dp_comm,
+              all_reduce_time(4 * n04, 2, cl.inter_node) + 3 * (r - 2 * 2 * b), 1e-9);
   // A 10x faster NIC: every chunk but the last hides, chunk 0's reduction stays.
   Cluster fast = cl;
   fast.inter_node.bandwidth *= 10;
