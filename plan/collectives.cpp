@@ -1,6 +1,7 @@
 // plan/collectives.cpp — see collectives.h.
 #include "plan/collectives.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace loom::plan {
@@ -19,8 +20,21 @@ double reduce_scatter_time(double bytes, int p, const Link& l) { return all_gath
 
 double p2p_time(double bytes, const Link& l) { return l.latency + bytes * l.beta(); }
 
-const Link& group_link(const Cluster& c, int ranks, int stride) {
+int ranks_per_node(const Cluster& c, int ranks, int stride) {
+  return std::max(1, std::min(ranks, c.devices_per_node / std::max(stride, 1)));
+}
+
+Link p2p_link(const Cluster& c, int ranks, int stride) {
   return std::int64_t(ranks) * stride <= c.devices_per_node ? c.intra_node : c.inter_node;
+}
+
+Link group_link(const Cluster& c, int ranks, int stride) {
+  if (std::int64_t(ranks) * stride <= c.devices_per_node) return c.intra_node;
+  // Multi-rail: NCCL spreads its channels over the NICs of the group's devices on a node
+  // (nccl-tests' multi-node busbw on a DGX is about the node's NICs together, not one).
+  Link l = c.inter_node;
+  l.bandwidth = std::min(l.bandwidth * ranks_per_node(c, ranks, stride), c.intra_node.bandwidth);
+  return l;
 }
 
 }  // namespace loom::plan

@@ -77,12 +77,21 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   lc.backward = weights_backward + core_backward + 2 * elementwise;
   if (c.train.recompute == "full") lc.recompute = lc.forward;
   if (c.train.recompute == "attention" && !tiled) lc.recompute = core;  // tiled: nothing to recompute
-  const Link& link = group_link(cl, c.parallel.tp, 1);
+  const Link link = group_link(cl, c.parallel.tp, 1);
   const double msg = s * b * h * ab;
   lc.tp_forward =
       sp ? 2 * (all_gather_time(msg, c.parallel.tp, link) + reduce_scatter_time(msg, c.parallel.tp, link))
          : 2 * all_reduce_time(msg, c.parallel.tp, link);
   return lc;
+}
+
+// Parameters (one tp rank) of stage 0's first chunk: its layers and the embedding.
+std::int64_t chunk0_parameters(const RunConfig& c) {
+  GptStage st = make_gpt_stage(c.model, c.parallel.pp, 0, c.parallel.virtual_stages, c.parallel.stages);
+  st.chunks.resize(1);
+  std::int64_t n = 0;
+  for (const ParamSpec& ps : Gpt::param_specs(c.model, c.parallel.tp, 0, st)) n += ps.shape.numel();
+  return n;
 }
 
 std::int64_t layers_of(const RunConfig& c, int stage) {
@@ -136,12 +145,12 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
                V = double(md.padded_vocab()), ab = double(dtype_size(dt));
   const double bw = cl.memory_bandwidth * cl.memory_efficiency;
   const LayerCost lc = layer_cost(c, cl);
-  const Link& tp_link = group_link(cl, tp, 1);
+  const Link tp_link = group_link(cl, tp, 1);
   const double stream_msg = s * b * h * ab;
 
   // Per-micro-batch time of each stage: compute, tp and p2p parts.
   const bool split_msg = c.parallel.sequence_parallel || sw.p2p_split_over_tp;
-  const Link& pp_link = group_link(cl, p, tp * dp);
+  const Link pp_link = p2p_link(cl, p, tp * dp);
   const double p2p =
       p > 1 && !sw.p2p_overlap ? 2 * v * p2p_time(stream_msg / (split_msg ? tp : 1), pp_link) : 0;
   double max_total = 0, sum_total = 0, max_compute = 0, max_tp = 0, last_backward = 0;
@@ -182,12 +191,32 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
   // micro-batch's backward where the software overlaps it; ZeRO-1 then all-gathers parameters.
   const double n = double(stage_parameters(c, 0));
   const double grad_bytes = n * double(dtype_size(parse_dtype(c.parallel.grad_reduce_dtype)));
-  const Link& dp_link = group_link(cl, dp, tp);
-  double dp_time = c.optim.zero == 1 ? reduce_scatter_time(grad_bytes, dp, dp_link)
-                                     : all_reduce_time(grad_bytes, dp, dp_link);
-  if (sw.dp_overlap)
+  const Link dp_link = group_link(cl, dp, tp);
+  auto reduce = [&](double bytes) {
+    return c.optim.zero == 1 ? reduce_scatter_time(bytes, dp, dp_link) : all_reduce_time(bytes, dp, dp_link);
+  };
+  double dp_time = reduce(grad_bytes);
+  const bool chunked = sw.chunk_grad_sync && v > 1 && p > 1;
+  if (chunked) {
+    // Stage 0 (its chunk 0 also holds the embedding): chunk k's reduction is released k p
+    // chunk-backwards before the end and the reductions run one after another, so the last
+    // one to finish exposes max_k (r_0 + k r - k p b) = r_0 + max(0, (v-1)(r - p b)).
+    const double L = double(layers_of(c, 0));
+    const double n0 = double(chunk0_parameters(c)), r0 = reduce(n0 * grad_bytes / n);
+    const double r = reduce((n - n0) / (v - 1) * grad_bytes / n);
+    const double chunk_backward = L / v * (lc.backward + lc.recompute);
+    dp_time = r0 + std::max(0.0, (v - 1) * (r - p * chunk_backward));
+  } else if (sw.dp_overlap) {
     dp_time = std::max(dp_time - last_backward, dp_time / std::max(1.0, double(layers_of(c, 0))));
-  if (c.optim.zero == 1) {
+  }
+  if (chunked && c.optim.zero == 1 && sw.param_gather_overlap) {
+    // The chain: chunk 0's gather exposed before the first forward; chunk j's (j >= 1) runs
+    // while stage 0's warm-up pushes p micro-batches through chunk j-1.
+    const double n0 = double(chunk0_parameters(c));
+    const double g0 = all_gather_time(n0 * ab, dp, dp_link), g = all_gather_time((n - n0) / (v - 1) * ab, dp, dp_link);
+    const double chunk_forward = double(layers_of(c, 0)) / v * lc.forward;
+    dp_time += g0 + (v - 1) * std::max(0.0, g - p * chunk_forward);
+  } else if (c.optim.zero == 1) {
     // The 16-bit parameters, gathered after the step; under param_gather_overlap bucket by
     // bucket as the next step's first forward reaches them (at least one layer's exposed).
     const double gather = all_gather_time(n * ab, dp, dp_link);

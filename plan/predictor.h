@@ -47,6 +47,14 @@ struct SoftwareModel {
   bool tp_overlap = false;
   bool p2p_overlap = false;
   bool param_gather_overlap = false;
+  // Megatron-Core's interleaved schedule (v > 1; schedules.py and distrib_optimizer.py at
+  // f2e5db40): chunk k's gradients are reduced once its last micro-batch's backward is done
+  // (launched in step across the pipeline ranks), so the reductions queue through the
+  // cooldown, chunk 0's last; and the parameter all-gathers run as a chain, chunk j's launched
+  // when chunk j-1's first forward starts (chunk 0's before the step, exposed). Without it
+  // (loom, and the 1F1B / unpipelined cases) the whole stage's reduction overlaps the last
+  // micro-batch's backward.
+  bool chunk_grad_sync = false;
 };
 
 struct TimeSplit {

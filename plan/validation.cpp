@@ -111,7 +111,7 @@ RunConfig published_config(const PublishedScalingRun& r) {
   c.parallel.tp = r.tp, c.parallel.pp = r.pp, c.parallel.dp = r.dp;
   c.parallel.virtual_stages = r.pp > 1 ? int(r.model.layers / r.pp) : 1;
   c.parallel.sequence_parallel = r.tp > 1;
-  c.parallel.grad_reduce_dtype = "bf16";
+  c.parallel.grad_reduce_dtype = "fp32";  // --bf16 forces accumulate_allreduce_grads_in_fp32 (arguments.py)
   c.optim.zero = 1;
   return c;
 }
@@ -122,7 +122,8 @@ SoftwareModel megatron_core_2024() {
           .megatron_memory = true,
           .tp_overlap = true,
           .p2p_overlap = true,
-          .param_gather_overlap = true};
+          .param_gather_overlap = true,
+          .chunk_grad_sync = true};
 }
 
 std::vector<ValidationRow> validate_megatron_h100(const Cluster& h100) {

@@ -46,7 +46,8 @@ std::vector<ValidationRow> validate_table5(const Cluster& a100);
 // Untied input and output embeddings (the parameter counts need them); loom ties them,
 // which changes the parameters (and so the optimizer and dp times) but not the FLOPs.
 // Not published, assumed (docs/scaling.md): micro-batch 1, no recompute, sequence
-// parallelism with tp, the distributed optimizer (ZeRO-1) with 16-bit gradient reduction,
+// parallelism with tp, the distributed optimizer (ZeRO-1), f32 gradient reduction (read from
+// arguments.py: --bf16 forces accumulate_allreduce_grads_in_fp32),
 // FlashAttention-style fused attention, and one layer per interleaved chunk (v = l / p).
 struct PublishedScalingRun {
   std::string name;  // "1.7B"
@@ -58,7 +59,8 @@ struct PublishedScalingRun {
 };
 std::vector<PublishedScalingRun> megatron_h100_weak_scaling();
 RunConfig published_config(const PublishedScalingRun& r);
-// Megatron-Core of 2024: tp, pp and dp communication overlapped with compute.
+// Megatron-Core of 2024: tp, pp and dp communication overlapped with compute; under the
+// interleaved schedule the gradients are reduced chunk by chunk (chunk_grad_sync).
 SoftwareModel megatron_core_2024();
 // One row per run: published and predicted MFU (ValidationRow's error is relative).
 std::vector<ValidationRow> validate_megatron_h100(const Cluster& h100);

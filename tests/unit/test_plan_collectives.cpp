@@ -33,11 +33,29 @@ TEST(PlanCollectives, GroupsCrossNodesWhenTheyOutgrowOne) {
   Cluster c;
   c.devices_per_node = 8;
   c.intra_node = kLink;
-  c.inter_node = {.bandwidth = 25e9, .latency = 1e-5};
-  EXPECT_EQ(&group_link(c, 8, 1), &c.intra_node);   // tp 8
-  EXPECT_EQ(&group_link(c, 2, 4), &c.intra_node);   // dp 2 over tp 4
-  EXPECT_EQ(&group_link(c, 2, 8), &c.inter_node);   // dp 2 over tp 8
-  EXPECT_EQ(&group_link(c, 16, 1), &c.inter_node);  // tp 16
+  c.inter_node = {.bandwidth = 10e9, .latency = 2e-5, .efficiency = 0.5};
+  EXPECT_EQ(group_link(c, 8, 1).bandwidth, 100e9);  // tp 8: NVLink
+  EXPECT_EQ(group_link(c, 2, 4).bandwidth, 100e9);  // dp 2 over tp 4
+  // Multi-rail: a group spanning nodes uses the NICs of its ranks on each node.
+  EXPECT_EQ(ranks_per_node(c, 2, 8), 1);
+  EXPECT_EQ(group_link(c, 2, 8).bandwidth, 10e9);   // dp 2 over tp 8: one rank a node, one NIC
+  EXPECT_EQ(ranks_per_node(c, 48, 2), 4);
+  EXPECT_EQ(group_link(c, 48, 2).bandwidth, 40e9);  // dp 48 over tp 2: four NICs
+  EXPECT_EQ(ranks_per_node(c, 16, 1), 8);
+  EXPECT_EQ(group_link(c, 16, 1).bandwidth, 80e9);  // tp 16: eight NICs
+  EXPECT_EQ(group_link(c, 16, 1).latency, 2e-5);    // the inter-node latency and efficiency
+  EXPECT_EQ(group_link(c, 16, 1).efficiency, 0.5);
+  c.inter_node.bandwidth = 25e9;                    // 8 x 25 GB/s > NVLink's 100: capped
+  EXPECT_EQ(group_link(c, 16, 1).bandwidth, 100e9);
+  // A pipeline message is one connection, one NIC, however many ranks share the node.
+  EXPECT_EQ(p2p_link(c, 16, 1).bandwidth, 25e9);
+  EXPECT_EQ(p2p_link(c, 4, 2).bandwidth, 100e9);    // pp 4 over 2: one node
+  // Time: the 48-rank all-reduce over four NICs takes a quarter of the one-NIC time
+  // (beyond the latency), what nccl-tests' busbw on a rail-optimised node shows.
+  c.inter_node.bandwidth = 10e9;
+  Link one = c.inter_node;
+  const double n = 1e9, lat = 2 * 47 * 2e-5;
+  EXPECT_NEAR(all_reduce_time(n, 48, group_link(c, 48, 2)) - lat, (all_reduce_time(n, 48, one) - lat) / 4, 1e-12);
 }
 
 TEST(PlanCluster, ShippedFilesHoldThePublishedFigures) {

@@ -137,6 +137,58 @@ TEST(PlanPredictor, OverlapsHideWhatTheyClaim) {
   EXPECT_NEAR(plain.split.dp_comm - g.split.dp_comm, ag - ag / 6, 1e-12);
 }
 
+TEST(PlanPredictor, ChunkGradSyncQueuesThroughTheCooldown) {
+  // Megatron-Core's interleaved schedule (SoftwareModel::chunk_grad_sync): chunk k's reduction
+  // starts k p chunk-backwards before the end and they run in turn, so stage 0 exposes
+  // r_0 + max(0, (v-1)(r - p b)); with ZeRO-1 the parameter all-gathers chain chunk by chunk,
+  // chunk 0's exposed, chunk j's under p forwards of chunk j-1. One device a node: dp 2
+  // crosses nodes on one NIC. 8 layers, pp 2, v 2: two layers a chunk.
+  Cluster cl = a100();
+  cl.devices_per_node = 1;
+  const auto with = [](int pp, int v) {
+    RunConfig c = gpt(1, pp, 2, v);
+    c.model.layers = 8, c.train.attention = "dense";  // backward = 2 x forward exactly
+    return c;
+  };
+  const SoftwareModel chunked{.dp_overlap = true, .chunk_grad_sync = true};
+  const double h = 2048, layer = 12 * h * h + 13 * h;  // GPT-2 layer: qkv, proj, fc1, fc2, 2 layernorms
+  // One layer's backward b, from the unpipelined run, whose reduction hides behind the last
+  // micro-batch's backward: exposed = R - 8 b (R far longer than 8 b on 20 GB/s).
+  const RunConfig flat = with(1, 1);
+  const double R = all_reduce_time(4 * double(stage_parameters(flat, 0)), 2, cl.inter_node);
+  const double b = (R - predict(flat, cl, chunked).split.dp_comm) / 8;
+  ASSERT_GT(b, 0);
+  const RunConfig c = with(2, 2);
+  const double n0 = double(stage_parameters(c, 0)) - 2 * layer;  // chunk 0: embedding + 2 layers
+  const double r0 = all_reduce_time(4 * n0, 2, cl.inter_node), r = all_reduce_time(4 * 2 * layer, 2, cl.inter_node);
+  ASSERT_GT(r, 2 * 2 * b);  // queue-bound: the cooldown's 2 chunk-backwards do not cover chunk 1
+  EXPECT_NEAR(predict(c, cl, chunked).split.dp_comm, r0 + (r - 2 * 2 * b), 1e-9);
+  // v 4 (16 layers): three chunks queue behind chunk 0's, each 2 x 2 backwards hidden.
+  RunConfig c4 = with(2, 4);
+  c4.model.layers = 16;
+  const double n04 = double(stage_parameters(c4, 0)) - 3 * 2 * layer;
+  EXPECT_NEAR(predict(c4, cl, chunked).split.dp_comm,
+              all_reduce_time(4 * n04, 2, cl.inter_node) + 3 * (r - 2 * 2 * b), 1e-9);
+  // A 10x faster NIC: every chunk but the last hides, chunk 0's reduction stays.
+  Cluster fast = cl;
+  fast.inter_node.bandwidth *= 10;
+  ASSERT_LT(all_reduce_time(4 * 2 * layer, 2, fast.inter_node), 2 * 2 * b);
+  EXPECT_NEAR(predict(c, fast, chunked).split.dp_comm, all_reduce_time(4 * n0, 2, fast.inter_node), 1e-9);
+  // ZeRO-1: a reduce-scatter, and the bf16 gathers: chunk 0's, then chunk 1's beyond p = 2
+  // forwards of chunk 0 (a forward is b / 2).
+  RunConfig z = c;
+  z.optim.zero = 1;
+  SoftwareModel gathered = chunked;
+  gathered.param_gather_overlap = true;
+  const double rs0 = reduce_scatter_time(4 * n0, 2, cl.inter_node), rs = reduce_scatter_time(4 * 2 * layer, 2, cl.inter_node);
+  const double g0 = all_gather_time(2 * n0, 2, cl.inter_node), g = all_gather_time(2 * 2 * layer, 2, cl.inter_node);
+  EXPECT_NEAR(predict(z, cl, gathered).split.dp_comm,
+              rs0 + std::max(0.0, rs - 2 * 2 * b) + g0 + std::max(0.0, g - 2 * (2 * b / 2)), 1e-9);
+  // Off (loom; Megatron's 1F1B): the whole stage's reduction behind the last backward.
+  const double stage_r = all_reduce_time(4 * double(stage_parameters(c, 0)), 2, cl.inter_node);
+  EXPECT_NEAR(predict(c, cl, {.dp_overlap = true}).split.dp_comm, stage_r - 4 * b, 1e-9);
+}
+
 TEST(PlanPredictor, CausalTiledAttentionScoresHalfTheKeys) {
   // The attention core's forward: 2 GEMMs of b a/t heads x (s, keys, h/a) flops each. A
   // causal tiled kernel skips the key tiles above the diagonal: keys = (s + 128) / 2; the

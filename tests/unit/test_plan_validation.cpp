@@ -46,16 +46,18 @@ TEST(PlanValidation, MfuOfThePublishedRunsIsTheirs) {
 
 TEST(PlanValidation, MegatronH100ErrorsAreTheDocumentedOnes) {
   const Cluster h100 = load_cluster(LOOM_SOURCE_DIR "/plan/clusters/h100-80gb.json");
-  // Relative MFU errors in percent, docs/scaling.md: the four pp = 1 rows (in-sample for
-  // gemm_efficiency) meet the goal; the five pipelined rows (held out) do not.
-  const double documented[] = {+8.9, -0.7, -4.7, +1.7, +27.1, +35.8, +34.8, +25.3, +27.6};
+  // Relative MFU errors in percent, docs/scaling.md: f32 gradient reduction, multi-rail dp,
+  // Megatron-Core's chunk-wise gradient sync; gemm_efficiency 0.50 chosen on the four pp = 1
+  // rows. The five pipelined rows (held out) meet the goal; 16B and 32B (tp 4 and 8: their dp
+  // groups cross nodes on 2 and 1 NICs) do not.
+  const double documented[] = {+6.6, -1.7, -11.8, -27.4, -0.1, +8.0, +4.1, -5.1, -5.6};
+  const bool meets_goal[] = {true, true, false, false, true, true, true, true, true};
   const auto rows = validate_megatron_h100(h100);
-  const auto runs = megatron_h100_weak_scaling();
   ASSERT_EQ(rows.size(), 9u);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const double e = 100 * rows[i].error();
     EXPECT_NEAR(e, documented[i], 0.1) << rows[i].name;
-    if (runs[i].pp == 1) {
+    if (meets_goal[i]) {
       EXPECT_LE(std::abs(e), 10.0) << rows[i].name;
     }
     // The assumed layout (no recompute, ZeRO-1) fits in the 80 GB: Megatron's memory account.
