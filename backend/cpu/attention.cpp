@@ -4,9 +4,9 @@
 // out (B,T,H*D); probs (B,H,T,T) f32 = softmax(q k^T / sqrt(D)) with a causal
 // mask (row t attends to 0..t, masked entries stored as 0); scratch (B,H,T,T)
 // f32 holds dprobs during backward. Each (b, h) pair is independent: threads
-// take whole pairs and run single-threaded GEMMs on strided views, so the
-// work is GEMM-bound (the full T x T products are computed and the upper
-// triangle discarded: simpler, and still sgemm speed). With bf16/f16 qkv each
+// take whole pairs and run single-threaded GEMMs (sgemm.h) on strided views, so
+// the work is GEMM-bound (the full T x T products are computed and the upper
+// triangle discarded: simpler, and still GEMM speed). With bf16/f16 qkv each
 // thread first widens its pair's q, k, v (and dout) slices into f32 tiles in the
 // context's per-thread scratch and writes its outputs back rounded: O(T D)
 // conversions next to O(T^2 D) sgemm work, so half precision runs at f32 GEMM

@@ -5,7 +5,8 @@
 // HeadsView views (so the layer's fused qkv needs no copy); out (B,Tq,Hq*D) (=);
 // lse (B,Hq,Tq) f32 (=). Backward writes dq, dk, dv (=).
 // Forward: one work item per (b, query head, tile of kBr query rows), each looping over
-// tiles of kBc keys: S = scale Q K^T by a single-threaded sgemm on the tile, the mask and
+// tiles of kBc keys: S = scale Q K^T by a single-threaded GEMM on the tile (sgemm.h:
+// oneDNN's dnnl_sgemm where OpenBLAS runs generic kernels, else cblas_sgemm), the mask and
 // ALiBi applied per row (every mask is an interval of keys per row, so a row's tile is a
 // [a, e] range and whole tiles outside every row's range are skipped), the running max /
 // sum / output rescaled, O += P V by sgemm. Backward: one work item per (b, kv head): for

@@ -2,10 +2,12 @@
 //
 // Which library runs a GEMM depends on the storage dtypes only (measured on this
 // machine, docs/performance.md "bf16 on the CPU backend"):
-//   f32  x f32  -> f32        OpenBLAS cblas_sgemm (row-major), or oneDNN when
-//                             OpenBLAS runs its generic kernels (Context::f32_on_dnnl)
+//   f32  x f32  -> f32        OpenBLAS cblas_sgemm (row-major), or a oneDNN matmul
+//                             primitive when OpenBLAS runs its generic kernels
+//                             (Context::f32_on_dnnl)
 //   bf16 x bf16 -> bf16 | f32 oneDNN matmul (AMX / AVX-512 BF16), 2-3x sgemm
-//   anything else (f16, mixed) widened to f32 in per-thread scratch, then sgemm:
+//   anything else (f16, mixed) widened to f32 in per-thread scratch, then sgemm.h's
+//                             sgemm (dnnl_sgemm or cblas_sgemm, by the same rule):
 //                             the conversions are O(MK + KN + MN) next to O(MNK)
 // A bf16 GEMM called from inside an OpenMP parallel region (none today) is also
 // widened: a oneDNN primitive there would run on one thread with a
