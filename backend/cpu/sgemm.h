@@ -11,12 +11,13 @@
 // OpenBLAS runs its generic "Prescott" kernels, oneDNN's dnnl_sgemm; else OpenBLAS's
 // cblas_sgemm. Why dnnl_sgemm rather than cached oneDNN matmul primitives (what
 // dnnl_gemm.h keeps for whole GEMMs): at the flash kernel's tile shapes (64x128x32,
-// 64x32x128, 128x32x64, single-threaded inside a parallel region) dnnl_sgemm ran 4-5x
-// Prescott sgemm and 1.2-3x a cached primitive executed with per-call dnnl::memory
-// objects, and it needs no cache, no lock and no stream (docs/performance.md, "CPU
-// attention"). Threads: both libraries use the process's OpenMP (libgomp) and do not nest:
-// inside a parallel region a call runs on the calling thread only (oneDNN counts 1
-// thread there), outside one on all threads.
+// 64x32x128, 128x32x64, single-threaded inside a parallel region) dnnl_sgemm ran 3.6-7x
+// Prescott sgemm and 1.0-5.8x a cached primitive executed with per-call dnnl::memory
+// objects (equal within noise at worst), and it needs no cache, no lock and no stream
+// (docs/performance.md, "CPU attention: the tile GEMMs on oneDNN").
+// Threads: both libraries use the process's OpenMP (libgomp) and do not nest: inside a
+// parallel region a call runs on the calling thread only (oneDNN counts 1 thread there),
+// outside one on all threads.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +27,8 @@
 
 namespace loom::cpu {
 
-void sgemm(const Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
-           const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
-           std::int64_t ldc);
+void sgemm(const Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K,
+           float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta,
+           float* C, std::int64_t ldc);
 
 }  // namespace loom::cpu

@@ -48,8 +48,8 @@ std::string check_one(const cpu::Context& ctx, bool ta, bool tb, i64 M, i64 N, i
   if (beta == 0.0f)
     for (i64 i = 0; i < M; ++i)
       for (i64 j = 0; j < N; ++j) C[i * (N + pad) + j] = kNaN;
-  cpu::sgemm(ctx, Trans(ta), Trans(tb), M, N, K, alpha, A.data(), ac + pad, B.data(), bc + pad, beta, C.data(),
-             N + pad);
+  cpu::sgemm(ctx, Trans(ta), Trans(tb), M, N, K, alpha, A.data(), ac + pad, B.data(), bc + pad, beta,
+             C.data(), N + pad);
   Vec want = ref::matmul(a, b, M, N, K, ta, tb), got(M * N);
   for (i64 i = 0; i < M * N; ++i) want[i] = alpha * want[i] + (beta == 0.0f ? 0.0 : beta * c0[i]);
   for (i64 i = 0; i < M; ++i) {
@@ -75,7 +75,8 @@ TEST(CpuSgemm, EveryLayoutMatchesTheDoubleReferenceOnBothLibraries) {
       for (int flags = 0; flags < 4; ++flags)
         for (auto [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{-0.75f, 1.0f}, std::pair{0.125f, 0.5f}}) {
           const bool ta = flags & 1, tb = flags & 2;
-          const std::string err = check_one(ctx, ta, tb, M, N, K, alpha, beta, std::uint64_t(M * 7 + N + K + flags));
+          const std::string err =
+              check_one(ctx, ta, tb, M, N, K, alpha, beta, std::uint64_t(M * 7 + N + K + flags));
           ASSERT_EQ(err, "") << lib_name(dnnl) << " M=" << M << " N=" << N << " K=" << K << " trans_a=" << ta
                              << " trans_b=" << tb << " alpha=" << alpha << " beta=" << beta;
           ++cases;
