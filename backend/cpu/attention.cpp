@@ -4,9 +4,9 @@
 // out (B,T,H*D); probs (B,H,T,T) f32 = softmax(q k^T / sqrt(D)) with a causal
 // mask (row t attends to 0..t, masked entries stored as 0); scratch (B,H,T,T)
 // f32 holds dprobs during backward. Each (b, h) pair is independent: threads
-// take whole pairs and run single-threaded GEMMs on strided views, so the
-// work is GEMM-bound (the full T x T products are computed and the upper
-// triangle discarded: simpler, and still sgemm speed). With bf16/f16 qkv each
+// take whole pairs and run single-threaded GEMMs (sgemm.h) on strided views, so
+// the work is GEMM-bound (the full T x T products are computed and the upper
+// triangle discarded: simpler, and still GEMM speed). With bf16/f16 qkv each
 // thread first widens its pair's q, k, v (and dout) slices into f32 tiles in the
 // context's per-thread scratch and writes its outputs back rounded: O(T D)
 // conversions next to O(T^2 D) sgemm work, so half precision runs at f32 GEMM
@@ -63,9 +63,9 @@ void attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qkv, int h
     const View Q = sl.in(0, q, 3 * C), K = sl.in(1, q + C * esize, 3 * C), V = sl.in(2, q + 2 * C * esize, 3 * C);
     const View O = sl.out(3, obase + (b * T * C + h * D) * esize, C);
     float* S = P + bh * T * T;
-    sgemm(Trans::no, Trans::yes, T, T, D, scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, T);
+    sgemm(ctx, Trans::no, Trans::yes, T, T, D, scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, T);
     for (std::int64_t i = 0; i < T; ++i) causal_softmax_row(S + i * T, i, T);
-    sgemm(Trans::no, Trans::no, T, D, T, 1.0f, S, T, V.p, V.ld, 0.0f, O.p, O.ld);
+    sgemm(ctx, Trans::no, Trans::no, T, D, T, 1.0f, S, T, V.p, V.ld, 0.0f, O.p, O.ld);
   }
 }
 
@@ -102,8 +102,8 @@ void attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, 
     const float* Pb = P + bh * T * T;
     float* dS = dP + bh * T * T;
     // dP = dO v^T ; dv = P^T dO
-    sgemm(Trans::no, Trans::yes, T, T, D, 1.0f, dO.p, dO.ld, V.p, V.ld, 0.0f, dS, T);
-    sgemm(Trans::yes, Trans::no, T, D, T, 1.0f, Pb, T, dO.p, dO.ld, 0.0f, dV.p, dV.ld);
+    sgemm(ctx, Trans::no, Trans::yes, T, T, D, 1.0f, dO.p, dO.ld, V.p, V.ld, 0.0f, dS, T);
+    sgemm(ctx, Trans::yes, Trans::no, T, D, T, 1.0f, Pb, T, dO.p, dO.ld, 0.0f, dV.p, dV.ld);
     // dS = P * (dP - rowsum(dP * P)); masked entries have P = 0 and so dS = 0.
     for (std::int64_t i = 0; i < T; ++i) {
       const float* p = Pb + i * T;
@@ -116,8 +116,8 @@ void attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tensor dout, 
       for (std::int64_t j = i + 1; j < T; ++j) g[j] = 0.0f;
     }
     // dq = scale * dS k ; dk = scale * dS^T q
-    sgemm(Trans::no, Trans::no, T, D, T, scale, dS, T, K.p, K.ld, 0.0f, dQ.p, dQ.ld);
-    sgemm(Trans::yes, Trans::no, T, D, T, scale, dS, T, Q.p, Q.ld, 0.0f, dK.p, dK.ld);
+    sgemm(ctx, Trans::no, Trans::no, T, D, T, scale, dS, T, K.p, K.ld, 0.0f, dQ.p, dQ.ld);
+    sgemm(ctx, Trans::yes, Trans::no, T, D, T, scale, dS, T, Q.p, Q.ld, 0.0f, dK.p, dK.ld);
   }
 }
 

@@ -1,16 +1,16 @@
 // backend/cpu/attention_tiles.h — what the CPU attention kernels (attention.cpp,
 // grouped_attention.cpp) share: f32 views of one head's (T, D) slices, widened into
-// per-thread tiles when the tensors are 16-bit (see attention.cpp's header), a
-// row-major cblas_sgemm wrapper, and the causal row softmax.
+// per-thread tiles when the tensors are 16-bit (see attention.cpp's header), the tile
+// GEMM (sgemm.h: oneDNN or OpenBLAS, single-threaded inside the kernels' OpenMP loops),
+// and the causal row softmax.
 #pragma once
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/convert.h"
 #include "backend/cpu/fast_math.h"
+#include "backend/cpu/sgemm.h"
 #include "core/dtype.h"
 
 namespace loom::cpu {
@@ -62,12 +62,6 @@ private:
   Pending pending_[kTiles] = {};
   int n_pending_ = 0;
 };
-
-inline void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
-           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
-}
 
 // Row i of a causal score matrix (T columns) in place: the softmax over columns j <= i,
 // zeros after.

@@ -5,7 +5,8 @@
 // HeadsView views (so the layer's fused qkv needs no copy); out (B,Tq,Hq*D) (=);
 // lse (B,Hq,Tq) f32 (=). Backward writes dq, dk, dv (=).
 // Forward: one work item per (b, query head, tile of kBr query rows), each looping over
-// tiles of kBc keys: S = scale Q K^T by a single-threaded sgemm on the tile, the mask and
+// tiles of kBc keys: S = scale Q K^T by a single-threaded GEMM on the tile (sgemm.h:
+// oneDNN's dnnl_sgemm where OpenBLAS runs generic kernels, else cblas_sgemm), the mask and
 // ALiBi applied per row (every mask is an interval of keys per row, so a row's tile is a
 // [a, e] range and whole tiles outside every row's range are skipped), the running max /
 // sum / output rescaled, O += P V by sgemm. Backward: one work item per (b, kv head): for
@@ -20,7 +21,6 @@
 // slice of it; backward sums dS along each diagonal into a per-item (G, Tq + Tk - 1) row
 // and adds it to drel_bias[b] once at the end (the item (b, kv head) is the only writer
 // of those elements: the same bits for any thread count). Without rel_bias none of this runs.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -31,6 +31,7 @@
 #include "backend/flash_checks.h"
 #include "backend/cpu/fast_math.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/sgemm.h"
 
 namespace loom::cpu {
 
@@ -38,13 +39,6 @@ namespace {
 
 constexpr std::int64_t kBr = 64;   // query rows per tile
 constexpr std::int64_t kBc = 128;  // keys per tile: S is kBr x kBc f32 = 32 KiB (L1/L2)
-
-void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
-           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans,
-              tb == Trans::yes ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A, int(lda), B,
-              int(ldb), beta, C, int(ldc));
-}
 
 using Heads = check::FlashHeads;  // backend/flash_checks.h
 
@@ -175,7 +169,7 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa,
     for (std::int64_t c0 = kmin; c0 <= kmax; c0 += kBc) {
       const std::int64_t nc = std::min(kBc, kmax + 1 - c0);
       const F32Rows K = f32_rows(k, b, c0, nc, hk, Kb), V = f32_rows(v, b, c0, nc, hk, Vb);
-      sgemm(Trans::no, Trans::yes, nr, nc, D, g.scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, kBc);
+      sgemm(ctx, Trans::no, Trans::yes, nr, nc, D, g.scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, kBc);
       for (std::int64_t r = 0; r < nr; ++r) {
         const std::int64_t t = r0 + r;
         const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c0 + nc - 1) - c0;
@@ -199,7 +193,7 @@ void flash_attention_forward(Context& ctx, Tensor out, Tensor lse, HeadsView qa,
           for (std::int64_t d = 0; d < D; ++d) orow[d] *= alpha;
         }
       }
-      sgemm(Trans::no, Trans::no, nr, D, nc, 1.0f, S, kBc, V.p, V.ld, 1.0f, O, D);
+      sgemm(ctx, Trans::no, Trans::no, nr, D, nc, 1.0f, S, kBc, V.p, V.ld, 1.0f, O, D);
     }
     for (std::int64_t r = 0; r < nr; ++r) {
       const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
@@ -288,7 +282,7 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
           const F32Rows Q = f32_rows(q, b, r0, nr, h, Qb), dOt = f32_rows(dO_, b, r0, nr, h, dOb);
           float* dQ = f32 ? reinterpret_cast<float*>(dq.at(b, r0, h)) : dQbuf + (gi * Tq + r0) * D;
           const std::int64_t ldq = f32 ? dq.W : D;
-          sgemm(Trans::no, Trans::yes, nr, nc, D, g.scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, kBc);
+          sgemm(ctx, Trans::no, Trans::yes, nr, nc, D, g.scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, kBc);
           for (std::int64_t r = 0; r < nr; ++r) {  // P = exp(S - lse) on the row's keys, 0 elsewhere
             const std::int64_t t = r0 + r;
             const std::int64_t a = std::max(g.lo(t), c0) - c0, e = std::min(g.hi(b, t), c1) - c0;
@@ -300,8 +294,8 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
             else
               exp_row(row, nc, a, e, lse_t, slope, t - c0);
           }
-          sgemm(Trans::yes, Trans::no, nc, D, nr, 1.0f, S, kBc, dOt.p, dOt.ld, 1.0f, dV, D);  // dV += P^T dO
-          sgemm(Trans::no, Trans::yes, nr, nc, D, 1.0f, dOt.p, dOt.ld, V.p, V.ld, 0.0f, dP,
+          sgemm(ctx, Trans::yes, Trans::no, nc, D, nr, 1.0f, S, kBc, dOt.p, dOt.ld, 1.0f, dV, D);  // dV += P^T dO
+          sgemm(ctx, Trans::no, Trans::yes, nr, nc, D, 1.0f, dOt.p, dOt.ld, V.p, V.ld, 0.0f, dP,
                 kBc);                              // dP = dO V^T
           for (std::int64_t r = 0; r < nr; ++r) {  // dS = P (dP - rowsum(dO O)), in S
             float* p = S + r * kBc;
@@ -315,9 +309,9 @@ void flash_attention_backward(Context& ctx, HeadsView dqa, HeadsView dka, HeadsV
               for (std::int64_t j = 0; j < nc; ++j) diag[j] += p[j];
             }
           }
-          sgemm(Trans::yes, Trans::no, nc, D, nr, g.scale, S, kBc, Q.p, Q.ld, 1.0f, dK,
+          sgemm(ctx, Trans::yes, Trans::no, nc, D, nr, g.scale, S, kBc, Q.p, Q.ld, 1.0f, dK,
                 D);  // dK += scale dS^T Q
-          sgemm(Trans::no, Trans::no, nr, D, nc, g.scale, S, kBc, K.p, K.ld, 1.0f, dQ,
+          sgemm(ctx, Trans::no, Trans::no, nr, D, nc, g.scale, S, kBc, K.p, K.ld, 1.0f, dQ,
                 ldq);  // dQ += scale dS K
         }
       }

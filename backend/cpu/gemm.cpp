@@ -2,33 +2,29 @@
 //
 // Which library runs a GEMM depends on the storage dtypes only (measured on this
 // machine, docs/performance.md "bf16 on the CPU backend"):
-//   f32  x f32  -> f32        OpenBLAS cblas_sgemm (row-major), or oneDNN when
-//                             OpenBLAS runs its generic kernels (Context::f32_on_dnnl)
+//   f32  x f32  -> f32        OpenBLAS cblas_sgemm (row-major), or a oneDNN matmul
+//                             primitive when OpenBLAS runs its generic kernels
+//                             (Context::f32_on_dnnl)
 //   bf16 x bf16 -> bf16 | f32 oneDNN matmul (AMX / AVX-512 BF16), 2-3x sgemm
-//   anything else (f16, mixed) widened to f32 in per-thread scratch, then sgemm:
+//   anything else (f16, mixed) widened to f32 in per-thread scratch, then sgemm.h's
+//                             sgemm (dnnl_sgemm or cblas_sgemm, by the same rule):
 //                             the conversions are O(MK + KN + MN) next to O(MNK)
 // A bf16 GEMM called from inside an OpenMP parallel region (none today) is also
 // widened: a oneDNN primitive there would run on one thread with a
 // partitioning made for all of them.
 // The matmul op adds its bias in the GEMM where it can (oneDNN bias, alpha = 1),
 // else broadcasts the bias into out first and runs the GEMM with beta = 1.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 
 #include "backend/checks.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/sgemm.h"
 
 namespace loom::cpu {
 
 namespace {
-
-void sgemm(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
-           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans, tb == Trans::yes ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
-}
 
 // dst (rows, cols) dense f32 = src; in parallel over rows unless already inside a parallel region.
 void to_f32(float* dst, DType dt, const void* src, std::int64_t ld, std::int64_t rows, std::int64_t cols) {
@@ -109,8 +105,7 @@ void gemm_widened(Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t
     broadcast_bias(C, bias, M, N, beta != 0.0f);
     beta = 1.0f;
   }
-  if (K > 0) sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, static_cast<float*>(C.ptr), C.ld);
-  else if (beta != 1.0f) scale_f32(C, M, N, beta);  // C = beta C (sgemm may skip this when K == 0)
+  sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, static_cast<float*>(C.ptr), C.ld);
   if (c.dtype != DType::f32) from_f32(c.dtype, c.ptr, c.ld, static_cast<const float*>(C.ptr), M, N);
 }
 
@@ -132,8 +127,7 @@ void gemm(Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std:
     return;
   }
   if (a.dtype == DType::f32 && b.dtype == DType::f32 && c.dtype == DType::f32) {
-    if (K == 0) return scale_f32(c, M, N, beta);  // sgemm with K == 0 is legal but some builds skip beta
-    sgemm(ta, tb, M, N, K, alpha, static_cast<const float*>(a.ptr), a.ld, static_cast<const float*>(b.ptr), b.ld,
+    sgemm(ctx, ta, tb, M, N, K, alpha, static_cast<const float*>(a.ptr), a.ld, static_cast<const float*>(b.ptr), b.ld,
           beta, static_cast<float*>(c.ptr), c.ld);
   } else {
     gemm_widened(ctx, ta, tb, M, N, K, alpha, a, b, beta, c, {});

@@ -72,7 +72,7 @@ void grouped_attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qk
                V = sl.in(2, row0 + (d.v_off() + kv * D) * es, W);
     const View O = sl.out(3, obase + (b * T * H * D + h * D) * es, H * D);
     float* S = P + bh * T * T;
-    sgemm(Trans::no, Trans::yes, T, T, D, scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, T);
+    sgemm(ctx, Trans::no, Trans::yes, T, T, D, scale, Q.p, Q.ld, K.p, K.ld, 0.0f, S, T);
     const float slope = slopes ? slopes[h] : 0.0f;
     for (std::int64_t i = 0; i < T; ++i) {  // ALiBi bias, then the masked row softmax over j <= i
       float* row = S + i * T;
@@ -82,7 +82,7 @@ void grouped_attention_forward(Context& ctx, Tensor out, Tensor probs, Tensor qk
       }
       causal_softmax_row(row, i, T);
     }
-    sgemm(Trans::no, Trans::no, T, D, T, 1.0f, S, T, V.p, V.ld, 0.0f, O.p, O.ld);
+    sgemm(ctx, Trans::no, Trans::no, T, D, T, 1.0f, S, T, V.p, V.ld, 0.0f, O.p, O.ld);
   }
 }
 
@@ -127,8 +127,8 @@ void grouped_attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tenso
       const float* Pb = P + (b * H + h) * T * T;
       float* dS = dP + (b * H + h) * T * T;
       // dP = dO v^T ; dv (+)= P^T dO
-      sgemm(Trans::no, Trans::yes, T, T, D, 1.0f, dO.p, dO.ld, V.p, V.ld, 0.0f, dS, T);
-      sgemm(Trans::yes, Trans::no, T, D, T, 1.0f, Pb, T, dO.p, dO.ld, beta, dV.p, dV.ld);
+      sgemm(ctx, Trans::no, Trans::yes, T, T, D, 1.0f, dO.p, dO.ld, V.p, V.ld, 0.0f, dS, T);
+      sgemm(ctx, Trans::yes, Trans::no, T, D, T, 1.0f, Pb, T, dO.p, dO.ld, beta, dV.p, dV.ld);
       // dS = P * (dP - rowsum(dP * P)); masked entries have P = 0 and so dS = 0.
       for (std::int64_t i = 0; i < T; ++i) {
         const float* p = Pb + i * T;
@@ -141,8 +141,8 @@ void grouped_attention_backward(Context& ctx, Tensor dqkv, Tensor scratch, Tenso
         for (std::int64_t j = i + 1; j < T; ++j) g[j] = 0.0f;
       }
       // dq = scale * dS k ; dk (+)= scale * dS^T q
-      sgemm(Trans::no, Trans::no, T, D, T, scale, dS, T, K.p, K.ld, 0.0f, dQ.p, dQ.ld);
-      sgemm(Trans::yes, Trans::no, T, D, T, scale, dS, T, Q.p, Q.ld, beta, dK.p, dK.ld);
+      sgemm(ctx, Trans::no, Trans::no, T, D, T, scale, dS, T, K.p, K.ld, 0.0f, dQ.p, dQ.ld);
+      sgemm(ctx, Trans::yes, Trans::no, T, D, T, scale, dS, T, Q.p, Q.ld, beta, dK.p, dK.ld);
     }
   }
 }

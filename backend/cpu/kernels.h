@@ -11,10 +11,11 @@
 
 namespace loom::cpu {
 
-// ---- gemm.cpp: the one GEMM entry point. f32 -> OpenBLAS sgemm; bf16 x bf16 ->
-// bf16/f32 -> oneDNN matmul (AMX / AVX-512 BF16); anything else (f16, mixed
-// dtypes, or bf16 inside an OpenMP parallel region) is widened to f32 in the
-// context's scratch and run by sgemm. Row-major; ld* are row strides.
+// ---- gemm.cpp: the one GEMM entry point. f32 -> OpenBLAS sgemm (oneDNN where
+// OpenBLAS is generic: Context::f32_on_dnnl); bf16 x bf16 -> bf16/f32 -> oneDNN
+// matmul (AMX / AVX-512 BF16); anything else (f16, mixed dtypes, or bf16 inside an
+// OpenMP parallel region) is widened to f32 in the context's scratch and run by
+// sgemm.h's sgemm. Row-major; ld* are row strides.
 struct ConstMat { DType dtype; const void* ptr; std::int64_t ld; };
 struct Mat { DType dtype; void* ptr; std::int64_t ld; };
 void gemm(Context& ctx, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
