@@ -64,7 +64,7 @@ int run_ops(int argc, char** argv) {
       ("attention-only", po::bool_switch(&attn_only), "only the --attention-seqs table, not every op")
       ("attention-kernel", po::value(&attn_kernel)->default_value(attn_kernel),
        "both, dense or tiled: which kernels --attention-seqs runs (one alone: for the process's peak memory, "
-       "e.g. under farm-bench)");
+       "e.g. under /usr/bin/time -v)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
