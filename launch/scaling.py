@@ -2,7 +2,7 @@
 """launch/scaling.py — a measured scaling sweep of loom-train through mpirun, with a report.
 
     launch/scaling.py --output DIR [--nps 1,2,4] [--mode strong|weak|both] [--layouts ...]
-                      [--cluster FILE | --cluster 1=FILE1,2=FILE2,np4=FILE3] [--steps N] [--model "..."]
+                      [--cluster FILE | --cluster 1=FILE1,2=FILE2] [--steps N] [--model "..."]
     launch/scaling.py --output DIR --from-csv DIR/scaling.csv      # redraw a recorded sweep
 
 For every world size np and every layout dp x tp x pp = np (default: all of them; --layouts
@@ -60,16 +60,13 @@ def layout_name(lay):
     return name or "dp1"
 
 
-def cluster_for(spec, threads, np_):
-    """FILE, or from THREADS=FILE,npN=FILE,...: the file calibrated for this world size (npN:
-    e.g. 4 ranks oversubscribing 2 cores, calibrated under the same mpirun -np 4), else for
-    this thread count."""
+def cluster_for(spec, threads):
     if not spec:
         return None
     if "=" not in spec:
         return spec
     files = dict(item.split("=", 1) for item in spec.split(","))
-    return files.get(f"np{np_}", files.get(str(threads)))
+    return files.get(str(threads))
 
 
 def measured(run_dir):
@@ -90,7 +87,7 @@ def run_one(a, mode, lay, threads, global_batch, run_dir, env):
            "--train.eval_interval", "0", "--train.eval_batches", "1", "--train.log_interval", "1",
            "--checkpoint.dir", run_dir, "--checkpoint.overwrite",
            "--parallel.dp", str(dp), "--parallel.tp", str(tp), "--parallel.pp", str(pp)]
-    cluster = cluster_for(a.cluster, threads, np_)
+    cluster = cluster_for(a.cluster, threads)
     if cluster:
         cmd += ["--plan.cluster", cluster]
     row = dict(mode=mode, np=np_, dp=dp, tp=tp, pp=pp, layout=layout_name(lay), threads=threads,
@@ -259,8 +256,7 @@ def main(argv=None):
     ap.add_argument("--nps", default="1,2,4", help="world sizes")
     ap.add_argument("--mode", choices=["strong", "weak", "both"], default="strong")
     ap.add_argument("--layouts", help="comma-separated names to run (dp1, dp2, tp2, pp2, dp2tp2, tp2pp2, ...)")
-    ap.add_argument("--cluster", help="cluster file for loom-train --plan.cluster, or THREADS=FILE,... per thread count "
-                    "and npN=FILE,... per world size (taking precedence)")
+    ap.add_argument("--cluster", help="cluster file for loom-train --plan.cluster, or THREADS=FILE,... per thread count")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="cores shared by the ranks")
     ap.add_argument("--mpirun", default="mpirun")
     a = ap.parse_args(argv)
