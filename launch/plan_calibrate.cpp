@@ -131,6 +131,30 @@ double memory_bandwidth() {
   return 2.0 * double(n) / t;  // read + write
 }
 
+// The backend's own elementwise kernels (GELU and layernorm forward and backward, a residual
+// add) as a fraction of the copy's bandwidth: the rate the model's memory-bound terms run at
+// (bytes read + written / (memory_bandwidth x memory_efficiency), plan/predictor.cpp). On a
+// CPU they compute as well as stream (the GELU's tanh), so a copy alone overstates them.
+// Nominal bytes, each tensor read or written once: GELU 2n forward, 3n backward (dout, x ->
+// dx); layernorm 2n forward, 3n backward (dout, x -> dx; the row statistics are small); add 3n.
+double elementwise_efficiency(Backend& be, DType dt, double copy_bandwidth) {
+  const std::int64_t R = 2048, C = 1024, n = R * C;  // 8 MiB a tensor in f32: beyond the L2s
+  Buffer x(be, Shape{R, C}, dt), y(be, Shape{R, C}, dt), d(be, Shape{R, C}, dt), w(be, Shape{C}, dt),
+      b(be, Shape{C}, dt), dw(be, Shape{C}, dt), db(be, Shape{C}, dt), mean(be, Shape{R}, DType::f32),
+      rstd(be, Shape{R}, DType::f32);
+  be.fill(x, 0.5f), be.fill(d, 0.25f), be.fill(w, 1.0f), be.fill(b, 0.0f), be.fill(dw, 0.0f), be.fill(db, 0.0f);
+  const double t = best_time([&] {
+    be.gelu_forward(y, x);
+    be.gelu_backward(y, d, x);
+    be.layernorm_forward(y, mean, rstd, x, w, b, 1e-5f);
+    be.layernorm_backward(y, dw, db, d, x, w, mean, rstd, Accumulate::no);
+    be.add(y, x, d);
+    be.synchronize();
+  });
+  const double bytes = 13.0 * double(n) * double(dtype_size(dt));
+  return std::min(1.0, bytes / t / copy_bandwidth);
+}
+
 double host_memory_bytes() {
   std::ifstream in("/proc/meminfo");
   std::string key;
@@ -172,7 +196,6 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
   c.device_memory = host_memory_bytes() / o.ranks;
   c.gemm_rates_dtype = o.precision;
   c.gemm_efficiency = 1;  // the measured rates are what GEMMs achieve
-  c.memory_efficiency = 1;
   c.kernel_overhead = 0;
   double peaks[2] = {0, 0};  // f32, 16-bit
   double resident = 0;
@@ -222,17 +245,21 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
                     (long long)d, causal ? "causal" : "full", r.forward / 1e9, r.backward / 1e9);
     }
     c.memory_bandwidth = memory_bandwidth();
+    c.memory_efficiency = elementwise_efficiency(*be, dt, c.memory_bandwidth);
     if (o.print)
       std::printf("  peak (launch/gemm_peak.h) fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", peaks[0] / 1e9,
                   peaks[1] / 1e9);
     if (o.print)
-      std::printf("  memory bandwidth %.1f GB/s (memcpy, read + write); %d OpenMP threads; OpenBLAS %s\n",
-                  c.memory_bandwidth / 1e9, omp_get_max_threads(), blas_core_name().c_str());
+      std::printf(
+          "  memory bandwidth %.1f GB/s (memcpy, read + write), elementwise kernels at %.0f %% of it; %d OpenMP "
+          "threads; OpenBLAS %s\n",
+          c.memory_bandwidth / 1e9, 100 * c.memory_efficiency, omp_get_max_threads(), blas_core_name().c_str());
   }
   polled_barrier(o.ranks);
   if (o.ranks > 1) {
     MPI_Bcast(peaks, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&c.memory_bandwidth, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&c.memory_efficiency, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   }
   c.peak_fp32 = peaks[0], c.peak_16bit = peaks[1];
   // Links: alpha from 8-byte messages, beta from 16 MiB ones.
