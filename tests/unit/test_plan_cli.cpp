@@ -1,11 +1,15 @@
 // tests/unit/test_plan_cli.cpp — the loom-plan program: predict takes loom-train's own
 // options (and --config files), search prints a ranked table and a CSV of every layout with
-// the reasons, validate prints the report card; bad layouts and missing options end with
-// exit code 2 and a message naming the option.
+// the reasons, validate prints the report card, calibrate writes a cluster file of this
+// machine that predict takes; bad layouts and missing options end with exit code 2 and a
+// message naming the option.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "programs.h"
 #include "temp_dir.h"
@@ -99,6 +103,42 @@ TEST(PlanCli, ValidatePrintsTheReportCard) {
   EXPECT_NE(r.output.find("mean |error| 2.96 %, worst 6.25 %"), std::string::npos) << r.output;
   // Megatron-LM's H100 weak-scaling table (docs/scaling.md).
   EXPECT_NE(r.output.find("mean |error| 7.82 %, worst 27.45 % (relative, of MFU)"), std::string::npos) << r.output;
+}
+
+TEST(PlanCli, CalibrateMeasuresThisMachineAndPredictWithIt) {
+  // One rank, one thread (no mpirun: the links are placeholders). Given a model, the file holds
+  // that model's GEMM shapes (here qkv forward: micro-batch 2 x seq 64 = 128 rows, 192 = 3 x 64
+  // columns, K 64) and its attention shape next to the fixed grids; every rate is positive.
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  test::TempDir dir("plan-calibrate");
+  const std::string file = (dir.path / "this.json").string();
+  const std::string model =
+      " --model.layers 2 --model.channels 64 --model.heads 4 --model.vocab 256 --model.seq_len 64"
+      " --train.micro_batch 2 --train.global_batch 4";
+  auto r = test::run_program("loom-plan", "calibrate --output " + file + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(file);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j.at("device"), "cpu");
+  EXPECT_GT(j.at("memory_efficiency").get<double>(), 0);
+  EXPECT_LE(j.at("memory_efficiency").get<double>(), 1);
+  bool qkv = false;
+  for (const auto& g : j.at("gemm_rates")) {
+    EXPECT_GT(g.at("TFLOP_per_s").get<double>(), 0);
+    qkv = qkv || (g.at("m") == 128 && g.at("n") == 192 && g.at("k") == 64);
+  }
+  EXPECT_TRUE(qkv) << "the model's qkv GEMM was not measured";
+  int own = 0;
+  for (const auto& a : j.at("attention_rates")) {
+    EXPECT_GT(a.at("forward_TFLOP_per_s").get<double>(), 0);
+    EXPECT_GT(a.at("backward_TFLOP_per_s").get<double>(), 0);
+    own += a.at("s") == 64 && a.at("d") == 16 && a.at("causal") == true;
+  }
+  EXPECT_EQ(own, 1) << "the model's attention shape (s 64, d 16, causal) was not measured";
+  EXPECT_EQ(j.at("attention_rates").size(), 19u);  // 3 s x 3 d x 2 masks + the model's
+  r = test::run_program("loom-plan", "predict --cluster " + file + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step time"), std::string::npos) << r.output;
 }
 
 }  // namespace
