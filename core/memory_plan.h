@@ -34,6 +34,15 @@ struct MemoryPlan {
   }
 };
 
+// The final weights file's host copy (launch/model_io.h save_weights) is gathered after
+// the checkpoint snapshot is freed (Checkpointer::release_snapshot): at the end a rank holds
+// one or the other, never both, so the plan (a sum) counts the weights file only by what
+// it holds beyond the snapshot. loom-train's plan and plan/loom_memory.h both use these.
+inline const char* const kWeightsFilePlanName = "weights file (host; snapshot freed first)";
+inline std::size_t weights_file_beyond_snapshot(std::size_t weights_bytes, std::size_t snapshot_bytes) {
+  return weights_bytes > snapshot_bytes ? weights_bytes - snapshot_bytes : 0;
+}
+
 // Owns the buffers it hands out views of; plan() lists what it allocated.
 class Allocations {
 public:

@@ -5,6 +5,10 @@
 // not found"), which is what a user can act on.
 #include "io/h5.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>  // malloc_trim
+#endif
+
 #include <fmt/format.h>
 
 #include <mutex>
@@ -133,6 +137,16 @@ std::vector<std::string> children(hid_t loc) {
 std::mutex& library_lock() {
   static std::mutex m;
   return m;
+}
+
+void release_free_memory() {
+  {
+    const std::lock_guard lock(library_lock());
+    H5garbage_collect();
+  }
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 bool has_link(hid_t loc, const std::string& name) {

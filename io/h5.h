@@ -81,6 +81,14 @@ std::vector<std::string> children(hid_t loc);
 // what it guards is itself process-wide.
 std::mutex& library_lock();
 
+// Hands back to the operating system what a finished write left behind: HDF5's internal
+// free lists (H5garbage_collect; takes library_lock()) and then every malloc arena's free
+// pages (glibc malloc_trim, all threads' arenas). Without it a checkpoint's transient
+// metadata, the writer thread's arena and the index's buffers stay resident for the rest
+// of the run, and the next allocation peak (the final weights file) stacks on them.
+// Live allocations are untouched; costs about a millisecond.
+void release_free_memory();
+
 // True when `loc` has a direct link called `name` (no '/' walking).
 bool has_link(hid_t loc, const std::string& name);
 // The dataset's extents (empty for a scalar dataspace).

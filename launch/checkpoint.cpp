@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/param_blocks.h"
 #include "io/checkpoint_files.h"
+#include "io/h5.h"
 #include "io/weights_file.h"
 #include "launch/run_dir.h"
 
@@ -115,7 +116,8 @@ Checkpointer::Checkpointer(const RunConfig& cfg, ParallelContext& ctx, Backend& 
       items_.push_back({s, total});
       total += state_[s].elems.size();
     }
-  for (auto& a : snapshot_) a.resize(std::size_t(total));
+  snapshot_elems_ = std::size_t(total);
+  for (auto& a : snapshot_) a.resize(snapshot_elems_);
 }
 
 Checkpointer::~Checkpointer() {
@@ -131,8 +133,15 @@ bool Checkpointer::writes(std::size_t param) const {
 
 MemoryPlan Checkpointer::memory_plan() const {
   MemoryPlan p;
-  p.add("checkpoint snapshot (host: master, m, v)", 3 * snapshot_[0].size() * sizeof(float));
+  p.add("checkpoint snapshot (host: master, m, v)", 3 * snapshot_elems_ * sizeof(float));
   return p;
+}
+
+void Checkpointer::release_snapshot() {
+  LOOM_CHECK(!pending_, "", "internal: release_snapshot() with a save not yet committed");
+  for (auto& a : snapshot_) std::vector<float>().swap(a);
+  released_ = true;
+  h5::release_free_memory();
 }
 
 bool Checkpointer::writing() const {
@@ -140,6 +149,7 @@ bool Checkpointer::writing() const {
 }
 
 void Checkpointer::save(const TrainProgress& p) {
+  LOOM_CHECK(!released_, "", "internal: save() after release_snapshot()");
   if (pending_) commit();
   const auto t0 = std::chrono::steady_clock::now();
   Communicator& world = *ctx_.world;
@@ -215,6 +225,9 @@ Checkpointer::Written Checkpointer::write_shard(const std::string& path) const {
   } catch (const std::exception& e) {
     w.error = e.what();
   }
+  // HDF5's metadata, free lists and this thread's malloc arena would otherwise stay
+  // resident until the process ends, under every later allocation peak.
+  h5::release_free_memory();
   w.seconds = seconds_since(t0);
   return w;
 }
@@ -283,6 +296,7 @@ void Checkpointer::commit() {
                gone.empty() ? "" : fmt::format("; deleted {}", fmt::join(gone, ", ")));
     std::fflush(stdout);
   }
+  h5::release_free_memory();  // the index's HDF5 buffers (rank 0)
   world.barrier();  // committed before any rank moves on (or exits)
 }
 

@@ -51,6 +51,11 @@ public:
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   MemoryPlan memory_plan() const;  // the host snapshot
+  // Frees the host snapshot once the last save is committed (no save may follow), and
+  // hands the freed memory back to the system (h5::release_free_memory), so that the final
+  // weights file's host copy (launch/model_io.h save_weights) reuses it instead of stacking
+  // on it: the plan counts the weights file only beyond the snapshot.
+  void release_snapshot();
 
   // Collective. Waits for (and commits) an earlier save still in flight, copies this
   // rank's part to the snapshot and starts writing it in the background.
@@ -93,6 +98,8 @@ private:
   std::map<std::string, std::string> attrs_;
   std::vector<Item> items_;
   std::vector<float> snapshot_[3];  // master, m, v of the items, back to back
+  std::size_t snapshot_elems_ = 0;  // of each of the three (kept after release_snapshot)
+  bool released_ = false;
   bool pending_ = false;
   std::string tmp_dir_, final_dir_;
   TrainProgress saved_;

@@ -263,8 +263,11 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   MemoryPlan plan_bytes = trainer.memory_plan();
   plan_bytes.add(checkpointer.memory_plan());
   plan_bytes.add(data.labelled ? "labelled dataset (host)" : "token datasets (host)", std::size_t(data.resident_bytes));
-  plan_bytes.add("weights file at the end (host, f32)",
-                 save_weights_host_bytes(model, ctx.shape.pp, ctx.coord.pp, writer_pipeline));
+  // The weights file's host copy is gathered after the checkpoint snapshot is freed
+  // (release_snapshot below): it adds to the peak only what it holds beyond the snapshot.
+  plan_bytes.add(kWeightsFilePlanName, weights_file_beyond_snapshot(
+                                           save_weights_host_bytes(model, ctx.shape.pp, ctx.coord.pp, writer_pipeline),
+                                           checkpointer.memory_plan().total()));
   if (lead) {
     const std::int64_t local = cfg.train.global_batch / ctx.shape.dp;
     fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",
@@ -345,6 +348,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
     return 0;
   }
 
+  checkpointer.release_snapshot();  // committed, no save follows: the weights file reuses its memory
   const std::string weights = cfg.checkpoint.dir + "/weights.h5";
   save_weights(model, tp, weights, lead, &pp, writer_pipeline, tok_attrs);  // tp shards and pp stages gathered; rank 0 writes
   if (!lead) return 0;
@@ -372,6 +376,7 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 }  // namespace loom
 
 int main(int argc, char** argv) {
+  loom::return_large_frees_to_the_system();  // before MPI and HDF5 allocate anything
   loom::MpiSession mpi(argc, argv);
   return loom::run_guarded(mpi.world(), [&]() -> int {
     int world = 1, rank = 0;

@@ -196,9 +196,12 @@ MemoryPlan loom_rank_memory(const RunConfig& c, int stage_index) {
   }
   // launch/checkpoint.cpp: the host snapshot of master weights, m and v this rank writes.
   plan.add("checkpoint snapshot (host: master, m, v)", 3 * Bytes(snapshot) * 4);
-  plan.add("weights file at the end (host, f32)", weights_file_bytes(c, stage_index));
+  // launch/train_main.cpp frees the snapshot before it gathers the weights file.
+  plan.add(kWeightsFilePlanName, weights_file_beyond_snapshot(weights_file_bytes(c, stage_index), 3 * Bytes(snapshot) * 4));
   return plan;
 }
+
+std::size_t loom_weights_file_bytes(const RunConfig& c, int stage) { return weights_file_bytes(c, stage); }
 
 std::pair<int, std::size_t> loom_peak_stage(const RunConfig& c) {
   const std::size_t first = loom_rank_memory(c, 0).total();

@@ -24,10 +24,15 @@ namespace loom::plan {
 // The memory plan loom-train prints for tp rank 0, dp rank 0 of pipeline stage `stage`:
 // model (parameters, gradients, activations, scratch), data-parallel and tied-gradient
 // buffers, the optimizer, the checkpoint's host snapshot and the weights file's host copy
-// at the end. The host copies of the
+// at the end beyond that snapshot (freed before it: core/memory_plan.h). The host copies of the
 // token datasets depend on the files, not the config: loom-plan adds them when it can
 // open data.train. `c` holds a checked layout (parallel.dp filled in).
 MemoryPlan loom_rank_memory(const RunConfig& c, int stage);
+
+// The weights file's host copy loom-train gathers on that rank at the end
+// (launch/model_io.h save_weights_host_bytes): the stage's stored f32 tensors, tp shards
+// gathered; stage 0 of the writing pipeline receives every stage's.
+std::size_t loom_weights_file_bytes(const RunConfig& c, int stage);
 
 // The pipeline stage whose rank needs the most (the first or the last), and its total.
 std::pair<int, std::size_t> loom_peak_stage(const RunConfig& c);
