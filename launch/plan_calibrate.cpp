@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "core/buffer.h"
 #include "core/dtype.h"
 #include "launch/gemm_peak.h"
+#include "launch/library_memory.h"
 #include "launch/process_memory.h"
 #include "plan/predictor.h"
 
@@ -280,11 +282,26 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
   c.host_is_device = true;
   if (o.ranks > 1) MPI_Bcast(&resident, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   c.process_resident = resident;
+  // What HDF5 and MPI add on first use, measured as loom-train incurs them (rank 0's).
+  double hdf5 = 0;
+  if (o.rank == 0)
+    hdf5 = hdf5_first_use_bytes(
+        (std::filesystem::temp_directory_path() / ("loom-calibrate-" + std::to_string(getpid()))).string());
+  if (o.ranks > 1) MPI_Bcast(&hdf5, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  c.hdf5_resident = hdf5;
+  if (o.ranks > 1) c.iallreduce_temp_per_byte = std::max(0.0, iallreduce_temp_per_byte(MPI_COMM_WORLD));
+  if (o.print && o.rank == 0)
+    std::printf("  resident before allocating %.1f MiB; HDF5 adds %.2f MiB on first use; MPI_Iallreduce holds %s\n",
+                resident / (1 << 20), hdf5 / (1 << 20),
+                o.ranks > 1 ? (std::to_string(c.iallreduce_temp_per_byte) + " bytes per byte in flight").c_str()
+                            : "(not measured: run under mpirun -np 2)");
   c.sources =
       o.ranks > 1
           ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "
-            "and 1; one node, so inter_node = intra_node)"
-          : "measured by loom-plan calibrate without mpirun: GEMMs and copy measured; links are "
+            "and 1; one node, so inter_node = intra_node; resident memory: before allocating, HDF5's after a "
+            "shard and weights file written and read, MPI_Iallreduce's peak over 4 x 4 MiB in flight)"
+          : "measured by loom-plan calibrate without mpirun: GEMMs, copy and resident memory (before "
+            "allocating, HDF5's first use) measured; links and MPI_Iallreduce's temporaries are "
             "placeholders (run under mpirun -np 2 to measure them)";
   return c;
 }

@@ -55,6 +55,10 @@ struct Cluster {
   // allocates (code, libraries, BLAS buffers: `process_resident`, measured) count in it.
   bool host_is_device = false;
   double process_resident = 0;  // bytes per rank
+  // What libraries add on their first use, measured the way loom-train incurs it
+  // (launch/library_memory.h); 0 when not measured. Counted only where host_is_device.
+  double hdf5_resident = 0;             // bytes per rank HDF5 keeps after loom's write and read
+  double iallreduce_temp_per_byte = 0;  // MPI_Iallreduce's temporaries per byte in flight
   Link intra_node, inter_node;
   // When present, GEMM times in gemm_rates_dtype come from these (nearest shape); other
   // dtypes use the roofline.

@@ -246,15 +246,28 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
 MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster, double dataset_bytes) {
   MemoryEstimate e;
   e.stage = stage;
-  for (const auto& [name, bytes] : loom_rank_memory(c, stage).items) {
+  const MemoryPlan plan = loom_rank_memory(c, stage);
+  double gradient_bytes = 0;
+  for (const auto& [name, bytes] : plan.items) {
     const double b = double(bytes);
+    if (name == "gradients (f32)") gradient_bytes = b;
     if (name.rfind("parameters", 0) == 0) e.parameters += b;
     else if (name.rfind("gradients (f32)", 0) == 0) e.gradients += b;
     else if (name.rfind("AdamW", 0) == 0 || name.rfind("master weights", 0) == 0) e.optimizer += b;
     else if (name.find("(host") != std::string::npos) e.host += cluster.host_is_device ? b : 0;
     else e.activations += b;
   }
-  if (cluster.host_is_device) e.host += dataset_bytes + cluster.process_resident;
+  if (cluster.host_is_device) {
+    e.host += dataset_bytes + cluster.process_resident + cluster.hdf5_resident;
+    // optimizer/grad_sync.cpp starts one MPI_Iallreduce per gradient bucket and waits for
+    // them together: MPI's temporaries for every bucket are live at once (ZeRO-1's
+    // reduce-scatter is not measured: not counted).
+    const int dp = std::max(c.parallel.dp, 1);
+    if (dp > 1 && c.optim.zero == 0) {
+      const double reduced = gradient_bytes / 4 * double(dtype_size(parse_dtype(c.parallel.grad_reduce_dtype)));
+      e.host += cluster.iallreduce_temp_per_byte * reduced;
+    }
+  }
   return e;
 }
 

@@ -5,11 +5,15 @@
 // roofline makes a skinny GEMM memory-bound; Megatron-Core's overlaps (tp, p2p, parameter
 // gather) hide exactly what they claim to, and a causal tiled kernel scores half the keys.
 // On a calibrated machine, a weight GEMM's backward runs at the rates of its dX and dW
-// shapes, and a measured attention rate replaces the core's GEMMs and bytes.
+// shapes, and a measured attention rate replaces the core's GEMMs and bytes. On a CPU
+// cluster the measured library memory (HDF5's first use, MPI_Iallreduce's temporaries per
+// gradient byte) counts exactly where loom-train incurs it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <tuple>
+
+#include "plan/loom_memory.h"
 
 #include "plan/collectives.h"
 #include "plan/predictor.h"
@@ -280,6 +284,42 @@ TEST(PlanPredictor, MeasuredAttentionReplacesTheCore) {
   EXPECT_DOUBLE_EQ(
       predict(c, calibrated(g, {{.s = 128, .d = 32, .causal = true, .forward = 1e9, .backward = 1e9}})).split.compute,
       dense);
+}
+
+TEST(PlanPredictor, CpuClusterCountsTheMeasuredLibraryMemory) {
+  Cluster cpu = parse_cluster(R"({"name": "cpu", "devices_per_node": 2, "device_memory_GiB": 8,
+      "peak_bf16_TFLOP_per_s": 0.1, "peak_fp32_TFLOP_per_s": 0.1, "memory_bandwidth_GB_per_s": 10,
+      "intra_node": {"bandwidth_GB_per_s": 1, "latency_us": 1}, "inter_node": {"bandwidth_GB_per_s": 1, "latency_us": 1},
+      "device": "cpu", "process_resident_MiB": 30, "hdf5_resident_MiB": 2, "iallreduce_temp_per_byte": 0.5})");
+  EXPECT_DOUBLE_EQ(cpu.hdf5_resident, 2.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(parse_cluster(to_json(cpu)).iallreduce_temp_per_byte, 0.5);  // round trip
+  RunConfig c;
+  c.model.layers = 2, c.model.channels = 64, c.model.heads = 4, c.model.vocab = 256, c.model.seq_len = 32;
+  c.train.global_batch = 8, c.train.micro_batch = 2, c.parallel.dp = 1;
+  auto gradient_bytes = [](const RunConfig& r) {
+    for (auto& [n, b] : loom_rank_memory(r, 0).items)
+      if (n == "gradients (f32)") return double(b);
+    return 0.0;
+  };
+  Cluster bare = cpu;
+  bare.hdf5_resident = 0, bare.iallreduce_temp_per_byte = 0;
+  // dp 1: no reduction, HDF5's first use only.
+  EXPECT_DOUBLE_EQ(loom_memory(c, 0, cpu).host - loom_memory(c, 0, bare).host, 2.0 * (1 << 20));
+  // dp 2: every bucket in flight at once, f32 (and bf16: half the bytes).
+  c.parallel.dp = 2;
+  EXPECT_DOUBLE_EQ(loom_memory(c, 0, cpu).host - loom_memory(c, 0, bare).host,
+                   2.0 * (1 << 20) + 0.5 * gradient_bytes(c));
+  c.parallel.grad_reduce_dtype = "bf16", c.train.precision = "bf16";
+  EXPECT_DOUBLE_EQ(loom_memory(c, 0, cpu).host - loom_memory(c, 0, bare).host,
+                   2.0 * (1 << 20) + 0.5 * gradient_bytes(c) / 2);
+  // ZeRO-1 reduce-scatters (not measured, not counted); a GPU cluster counts no host memory.
+  c.optim.zero = 1;
+  EXPECT_DOUBLE_EQ(loom_memory(c, 0, cpu).host - loom_memory(c, 0, bare).host, 2.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(loom_memory(c, 0, a100()).host, 0.0);
+  EXPECT_THROW(parse_cluster(R"({"name": "x", "devices_per_node": 1, "device_memory_GiB": 8, "peak_bf16_TFLOP_per_s": 1,
+      "peak_fp32_TFLOP_per_s": 1, "memory_bandwidth_GB_per_s": 1, "intra_node": {"bandwidth_GB_per_s": 1, "latency_us": 1},
+      "inter_node": {"bandwidth_GB_per_s": 1, "latency_us": 1}, "hdf5_resident_MiB": -1})"),
+               Error);
 }
 
 }  // namespace
