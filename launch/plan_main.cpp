@@ -21,7 +21,6 @@
 
 #include "core/error.h"
 #include "launch/plan_calibrate.h"
-#include "launch/process_memory.h"
 #include "launch/train_options.h"
 #include "plan/search.h"
 #include "plan/validation.h"
@@ -289,7 +288,6 @@ int calibrate_cmd(PlanArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  loom::return_large_frees_to_the_system();  // as loom-train: calibrate measures under its policy
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

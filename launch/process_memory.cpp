@@ -6,10 +6,6 @@
 
 #include <fstream>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 namespace loom {
 
 double current_rss_bytes() {
@@ -23,12 +19,6 @@ double peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) * 1024.0;
-}
-
-void return_large_frees_to_the_system() {
-#if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
-#endif
 }
 
 }  // namespace loom

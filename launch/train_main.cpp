@@ -376,7 +376,6 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
 }  // namespace loom
 
 int main(int argc, char** argv) {
-  loom::return_large_frees_to_the_system();  // before MPI and HDF5 allocate anything
   loom::MpiSession mpi(argc, argv);
   return loom::run_guarded(mpi.world(), [&]() -> int {
     int world = 1, rank = 0;
