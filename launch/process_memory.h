@@ -11,5 +11,4 @@ double current_rss_bytes();
 // The peak resident bytes of this process so far (getrusage's ru_maxrss).
 double peak_rss_bytes();
 
-
 }  // namespace loom
