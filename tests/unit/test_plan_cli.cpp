@@ -120,6 +120,9 @@ TEST(PlanCli, CalibrateMeasuresThisMachineAndPredictWithIt) {
   std::ifstream in(file);
   const auto j = nlohmann::json::parse(in);
   EXPECT_EQ(j.at("device"), "cpu");
+  // HDF5's first use is measured (its code alone is MiB); MPI_Iallreduce's needs two ranks.
+  EXPECT_GT(j.at("hdf5_resident_MiB").get<double>(), 0.5);
+  EXPECT_FALSE(j.contains("iallreduce_temp_per_byte"));
   EXPECT_GT(j.at("memory_efficiency").get<double>(), 0);
   EXPECT_LE(j.at("memory_efficiency").get<double>(), 1);
   bool qkv = false;
