@@ -14,6 +14,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>  // malloc_trim
+#endif
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -59,6 +62,12 @@ void polled_barrier(int ranks) {
     MPI_Test(&r, &done, MPI_STATUS_IGNORE);
     if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+void trim_malloc() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int64_t K) {
@@ -208,6 +217,19 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     // What a loom-train rank holds before it allocates its plan: measured at the same point
     // (after the backend and its gemm peak; launch/train_main.cpp), before the bigger tests here.
     resident = current_rss_bytes();
+    // Given the model: what the backend's tiled attention keeps resident after its first use
+    // at the model's shape (the tile GEMMs' library kernels and per-thread buffers), measured
+    // first, as step 1 meets it; malloc's free pages trimmed on both sides (not the kernel's).
+    double attention_kept = 0;
+    if (o.model) {
+      const RunConfig& m = *o.model;
+      trim_malloc();
+      const double before = current_rss_bytes();
+      (void)attention_rate(*be, dt, m.train.sequence(m.model), m.model.channels / m.model.heads, !m.model.bert());
+      trim_malloc();
+      attention_kept = std::max(0.0, current_rss_bytes() - before);
+    }
+    c.attention_resident = attention_kept;
     peaks[dt == DType::f32 ? 1 : 0] = measure_gemm_peak_flops(*be, dt == DType::f32 ? DType::bf16 : DType::f32);
     // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d).
     const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768}, {512, 3072, 768},
@@ -289,10 +311,14 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
         (std::filesystem::temp_directory_path() / ("loom-calibrate-" + std::to_string(getpid()))).string());
   if (o.ranks > 1) MPI_Bcast(&hdf5, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   c.hdf5_resident = hdf5;
+  if (o.ranks > 1) MPI_Bcast(&c.attention_resident, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   if (o.ranks > 1) c.iallreduce_temp_per_byte = std::max(0.0, iallreduce_temp_per_byte(MPI_COMM_WORLD));
   if (o.print && o.rank == 0)
-    std::printf("  resident before allocating %.1f MiB; HDF5 adds %.2f MiB on first use; MPI_Iallreduce holds %s\n",
+    std::printf("  resident before allocating %.1f MiB; HDF5 adds %.2f MiB on first use, the attention kernel %s; "
+                "MPI_Iallreduce holds %s\n",
                 resident / (1 << 20), hdf5 / (1 << 20),
+                o.model ? (std::to_string(c.attention_resident / (1 << 20)) + " MiB at the model's shape").c_str()
+                        : "(not measured: give the model's options)",
                 o.ranks > 1 ? (std::to_string(c.iallreduce_temp_per_byte) + " bytes per byte in flight").c_str()
                             : "(not measured: run under mpirun -np 2)");
   c.sources =

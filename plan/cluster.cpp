@@ -66,9 +66,12 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
   c.process_resident = j.value("process_resident_MiB", 0.0) * MiB;
   c.hdf5_resident = j.value("hdf5_resident_MiB", 0.0) * MiB;
   c.iallreduce_temp_per_byte = j.value("iallreduce_temp_per_byte", 0.0);
-  LOOM_CHECK(c.process_resident >= 0 && c.hdf5_resident >= 0 && c.iallreduce_temp_per_byte >= 0,
+  c.attention_resident = j.value("attention_resident_MiB", 0.0) * MiB;
+  LOOM_CHECK(c.process_resident >= 0 && c.hdf5_resident >= 0 && c.iallreduce_temp_per_byte >= 0 &&
+                 c.attention_resident >= 0,
              "remeasure with 'loom-plan calibrate' or remove the field",
-             "{}: process_resident_MiB, hdf5_resident_MiB and iallreduce_temp_per_byte cannot be negative", origin);
+             "{}: process_resident_MiB, hdf5_resident_MiB, iallreduce_temp_per_byte and attention_resident_MiB cannot be "
+             "negative", origin);
   c.intra_node = parse_link(j, "intra_node", origin);
   c.inter_node = parse_link(j, "inter_node", origin);
   c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");
@@ -123,6 +126,7 @@ std::string to_json(const Cluster& c) {
   if (c.process_resident > 0) j["process_resident_MiB"] = c.process_resident / MiB;
   if (c.hdf5_resident > 0) j["hdf5_resident_MiB"] = c.hdf5_resident / MiB;
   if (c.iallreduce_temp_per_byte > 0) j["iallreduce_temp_per_byte"] = c.iallreduce_temp_per_byte;
+  if (c.attention_resident > 0) j["attention_resident_MiB"] = c.attention_resident / MiB;
   if (!c.gemm_rates.empty()) {
     j["gemm_rates_dtype"] = c.gemm_rates_dtype;
     auto& rates = j["gemm_rates"] = nlohmann::json::array();

@@ -59,6 +59,9 @@ struct Cluster {
   // (launch/library_memory.h); 0 when not measured. Counted only where host_is_device.
   double hdf5_resident = 0;             // bytes per rank HDF5 keeps after loom's write and read
   double iallreduce_temp_per_byte = 0;  // MPI_Iallreduce's temporaries per byte in flight
+  // What the tiled attention kernel keeps after its first use at one model's shape (measured
+  // when calibrate is given that model's options; it belongs to that model).
+  double attention_resident = 0;
   Link intra_node, inter_node;
   // When present, GEMM times in gemm_rates_dtype come from these (nearest shape); other
   // dtypes use the roofline.

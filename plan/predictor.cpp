@@ -259,6 +259,7 @@ MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster
   }
   if (cluster.host_is_device) {
     e.host += dataset_bytes + cluster.process_resident + cluster.hdf5_resident;
+    if (c.train.attention_kernel() == "tiled") e.host += cluster.attention_resident;  // measured for the model
     // optimizer/grad_sync.cpp starts one MPI_Iallreduce per gradient bucket and waits for
     // them together: MPI's temporaries for every bucket are live at once (ZeRO-1's
     // reduce-scatter is not measured: not counted).
