@@ -47,7 +47,8 @@ double hdf5_first_use_bytes(const std::string& scratch_dir) {
     w.close();
   }
   std::vector<NamedArray> arrays;
-  for (std::size_t t = 0; t < data.size(); ++t) arrays.push_back({"t" + std::to_string(t), {rows, cols}, data[t].data()});
+  for (std::size_t t = 0; t < data.size(); ++t)
+    arrays.push_back({"t" + std::to_string(t), {rows, cols}, data[t].data()});
   write_weights(weights, arrays, "{}");
   {
     const WeightsReader r = WeightsReader::open(weights);
@@ -98,7 +99,7 @@ bool reset_peak() {  // Linux >= 4.0: writing 5 resets VmHWM to the current RSS
 
 double iallreduce_temp_per_byte(MPI_Comm comm) {
   constexpr int kBuckets = 4;
-  constexpr std::size_t kFloats = std::size_t(1) << 20;  // 4 MiB
+  constexpr std::size_t kFloats = std::size_t(1) << 20;                                  // 4 MiB
   std::vector<std::vector<float>> buckets(kBuckets, std::vector<float>(kFloats, 1.0f));  // resident before
 #if defined(__GLIBC__)
   malloc_trim(0);  // free pages kept resident would hide the temporaries
@@ -108,10 +109,12 @@ double iallreduce_temp_per_byte(MPI_Comm comm) {
   const double before = current_rss_bytes();
   std::vector<MPI_Request> req(kBuckets);
   for (int b = 0; b < kBuckets; ++b)
-    MPI_Iallreduce(MPI_IN_PLACE, buckets[std::size_t(b)].data(), int(kFloats), MPI_FLOAT, MPI_SUM, comm, &req[std::size_t(b)]);
+    MPI_Iallreduce(MPI_IN_PLACE, buckets[std::size_t(b)].data(), int(kFloats), MPI_FLOAT, MPI_SUM, comm,
+                   &req[std::size_t(b)]);
   MPI_Waitall(kBuckets, req.data(), MPI_STATUSES_IGNORE);
   const double peak = peak_since_reset();
-  double ratio = reset && peak > 0 ? std::max(0.0, peak - before) / double(kBuckets * kFloats * sizeof(float)) : -1;
+  double ratio =
+      reset && peak > 0 ? std::max(0.0, peak - before) / double(kBuckets * kFloats * sizeof(float)) : -1;
   MPI_Bcast(&ratio, 1, MPI_DOUBLE, 0, comm);
   return ratio;
 }

@@ -225,7 +225,8 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
       const RunConfig& m = *o.model;
       trim_malloc();
       const double before = current_rss_bytes();
-      (void)attention_rate(*be, dt, m.train.sequence(m.model), m.model.channels / m.model.heads, !m.model.bert());
+      (void)attention_rate(*be, dt, m.train.sequence(m.model), m.model.channels / m.model.heads,
+                           !m.model.bert());
       trim_malloc();
       attention_kept = std::max(0.0, current_rss_bytes() - before);
     }
@@ -314,20 +315,24 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
   if (o.ranks > 1) MPI_Bcast(&c.attention_resident, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   if (o.ranks > 1) c.iallreduce_temp_per_byte = std::max(0.0, iallreduce_temp_per_byte(MPI_COMM_WORLD));
   if (o.print && o.rank == 0)
-    std::printf("  resident before allocating %.1f MiB; HDF5 adds %.2f MiB on first use, the attention kernel %s; "
-                "MPI_Iallreduce holds %s\n",
-                resident / (1 << 20), hdf5 / (1 << 20),
-                o.model ? (std::to_string(c.attention_resident / (1 << 20)) + " MiB at the model's shape").c_str()
-                        : "(not measured: give the model's options)",
-                o.ranks > 1 ? (std::to_string(c.iallreduce_temp_per_byte) + " bytes per byte in flight").c_str()
-                            : "(not measured: run under mpirun -np 2)");
+    std::printf(
+        "  resident before allocating %.1f MiB; HDF5 adds %.2f MiB on first use, the attention kernel %s; "
+        "MPI_Iallreduce holds %s\n",
+        resident / (1 << 20), hdf5 / (1 << 20),
+        o.model ? (std::to_string(c.attention_resident / (1 << 20)) + " MiB at the model's shape").c_str()
+                : "(not measured: give the model's options)",
+        o.ranks > 1 ? (std::to_string(c.iallreduce_temp_per_byte) + " bytes per byte in flight").c_str()
+                    : "(not measured: run under mpirun -np 2)");
   c.sources =
       o.ranks > 1
           ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "
             "and 1; one node, so inter_node = intra_node; resident memory: before allocating, HDF5's after a "
-            "shard and weights file written and read, MPI_Iallreduce's peak over 4 x 4 MiB in flight)"
+            "shard, a weights file and a token dataset written and read, the attention kernel's after its "
+            "first use "
+            "at the model's shape when given the model, MPI_Iallreduce's peak over 4 x 4 MiB in flight)"
           : "measured by loom-plan calibrate without mpirun: GEMMs, copy and resident memory (before "
-            "allocating, HDF5's first use) measured; links and MPI_Iallreduce's temporaries are "
+            "allocating, HDF5's first use, the attention kernel's given the model) measured; links and "
+            "MPI_Iallreduce's temporaries are "
             "placeholders (run under mpirun -np 2 to measure them)";
   return c;
 }

@@ -265,9 +265,10 @@ int train(RunConfig cfg, ParallelContext& ctx, const std::set<std::string>& give
   plan_bytes.add(data.labelled ? "labelled dataset (host)" : "token datasets (host)", std::size_t(data.resident_bytes));
   // The weights file's host copy is gathered after the checkpoint snapshot is freed
   // (release_snapshot below): it adds to the peak only what it holds beyond the snapshot.
-  plan_bytes.add(kWeightsFilePlanName, weights_file_beyond_snapshot(
-                                           save_weights_host_bytes(model, ctx.shape.pp, ctx.coord.pp, writer_pipeline),
-                                           checkpointer.memory_plan().total()));
+  plan_bytes.add(kWeightsFilePlanName,
+                 weights_file_beyond_snapshot(
+                     save_weights_host_bytes(model, ctx.shape.pp, ctx.coord.pp, writer_pipeline),
+                     checkpointer.memory_plan().total()));
   if (lead) {
     const std::int64_t local = cfg.train.global_batch / ctx.shape.dp;
     fmt::print("layout: {} ranks = dp {} x tp {} x pp {}; per rank {} sequences per step in {} micro-batches of {}\n",

@@ -70,8 +70,10 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
   LOOM_CHECK(c.process_resident >= 0 && c.hdf5_resident >= 0 && c.iallreduce_temp_per_byte >= 0 &&
                  c.attention_resident >= 0,
              "remeasure with 'loom-plan calibrate' or remove the field",
-             "{}: process_resident_MiB, hdf5_resident_MiB, iallreduce_temp_per_byte and attention_resident_MiB cannot be "
-             "negative", origin);
+             "{}: process_resident_MiB, hdf5_resident_MiB, iallreduce_temp_per_byte and "
+             "attention_resident_MiB cannot be "
+             "negative",
+             origin);
   c.intra_node = parse_link(j, "intra_node", origin);
   c.inter_node = parse_link(j, "inter_node", origin);
   c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");

@@ -197,7 +197,8 @@ MemoryPlan loom_rank_memory(const RunConfig& c, int stage_index) {
   // launch/checkpoint.cpp: the host snapshot of master weights, m and v this rank writes.
   plan.add("checkpoint snapshot (host: master, m, v)", 3 * Bytes(snapshot) * 4);
   // launch/train_main.cpp frees the snapshot before it gathers the weights file.
-  plan.add(kWeightsFilePlanName, weights_file_beyond_snapshot(weights_file_bytes(c, stage_index), 3 * Bytes(snapshot) * 4));
+  plan.add(kWeightsFilePlanName,
+           weights_file_beyond_snapshot(weights_file_bytes(c, stage_index), 3 * Bytes(snapshot) * 4));
   return plan;
 }
 

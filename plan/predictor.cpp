@@ -259,13 +259,15 @@ MemoryEstimate loom_memory(const RunConfig& c, int stage, const Cluster& cluster
   }
   if (cluster.host_is_device) {
     e.host += dataset_bytes + cluster.process_resident + cluster.hdf5_resident;
-    if (c.train.attention_kernel() == "tiled") e.host += cluster.attention_resident;  // measured for the model
+    if (c.train.attention_kernel() == "tiled")
+      e.host += cluster.attention_resident;  // measured for the model
     // optimizer/grad_sync.cpp starts one MPI_Iallreduce per gradient bucket and waits for
     // them together: MPI's temporaries for every bucket are live at once (ZeRO-1's
     // reduce-scatter is not measured: not counted).
     const int dp = std::max(c.parallel.dp, 1);
     if (dp > 1 && c.optim.zero == 0) {
-      const double reduced = gradient_bytes / 4 * double(dtype_size(parse_dtype(c.parallel.grad_reduce_dtype)));
+      const double reduced =
+          gradient_bytes / 4 * double(dtype_size(parse_dtype(c.parallel.grad_reduce_dtype)));
       e.host += cluster.iallreduce_temp_per_byte * reduced;
     }
   }

@@ -325,7 +325,8 @@ TEST(PlanPredictor, CpuClusterCountsTheMeasuredLibraryMemory) {
   EXPECT_DOUBLE_EQ(loom_memory(c, 0, with_attention).host - loom_memory(c, 0, cpu).host, 3.0 * (1 << 20));
   c.train.attention = "dense";
   EXPECT_DOUBLE_EQ(loom_memory(c, 0, with_attention).host, loom_memory(c, 0, cpu).host);
-  EXPECT_THROW(parse_cluster(R"({"name": "x", "devices_per_node": 1, "device_memory_GiB": 8, "peak_bf16_TFLOP_per_s": 1,
+  EXPECT_THROW(parse_cluster(
+                   R"({"name": "x", "devices_per_node": 1, "device_memory_GiB": 8, "peak_bf16_TFLOP_per_s": 1,
       "peak_fp32_TFLOP_per_s": 1, "memory_bandwidth_GB_per_s": 1, "intra_node": {"bandwidth_GB_per_s": 1, "latency_us": 1},
       "inter_node": {"bandwidth_GB_per_s": 1, "latency_us": 1}, "hdf5_resident_MiB": -1})"),
                Error);
