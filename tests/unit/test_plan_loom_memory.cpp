@@ -185,7 +185,9 @@ TEST(PlanLoomMemory, WeightsFileCopyIsWhatSaveWeightsGathers) {
         const MemoryPlan plan = loom_rank_memory(c, s);
         const std::size_t snapshot = bytes(plan, "checkpoint snapshot (host: master, m, v)");
         EXPECT_EQ(bytes(plan, kWeightsFilePlanName), gathered > snapshot ? gathered - snapshot : 0);
-        if (zero) EXPECT_GT(bytes(plan, kWeightsFilePlanName), 0u);
+        if (zero) {
+          EXPECT_GT(bytes(plan, kWeightsFilePlanName), 0u);
+        }
       }
     }
   }
