@@ -1,6 +1,6 @@
 #!/bin/bash
 # usage: run.sh family rep
-B=/work/main/build/launch
+B=${BUILD_DIR:-build}/launch  # run from the repository root
 common="--data.train g.h5 --model.channels 256 --model.heads 8 --model.seq_len 128 --train.steps 25 --train.global_batch 16 --train.micro_batch 16 --train.eval_interval 0 --train.log_interval 1 --optim.lr 1e-3"
 case $1 in
  gpt) extra="--model.layers 6";;
