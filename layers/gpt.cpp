@@ -410,6 +410,19 @@ void Gpt::skip_frozen(Chunk& c) {
   if (c.embeds) ready(c.b_embed);
 }
 
+// d(head input) -> d(residual stream): through ln_f (pre-LN), or as is where the head read
+// the stream itself (post-LN).
+void Gpt::head_grad_to_stream(Chunk& c, Slot& s, Tensor dresid, Tensor dln) {
+  const std::int64_t Nl = stream_rows(), C = cfg_.channels;
+  if (cfg_.post_ln()) {
+    be_.copy(dresid.view({Nl, C}), dln);
+    return;
+  }
+  be_.fill(dresid, 0.0f);
+  c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
+  ready(c.b_ln_f);
+}
+
 void Gpt::backward(int chunk, int slot, float dloss) {
   Chunk& c = chunks_.at(std::size_t(chunk));
   Slot& s = c.slots.at(std::size_t(slot));
@@ -426,13 +439,7 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     ready(c.b_cls);
     if (freeze_) return skip_frozen(c);
     if (sp()) be_.copy(dln, dln_all.slice_rows(tp_.rank() * Nl, (tp_.rank() + 1) * Nl));
-    if (cfg_.post_ln()) {
-      be_.copy(dresid.view({Nl, C}), dln);  // the head read the stream itself
-    } else {
-      be_.fill(dresid, 0.0f);
-      c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
-      ready(c.b_ln_f);
-    }
+    head_grad_to_stream(c, s, dresid, dln);
   } else if (freeze_) {
     return skip_frozen(c);
   } else if (c.has_loss) {
@@ -452,13 +459,7 @@ void Gpt::backward(int chunk, int slot, float dloss) {
     }
     be_.matmul(c.dwte, s.logits, ln_f_all, {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes});
     if (c.b_head != kNone) ready(c.b_head);
-    if (cfg_.post_ln()) {
-      be_.copy(dresid.view({Nl, C}), dln);  // the head read the stream itself
-    } else {
-      be_.fill(dresid, 0.0f);
-      c.ln_f.backward(be_, dresid.view({Nl, C}), dln, s.resid.back().view({Nl, C}), s.ln_f_saved);
-      ready(c.b_ln_f);
-    }
+    head_grad_to_stream(c, s, dresid, dln);
   } else {
     be_.copy(dresid, c.doutput);  // received from the next virtual stage
   }

@@ -170,6 +170,7 @@ private:
   void set_key_lengths(Slot& s, const std::int32_t* lengths);
   void ready(std::size_t bucket) const;
   void skip_frozen(Chunk& c);
+  void head_grad_to_stream(Chunk& c, Slot& s, Tensor dresid, Tensor dln);
   Gpt(Backend& be, const ModelConfig& cfg, std::int64_t B, std::int64_t T, Communicator* tp, const GptStage& stage,
       std::vector<int> slots, const GptOptions& options);
   Tensor act(const std::string& category, Shape shape) { return mem_.alloc(category, shape, dtype_); }  // working dtype
