@@ -1,8 +1,8 @@
 // launch/plan_calibrate.cpp — see plan_calibrate.h. Every rank times the same GEMMs, copy
-// and attention at once and rank 0's figures are kept: in training every rank of the node
-// computes at the same time, sharing the memory bus, the caches and the clock, so this is the
-// condition to measure in (on this 2-core machine the difference from rank 0 alone was within
-// the run-to-run noise, 0-10 %). Then ranks 0 and 1 time messages.
+// and attention at once (a barrier before each) and rank 0's figures are kept: in training
+// every rank of the node computes at the same time, sharing the memory bus, the caches and the
+// clock, so this is the condition to measure in. Each figure is a median over repetitions
+// (median_time). Then ranks 0 and 1 time messages.
 #include "launch/plan_calibrate.h"
 
 #include <mpi.h>
@@ -40,18 +40,22 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-// Best time of `run` over repetitions filling about `budget` seconds (at least 3).
+// The median time of `run` over repetitions filling about `budget` seconds (at least 3),
+// after one untimed run. The median, not the best: the model predicts the median step
+// (loom-train and scaling.py report it), and on a shared host the best of many short runs
+// catches bursts no whole step sees (the best ran 10-20 % above the median here).
 template <class F>
-double best_time(F&& run, double budget = 0.15) {
+double median_time(F&& run, double budget = 0.15) {
   run();
-  double best = 1e30, spent = 0;
+  std::vector<double> times;
+  double spent = 0;
   for (int i = 0; i < 3 || (spent < budget && i < 50); ++i) {
     const auto t0 = clock_type::now();
     run();
-    const double t = seconds_since(t0);
-    best = std::min(best, t), spent += t;
+    times.push_back(seconds_since(t0)), spent += times.back();
   }
-  return best;
+  std::nth_element(times.begin(), times.begin() + std::ptrdiff_t(times.size() / 2), times.end());
+  return times[times.size() / 2];
 }
 
 void polled_barrier(int ranks) {
@@ -70,11 +74,38 @@ void trim_malloc() {
 #endif
 }
 
-double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int64_t K) {
-  Buffer a(be, Shape{M, K}, dt), b(be, Shape{N, K}, dt), c(be, Shape{M, N}, dt);
-  be.fill(a, 0.5f), be.fill(b, 0.25f);
-  const double t = best_time([&] {
-    be.matmul(c, a, b, {}, {.trans_b = Trans::yes});
+constexpr double kColdBytes = 32.0 * (1 << 20);  // 8x this machine's L2s (2 x 2 MiB)
+
+// One weight GEMM of a pass in the layout and with the dtypes loom-train runs it
+// (layers/linear.h): forward y (M, N) = x (M, K) W (N, K)^T + b; data gradient dX (M, N) =
+// dY (M, K) W (K, N); weight gradient dW (M, N) += dY (K, M)^T X (K, N), f32 under mixed
+// precision (the gradients' dtype).
+double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int64_t K, plan::GemmPass pass) {
+  using plan::GemmPass;
+  const bool dw = pass == GemmPass::weight_grad;
+  const DType ct = dw ? DType::f32 : dt;
+  // Operands cold, as in a training step: between two uses of a tensor the step passes far
+  // more data through the caches than the L2s hold. Repetitions take turns over copies
+  // totalling >= kColdBytes, so no repetition finds its operands in L2.
+  const double set_bytes = double((M * K + K * N) * std::int64_t(dtype_size(dt)) + M * N * std::int64_t(dtype_size(ct)));
+  const int sets = int(std::clamp(std::ceil(kColdBytes / set_bytes), 1.0, 64.0));
+  std::vector<Buffer> a, b, c;
+  for (int i = 0; i < sets; ++i) {
+    a.emplace_back(be, dw ? Shape{K, M} : Shape{M, K}, dt), be.fill(a.back(), 0.5f);
+    b.emplace_back(be, pass == GemmPass::forward ? Shape{N, K} : Shape{K, N}, dt), be.fill(b.back(), 0.25f);
+    c.emplace_back(be, Shape{M, N}, ct), be.fill(c.back(), 0.0f);
+  }
+  Buffer bias(be, Shape{N}, dt);
+  be.fill(bias, 0.125f);
+  int i = 0;
+  const double t = median_time([&] {
+    const int j = i++ % sets;
+    if (pass == GemmPass::forward)
+      be.matmul(c[j], a[j], b[j], bias, {.trans_b = Trans::yes});
+    else if (dw)
+      be.matmul(c[j], a[j], b[j], {}, {.trans_a = Trans::yes, .accumulate = Accumulate::yes});
+    else
+      be.matmul(c[j], a[j], b[j], {}, {});
     be.synchronize();
   });
   return 2.0 * double(M) * double(N) * double(K) / t;
@@ -90,11 +121,11 @@ plan::AttentionRate attention_rate(Backend& be, DType dt, std::int64_t s, std::i
   be.fill(qkv, 0.01f), be.fill(dout, 0.01f);
   auto part = [&](Tensor x, std::int64_t i) { return HeadsView::in(x, i * C, H, d); };
   const AttentionSpec spec{.causal = causal};
-  const double t_fwd = best_time([&] {
+  const double t_fwd = median_time([&] {
     be.flash_attention_forward(out, lse, part(qkv, 0), part(qkv, 1), part(qkv, 2), spec);
     be.synchronize();
   });
-  const double t_bwd = best_time([&] {
+  const double t_bwd = median_time([&] {
     be.flash_attention_backward(part(dqkv, 0), part(dqkv, 1), part(dqkv, 2), dout, part(qkv, 0), part(qkv, 1),
                                 part(qkv, 2), out, lse, spec);
     be.synchronize();
@@ -106,22 +137,25 @@ plan::AttentionRate attention_rate(Backend& be, DType dt, std::int64_t s, std::i
   return {.s = double(s), .d = double(d), .causal = causal, .forward = flops / t_fwd, .backward = 2 * flops / t_bwd};
 }
 
-// The GEMMs of one model's layers and head on one tp rank: forward (M, N, K), dX (M, K, N)
-// and dW (N, K, M) for each weight, M = micro-batch x sequence, at tp 1, 2 and 4.
-std::vector<std::array<std::int64_t, 3>> model_gemm_shapes(const RunConfig& c) {
+// The GEMMs of one model's layers and head on one tp rank, each weight's three passes:
+// forward (M, N, K), dX (M, K, N) and dW (N, K, M), M = micro-batch x sequence, at tp 1, 2, 4.
+std::vector<plan::GemmRate> model_gemm_shapes(const RunConfig& c) {
+  using plan::GemmPass;
   const ModelConfig& m = c.model;
-  const std::int64_t M = c.train.micro_batch * c.train.sequence(m), h = m.channels;
-  const std::int64_t up = m.mlp == "swiglu" ? 2 * m.ffn_size() : m.ffn_size();
-  std::vector<std::array<std::int64_t, 3>> out;
-  auto add = [&](std::int64_t a, std::int64_t b, std::int64_t k) {
-    const std::array<std::int64_t, 3> x{a, b, k};
-    if (std::find(out.begin(), out.end(), x) == out.end()) out.push_back(x);
+  const double M = double(c.train.micro_batch * c.train.sequence(m)), h = double(m.channels);
+  const double up = double(m.mlp == "swiglu" ? 2 * m.ffn_size() : m.ffn_size());
+  std::vector<plan::GemmRate> out;
+  auto add = [&](double a, double b, double k, GemmPass pass) {
+    for (const plan::GemmRate& r : out)
+      if (r.m == a && r.n == b && r.k == k && r.pass == pass) return;
+    out.push_back({.m = a, .n = b, .k = k, .pass = pass});
   };
   for (std::int64_t t : {1, 2, 4}) {
     if (m.heads % t != 0 || m.kv_heads % t != 0 || m.ffn_size() % t != 0) continue;
-    for (auto [n, k] : {std::pair{m.qkv_size() / t, h}, {h, h / t}, {up / t, h}, {h, m.ffn_size() / t},
-                        {m.padded_vocab() / t, h}})
-      add(M, n, k), add(M, k, n), add(n, k, M);
+    const double T = double(t);
+    for (auto [n, k] : {std::pair{double(m.qkv_size()) / T, h}, {h, h / T}, {up / T, h}, {h, double(m.ffn_size()) / T},
+                        {double(m.padded_vocab()) / T, h}})
+      add(M, n, k, GemmPass::forward), add(M, k, n, GemmPass::data_grad), add(n, k, M, GemmPass::weight_grad);
   }
   return out;
 }
@@ -130,7 +164,7 @@ double memory_bandwidth() {
   const std::size_t n = std::size_t(256) << 20;
   std::vector<char> src(n, 1), dst(n, 0);
   // Every thread copies its share, as the elementwise kernels do.
-  const double t = best_time([&] {
+  const double t = median_time([&] {
     const int parts = omp_get_max_threads();
 #pragma omp parallel for
     for (int i = 0; i < parts; ++i) {
@@ -154,7 +188,7 @@ double elementwise_efficiency(Backend& be, DType dt, double copy_bandwidth) {
       b(be, Shape{C}, dt), dw(be, Shape{C}, dt), db(be, Shape{C}, dt), mean(be, Shape{R}, DType::f32),
       rstd(be, Shape{R}, DType::f32);
   be.fill(x, 0.5f), be.fill(d, 0.25f), be.fill(w, 1.0f), be.fill(b, 0.0f), be.fill(dw, 0.0f), be.fill(db, 0.0f);
-  const double t = best_time([&] {
+  const double t = median_time([&] {
     be.gelu_forward(y, x);
     be.gelu_backward(y, d, x);
     be.layernorm_forward(y, mean, rstd, x, w, b, 1e-5f);
@@ -232,27 +266,26 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     }
     c.attention_resident = attention_kept;
     peaks[dt == DType::f32 ? 1 : 0] = measure_gemm_peak_flops(*be, dt == DType::f32 ? DType::bf16 : DType::f32);
-    // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d).
-    const std::int64_t shapes[][3] = {{512, 768, 768},   {512, 2304, 768}, {512, 3072, 768},
-                                      {512, 768, 3072},  {2048, 768, 768}, {2048, 3072, 768},
-                                      {2048, 768, 3072}, {256, 256, 64},   {256, 64, 256},
-                                      {1024, 1024, 64},  {128, 128, 128},  {64, 64, 64}};
-    for (auto [m, n, k] : shapes) {
-      const double r = gemm_rate(*be, dt, m, n, k);
-      c.gemm_rates.push_back({.m = double(m), .n = double(n), .k = double(k), .flops = r});
-      peak = std::max(peak, r);
+    // Shapes around GPT-2 small's (tokens x 768/2304/3072, the attention core's s x s x d),
+    // forward only (other passes take these where a model's own were not measured). Every
+    // rank starts each measurement together, as their GEMMs run together in training.
+    std::vector<plan::GemmRate> gemms;
+    for (auto [m, n, k] : {std::array<double, 3>{512, 768, 768}, {512, 2304, 768}, {512, 3072, 768},
+                           {512, 768, 3072}, {2048, 768, 768}, {2048, 3072, 768}, {2048, 768, 3072},
+                           {256, 256, 64}, {256, 64, 256}, {1024, 1024, 64}, {128, 128, 128}, {64, 64, 64}})
+      gemms.push_back({.m = m, .n = n, .k = k});
+    const std::size_t grid = gemms.size();
+    if (o.model)
+      for (const plan::GemmRate& g : model_gemm_shapes(*o.model)) gemms.push_back(g);
+    for (std::size_t i = 0; i < gemms.size(); ++i) {
+      plan::GemmRate& g = gemms[i];
+      polled_barrier(o.ranks);
+      g.flops = gemm_rate(*be, dt, std::int64_t(g.m), std::int64_t(g.n), std::int64_t(g.k), g.pass);
+      c.gemm_rates.push_back(g);
+      peak = std::max(peak, g.flops);
       if (o.print)
-        std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s\n", (long long)m, (long long)n, (long long)k,
-                    r / 1e9);
-    }
-    if (o.model) {
-      for (auto [m, n, k] : model_gemm_shapes(*o.model)) {
-        const double r = gemm_rate(*be, dt, m, n, k);
-        c.gemm_rates.push_back({.m = double(m), .n = double(n), .k = double(k), .flops = r});
-        if (o.print)
-          std::printf("  gemm %5lld x %5lld x %5lld  %8.1f GFLOP/s (the model's)\n", (long long)m, (long long)n,
-                      (long long)k, r / 1e9);
-      }
+        std::printf("  gemm %5.0f x %5.0f x %5.0f %-7s %8.1f GFLOP/s%s\n", g.m, g.n, g.k, plan::to_string(g.pass),
+                    g.flops / 1e9, i >= grid ? " (the model's)" : "");
     }
     // The tiled attention kernel: a grid of (s, d), plus the model's own shape.
     std::vector<std::tuple<std::int64_t, std::int64_t, bool>> att;
@@ -263,13 +296,16 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
       att.emplace_back(o.model->train.sequence(o.model->model), o.model->model.channels / o.model->model.heads,
                        !o.model->model.bert());
     for (auto [s, d, causal] : att) {
+      polled_barrier(o.ranks);
       const plan::AttentionRate r = attention_rate(*be, dt, s, d, causal);
       c.attention_rates.push_back(r);
       if (o.print)
         std::printf("  attention s %5lld d %4lld %-6s  forward %6.1f, backward %6.1f GFLOP/s\n", (long long)s,
                     (long long)d, causal ? "causal" : "full", r.forward / 1e9, r.backward / 1e9);
     }
+    polled_barrier(o.ranks);
     c.memory_bandwidth = memory_bandwidth();
+    polled_barrier(o.ranks);
     c.memory_efficiency = elementwise_efficiency(*be, dt, c.memory_bandwidth);
     if (o.print)
       std::printf("  peak (launch/gemm_peak.h) fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", peaks[0] / 1e9,

@@ -1,6 +1,7 @@
 // launch/plan_calibrate.h — `loom-plan calibrate`: a cluster file (plan/cluster.h) for the
-// machine at hand, from measurements: GEMM rates per shape (the backend's matmul, as
-// launch/gemm_peak.h measures the peak), the memory bandwidth of a large copy, and the
+// machine at hand, from measurements: GEMM rates per shape and pass (the backend's matmul in
+// the layout loom-train runs each pass, operands cold, the median of repetitions; every rank
+// at once), the memory bandwidth of a large copy, and the
 // alpha/beta of MPI point-to-point messages between ranks 0 and 1 (under mpirun -np 2), and
 // the rate of the backend's tiled attention kernel (forward, backward) over a grid of
 // sequence lengths and head sizes, causal and not.

@@ -41,6 +41,22 @@ nlohmann::json link_json(const Link& l) {
 
 }  // namespace
 
+const char* to_string(GemmPass p) {
+  switch (p) {
+    case GemmPass::forward: return "forward";
+    case GemmPass::data_grad: return "dx";
+    case GemmPass::weight_grad: return "dw";
+  }
+  return "forward";
+}
+
+GemmPass parse_gemm_pass(const std::string& s) {
+  for (GemmPass p : {GemmPass::forward, GemmPass::data_grad, GemmPass::weight_grad})
+    if (s == to_string(p)) return p;
+  throw Error(fmt::format("unknown GEMM pass '{}' in a cluster file's gemm_rates", s),
+              "a GEMM rate's pass is forward, dx or dw (absent: forward)");
+}
+
 Cluster parse_cluster(const std::string& text, const std::string& origin) {
   nlohmann::json j;
   try {
@@ -79,8 +95,11 @@ Cluster parse_cluster(const std::string& text, const std::string& origin) {
   c.gemm_rates_dtype = j.value("gemm_rates_dtype", "fp32");
   if (j.contains("gemm_rates"))
     for (const auto& r : j.at("gemm_rates"))
-      c.gemm_rates.push_back(
-          {.m = r.at("m"), .n = r.at("n"), .k = r.at("k"), .flops = double(r.at("TFLOP_per_s")) * T});
+      c.gemm_rates.push_back({.m = r.at("m"),
+                              .n = r.at("n"),
+                              .k = r.at("k"),
+                              .flops = double(r.at("TFLOP_per_s")) * T,
+                              .pass = parse_gemm_pass(r.value("pass", "forward"))});
   if (j.contains("attention_rates"))
     for (const auto& r : j.at("attention_rates"))
       c.attention_rates.push_back({.s = r.at("s"),
@@ -133,7 +152,7 @@ std::string to_json(const Cluster& c) {
     j["gemm_rates_dtype"] = c.gemm_rates_dtype;
     auto& rates = j["gemm_rates"] = nlohmann::json::array();
     for (const GemmRate& r : c.gemm_rates)
-      rates.push_back({{"m", r.m}, {"n", r.n}, {"k", r.k}, {"TFLOP_per_s", r.flops / T}});
+      rates.push_back({{"m", r.m}, {"n", r.n}, {"k", r.k}, {"pass", to_string(r.pass)}, {"TFLOP_per_s", r.flops / T}});
   }
   if (!c.attention_rates.empty()) {
     auto& rates = j["attention_rates"] = nlohmann::json::array();

@@ -23,9 +23,19 @@ struct Link {
   double beta() const { return 1.0 / (bandwidth * efficiency); }  // seconds per byte
 };
 
-// A measured GEMM rate (calibrated machines): C(M,N) = A(M,K) B(K,N) ran at `flops` FLOP/s.
+// Which pass of a weight GEMM y = x W^T + b a rate was measured as, in the layout loom runs
+// it (layers/linear.h): forward A B^T with the bias; the data gradient dX = dY W, A B; the
+// weight gradient dW += dY^T X, A^T B accumulated. Libraries run the three layouts at
+// different rates (oneDNN here: up to 15 % apart at one shape), so each is measured as itself.
+enum class GemmPass { forward, data_grad, weight_grad };
+const char* to_string(GemmPass p);       // "forward", "dx", "dw" (the JSON's "pass")
+GemmPass parse_gemm_pass(const std::string& s);  // throws loom::Error on another name
+
+// A measured GEMM rate (calibrated machines): C(M,N) = op(A) op(B), inner size K, in `pass`'s
+// layout, ran at `flops` FLOP/s.
 struct GemmRate {
   double m = 0, n = 0, k = 0, flops = 0;
+  GemmPass pass = GemmPass::forward;
 };
 
 // A measured rate of the backend's tiled attention kernel (calibrated machines) at sequence

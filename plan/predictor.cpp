@@ -23,17 +23,25 @@ struct LayerCost {
   double linear_forward = 0;                        // the four weight GEMMs of one forward
 };
 
-// The measured attention rate nearest (log distance in s and d) with the same mask, or none.
-const AttentionRate* measured_attention(const Cluster& cl, DType dtype, double s, double d, bool causal) {
-  if (cl.attention_rates.empty() || parse_dtype(cl.gemm_rates_dtype) != dtype) return nullptr;
-  const AttentionRate* best = nullptr;
-  double dist = 1e300;
-  for (const AttentionRate& r : cl.attention_rates) {
-    if (r.causal != causal) continue;
-    const double dd = std::pow(std::log(s / r.s), 2) + std::pow(std::log(d / r.d), 2);
-    if (dd < dist) dist = dd, best = &r;
-  }
+// The entry of `rates` nearest in log space (`dist`: the squared log distance) among those
+// `fits` accepts; none when it accepts none.
+template <class R, class Fits, class Dist>
+const R* nearest(const std::vector<R>& rates, Fits&& fits, Dist&& dist) {
+  const R* best = nullptr;
+  double d = 1e300;
+  for (const R& r : rates)
+    if (fits(r) && dist(r) < d) d = dist(r), best = &r;
   return best;
+}
+
+double log2d(double a, double b) { return std::pow(std::log(a / b), 2); }
+
+// The measured attention rate nearest in s and d with the same mask, or none.
+const AttentionRate* measured_attention(const Cluster& cl, DType dtype, double s, double d, bool causal) {
+  if (parse_dtype(cl.gemm_rates_dtype) != dtype) return nullptr;
+  return nearest(
+      cl.attention_rates, [&](const AttentionRate& r) { return r.causal == causal; },
+      [&](const AttentionRate& r) { return log2d(s, r.s) + log2d(d, r.d); });
 }
 
 LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
@@ -50,7 +58,8 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   double weights = 0, weights_backward = 0;
   for (auto [n, k] : {std::pair{qkv / t, h}, {h, h / t}, {up / t, h}, {h, F / t}}) {
     weights += gemm_time(cl, dt, M, n, k);
-    weights_backward += gemm_time(cl, dt, M, k, n) + gemm_time(cl, dt, n, k, M);
+    weights_backward +=
+        gemm_time(cl, dt, M, k, n, 1, GemmPass::data_grad) + gemm_time(cl, dt, n, k, M, 1, GemmPass::weight_grad);
   }
   const double heads = b * a / t, d = h / a;
   const double keys = attention_keys(c, s);
@@ -116,17 +125,14 @@ double attention_keys(const RunConfig& c, double s) {
   return std::min(s, (s + kAttentionTile) / 2);
 }
 
-double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch) {
+double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch, GemmPass pass) {
   const double flops = 2 * m * n * k * batch;
   if (!cl.gemm_rates.empty() && parse_dtype(cl.gemm_rates_dtype) == dtype) {
-    // The measured shape nearest in log space; its rate.
-    const GemmRate* best = nullptr;
-    double dist = 1e300;
-    for (const GemmRate& r : cl.gemm_rates) {
-      const double dd =
-          std::pow(std::log(m / r.m), 2) + std::pow(std::log(n / r.n), 2) + std::pow(std::log(k / r.k), 2);
-      if (dd < dist) dist = dd, best = &r;
-    }
+    const bool has_pass =
+        std::any_of(cl.gemm_rates.begin(), cl.gemm_rates.end(), [&](const GemmRate& r) { return r.pass == pass; });
+    const GemmRate* best = nearest(
+        cl.gemm_rates, [&](const GemmRate& r) { return !has_pass || r.pass == pass; },
+        [&](const GemmRate& r) { return log2d(m, r.m) + log2d(n, r.n) + log2d(k, r.k); });
     return flops / best->flops + cl.kernel_overhead;
   }
   const double bytes = (m * k + k * n + m * n) * batch * double(dtype_size(dtype));
@@ -168,8 +174,8 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
       tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
                                           : all_reduce_time(stream_msg, tp, tp_link);  // embedding
     if (st == p - 1) {  // the tied head: logits forward + 2 backward GEMMs, the loss over (s b, V/t) logits
-      compute += gemm_time(cl, dt, b * s, V / tp, h) + gemm_time(cl, dt, b * s, h, V / tp) +
-                 gemm_time(cl, dt, V / tp, h, b * s) + 3 * (4 + ab) * b * s * V / tp / bw +
+      compute += gemm_time(cl, dt, b * s, V / tp, h) + gemm_time(cl, dt, b * s, h, V / tp, 1, GemmPass::data_grad) +
+                 gemm_time(cl, dt, V / tp, h, b * s, 1, GemmPass::weight_grad) + 3 * (4 + ab) * b * s * V / tp / bw +
                  6 * cl.kernel_overhead;
       tpc += 3 * all_reduce_time(4 * b * s, tp, tp_link);  // max, sum, target logit per row
     }

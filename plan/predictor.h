@@ -94,7 +94,10 @@ MemoryEstimate loom_memory_per_device(const RunConfig& c, const Cluster& cluster
 constexpr double kAttentionTile = 128;  // loom's kBc (backend/cpu/flash_attention.cpp)
 double attention_keys(const RunConfig& c, double s);
 
-// One GEMM (M, K) x (K, N), `batch` of them in one kernel, on this cluster in `dtype`.
-double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch = 1);
+// One GEMM (M, K) x (K, N), `batch` of them in one kernel, on this cluster in `dtype`; on a
+// calibrated cluster at the nearest measured shape of the same pass (any pass where the file
+// has none of that pass: files from before passes were measured apart).
+double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch = 1,
+                 GemmPass pass = GemmPass::forward);
 
 }  // namespace loom::plan

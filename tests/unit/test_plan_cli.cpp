@@ -125,12 +125,16 @@ TEST(PlanCli, CalibrateMeasuresThisMachineAndPredictWithIt) {
   EXPECT_FALSE(j.contains("iallreduce_temp_per_byte"));
   EXPECT_GT(j.at("memory_efficiency").get<double>(), 0);
   EXPECT_LE(j.at("memory_efficiency").get<double>(), 1);
-  bool qkv = false;
+  // qkv's three passes: forward (128, 192, 64), dX (128, 64, 192), dW (192, 64, 128).
+  bool qkv = false, qkv_dx = false, qkv_dw = false;
   for (const auto& g : j.at("gemm_rates")) {
     EXPECT_GT(g.at("TFLOP_per_s").get<double>(), 0);
-    qkv = qkv || (g.at("m") == 128 && g.at("n") == 192 && g.at("k") == 64);
+    const std::string pass = g.at("pass");
+    qkv = qkv || (g.at("m") == 128 && g.at("n") == 192 && g.at("k") == 64 && pass == "forward");
+    qkv_dx = qkv_dx || (g.at("m") == 128 && g.at("n") == 64 && g.at("k") == 192 && pass == "dx");
+    qkv_dw = qkv_dw || (g.at("m") == 192 && g.at("n") == 64 && g.at("k") == 128 && pass == "dw");
   }
-  EXPECT_TRUE(qkv) << "the model's qkv GEMM was not measured";
+  EXPECT_TRUE(qkv && qkv_dx && qkv_dw) << "the model's qkv GEMM was not measured in all three passes";
   int own = 0;
   for (const auto& a : j.at("attention_rates")) {
     EXPECT_GT(a.at("forward_TFLOP_per_s").get<double>(), 0);

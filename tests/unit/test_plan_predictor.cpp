@@ -259,6 +259,28 @@ TEST(PlanPredictor, WeightGradientsRunAtTheirOwnShapes) {
   EXPECT_NEAR(with(25e9) - with(50e9), slow_flops / 25e9 - slow_flops / 50e9, 1e-9);
 }
 
+TEST(PlanPredictor, EachPassTakesItsOwnMeasuredRate) {
+  // Every weight GEMM measured at the same shapes in all three passes (forward, dx, dw);
+  // slowing only the dw rates moves the step by exactly the weight gradients' FLOPs (the
+  // five weights incl. the tied head: 2 M n k each) over the changed rate; forward and dx
+  // entries at the very same shapes must not be taken instead.
+  const RunConfig c = small_f32();
+  const double M = 4 * 128, h = 256, F = 1024, qkv = 768, V = 256;
+  const std::vector<std::pair<double, double>> weights{{qkv, h}, {h, h}, {F, h}, {h, F}, {V, h}};
+  double dw_flops = 0;
+  for (auto [n, k] : weights) dw_flops += 2 * M * n * k;
+  auto with = [&](double dw_rate) {
+    std::vector<GemmRate> all;
+    for (auto [n, k] : weights)
+      for (auto [m, nn, kk] : {std::tuple{M, n, k}, {M, k, n}, {n, k, M}})
+        for (GemmPass p : {GemmPass::forward, GemmPass::data_grad, GemmPass::weight_grad})
+          all.push_back({.m = m, .n = nn, .k = kk, .flops = p == GemmPass::weight_grad ? dw_rate : 100e9, .pass = p});
+    return predict(c, calibrated(all, {{.s = 128, .d = 32, .causal = true, .forward = 1e10, .backward = 1e10}}))
+        .split.compute;
+  };
+  EXPECT_NEAR(with(25e9) - with(50e9), dw_flops / 25e9 - dw_flops / 50e9, 1e-9);
+}
+
 TEST(PlanPredictor, MeasuredAttentionReplacesTheCore) {
   // Forward 4 s k d and backward 8 s k d FLOPs per (sequence, head), k = (s + 128) / 2 keys
   // for the causal tiled kernel (here s = 128: all 128), over the measured rates.
