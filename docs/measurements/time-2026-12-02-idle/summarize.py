@@ -3,8 +3,9 @@
 import csv, glob, os, statistics, sys
 d = sys.argv[1]
 rows = {}
-for f in sorted(glob.glob(os.path.join(d, "rep*", "sweep", "scaling.csv"))):
-    rep = f.split(os.sep)[-3]
+# A run's OUT (repN/sweep/scaling.csv) or the copy kept in the repository (repN/scaling.csv).
+for f in sorted(glob.glob(os.path.join(d, "rep*", "sweep", "scaling.csv")) + glob.glob(os.path.join(d, "rep*", "scaling.csv"))):
+    rep = os.path.relpath(f, d).split(os.sep)[0]
     for r in csv.DictReader(open(f)):
         if r["status"] != "ok":
             continue
