@@ -40,6 +40,11 @@ private:
   std::vector<std::vector<float>> buffers_;
 };
 
+// True where OpenBLAS runs its generic "Prescott" kernels (it does not know this CPU): the
+// rule for Context::f32_on_dnnl, and for launch/gemm_peak.cpp, which then skips timing raw
+// cblas_sgemm (known slower; ~1 s of every loom-train start-up at one thread here).
+bool openblas_is_generic();
+
 struct Context {
   Context();
   DnnlGemm dnnl;

@@ -115,9 +115,11 @@ bool DnnlGemm::run(const DnnlGemmArgs& g) {
   return true;
 }
 
-Context::Context() {
+bool openblas_is_generic() {
   const char* core = openblas_get_corename();
-  f32_on_dnnl = core != nullptr && std::string_view(core) == "Prescott";
+  return core != nullptr && std::string_view(core) == "Prescott";
 }
+
+Context::Context() : f32_on_dnnl(openblas_is_generic()) {}
 
 }  // namespace loom::cpu
