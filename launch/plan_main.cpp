@@ -246,7 +246,7 @@ int validate_cmd(PlanArgs& a) {
   for (std::size_t i = 0; i < mrows.size(); ++i) {
     const ValidationRow& r = mrows[i];
     std::printf("%-5s %-28s %5d %9.1f%% %9.1f%% %+7.1f%% %9.1f %9.1f\n", r.name.c_str(),
-                describe(published_config(runs[i])).c_str(), runs[i].dp * runs[i].tp * runs[i].pp,
+                describe(planned_config(runs[i], h100)).c_str(), runs[i].dp * runs[i].tp * runs[i].pp,
                 100 * r.published, 100 * r.predicted, 100 * r.error(), r.prediction.memory.activations / GiB,
                 r.prediction.memory.total() / GiB);
     sum += std::abs(r.error()), worst = std::max(worst, std::abs(r.error()));

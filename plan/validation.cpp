@@ -1,6 +1,8 @@
 // plan/validation.cpp — see validation.h.
 #include "plan/validation.h"
 
+#include "plan/search.h"
+
 namespace loom::plan {
 
 namespace {
@@ -126,11 +128,27 @@ SoftwareModel megatron_core_2024() {
           .chunk_grad_sync = true};
 }
 
+RunConfig planned_config(const PublishedScalingRun& r, const Cluster& h100) {
+  RunConfig best = published_config(r);
+  double best_rate = -1;
+  const std::int64_t per_rank = r.global_batch / r.dp;
+  for (std::int64_t mb : {std::int64_t(1), std::int64_t(2), std::int64_t(4), std::int64_t(8), per_rank}) {
+    RunConfig c = published_config(r);
+    c.train.micro_batch = mb;
+    Prediction p;
+    // check_layout: loom's divisibility rules (the per-rank batch, the interleaved schedule's
+    // groups of pp micro-batches, as Megatron asserts too) and the device memory.
+    if (!check_layout(c, h100, r.dp * r.tp * r.pp, megatron_core_2024(), &p).empty()) continue;
+    if (p.tokens_per_s > best_rate * (1 + 1e-9)) best_rate = p.tokens_per_s, best = c;  // ties: the smaller
+  }
+  return best;
+}
+
 std::vector<ValidationRow> validate_megatron_h100(const Cluster& h100) {
   std::vector<ValidationRow> rows;
   for (const PublishedScalingRun& r : megatron_h100_weak_scaling()) {
     ValidationRow row{.name = r.name, .mode = "MFU", .published = r.tflops_per_gpu / 989.0};
-    row.prediction = predict(published_config(r), h100, megatron_core_2024());
+    row.prediction = predict(planned_config(r, h100), h100, megatron_core_2024());
     row.predicted = row.prediction.mfu;
     rows.push_back(row);
   }

@@ -45,8 +45,8 @@ std::vector<ValidationRow> validate_table5(const Cluster& a100);
 // 4096, bf16, dp 48, the published per-GPU model TFLOP/s and MFU (of 989 TFLOP/s).
 // Untied input and output embeddings (the parameter counts need them); loom ties them,
 // which changes the parameters (and so the optimizer and dp times) but not the FLOPs.
-// Not published, assumed (docs/scaling.md): micro-batch 1, no recompute, sequence
-// parallelism with tp, the distributed optimizer (ZeRO-1), f32 gradient reduction (read from
+// Not published, assumed (docs/scaling.md): the micro-batch loom's planner picks
+// (planned_config), no recompute, sequence parallelism with tp, the distributed optimizer (ZeRO-1), f32 gradient reduction (read from
 // arguments.py: --bf16 forces accumulate_allreduce_grads_in_fp32),
 // FlashAttention-style fused attention, and one layer per interleaved chunk (v = l / p).
 struct PublishedScalingRun {
@@ -58,7 +58,14 @@ struct PublishedScalingRun {
   double mfu = 0;             // published, rounded to a percent
 };
 std::vector<PublishedScalingRun> megatron_h100_weak_scaling();
+// The published layout with the assumptions above, micro-batch 1.
 RunConfig published_config(const PublishedScalingRun& r);
+// The same with the micro-batch loom's planner picks for it (the table does not publish it;
+// its runs were tuned for throughput): the highest predicted tokens/s among search's
+// micro-batches (1, 2, 4, 8, the per-rank batch) that pass check_layout (divisibility, the
+// interleaved schedule's groups of pp, Megatron's memory account within the device memory).
+// Ties go to the smaller. The rows validate_megatron_h100 predicts.
+RunConfig planned_config(const PublishedScalingRun& r, const Cluster& h100);
 // Megatron-Core of 2024: tp, pp and dp communication overlapped with compute; under the
 // interleaved schedule the gradients are reduced chunk by chunk (chunk_grad_sync).
 SoftwareModel megatron_core_2024();
