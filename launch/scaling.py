@@ -20,7 +20,8 @@ DIR/scaling.csv, DIR/scaling.md, DIR/throughput.png, DIR/efficiency.png (through
 np x the 1-rank throughput), DIR/time_split.png (stacked measured split per layout, predicted
 step marked), and keeps each run's directory under DIR/runs/. One progress line per run.
 
-A script rather than a loom-bench subcommand: the sweep starts mpirun jobs (loom-bench's
+`loom-bench scaling [options]` runs this script with that build's directory as --build-dir.
+The sweep is a script, not C++ inside loom-bench: it starts mpirun jobs (loom-bench's other
 subcommands run inside one), the plots need matplotlib, and the predictions come from
 loom-train --plan.cluster itself (plan/ is not re-implemented here).
 """

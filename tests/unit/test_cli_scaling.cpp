@@ -144,10 +144,10 @@ TEST(CliScaling, SweepWritesCsvMarkdownAndPlots) {
   test::TempDir dir("scaling");
   ASSERT_EQ(test::make_small_dataset(dir.path).exit_code, 0);
   const fs::path out = dir.path / "sweep";
-  const std::string build = test::program("loom-train").parent_path().parent_path().string();
+  // Through `loom-bench scaling`: it runs launch/scaling.py with its own build's binaries (no
+  // --build-dir here); the redraw below calls the script directly.
   const auto r =
-      shell("python3 " + kSource + "/launch/scaling.py --output " + out.string() + " --build-dir " + build +
-            " --mpirun " LOOM_MPIEXEC " --data " + (dir.path / "data.h5").string() +
+      shell(test::program("loom-bench").string() + " scaling --output " + out.string() + " --mpirun " LOOM_MPIEXEC " --data " + (dir.path / "data.h5").string() +
             " --model '--model.layers 2 --model.channels 64 --model.heads 2 --model.seq_len 32"
             " --train.micro_batch 2' --global-batch 4 --steps 2 --nps 1,2 --layouts dp1,dp2,pp2"
             " --mode both --cores 2 --cluster " +
@@ -155,6 +155,9 @@ TEST(CliScaling, SweepWritesCsvMarkdownAndPlots) {
   if (python_missing(r)) GTEST_SKIP() << r.output;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("[1/6] strong np 1 dp1"));
+  // It ran this build's loom-train (each run's log starts with its command line).
+  EXPECT_THAT(test::read_file((out / "runs" / "strong-np1-dp1.log").string()),
+              HasSubstr(test::program("loom-train").string()));
   EXPECT_THAT(r.output, HasSubstr("[6/6] weak np 2 pp2"));
   const auto rows = read_csv(out / "scaling.csv");
   ASSERT_EQ(rows.size(), 6u);
