@@ -229,6 +229,23 @@ double one_way(int rank, std::size_t bytes, int reps) {
   return best;
 }
 
+// The median time of an MPI_Allreduce (a float sum, as loom's tp and dp reductions) of
+// `bytes` over every rank; each repetition starts together.
+double all_reduce_seconds(std::size_t bytes, int reps) {
+  std::vector<float> in(std::max<std::size_t>(bytes / sizeof(float), 1), 1.0f), out(in.size());
+  std::vector<double> times;
+  for (int i = 0; i < reps + 1; ++i) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    const auto t0 = clock_type::now();
+    MPI_Allreduce(in.data(), out.data(), int(in.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (i > 0) times.push_back(seconds_since(t0));  // the first one sets up
+  }
+  std::nth_element(times.begin(), times.begin() + std::ptrdiff_t(times.size() / 2), times.end());
+  double t = times[times.size() / 2];
+  MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  return t;
+}
+
 }  // namespace
 
 plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
@@ -323,17 +340,27 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     MPI_Bcast(&c.memory_efficiency, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   }
   c.peak_fp32 = peaks[0], c.peak_16bit = peaks[1];
-  // Links: alpha from 8-byte messages, beta from 16 MiB ones.
+  // Links. The model prices tp and dp traffic as ring collectives over a Link
+  // (plan/collectives.h: an all-reduce of n bytes over p ranks takes 2 (p-1) alpha +
+  // 2 (p-1)/p n / (bandwidth x efficiency)), so the link is fitted to a measured all-reduce
+  // over every rank: alpha from 8 bytes, the effective bandwidth from 16 MiB. The raw
+  // bandwidth is ranks 0 and 1's ping-pong; efficiency is the all-reduce's share of it (its
+  // reduction arithmetic and synchronisation; above 1 where both directions overlap).
   c.intra_node = {.bandwidth = 10e9, .latency = 5e-6, .efficiency = 1};
   if (o.ranks > 1) {
-    const double alpha = one_way(o.rank, 8, 200);
     const std::size_t big = std::size_t(16) << 20;
-    const double t_big = one_way(o.rank, big, 10);
-    c.intra_node = {
-        .bandwidth = double(big) / std::max(t_big - alpha, 1e-9), .latency = alpha, .efficiency = 1};
+    const double p2p_alpha = one_way(o.rank, 8, 200), p2p_big = one_way(o.rank, big, 10);
+    const double p2p_bandwidth = double(big) / std::max(p2p_big - p2p_alpha, 1e-9);
+    const double p = o.ranks, ar_small = all_reduce_seconds(8, 200), ar_big = all_reduce_seconds(big, 10);
+    const double alpha = ar_small / (2 * (p - 1));
+    const double effective = 2 * (p - 1) / p * double(big) / std::max(ar_big - ar_small, 1e-9);
+    c.intra_node = {.bandwidth = p2p_bandwidth, .latency = alpha, .efficiency = effective / p2p_bandwidth};
     if (o.print && o.rank == 0)
-      std::printf("  p2p alpha %.2f us, beta %.2f GB/s (ranks 0 and 1)\n", alpha * 1e6,
-                  c.intra_node.bandwidth / 1e9);
+      std::printf(
+          "  all-reduce over %d ranks: 8 B %.2f us, 16 MiB %.2f ms -> ring alpha %.2f us, %.2f GB/s; ping-pong "
+          "(ranks 0, 1): alpha %.2f us, %.2f GB/s -> link efficiency %.2f\n",
+          o.ranks, ar_small * 1e6, ar_big * 1e3, alpha * 1e6, effective / 1e9, p2p_alpha * 1e6, p2p_bandwidth / 1e9,
+          c.intra_node.efficiency);
   }
   c.inter_node = c.intra_node;
   // Each rank's memory is the host's: what a loom rank holds before it allocates (libraries,
@@ -361,8 +388,9 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
                     : "(not measured: run under mpirun -np 2)");
   c.sources =
       o.ranks > 1
-          ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; MPI ping-pong between ranks 0 "
-            "and 1; one node, so inter_node = intra_node; resident memory: before allocating, HDF5's after a "
+          ? "measured by loom-plan calibrate (GEMMs and copy on rank 0; links: alpha and effective bandwidth "
+            "from MPI_Allreduce over every rank, raw bandwidth from ranks 0 and 1's ping-pong; one node, so "
+            "inter_node = intra_node; resident memory: before allocating, HDF5's after a "
             "shard, a weights file and a token dataset written and read, the attention kernel's after its "
             "first use "
             "at the model's shape when given the model, MPI_Iallreduce's peak over 4 x 4 MiB in flight)"
