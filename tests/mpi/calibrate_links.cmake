@@ -5,12 +5,8 @@
 # iallreduce_temp_per_byte is present.
 #
 # cmake -DMPIEXEC=... -DNP_FLAG=-n -DLOOM_PLAN=... -DWORK=dir -P calibrate_links.cmake
-foreach(var MPIEXEC NP_FLAG LOOM_PLAN WORK)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "calibrate_links.cmake: -D${var}=... is required")
-  endif()
-endforeach()
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+loom_require(MPIEXEC NP_FLAG LOOM_PLAN WORK)
 file(MAKE_DIRECTORY ${WORK})
 set(file ${WORK}/this-machine.json)
 file(REMOVE ${file})

@@ -10,12 +10,8 @@
 # reshard: SAVE_LAYOUT on SAVE_NP ranks stops after 4 steps (once per WORK folder); a copy
 #   of that run directory is resumed under LAYOUT on NP ranks; the whole run must equal
 #   the single-rank uninterrupted run to fp32 reduction error (1e-5), as every layout does.
-foreach(var MPIEXEC NP_FLAG LOOM_DATA LOOM_TRAIN COMPARE WORK MODE NP LAYOUT)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "checkpoint_resume.cmake: -D${var}=... is required")
-  endif()
-endforeach()
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+loom_require(MPIEXEC NP_FLAG LOOM_DATA LOOM_TRAIN COMPARE WORK MODE NP LAYOUT)
 
 loom_small_dataset(${WORK} ${LOOM_DATA})
 set(common --data.train ${WORK}/data.h5 --model.layers 4 --model.channels 32 --model.heads 4 --model.seq_len 16

@@ -1,5 +1,6 @@
 # tests/mpi/common.cmake — what the -P scripts of tests/mpi share.
 #
+# loom_require(VAR...): fails the script (naming it) unless every -DVAR=... was given.
 # run_checked(COMMAND...): runs it (300 s limit), fails the test with its output unless it
 #   exits 0, prints the output otherwise.
 # loom_small_dataset(WORK LOOM_DATA): makes WORK/data.h5 (a few hundred short verses) once
@@ -8,6 +9,15 @@
 # expect_job_rejected(PATTERN WHAT COMMAND...): runs a job (60 s limit) that must fail
 #   before training: not hang, not exit 0, print PATTERN (a regex; "\n" in it is a
 #   newline), and never log step 1 (WHAT says why it should not have trained).
+function(loom_require)
+  get_filename_component(script "${CMAKE_SCRIPT_MODE_FILE}" NAME)
+  foreach(var ${ARGN})
+    if(NOT DEFINED ${var})
+      message(FATAL_ERROR "${script}: -D${var}=... is required")
+    endif()
+  endforeach()
+endfunction()
+
 function(run_checked)
   execute_process(COMMAND timeout -k 10 300 ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   if(NOT rc EQUAL 0)

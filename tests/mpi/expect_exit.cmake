@@ -5,11 +5,8 @@
 # Fails when the job times out (exit 124/137 from timeout: a hang), when the exit
 # code is not the expected kind, or when the combined stdout+stderr does not match
 # PATTERN. Prints the job's output and elapsed time either way.
-foreach(var MPIEXEC NP_FLAG NP PROGRAM MODE EXPECT PATTERN SECONDS)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "expect_exit.cmake: -D${var}=... is required")
-  endif()
-endforeach()
+include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+loom_require(MPIEXEC NP_FLAG NP PROGRAM MODE EXPECT PATTERN SECONDS)
 
 string(TIMESTAMP t0 "%s")
 execute_process(

@@ -6,12 +6,8 @@
 #       -P expect_mpmd_rejected.cmake
 # With LOOM_DATA and WORK, first writes WORK/a/data.h5 and WORK/b/data.h5 from different
 # text: the same relative path names different files in the two ranks' --wdir.
-foreach(var MPIEXEC APP0 APP1 PATTERN)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "expect_mpmd_rejected.cmake: -D${var}=... is required")
-  endif()
-endforeach()
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+loom_require(MPIEXEC APP0 APP1 PATTERN)
 if(DEFINED LOOM_DATA)
   foreach(d a b)
     file(MAKE_DIRECTORY ${WORK}/${d})

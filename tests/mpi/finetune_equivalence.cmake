@@ -12,13 +12,9 @@
 # head from the seed) on one rank and with LAYOUT on NP ranks; compare_runs checks the
 # initial weights bit for bit, losses, grad norms, val loss and val accuracy of every
 # evaluation, and the final weights, to 1e-5 relative.
-foreach(var MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "finetune_equivalence.cmake: -D${var}=... is required")
-  endif()
-endforeach()
 
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+loom_require(MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
 loom_small_dataset(${WORK} ${LOOM_DATA})
 set(model --model.layers 4 --model.channels 32 --model.heads 4 --model.seq_len 16)
 string(RANDOM LENGTH 8 nonce)  # tests running side by side never read a half-written file

@@ -8,13 +8,9 @@
 # losses, grad norms and final weights to 1e-5 relative (fp32; layouts differ only
 # in summation order). BLEND=ON (optional) trains both runs on a blend of that
 # dataset and a second one (docs/data-format.md, "Blends").
-foreach(var MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "layout_equivalence.cmake: -D${var}=... is required")
-  endif()
-endforeach()
 
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+loom_require(MPIEXEC NP_FLAG NP LOOM_DATA LOOM_TRAIN COMPARE WORK LAYOUT)
 loom_small_dataset(${WORK} ${LOOM_DATA})
 
 set(train_spec ${WORK}/data.h5)
