@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
       "commands:\n"
       "  ops     time every backend op at GPT-2-small shapes; our matmul vs raw cblas_sgemm\n"
       "  train   training throughput (tokens/s, model FLOP/s, MFU) of GPT-2 small on random tokens\n"
-      "  checkpoint  save / load time and MB/s of a GPT-2-small checkpoint against raw disk I/O (under mpirun)\n"
+      "  checkpoint  save / load time and MB/s of a GPT-2-small checkpoint against raw disk I/O (under "
+      "mpirun)\n"
       "  scaling strong / weak scaling sweep through mpirun: CSV, markdown, PNG plots, each run beside the\n"
       "          performance model's prediction (launch/scaling.py with this build; docs/scaling.md)\n"
       "run 'loom-bench <command> --help' for the options of a command\n";

@@ -21,7 +21,8 @@ int run_scaling(int argc, char** argv) {
   namespace fs = std::filesystem;
   const fs::path script = fs::path(LOOM_SOURCE_DIR) / "launch" / "scaling.py";
   LOOM_CHECK(fs::exists(script), "run launch/scaling.py from a loom checkout directly",
-             "loom-bench scaling: the sweep script {} is missing (this build's source tree moved?)", script.string());
+             "loom-bench scaling: the sweep script {} is missing (this build's source tree moved?)",
+             script.string());
   // This binary is BUILD/launch/loom-bench; scaling.py wants BUILD.
   const std::string build = fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
   std::vector<std::string> args{"python3", script.string(), "--build-dir", build};

@@ -3,8 +3,8 @@
 // CPU: at a GPT-2-small MLP shape (1024 x 768 x 3072), best of a few runs with the threads
 // this process has, the faster of the backend's matmul in `dtype` (the library it picks:
 // oneDNN for bf16, oneDNN f32 when OpenBLAS runs its fallback kernels) and, for f32 where
-// OpenBLAS knows the CPU, raw cblas_sgemm. CUDA: the backend's matmul at a large square shape. Mixed-precision MFU is
-// measured against the 16-bit peak.
+// OpenBLAS knows the CPU, raw cblas_sgemm. CUDA: the backend's matmul at a large square shape.
+// Mixed-precision MFU is measured against the 16-bit peak.
 #pragma once
 
 #include <string>

@@ -44,6 +44,11 @@ double seconds_since(clock_type::time_point t0) {
 // after one untimed run. The median, not the best: the model predicts the median step
 // (loom-train and scaling.py report it), and on a shared host the best of many short runs
 // catches bursts no whole step sees (the best ran 10-20 % above the median here).
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
 template <class F>
 double median_time(F&& run, double budget = 0.15) {
   run();
@@ -54,8 +59,7 @@ double median_time(F&& run, double budget = 0.15) {
     run();
     times.push_back(seconds_since(t0)), spent += times.back();
   }
-  std::nth_element(times.begin(), times.begin() + std::ptrdiff_t(times.size() / 2), times.end());
-  return times[times.size() / 2];
+  return median(std::move(times));
 }
 
 void polled_barrier(int ranks) {
@@ -87,7 +91,8 @@ double gemm_rate(Backend& be, DType dt, std::int64_t M, std::int64_t N, std::int
   // Operands cold, as in a training step: between two uses of a tensor the step passes far
   // more data through the caches than the L2s hold. Repetitions take turns over copies
   // totalling >= kColdBytes, so no repetition finds its operands in L2.
-  const double set_bytes = double((M * K + K * N) * std::int64_t(dtype_size(dt)) + M * N * std::int64_t(dtype_size(ct)));
+  const double set_bytes =
+      double((M * K + K * N) * std::int64_t(dtype_size(dt)) + M * N * std::int64_t(dtype_size(ct)));
   const int sets = int(std::clamp(std::ceil(kColdBytes / set_bytes), 1.0, 64.0));
   std::vector<Buffer> a, b, c;
   for (int i = 0; i < sets; ++i) {
@@ -153,7 +158,10 @@ std::vector<plan::GemmRate> model_gemm_shapes(const RunConfig& c) {
   for (std::int64_t t : {1, 2, 4}) {
     if (m.heads % t != 0 || m.kv_heads % t != 0 || m.ffn_size() % t != 0) continue;
     const double T = double(t);
-    for (auto [n, k] : {std::pair{double(m.qkv_size()) / T, h}, {h, h / T}, {up / T, h}, {h, double(m.ffn_size()) / T},
+    for (auto [n, k] : {std::pair{double(m.qkv_size()) / T, h},
+                        {h, h / T},
+                        {up / T, h},
+                        {h, double(m.ffn_size()) / T},
                         {double(m.padded_vocab()) / T, h}})
       add(M, n, k, GemmPass::forward), add(M, k, n, GemmPass::data_grad), add(n, k, M, GemmPass::weight_grad);
   }
@@ -240,8 +248,7 @@ double all_reduce_seconds(std::size_t bytes, int reps) {
     MPI_Allreduce(in.data(), out.data(), int(in.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     if (i > 0) times.push_back(seconds_since(t0));  // the first one sets up
   }
-  std::nth_element(times.begin(), times.begin() + std::ptrdiff_t(times.size() / 2), times.end());
-  double t = times[times.size() / 2];
+  double t = median(std::move(times));
   MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   return t;
 }
@@ -287,9 +294,18 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     // forward only (other passes take these where a model's own were not measured). Every
     // rank starts each measurement together, as their GEMMs run together in training.
     std::vector<plan::GemmRate> gemms;
-    for (auto [m, n, k] : {std::array<double, 3>{512, 768, 768}, {512, 2304, 768}, {512, 3072, 768},
-                           {512, 768, 3072}, {2048, 768, 768}, {2048, 3072, 768}, {2048, 768, 3072},
-                           {256, 256, 64}, {256, 64, 256}, {1024, 1024, 64}, {128, 128, 128}, {64, 64, 64}})
+    for (auto [m, n, k] : {std::array<double, 3>{512, 768, 768},
+                           {512, 2304, 768},
+                           {512, 3072, 768},
+                           {512, 768, 3072},
+                           {2048, 768, 768},
+                           {2048, 3072, 768},
+                           {2048, 768, 3072},
+                           {256, 256, 64},
+                           {256, 64, 256},
+                           {1024, 1024, 64},
+                           {128, 128, 128},
+                           {64, 64, 64}})
       gemms.push_back({.m = m, .n = n, .k = k});
     const std::size_t grid = gemms.size();
     if (o.model)
@@ -301,8 +317,8 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
       c.gemm_rates.push_back(g);
       peak = std::max(peak, g.flops);
       if (o.print)
-        std::printf("  gemm %5.0f x %5.0f x %5.0f %-7s %8.1f GFLOP/s%s\n", g.m, g.n, g.k, plan::to_string(g.pass),
-                    g.flops / 1e9, i >= grid ? " (the model's)" : "");
+        std::printf("  gemm %5.0f x %5.0f x %5.0f %-7s %8.1f GFLOP/s%s\n", g.m, g.n, g.k,
+                    plan::to_string(g.pass), g.flops / 1e9, i >= grid ? " (the model's)" : "");
     }
     // The tiled attention kernel: a grid of (s, d), plus the model's own shape.
     std::vector<std::tuple<std::int64_t, std::int64_t, bool>> att;
@@ -357,10 +373,11 @@ plan::Cluster calibrate_this_machine(const CalibrateOptions& o) {
     c.intra_node = {.bandwidth = p2p_bandwidth, .latency = alpha, .efficiency = effective / p2p_bandwidth};
     if (o.print && o.rank == 0)
       std::printf(
-          "  all-reduce over %d ranks: 8 B %.2f us, 16 MiB %.2f ms -> ring alpha %.2f us, %.2f GB/s; ping-pong "
+          "  all-reduce over %d ranks: 8 B %.2f us, 16 MiB %.2f ms -> ring alpha %.2f us, %.2f GB/s; "
+          "ping-pong "
           "(ranks 0, 1): alpha %.2f us, %.2f GB/s -> link efficiency %.2f\n",
-          o.ranks, ar_small * 1e6, ar_big * 1e3, alpha * 1e6, effective / 1e9, p2p_alpha * 1e6, p2p_bandwidth / 1e9,
-          c.intra_node.efficiency);
+          o.ranks, ar_small * 1e6, ar_big * 1e3, alpha * 1e6, effective / 1e9, p2p_alpha * 1e6,
+          p2p_bandwidth / 1e9, c.intra_node.efficiency);
   }
   c.inter_node = c.intra_node;
   // Each rank's memory is the host's: what a loom rank holds before it allocates (libraries,

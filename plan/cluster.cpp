@@ -43,9 +43,12 @@ nlohmann::json link_json(const Link& l) {
 
 const char* to_string(GemmPass p) {
   switch (p) {
-    case GemmPass::forward: return "forward";
-    case GemmPass::data_grad: return "dx";
-    case GemmPass::weight_grad: return "dw";
+    case GemmPass::forward:
+      return "forward";
+    case GemmPass::data_grad:
+      return "dx";
+    case GemmPass::weight_grad:
+      return "dw";
   }
   return "forward";
 }
@@ -152,7 +155,8 @@ std::string to_json(const Cluster& c) {
     j["gemm_rates_dtype"] = c.gemm_rates_dtype;
     auto& rates = j["gemm_rates"] = nlohmann::json::array();
     for (const GemmRate& r : c.gemm_rates)
-      rates.push_back({{"m", r.m}, {"n", r.n}, {"k", r.k}, {"pass", to_string(r.pass)}, {"TFLOP_per_s", r.flops / T}});
+      rates.push_back(
+          {{"m", r.m}, {"n", r.n}, {"k", r.k}, {"pass", to_string(r.pass)}, {"TFLOP_per_s", r.flops / T}});
   }
   if (!c.attention_rates.empty()) {
     auto& rates = j["attention_rates"] = nlohmann::json::array();

@@ -28,7 +28,7 @@ struct Link {
 // weight gradient dW += dY^T X, A^T B accumulated. Libraries run the three layouts at
 // different rates (oneDNN here: up to 15 % apart at one shape), so each is measured as itself.
 enum class GemmPass { forward, data_grad, weight_grad };
-const char* to_string(GemmPass p);       // "forward", "dx", "dw" (the JSON's "pass")
+const char* to_string(GemmPass p);               // "forward", "dx", "dw" (the JSON's "pass")
 GemmPass parse_gemm_pass(const std::string& s);  // throws loom::Error on another name
 
 // A measured GEMM rate (calibrated machines): C(M,N) = op(A) op(B), inner size K, in `pass`'s

@@ -58,8 +58,8 @@ LayerCost layer_cost(const RunConfig& c, const Cluster& cl) {
   double weights = 0, weights_backward = 0;
   for (auto [n, k] : {std::pair{qkv / t, h}, {h, h / t}, {up / t, h}, {h, F / t}}) {
     weights += gemm_time(cl, dt, M, n, k);
-    weights_backward +=
-        gemm_time(cl, dt, M, k, n, 1, GemmPass::data_grad) + gemm_time(cl, dt, n, k, M, 1, GemmPass::weight_grad);
+    weights_backward += gemm_time(cl, dt, M, k, n, 1, GemmPass::data_grad) +
+                        gemm_time(cl, dt, n, k, M, 1, GemmPass::weight_grad);
   }
   const double heads = b * a / t, d = h / a;
   const double keys = attention_keys(c, s);
@@ -128,8 +128,8 @@ double attention_keys(const RunConfig& c, double s) {
 double gemm_time(const Cluster& cl, DType dtype, double m, double n, double k, double batch, GemmPass pass) {
   const double flops = 2 * m * n * k * batch;
   if (!cl.gemm_rates.empty() && parse_dtype(cl.gemm_rates_dtype) == dtype) {
-    const bool has_pass =
-        std::any_of(cl.gemm_rates.begin(), cl.gemm_rates.end(), [&](const GemmRate& r) { return r.pass == pass; });
+    const bool has_pass = std::any_of(cl.gemm_rates.begin(), cl.gemm_rates.end(),
+                                      [&](const GemmRate& r) { return r.pass == pass; });
     const GemmRate* best = nearest(
         cl.gemm_rates, [&](const GemmRate& r) { return !has_pass || r.pass == pass; },
         [&](const GemmRate& r) { return log2d(m, r.m) + log2d(n, r.n) + log2d(k, r.k); });
@@ -174,9 +174,10 @@ Prediction predict(const RunConfig& c, const Cluster& cl, const SoftwareModel& s
       tpc += c.parallel.sequence_parallel ? reduce_scatter_time(stream_msg, tp, tp_link)
                                           : all_reduce_time(stream_msg, tp, tp_link);  // embedding
     if (st == p - 1) {  // the tied head: logits forward + 2 backward GEMMs, the loss over (s b, V/t) logits
-      compute += gemm_time(cl, dt, b * s, V / tp, h) + gemm_time(cl, dt, b * s, h, V / tp, 1, GemmPass::data_grad) +
-                 gemm_time(cl, dt, V / tp, h, b * s, 1, GemmPass::weight_grad) + 3 * (4 + ab) * b * s * V / tp / bw +
-                 6 * cl.kernel_overhead;
+      compute += gemm_time(cl, dt, b * s, V / tp, h) +
+                 gemm_time(cl, dt, b * s, h, V / tp, 1, GemmPass::data_grad) +
+                 gemm_time(cl, dt, V / tp, h, b * s, 1, GemmPass::weight_grad) +
+                 3 * (4 + ab) * b * s * V / tp / bw + 6 * cl.kernel_overhead;
       tpc += 3 * all_reduce_time(4 * b * s, tp, tp_link);  // max, sum, target logit per row
     }
     const double total = compute + tpc + p2p;

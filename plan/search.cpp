@@ -64,6 +64,16 @@ std::string check_layout(RunConfig& c, const Cluster& cl, int world, const Softw
   return "";
 }
 
+std::vector<std::int64_t> candidate_micro_batches(std::int64_t global_batch, int dp) {
+  std::vector<std::int64_t> mbs;
+  for (std::int64_t mb = 1; mb <= 8; mb *= 2) mbs.push_back(mb);
+  if (global_batch % dp == 0) {
+    const std::int64_t per_rank = global_batch / dp;
+    if (std::find(mbs.begin(), mbs.end(), per_rank) == mbs.end()) mbs.push_back(per_rank);
+  }
+  return mbs;
+}
+
 std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cl, int world,
                                       const SoftwareModel& sw) {
   std::vector<Candidate> valid, rejected;
@@ -74,12 +84,7 @@ std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cl, 
       std::vector<int> vs{1};
       for (int v = 2; pp > 1 && std::int64_t(pp) * v <= L; ++v)
         if (L % (std::int64_t(pp) * v) == 0) vs.push_back(v);
-      std::vector<std::int64_t> mbs;
-      for (std::int64_t mb = 1; mb <= 8; mb *= 2) mbs.push_back(mb);
-      if (base.train.global_batch % dp == 0) {
-        const std::int64_t per_rank = base.train.global_batch / dp;
-        if (std::find(mbs.begin(), mbs.end(), per_rank) == mbs.end()) mbs.push_back(per_rank);
-      }
+      const std::vector<std::int64_t> mbs = candidate_micro_batches(base.train.global_batch, dp);
       for (int v : vs)
         for (std::int64_t mb : mbs)
           for (const char* rc : {"none", "attention", "full"})

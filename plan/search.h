@@ -25,6 +25,9 @@ struct Candidate {
 // Valid layouts first, fastest first; then the rejected ones in enumeration order.
 std::vector<Candidate> search_layouts(const RunConfig& base, const Cluster& cluster, int world,
                                       const SoftwareModel& sw = {});
+// The micro-batches search tries at data parallelism dp: powers of two up to 8 and the
+// per-rank batch (divisibility is check_layout's to judge).
+std::vector<std::int64_t> candidate_micro_batches(std::int64_t global_batch, int dp);
 // Why `c` cannot run on `world` devices of `cluster`, or "" when it can; fills *prediction when given.
 std::string check_layout(RunConfig& c, const Cluster& cluster, int world, const SoftwareModel& sw = {},
                          Prediction* prediction = nullptr);

@@ -131,8 +131,7 @@ SoftwareModel megatron_core_2024() {
 RunConfig planned_config(const PublishedScalingRun& r, const Cluster& h100) {
   RunConfig best = published_config(r);
   double best_rate = -1;
-  const std::int64_t per_rank = r.global_batch / r.dp;
-  for (std::int64_t mb : {std::int64_t(1), std::int64_t(2), std::int64_t(4), std::int64_t(8), per_rank}) {
+  for (std::int64_t mb : candidate_micro_batches(r.global_batch, r.dp)) {
     RunConfig c = published_config(r);
     c.train.micro_batch = mb;
     Prediction p;

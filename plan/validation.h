@@ -46,8 +46,8 @@ std::vector<ValidationRow> validate_table5(const Cluster& a100);
 // Untied input and output embeddings (the parameter counts need them); loom ties them,
 // which changes the parameters (and so the optimizer and dp times) but not the FLOPs.
 // Not published, assumed (docs/scaling.md): the micro-batch loom's planner picks
-// (planned_config), no recompute, sequence parallelism with tp, the distributed optimizer (ZeRO-1), f32 gradient reduction (read from
-// arguments.py: --bf16 forces accumulate_allreduce_grads_in_fp32),
+// (planned_config), no recompute, sequence parallelism with tp, the distributed optimizer (ZeRO-1), f32
+// gradient reduction (read from arguments.py: --bf16 forces accumulate_allreduce_grads_in_fp32),
 // FlashAttention-style fused attention, and one layer per interleaved chunk (v = l / p).
 struct PublishedScalingRun {
   std::string name;  // "1.7B"

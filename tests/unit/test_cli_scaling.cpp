@@ -146,12 +146,12 @@ TEST(CliScaling, SweepWritesCsvMarkdownAndPlots) {
   const fs::path out = dir.path / "sweep";
   // Through `loom-bench scaling`: it runs launch/scaling.py with its own build's binaries (no
   // --build-dir here); the redraw below calls the script directly.
-  const auto r =
-      shell(test::program("loom-bench").string() + " scaling --output " + out.string() + " --mpirun " LOOM_MPIEXEC " --data " + (dir.path / "data.h5").string() +
-            " --model '--model.layers 2 --model.channels 64 --model.heads 2 --model.seq_len 32"
-            " --train.micro_batch 2' --global-batch 4 --steps 2 --nps 1,2 --layouts dp1,dp2,pp2"
-            " --mode both --cores 2 --cluster " +
-            kCluster);
+  const auto r = shell(test::program("loom-bench").string() + " scaling --output " + out.string() +
+                       " --mpirun " LOOM_MPIEXEC " --data " + (dir.path / "data.h5").string() +
+                       " --model '--model.layers 2 --model.channels 64 --model.heads 2 --model.seq_len 32"
+                       " --train.micro_batch 2' --global-batch 4 --steps 2 --nps 1,2 --layouts dp1,dp2,pp2"
+                       " --mode both --cores 2 --cluster " +
+                       kCluster);
   if (python_missing(r)) GTEST_SKIP() << r.output;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("[1/6] strong np 1 dp1"));

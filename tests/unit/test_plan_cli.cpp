@@ -102,7 +102,8 @@ TEST(PlanCli, ValidatePrintsTheReportCard) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("mean |error| 2.96 %, worst 6.25 %"), std::string::npos) << r.output;
   // Megatron-LM's H100 weak-scaling table (docs/scaling.md).
-  EXPECT_NE(r.output.find("mean |error| 5.14 %, worst 9.00 % (relative, of MFU)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mean |error| 5.14 %, worst 9.00 % (relative, of MFU)"), std::string::npos)
+      << r.output;
 }
 
 TEST(PlanCli, CalibrateMeasuresThisMachineAndPredictWithIt) {

@@ -274,8 +274,10 @@ TEST(PlanPredictor, EachPassTakesItsOwnMeasuredRate) {
     for (auto [n, k] : weights)
       for (auto [m, nn, kk] : {std::tuple{M, n, k}, {M, k, n}, {n, k, M}})
         for (GemmPass p : {GemmPass::forward, GemmPass::data_grad, GemmPass::weight_grad})
-          all.push_back({.m = m, .n = nn, .k = kk, .flops = p == GemmPass::weight_grad ? dw_rate : 100e9, .pass = p});
-    return predict(c, calibrated(all, {{.s = 128, .d = 32, .causal = true, .forward = 1e10, .backward = 1e10}}))
+          all.push_back(
+              {.m = m, .n = nn, .k = kk, .flops = p == GemmPass::weight_grad ? dw_rate : 100e9, .pass = p});
+    return predict(c,
+                   calibrated(all, {{.s = 128, .d = 32, .causal = true, .forward = 1e10, .backward = 1e10}}))
         .split.compute;
   };
   EXPECT_NEAR(with(25e9) - with(50e9), dw_flops / 25e9 - dw_flops / 50e9, 1e-9);
